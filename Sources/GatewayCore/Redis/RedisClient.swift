@@ -1,0 +1,114 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The Redis client the services use: a pool of connections with typed helpers.
+///
+/// ```swift
+/// let redis = RedisClient(configuration: .init(url: try RedisURL(parsing: "redis://127.0.0.1:6379")), logger: logger)
+/// try await redis.set("greeting", to: "hello")
+/// let value = try await redis.get("greeting")   // "hello"
+/// ```
+public final class RedisClient: Sendable {
+    public let pool: RedisConnectionPool
+    public var configuration: RedisConfiguration { pool.configuration }
+
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
+        self.pool = RedisConnectionPool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Sends one command on a pooled connection. An error reply throws ``RedisError/server(command:message:)``.
+    @discardableResult
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RedisValue {
+        try await pool.withConnection { connection throws(RedisError) in
+            try await connection.send(command, timeout: timeout)
+        }
+    }
+
+    /// Sends one command built from its name and arguments.
+    @discardableResult
+    public func send(_ name: String, _ arguments: RedisArgument...) async throws(RedisError) -> RedisValue {
+        try await send(RedisCommand(name, arguments: arguments))
+    }
+
+    /// Sends the commands in one write on one connection; replies come back in order, error replies in
+    /// their place as ``RedisValue/error(_:)``.
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RedisValue] {
+        try await pool.withConnection { connection throws(RedisError) in
+            try await connection.pipeline(commands, timeout: timeout)
+        }
+    }
+
+    /// Runs the commands as one `MULTI`/`EXEC` transaction and returns `EXEC`'s replies.
+    public func transaction(_ commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
+        let replies = try await pipeline([RedisCommand("MULTI")] + commands + [RedisCommand("EXEC")])
+        guard let exec = replies.last else { return [] }
+        if case .error(let message) = exec { throw .server(command: "EXEC", message: message) }
+        guard let results = exec.array else { throw .unexpectedReply(command: "EXEC", reply: "\(exec)") }
+        return results
+    }
+
+    public func shutdown() async {
+        await pool.shutdown()
+    }
+}
+
+// MARK: - Typed helpers
+
+extension RedisClient {
+    public func ping() async throws(RedisError) {
+        try await send("PING")
+    }
+
+    public func get(_ key: String) async throws(RedisError) -> String? {
+        try await send("GET", .string(key)).string
+    }
+
+    /// Sets `key`; with `expiry`, it expires after that time (millisecond precision).
+    public func set(_ key: String, to value: String, expiry: Duration? = nil) async throws(RedisError) {
+        if let expiry {
+            try await send("SET", .string(key), .string(value), "PX", .int(Int(expiry.nanoseconds / 1_000_000)))
+        } else {
+            try await send("SET", .string(key), .string(value))
+        }
+    }
+
+    @discardableResult
+    public func delete(_ keys: String...) async throws(RedisError) -> Int {
+        Int(try await send(RedisCommand("DEL", arguments: keys.map { .string($0) })).int ?? 0)
+    }
+
+    public func hset(_ key: String, fields: [(String, String)]) async throws(RedisError) {
+        var args: [RedisArgument] = [.string(key)]
+        for (field, value) in fields {
+            args.append(.string(field))
+            args.append(.string(value))
+        }
+        try await send(RedisCommand("HSET", arguments: args))
+    }
+
+    public func hgetall(_ key: String) async throws(RedisError) -> [String: String] {
+        let reply = try await send("HGETALL", .string(key))
+        guard let items = reply.array else { throw .unexpectedReply(command: "HGETALL", reply: "\(reply)") }
+        return Self.pairs(items)
+    }
+
+    public func publish(_ channel: String, _ message: String) async throws(RedisError) {
+        try await send("PUBLISH", .string(channel), .string(message))
+    }
+
+    static func pairs(_ items: [RedisValue]) -> [String: String] {
+        var result: [String: String] = [:]
+        result.reserveCapacity(items.count / 2)
+        var i = 0
+        while i + 1 < items.count {
+            if let k = items[i].string, let v = items[i + 1].string { result[k] = v }
+            i += 2
+        }
+        return result
+    }
+}
