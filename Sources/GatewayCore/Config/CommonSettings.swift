@@ -1,0 +1,83 @@
+import Logging
+
+/// Settings every service shares: logging, Redis, the admin listener, shutdown.
+public struct CommonSettings: Sendable {
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    public var redis: RedisConfiguration
+    /// Namespace of every key this cluster writes in Redis (`gc` gives `gc:nodes`, `gc:apis`, ...).
+    public var keyPrefix: String
+    public var admin: AdminListenerSettings
+    /// How long a graceful shutdown (SIGTERM) may take before the service is stopped hard.
+    public var shutdownDeadline: Duration
+
+    /// Reads the shared keys.
+    ///
+    /// - Parameters:
+    ///   - serviceName: used for the Redis client name.
+    ///   - defaultAdminPort: the admin listener's default port for this service.
+    public static func read(_ v: inout ConfigValidator, serviceName: String, defaultAdminPort: Int) -> CommonSettings {
+        let level = v.choice("log.level", default: "info", allowed: Logger.Level.allCases.map(\.rawValue))
+        let format = v.choice("log.format", default: "logfmt", allowed: LogFormat.allCases.map(\.rawValue))
+        var redis = RedisConfiguration(url: v.redisURL("redis.url", default: "redis://127.0.0.1:6379"))
+        redis.poolSize = v.int("redis.poolSize", default: 32, in: 1...1024)
+        redis.connectTimeout = v.duration("redis.connectTimeout", default: .seconds(2), min: .milliseconds(1))
+        redis.commandTimeout = v.duration("redis.commandTimeout", default: .seconds(2), min: .milliseconds(1))
+        redis.leaseTimeout = v.duration("redis.leaseTimeout", default: .seconds(2), min: .milliseconds(1))
+        redis.maxReplyBytes = v.byteSize("redis.maxReplyBytes", default: 64 << 20, in: 1024...(1 << 30))
+        redis.clientName = serviceName
+        let keyPrefix = v.string("redis.keyPrefix", default: "gc")
+        if keyPrefix.isEmpty || keyPrefix.contains(where: { $0 == " " || $0 == "{" || $0 == "}" }) {
+            v.report("redis.keyPrefix", value: keyPrefix, expected: "a non-empty prefix without spaces or braces")
+        }
+        let admin = AdminListenerSettings.read(&v, defaultPort: defaultAdminPort)
+        let shutdownDeadline = v.duration("shutdown.deadline", default: .seconds(30), min: .milliseconds(100))
+        return CommonSettings(
+            logLevel: Logger.Level(rawValue: level) ?? .info, logFormat: LogFormat(rawValue: format) ?? .logfmt,
+            redis: redis, keyPrefix: keyPrefix, admin: admin, shutdownDeadline: shutdownDeadline)
+    }
+}
+
+/// Where a service's admin API listens and the bearer token it requires.
+public struct AdminListenerSettings: Sendable {
+    public var host: String
+    public var port: Int
+    /// The bearer token every admin call (but `/health`, `/ready` and `/metrics`) must carry.
+    public var token: String
+    public var maxBodyBytes: Int
+
+    public init(host: String, port: Int, token: String, maxBodyBytes: Int = 1 << 20) {
+        self.host = host
+        self.port = port
+        self.token = token
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    static func read(_ v: inout ConfigValidator, defaultPort: Int) -> AdminListenerSettings {
+        let host = v.string("admin.host", default: "127.0.0.1")
+        let port = v.int("admin.port", default: defaultPort, in: 0...65535)
+        var token = v.optionalString("admin.token", secret: true)
+        if token == nil, let file = v.optionalString("admin.tokenFile") {
+            do {
+                token = try readSecretFile(file)
+            } catch {
+                v.report("admin.tokenFile", value: file, expected: "a readable file holding the token (\(error))")
+            }
+        }
+        if token == nil {
+            v.report("admin.token", value: nil, expected: "a bearer token for the admin API (set admin.token or admin.tokenFile; there is no default)")
+        } else if let t = token, t.count < 16 {
+            v.report("admin.token", value: t, expected: "at least 16 characters", secret: true)
+        }
+        let maxBody = v.byteSize("admin.maxBodyBytes", default: 1 << 20, in: 1024...(64 << 20))
+        return AdminListenerSettings(host: host, port: port, token: token ?? "", maxBodyBytes: maxBody)
+    }
+}
+
+/// Reads a secret from a file (for example a systemd credential), without a trailing newline.
+public func readSecretFile(_ path: String) throws -> String {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    return text.trimmingWhitespace()
+}
+
+import Foundation

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Loads a service's configuration from its sources and runs its services until SIGTERM.
+public struct ServiceLauncher: Sendable {
+    public var name: String
+    public var environmentPrefix: [String]
+    public var options: ServiceOptions
+
+    /// - Parameters:
+    ///   - name: the binary's name, for logs.
+    ///   - environmentPrefix: words of the environment prefix, e.g. `["gc", "engine"]` for `GC_ENGINE_…`.
+    public init(name: String, environmentPrefix: [String], options: ServiceOptions) {
+        self.name = name
+        self.environmentPrefix = environmentPrefix
+        self.options = options
+    }
+
+    /// Reads and validates the configuration with `read`. Prints every problem to stderr and exits 1 when
+    /// it is invalid; with `--check-config`, prints the verdict and exits.
+    public func loadConfiguration<C: Sendable>(_ read: (inout ConfigValidator) -> C) async throws -> C {
+        let result: Result<C, ConfigValidationError> = await validate(read)
+        switch result {
+        case .success(let config):
+            if options.checkConfig {
+                print("configuration is valid")
+                throw ExitCode.success
+            }
+            return config
+        case .failure(let error):
+            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    /// Reads the configuration again (for SIGHUP), returning every problem instead of exiting.
+    public func validate<C: Sendable>(_ read: (inout ConfigValidator) -> C) async -> Result<C, ConfigValidationError> {
+        do {
+            let sources = ConfigSources(filePath: options.config, overrides: try options.overridePairs(), environmentPrefix: environmentPrefix)
+            var validator = ConfigValidator(try await sources.makeReader())
+            let config = read(&validator)
+            try validator.finish()
+            return .success(config)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Runs the services (in start order) until SIGTERM or SIGINT; on SIGHUP calls `reload`.
+    ///
+    /// Services shut down in reverse order, so list the admin listener first to keep it answering while
+    /// the others drain. The whole shutdown is bounded by `shutdownDeadline`.
+    public func run(
+        services: [any Service], shutdownDeadline: Duration, logger: Logger,
+        reload: (@Sendable () async -> Void)? = nil
+    ) async throws {
+        var all: [ServiceGroupConfiguration.ServiceConfiguration] = services.map {
+            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
+        }
+        if let reload {
+            all.append(.init(service: ReloadSignalService(reload: reload, logger: logger)))
+        }
+        var configuration = ServiceGroupConfiguration(services: all, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = shutdownDeadline
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
+        logger.info("starting", metadata: ["version": "\(GatewayVersion.current)"])
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Calls `reload` on every SIGHUP, one at a time.
+public struct ReloadSignalService: Service {
+    let reload: @Sendable () async -> Void
+    let logger: Logger
+
+    public init(reload: @escaping @Sendable () async -> Void, logger: Logger) {
+        self.reload = reload
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            logger.info("SIGHUP: reloading configuration")
+            await reload()
+        }
+    }
+}

@@ -1,0 +1,2 @@
+@main
+struct RedisBench { static func main() {} }
