@@ -1,0 +1,167 @@
+import Foundation
+import GatewayCore
+import JWTKit
+import NIOConcurrencyHelpers
+
+/// Why a bearer token was refused. `rawValue` is the metric label (`auth_failures{reason=…}`).
+enum JWTFailure: String, Error, Sendable, Hashable, CaseIterable {
+    /// No `Authorization: Bearer` token.
+    case missing
+    /// Not three base64url parts, or a header or payload that is not a JSON object.
+    case malformed
+    /// The token's `alg` is not one the API accepts (this includes `none`).
+    case unsupportedAlgorithm = "unsupported_algorithm"
+    /// No configured key matches the token's `alg` and `kid`.
+    case unknownKey = "unknown_key"
+    case badSignature = "bad_signature"
+    /// `exp` is in the past, beyond the leeway.
+    case expired
+    /// `nbf` is in the future, beyond the leeway.
+    case notYetValid = "not_yet_valid"
+    /// The configured identity claim is absent or not a string or number.
+    case missingIdentity = "missing_identity"
+}
+
+/// A verified token's client.
+struct JWTIdentity: Sendable, Hashable {
+    /// The identity claim's value; the client id for rate limits and logs.
+    var clientID: String
+    /// `exp`, when the token has one.
+    var expiresAt: Date?
+}
+
+/// Verifies bearer JWTs for one API with jwt-kit: HS256, RS256 or ES256 with configured keys, `exp` and
+/// `nbf` checked with leeway, a configured claim as the client identity. Failures are classified (see
+/// ``JWTFailure``) for metrics and 401 answers.
+///
+/// The token's `alg` must be one of the configured keys' algorithms, so an RS256 public key can never be
+/// used as an HMAC secret (algorithm confusion). Signature checks run on the caller's task: jwt-kit's
+/// key collection (an actor) is asked once for each key's algorithm object, which is then used directly.
+final class JWTVerifier: Sendable {
+    let settings: JWTSettings
+    private let now: @Sendable () -> Date
+    /// The jwt-kit algorithm of each key, resolved on first use; nil entries failed to load.
+    private let resolved = NIOLockedValueBox<[ResolvedKey]?>(nil)
+
+    private struct ResolvedKey: Sendable {
+        var settings: JWTSettings.Key
+        var algorithm: (any JWTAlgorithm)?
+    }
+
+    /// - Parameters:
+    ///   - settings: the API's keys, identity claim and leeway.
+    ///   - now: the wall clock, injectable for tests.
+    init(settings: JWTSettings, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.settings = settings
+        self.now = now
+    }
+
+    /// Verifies the token in an `Authorization` header value (`Bearer <token>`).
+    func verify(authorization: String?) async -> Result<JWTIdentity, JWTFailure> {
+        guard let authorization else { return .failure(.missing) }
+        let trimmed = authorization.trimmingWhitespace()
+        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else { return .failure(.missing) }
+        let token = trimmed.dropFirst(7).trimmingWhitespace()
+        guard !token.isEmpty else { return .failure(.missing) }
+        return await verify(token: token)
+    }
+
+    /// Verifies a compact-serialised JWT.
+    func verify(token: String) async -> Result<JWTIdentity, JWTFailure> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else { return .failure(.malformed) }
+        guard let headerBytes = Base64URL.decode(parts[0]), case .object(let header)? = try? JSONValue.parse(headerBytes),
+            case .string(let alg)? = header["alg"]
+        else { return .failure(.malformed) }
+        var kid: String?
+        if case .string(let k)? = header["kid"] { kid = k }
+
+        guard let algorithm = JWTSettings.Algorithm(rawValue: alg), settings.keys.contains(where: { $0.algorithm == algorithm })
+        else { return .failure(.unsupportedAlgorithm) }
+        let candidates = await keys().filter { key in
+            key.settings.algorithm == algorithm && (kid == nil || key.settings.kid == nil || key.settings.kid == kid)
+        }
+        guard !candidates.isEmpty else { return .failure(.unknownKey) }
+        guard let signature = Base64URL.decode(parts[2]), !signature.isEmpty else { return .failure(.malformed) }
+        let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        let verified = candidates.contains { key in
+            (try? key.algorithm?.verify(signature, signs: signingInput)) == true
+        }
+        guard verified else { return .failure(.badSignature) }
+
+        guard let payloadBytes = Base64URL.decode(parts[1]), case .object(let claims)? = try? JSONValue.parse(payloadBytes)
+        else { return .failure(.malformed) }
+        let now = self.now().timeIntervalSince1970
+        let leeway = Double(settings.leewaySeconds)
+        var expiresAt: Date?
+        switch claims["exp"] {
+        case nil, .null?: break
+        case .number(let exp)?:
+            if now > exp + leeway { return .failure(.expired) }
+            expiresAt = Date(timeIntervalSince1970: exp)
+        default: return .failure(.malformed)
+        }
+        switch claims["nbf"] {
+        case nil, .null?: break
+        case .number(let nbf)?:
+            if now + leeway < nbf { return .failure(.notYetValid) }
+        default: return .failure(.malformed)
+        }
+        switch claims[settings.identityClaim] {
+        case .string(let s)? where !s.isEmpty: return .success(JWTIdentity(clientID: s, expiresAt: expiresAt))
+        case .number(let n)?: return .success(JWTIdentity(clientID: JSONValue.number(n).shown, expiresAt: expiresAt))
+        default: return .failure(.missingIdentity)
+        }
+    }
+
+    private func keys() async -> [ResolvedKey] {
+        if let keys = resolved.withLockedValue({ $0 }) { return keys }
+        var keys: [ResolvedKey] = []
+        for key in settings.keys {
+            keys.append(ResolvedKey(settings: key, algorithm: try? await Self.algorithm(for: key)))
+        }
+        resolved.withLockedValue { $0 = keys }
+        return keys
+    }
+
+    /// Loads a key into a jwt-kit collection and returns its algorithm object.
+    static func algorithm(for key: JWTSettings.Key) async throws -> any JWTAlgorithm {
+        let collection = JWTKeyCollection()
+        switch key.algorithm {
+        case .hs256:
+            await collection.add(hmac: HMACKey(from: key.secret ?? ""), digestAlgorithm: .sha256)
+        case .rs256:
+            await collection.add(rsa: try Insecure.RSA.PublicKey(pem: key.publicKeyPEM ?? ""), digestAlgorithm: .sha256)
+        case .es256:
+            await collection.add(ecdsa: try ES256PublicKey(pem: key.publicKeyPEM ?? ""))
+        }
+        return try await collection.getKey()
+    }
+
+    /// What is wrong with a configured key, if anything: the field, the value to show, what was expected.
+    static func keyProblem(_ key: JWTSettings.Key) -> (field: String, shown: String?, expected: String)? {
+        switch key.algorithm {
+        case .hs256:
+            guard let secret = key.secret, secret.utf8.count >= 32 else {
+                return ("secret", key.secret.map { _ in "***" }, "a shared secret of at least 32 bytes for HS256")
+            }
+            if key.publicKeyPEM != nil { return ("public_key_pem", "…", "no public key for HS256 (use secret)") }
+        case .rs256, .es256:
+            if key.secret != nil { return ("secret", "***", "no secret for \(key.algorithm.rawValue) (use public_key_pem)") }
+            guard let pem = key.publicKeyPEM else {
+                return ("public_key_pem", nil, "a PEM public key (-----BEGIN PUBLIC KEY-----) for \(key.algorithm.rawValue)")
+            }
+            let parsed: Bool
+            if key.algorithm == .rs256 {
+                parsed = (try? Insecure.RSA.PublicKey(pem: pem)) != nil
+            } else {
+                parsed = (try? ES256PublicKey(pem: pem)) != nil
+            }
+            if !parsed {
+                let expected = key.algorithm == .rs256 ? "an RSA public key in PEM" : "a P-256 EC public key in PEM"
+                return ("public_key_pem", String(pem.prefix(30)) + "…", expected)
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,158 @@
+import GatewayCore
+
+extension APIDefinition {
+    /// Every semantic problem with this definition, each naming its field path
+    /// (for example `targets[1].url: "ftp://x" is invalid: expected an http:// URL`). Empty when valid.
+    func validate() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func report(_ key: String, _ value: String?, _ expected: String) {
+            problems.append(ConfigProblem(key: key, value: value, expected: expected))
+        }
+
+        if !Self.isValidID(id) {
+            report("id", id, "an id of 1-64 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+        }
+        if name.count > 200 { report("name", String(name.prefix(40)) + "…", "at most 200 characters") }
+
+        if let listenPath {
+            if let expected = Self.listenPathProblem(listenPath) { report("listen_path", listenPath, expected) }
+        } else if hosts.isEmpty {
+            report("listen_path", nil, "a path prefix such as /orders (or at least one entry in hosts)")
+        }
+        for (i, host) in hosts.enumerated() where !Self.isValidHostPattern(host) {
+            report("hosts[\(i)]", host, "a host name such as api.example.com or a wildcard such as *.example.com")
+        }
+        if Set(hosts).count != hosts.count { report("hosts", hosts.joined(separator: ","), "no duplicate hosts") }
+
+        if targets.isEmpty {
+            report("targets", nil, "an array of at least one target")
+        } else {
+            for (i, target) in targets.enumerated() {
+                if case .failure(let problem) = BackendURL.parse(target.url) {
+                    report("targets[\(i)].url", target.url, problem.expected)
+                }
+                if !(0...1000).contains(target.weight) {
+                    report("targets[\(i)].weight", String(target.weight), "an integer in 0...1000")
+                }
+            }
+            if targets.allSatisfy({ $0.weight == 0 }) {
+                report("targets", nil, "at least one target with a weight above 0")
+            }
+        }
+
+        if !(1...600_000).contains(timeouts.connectMilliseconds) {
+            report("timeouts.connect_ms", String(timeouts.connectMilliseconds), "an integer in 1...600000")
+        }
+        if !(1...3_600_000).contains(timeouts.responseMilliseconds) {
+            report("timeouts.response_ms", String(timeouts.responseMilliseconds), "an integer in 1...3600000")
+        }
+
+        if !Self.isToken(auth.keyHeader) { report("auth.key_header", auth.keyHeader, "an HTTP header name") }
+        if auth.mode == .jwt {
+            if let jwt = auth.jwt {
+                problems += jwt.validate(path: "auth.jwt")
+            } else {
+                report("auth.jwt", nil, "JWT settings (keys, identity_claim) when auth.mode is jwt")
+            }
+        }
+
+        if let rateLimit {
+            if rateLimit.rate < 1 { report("rate_limit.rate", String(rateLimit.rate), "an integer of at least 1") }
+            if rateLimit.periodSeconds < 1 {
+                report("rate_limit.period_seconds", String(rateLimit.periodSeconds), "an integer of at least 1")
+            }
+            if rateLimit.burst < 1 { report("rate_limit.burst", String(rateLimit.burst), "an integer of at least 1") }
+        }
+        if let quota {
+            if quota.limit < 1 { report("quota.limit", String(quota.limit), "an integer of at least 1") }
+            if quota.periodSeconds < 1 {
+                report("quota.period_seconds", String(quota.periodSeconds), "an integer of at least 1")
+            }
+        }
+
+        for (i, method) in cache.methods.enumerated() where method != "GET" && method != "HEAD" {
+            report("cache.methods[\(i)]", method, "GET or HEAD")
+        }
+        if cache.enabled && cache.methods.isEmpty { report("cache.methods", nil, "at least one of GET, HEAD") }
+        if cache.ttlSeconds < 1 { report("cache.ttl_seconds", String(cache.ttlSeconds), "an integer of at least 1") }
+        for (i, status) in cache.statusCodes.enumerated() where !(200...599).contains(status) {
+            report("cache.status_codes[\(i)]", String(status), "an HTTP status code in 200...599")
+        }
+        for (i, header) in cache.varyHeaders.enumerated() where !Self.isToken(header) {
+            report("cache.vary_headers[\(i)]", header, "an HTTP header name")
+        }
+        return problems
+    }
+
+    /// Throws every problem, if any.
+    func validated() throws(APIDefinitionError) -> APIDefinition {
+        let problems = validate()
+        if !problems.isEmpty { throw APIDefinitionError(problems: problems) }
+        return self
+    }
+
+    static func isValidID(_ id: String) -> Bool {
+        guard (1...64).contains(id.utf8.count), let first = id.utf8.first, isLowerAlnum(first) else { return false }
+        return id.utf8.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    private static func isLowerAlnum(_ b: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+    }
+
+    /// Why `path` is not a usable listen path, or nil if it is.
+    static func listenPathProblem(_ path: String) -> String? {
+        let expected = "a path prefix starting with / such as /orders/v1"
+        guard path.hasPrefix("/") else { return expected }
+        if path.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+            return expected + ", without spaces, query or fragment"
+        }
+        if path != "/" {
+            let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+            if segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+                return expected + ", without empty, . or .. segments"
+            }
+        }
+        return nil
+    }
+
+    /// `api.example.com` or `*.example.com`: lower-case labels of letters, digits and hyphens.
+    static func isValidHostPattern(_ host: String) -> Bool {
+        var name = Substring(host)
+        if name.hasPrefix("*.") { name = name.dropFirst(2) }
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                && label.utf8.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+        }
+    }
+
+    /// An RFC 9110 token (header names).
+    static func isToken(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.allSatisfy { b in
+            isLowerAlnum(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) || "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+}
+
+extension JWTSettings {
+    func validate(path: String) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        if keys.isEmpty {
+            problems.append(ConfigProblem(key: "\(path).keys", value: nil, expected: "at least one verification key"))
+        }
+        for (i, key) in keys.enumerated() {
+            let keyPath = "\(path).keys[\(i)]"
+            if let problem = JWTVerifier.keyProblem(key) {
+                problems.append(ConfigProblem(key: "\(keyPath).\(problem.field)", value: problem.shown, expected: problem.expected))
+            }
+        }
+        if identityClaim.isEmpty {
+            problems.append(ConfigProblem(key: "\(path).identity_claim", value: "", expected: "a claim name such as sub"))
+        }
+        if !(0...3600).contains(leewaySeconds) {
+            problems.append(ConfigProblem(key: "\(path).leeway_seconds", value: String(leewaySeconds), expected: "an integer in 0...3600"))
+        }
+        return problems
+    }
+}

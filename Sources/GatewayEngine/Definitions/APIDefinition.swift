@@ -1,0 +1,404 @@
+import Foundation
+import GatewayCore
+
+/// One API the gateway fronts: where it listens, where it forwards, and the policies in between.
+///
+/// JSON is the wire format, with snake_case field names:
+///
+/// ```json
+/// {
+///   "id": "orders", "name": "Orders API",
+///   "listen_path": "/orders", "hosts": ["api.example.com"], "strip_listen_path": true,
+///   "targets": [{"url": "http://10.0.0.5:8080", "weight": 3}, {"url": "http://10.0.0.6:8080"}],
+///   "timeouts": {"connect_ms": 2000, "response_ms": 30000},
+///   "auth": {"mode": "jwt", "jwt": {"keys": [{"algorithm": "HS256", "secret": "…"}], "identity_claim": "sub"}},
+///   "rate_limit": {"rate": 100, "period_seconds": 60, "burst": 20, "fail_mode": "open"},
+///   "quota": {"limit": 100000, "period_seconds": 86400},
+///   "cache": {"enabled": true, "ttl_seconds": 30, "vary_headers": ["accept"]},
+///   "active": true
+/// }
+/// ```
+///
+/// Decoding checks every field and throws ``APIDefinitionError`` listing every problem by its path.
+struct APIDefinition: Sendable, Hashable {
+    var id: String
+    var name: String
+    /// Path prefix, matched on segment boundaries; nil means `/` (with `hosts` set).
+    var listenPath: String?
+    /// Host names (`api.example.com`) or wildcards (`*.example.com`); empty matches any host.
+    var hosts: [String] = []
+    /// Whether the listen path is removed before forwarding.
+    var stripListenPath: Bool = false
+    var targets: [Target]
+    var timeouts: Timeouts = Timeouts()
+    var auth: Auth = Auth()
+    var rateLimit: RateLimit?
+    var quota: QuotaPolicy?
+    var cache: CachePolicy = CachePolicy()
+    var active: Bool = true
+
+    init(
+        id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
+        targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
+        quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), active: Bool = true
+    ) {
+        self.id = id
+        self.name = name
+        self.listenPath = listenPath
+        self.hosts = hosts
+        self.stripListenPath = stripListenPath
+        self.targets = targets
+        self.timeouts = timeouts
+        self.auth = auth
+        self.rateLimit = rateLimit
+        self.quota = quota
+        self.cache = cache
+        self.active = active
+    }
+
+    /// A backend the API forwards to.
+    struct Target: Sendable, Hashable, Codable {
+        /// `http://host[:port][/base/path]`.
+        var url: String
+        /// Share of requests relative to the other targets; 0 takes the target out of rotation.
+        var weight: Int = 1
+
+        init(url: String, weight: Int = 1) {
+            self.url = url
+            self.weight = weight
+        }
+    }
+
+    struct Timeouts: Sendable, Hashable, Codable {
+        var connectMilliseconds: Int = 2_000
+        /// From the request being sent to the response head arriving.
+        var responseMilliseconds: Int = 30_000
+
+        init(connectMilliseconds: Int = 2_000, responseMilliseconds: Int = 30_000) {
+            self.connectMilliseconds = connectMilliseconds
+            self.responseMilliseconds = responseMilliseconds
+        }
+
+        var connect: Duration { .milliseconds(connectMilliseconds) }
+        var response: Duration { .milliseconds(responseMilliseconds) }
+
+        enum CodingKeys: String, CodingKey {
+            case connectMilliseconds = "connect_ms"
+            case responseMilliseconds = "response_ms"
+        }
+    }
+
+    enum AuthMode: String, Sendable, Hashable, Codable, CaseIterable {
+        case keyless
+        case apiKey = "api_key"
+        case jwt
+    }
+
+    struct Auth: Sendable, Hashable, Codable {
+        var mode: AuthMode = .keyless
+        /// The request header carrying the API key (lower case); `Authorization: Bearer` is also accepted.
+        var keyHeader: String = "x-api-key"
+        var jwt: JWTSettings?
+
+        init(mode: AuthMode = .keyless, keyHeader: String = "x-api-key", jwt: JWTSettings? = nil) {
+            self.mode = mode
+            self.keyHeader = keyHeader
+            self.jwt = jwt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case mode
+            case keyHeader = "key_header"
+            case jwt
+        }
+    }
+
+    /// The API's rate limit and what to do when Redis is unreachable.
+    struct RateLimit: Sendable, Hashable, Codable {
+        var rate: Int
+        var periodSeconds: Int
+        var burst: Int
+        var failMode: RateLimitFailMode = .closed
+
+        init(rate: Int, periodSeconds: Int, burst: Int, failMode: RateLimitFailMode = .closed) {
+            self.rate = rate
+            self.periodSeconds = periodSeconds
+            self.burst = burst
+            self.failMode = failMode
+        }
+
+        var policy: RateLimitPolicy { RateLimitPolicy(rate: rate, periodSeconds: periodSeconds, burst: burst) }
+
+        enum CodingKeys: String, CodingKey {
+            case rate
+            case periodSeconds = "period_seconds"
+            case burst
+            case failMode = "fail_mode"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name
+        case listenPath = "listen_path"
+        case hosts
+        case stripListenPath = "strip_listen_path"
+        case targets, timeouts, auth
+        case rateLimit = "rate_limit"
+        case quota, cache, active
+    }
+}
+
+/// How a JWT-protected API verifies tokens.
+struct JWTSettings: Sendable, Hashable, Codable {
+    var keys: [Key]
+    /// The claim whose value identifies the client (for rate limits and logs).
+    var identityClaim: String = "sub"
+    /// Clock skew allowed when checking `exp` and `nbf`.
+    var leewaySeconds: Int = 30
+
+    init(keys: [Key], identityClaim: String = "sub", leewaySeconds: Int = 30) {
+        self.keys = keys
+        self.identityClaim = identityClaim
+        self.leewaySeconds = leewaySeconds
+    }
+
+    enum Algorithm: String, Sendable, Hashable, Codable, CaseIterable {
+        case hs256 = "HS256"
+        case rs256 = "RS256"
+        case es256 = "ES256"
+    }
+
+    /// One verification key. A token's `alg` must equal the key's algorithm; with a `kid`, only tokens
+    /// naming that `kid` (or none) are tried against it.
+    struct Key: Sendable, Hashable, Codable {
+        var algorithm: Algorithm
+        var kid: String?
+        /// The shared secret, for HS256 (at least 32 bytes).
+        var secret: String?
+        /// A PEM `PUBLIC KEY`, for RS256 and ES256.
+        var publicKeyPEM: String?
+
+        init(algorithm: Algorithm, kid: String? = nil, secret: String? = nil, publicKeyPEM: String? = nil) {
+            self.algorithm = algorithm
+            self.kid = kid
+            self.secret = secret
+            self.publicKeyPEM = publicKeyPEM
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case algorithm, kid, secret
+            case publicKeyPEM = "public_key_pem"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case keys
+        case identityClaim = "identity_claim"
+        case leewaySeconds = "leeway_seconds"
+    }
+}
+
+/// Which responses an API's cache keeps, and for how long.
+struct CachePolicy: Sendable, Hashable, Codable {
+    var enabled: Bool = false
+    /// `GET` and/or `HEAD`.
+    var methods: [String] = ["GET", "HEAD"]
+    /// Longest time a response is kept; a backend `max-age` or `s-maxage` may shorten it.
+    var ttlSeconds: Int = 60
+    /// Statuses that may be stored.
+    var statusCodes: [Int] = [200]
+    /// Request headers (lower case) whose values are part of the cache key.
+    var varyHeaders: [String] = []
+
+    init(
+        enabled: Bool = false, methods: [String] = ["GET", "HEAD"], ttlSeconds: Int = 60, statusCodes: [Int] = [200],
+        varyHeaders: [String] = []
+    ) {
+        self.enabled = enabled
+        self.methods = methods
+        self.ttlSeconds = ttlSeconds
+        self.statusCodes = statusCodes
+        self.varyHeaders = varyHeaders
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled, methods
+        case ttlSeconds = "ttl_seconds"
+        case statusCodes = "status_codes"
+        case varyHeaders = "vary_headers"
+    }
+}
+
+/// Every problem found in an API definition, each naming its field path.
+struct APIDefinitionError: Error, Sendable, Hashable, CustomStringConvertible {
+    var problems: [ConfigProblem]
+
+    var description: String {
+        let noun = problems.count == 1 ? "problem" : "problems"
+        return "invalid API definition (\(problems.count) \(noun)):\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+// MARK: - JSON
+
+extension APIDefinition: Codable {
+    /// Decodes strictly: unknown fields, wrong types and invalid values all throw ``APIDefinitionError``.
+    init(from decoder: any Decoder) throws {
+        let value = try JSONValue(from: decoder)
+        self = try Self.read(value)
+    }
+
+    /// Parses and validates a definition from JSON text.
+    static func parse(json: some DataProtocol) throws(APIDefinitionError) -> APIDefinition {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(json)
+        } catch {
+            throw APIDefinitionError(problems: [
+                ConfigProblem(key: "(document)", value: nil, expected: "a JSON object (\(Self.describe(error)))")
+            ])
+        }
+        return try read(value)
+    }
+
+    /// Reads and validates a parsed JSON value.
+    static func read(_ value: JSONValue) throws(APIDefinitionError) -> APIDefinition {
+        let problems = ProblemCollector()
+        let definition = Self.read(value, problems: problems)
+        if let definition {
+            // Semantic checks, skipping fields that already failed to read.
+            for problem in definition.validate() where !problems.hasProblem(at: problem.key) {
+                problems.report(problem.key, shown: problem.value, expected: problem.expected)
+            }
+        }
+        guard let definition, problems.problems.isEmpty else {
+            throw APIDefinitionError(problems: problems.problems)
+        }
+        return definition
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encodeIfPresent(listenPath, forKey: .listenPath)
+        try c.encode(hosts, forKey: .hosts)
+        try c.encode(stripListenPath, forKey: .stripListenPath)
+        try c.encode(targets, forKey: .targets)
+        try c.encode(timeouts, forKey: .timeouts)
+        try c.encode(auth, forKey: .auth)
+        try c.encodeIfPresent(rateLimit, forKey: .rateLimit)
+        try c.encodeIfPresent(quota, forKey: .quota)
+        try c.encode(cache, forKey: .cache)
+        try c.encode(active, forKey: .active)
+    }
+
+    /// The definition as canonical JSON: sorted keys, defaults written out. Equal definitions give equal bytes.
+    func canonicalJSON() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain strings, numbers and arrays cannot fail.
+        return (try? Array(encoder.encode(self))) ?? []
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            return (context.underlyingError.map { "\($0.localizedDescription)" }) ?? context.debugDescription
+        }
+        return "\(error)"
+    }
+
+    private static let fieldNames = CodingKeys.allNames
+
+    private static func read(_ value: JSONValue, problems: ProblemCollector) -> APIDefinition? {
+        guard let r = JSONObjectReader(value, path: "", known: fieldNames, problems: problems) else { return nil }
+        let id = r.requiredString("id", expected: "an id of 1-64 characters a-z, 0-9, '.', '_' or '-'") ?? ""
+        let name = r.string("name") ?? id
+        let listenPath = r.string("listen_path").map(Self.normalizedPath)
+        let hosts = (r.stringArray("hosts") ?? []).map { $0.lowercased() }
+        let strip = r.bool("strip_listen_path", default: false)
+        var targets: [Target] = []
+        if let items = r.array("targets") {
+            for (path, item) in items {
+                guard let t = JSONObjectReader(item, path: path, known: ["url", "weight"], problems: problems) else { continue }
+                let url = t.requiredString("url", expected: "an http:// URL") ?? ""
+                let weight = t.int("weight", default: 1, in: 0...1000) ?? 1
+                targets.append(Target(url: url, weight: weight))
+            }
+        } else {
+            problems.report("targets", r.value("targets"), expected: "an array of at least one target")
+        }
+        var timeouts = Timeouts()
+        if let t = r.object("timeouts", known: ["connect_ms", "response_ms"]) {
+            timeouts.connectMilliseconds = t.int("connect_ms", default: 2_000, in: 1...600_000) ?? 2_000
+            timeouts.responseMilliseconds = t.int("response_ms", default: 30_000, in: 1...3_600_000) ?? 30_000
+        }
+        var auth = Auth()
+        if let a = r.object("auth", known: ["mode", "key_header", "jwt"]) {
+            auth.mode = a.choice("mode", default: AuthMode.keyless) ?? .keyless
+            auth.keyHeader = (a.string("key_header") ?? "x-api-key").lowercased()
+            if let j = a.object("jwt", known: ["keys", "identity_claim", "leeway_seconds"]) {
+                var keys: [JWTSettings.Key] = []
+                for (path, item) in j.array("keys") ?? [] {
+                    guard
+                        let k = JSONObjectReader(
+                            item, path: path, known: ["algorithm", "kid", "secret", "public_key_pem"], problems: problems)
+                    else { continue }
+                    let algorithm: JWTSettings.Algorithm? = k.choice("algorithm", default: nil)
+                    keys.append(
+                        JWTSettings.Key(
+                            algorithm: algorithm ?? .hs256, kid: k.string("kid"), secret: k.string("secret"),
+                            publicKeyPEM: k.string("public_key_pem")))
+                }
+                auth.jwt = JWTSettings(
+                    keys: keys, identityClaim: j.string("identity_claim") ?? "sub",
+                    leewaySeconds: j.int("leeway_seconds", default: 30, in: 0...3600) ?? 30)
+            }
+        }
+        var rateLimit: RateLimit?
+        if let l = r.object("rate_limit", known: ["rate", "period_seconds", "burst", "fail_mode"]) {
+            let rate = l.int("rate", default: nil, in: 1...1_000_000_000) ?? 1
+            rateLimit = RateLimit(
+                rate: rate, periodSeconds: l.int("period_seconds", default: 1, in: 1...31_536_000) ?? 1,
+                burst: l.int("burst", default: rate, in: 1...1_000_000_000) ?? rate,
+                failMode: l.choice("fail_mode", default: RateLimitFailMode.closed) ?? .closed)
+        }
+        var quota: QuotaPolicy?
+        if let q = r.object("quota", known: ["limit", "period_seconds"]) {
+            quota = QuotaPolicy(
+                limit: q.int("limit", default: nil, in: 1...Int(Int32.max)) ?? 1,
+                periodSeconds: q.int("period_seconds", default: nil, in: 1...31_536_000) ?? 1)
+        }
+        var cache = CachePolicy()
+        if let c = r.object("cache", known: ["enabled", "methods", "ttl_seconds", "status_codes", "vary_headers"]) {
+            cache.enabled = c.bool("enabled", default: true)
+            cache.methods = (c.stringArray("methods") ?? cache.methods).map { $0.uppercased() }
+            cache.ttlSeconds = c.int("ttl_seconds", default: 60, in: 1...31_536_000) ?? 60
+            if let items = c.array("status_codes") {
+                cache.statusCodes = items.compactMap { path, item in
+                    guard case .number(let n) = item, n.rounded() == n, (200...599).contains(n) else {
+                        problems.report(path, item, expected: "an HTTP status code in 200...599")
+                        return nil
+                    }
+                    return Int(n)
+                }
+            }
+            cache.varyHeaders = (c.stringArray("vary_headers") ?? []).map { $0.lowercased() }
+        }
+        let active = r.bool("active", default: true)
+        return APIDefinition(
+            id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, targets: targets,
+            timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, active: active)
+    }
+
+    /// `/a/b/` → `/a/b`; `/` stays `/`.
+    static func normalizedPath(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        return String(p)
+    }
+}
+
+extension APIDefinition.CodingKeys: CaseIterable {
+    static var allNames: [String] { allCases.map(\.stringValue) }
+}

@@ -1,0 +1,168 @@
+import Crypto
+import GatewayCore
+
+/// The immutable routing table of one set of API definitions.
+///
+/// A request is matched by host first (exact names, then `*.example.com` wildcards, longest first, then
+/// APIs without hosts), and within a host group by the longest listen path that is a prefix of the
+/// request path on a segment boundary (`/api` matches `/api` and `/api/x`, not `/apix`). A host group
+/// with no matching path falls through to the next group. Inactive APIs are left out.
+///
+/// A change builds a new table and swaps it in whole (``RouteTableHolder``); requests in flight keep
+/// the table they started with.
+final class RouteTable: Sendable {
+    /// SHA-256 hex of the canonical JSON of every definition (active or not), sorted by id. Equal sets of
+    /// definitions give equal versions on every engine, so drift between nodes is visible.
+    let version: String
+    /// Every definition the table was built from, sorted by id.
+    let definitions: [APIDefinition]
+    /// The active APIs by id.
+    let routes: [String: APIRoute]
+    /// Routes left out because an API with a lower id already claimed the same host and listen path.
+    let conflicts: [String]
+
+    private let exactHosts: [String: PathIndex]
+    /// Wildcards by suffix (`.example.com`), longest suffix first.
+    private let wildcardHosts: [(suffix: String, index: PathIndex)]
+    private let anyHost: PathIndex
+
+    /// A table with no APIs.
+    static let empty = RouteTable(definitions: [])
+
+    /// Builds the table.
+    ///
+    /// - Parameters:
+    ///   - definitions: the definitions; invalid ones should have been rejected before they got here.
+    ///   - previous: the table being replaced; routes with unchanged targets keep its balancers.
+    ///   - now: the monotonic clock for the balancers.
+    init(
+        definitions: [APIDefinition], previous: RouteTable? = nil,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
+        let sorted = definitions.sorted { $0.id < $1.id }
+        self.definitions = sorted
+        self.version = Self.version(of: sorted)
+
+        var routes: [String: APIRoute] = [:]
+        var exact: [String: [String: APIRoute]] = [:]
+        var wildcard: [String: [String: APIRoute]] = [:]
+        var any: [String: APIRoute] = [:]
+        var conflicts: [String] = []
+        for definition in sorted where definition.active && routes[definition.id] == nil {
+            let route = Self.makeRoute(definition, previous: previous?.routes[definition.id], now: now)
+            let prefix = definition.listenPath ?? "/"
+            func claim(_ table: inout [String: APIRoute], host: String) {
+                if let owner = table[prefix] {
+                    conflicts.append("\(definition.id): host \(host) and listen path \(prefix) already used by \(owner.id)")
+                } else {
+                    table[prefix] = route
+                }
+            }
+            if definition.hosts.isEmpty {
+                claim(&any, host: "*")
+            }
+            for host in definition.hosts {
+                if host.hasPrefix("*.") {
+                    claim(&wildcard[String(host.dropFirst()), default: [:]], host: host)
+                } else {
+                    claim(&exact[host, default: [:]], host: host)
+                }
+            }
+            routes[definition.id] = route
+        }
+        self.routes = routes
+        self.conflicts = conflicts
+        self.exactHosts = exact.mapValues(PathIndex.init)
+        self.wildcardHosts = wildcard.map { ($0.key, PathIndex(prefixes: $0.value)) }.sorted { $0.suffix.count > $1.suffix.count }
+        self.anyHost = PathIndex(prefixes: any)
+    }
+
+    /// The API for a request, or nil if none matches.
+    ///
+    /// - Parameters:
+    ///   - host: the `Host` header (or `:authority`); case and port are ignored.
+    ///   - path: the request path without the query.
+    func match(host: String?, path: String) -> RouteMatch? {
+        let path = path.isEmpty ? "/" : path
+        if let host = host.map(Self.normalizedHost), !host.isEmpty {
+            if let index = exactHosts[host], let match = index.match(path) { return match }
+            for (suffix, index) in wildcardHosts where host.count > suffix.count && host.hasSuffix(suffix) {
+                if let match = index.match(path) { return match }
+            }
+        }
+        return anyHost.match(path)
+    }
+
+    /// Lower case, without the port or a trailing dot.
+    static func normalizedHost(_ host: String) -> String {
+        var h = Substring(host)
+        if h.hasPrefix("[") {
+            if let close = h.firstIndex(of: "]") { h = h[...close] }
+        } else if let colon = h.lastIndex(of: ":") {
+            h = h[..<colon]
+        }
+        if h.hasSuffix(".") { h = h.dropLast() }
+        return h.lowercased()
+    }
+
+    static func version(of sortedDefinitions: [APIDefinition]) -> String {
+        var hasher = SHA256()
+        for definition in sortedDefinitions {
+            hasher.update(data: definition.canonicalJSON())
+            hasher.update(data: [0x0a])
+        }
+        return hasher.finalize().hexString
+    }
+
+    private static func makeRoute(
+        _ definition: APIDefinition, previous: APIRoute?, now: @escaping @Sendable () -> ContinuousClock.Instant
+    ) -> APIRoute {
+        let balancer: TargetBalancer
+        if let previous, previous.definition.targets == definition.targets {
+            balancer = previous.balancer
+        } else {
+            let targets = definition.targets.compactMap { target -> (url: BackendURL, weight: Int)? in
+                guard case .success(let url) = BackendURL.parse(target.url) else { return nil }
+                return (url, target.weight)
+            }
+            balancer = TargetBalancer(targets: targets, now: now)
+        }
+        var verifier: JWTVerifier?
+        if definition.auth.mode == .jwt, let jwt = definition.auth.jwt {
+            if let previous, let old = previous.jwtVerifier, old.settings == jwt {
+                verifier = old
+            } else {
+                verifier = JWTVerifier(settings: jwt)
+            }
+        }
+        return APIRoute(definition: definition, balancer: balancer, jwtVerifier: verifier)
+    }
+}
+
+/// Listen paths of one host group, matched longest first on segment boundaries.
+private struct PathIndex: Sendable {
+    var prefixes: [String: APIRoute]
+
+    init(prefixes: [String: APIRoute]) {
+        self.prefixes = prefixes
+    }
+
+    /// Tries the path, then each shorter prefix ending at a `/`: `/a/b/c`, `/a/b`, `/a`, `/`.
+    func match(_ path: String) -> RouteMatch? {
+        guard !prefixes.isEmpty else { return nil }
+        var candidate = Substring(path)
+        while true {
+            if let route = prefixes[String(candidate)] {
+                return RouteMatch(route: route, matchedPrefix: String(candidate), forwardedPath: forwarded(path, route, candidate))
+            }
+            guard candidate.count > 1, let slash = candidate.lastIndex(of: "/") else { return nil }
+            candidate = slash == candidate.startIndex ? candidate[...slash] : candidate[..<slash]
+        }
+    }
+
+    private func forwarded(_ path: String, _ route: APIRoute, _ prefix: Substring) -> String {
+        guard route.definition.stripListenPath, prefix != "/" else { return path }
+        let rest = path.dropFirst(prefix.count)
+        return rest.isEmpty ? "/" : String(rest)
+    }
+}

@@ -1,0 +1,43 @@
+import NIOConcurrencyHelpers
+
+/// Picks the backend target for each request of one API: smooth weighted round robin, skipping targets
+/// that passive health marked down until their retry time.
+///
+/// Shared by every request of the API, so picks are serialised by a lock held only for the pick itself.
+final class TargetBalancer: Sendable {
+    let targets: [BackendURL]
+    private let state: NIOLockedValueBox<SmoothWeightedRoundRobin<ContinuousClock.Instant>>
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    /// - Parameters:
+    ///   - targets: the backends, with their weights.
+    ///   - now: the monotonic clock, injectable for tests.
+    init(targets: [(url: BackendURL, weight: Int)], now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+        self.targets = targets.map(\.url)
+        self.state = NIOLockedValueBox(SmoothWeightedRoundRobin(weights: targets.map(\.weight)))
+        self.now = now
+    }
+
+    /// The next target, or nil if the API has no target with a weight above 0.
+    func next() -> (index: Int, url: BackendURL)? {
+        let now = self.now()
+        guard let index = state.withLockedValue({ $0.next(now: now) }) else { return nil }
+        return (index, targets[index])
+    }
+
+    /// Skips the target for `retryAfter` (after it refused a connection, for example).
+    func markDown(_ index: Int, for retryAfter: Duration) {
+        let until = now().advanced(by: retryAfter)
+        state.withLockedValue { $0.markDown(index, until: until) }
+    }
+
+    /// Puts the target back at once (after it answered).
+    func markUp(_ index: Int) {
+        state.withLockedValue { $0.markUp(index) }
+    }
+
+    func isDown(_ index: Int) -> Bool {
+        let now = self.now()
+        return state.withLockedValue { $0.isDown(index, now: now) }
+    }
+}
