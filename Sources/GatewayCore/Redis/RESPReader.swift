@@ -30,6 +30,7 @@ final class RESPReader {
     var bufferedBytes: Int { reader.pointee.len - reader.pointee.pos }
 
     func feed(_ buffer: ByteBuffer) throws(RedisError) {
+
         let status = buffer.withUnsafeReadableBytes { bytes in
             redisReaderFeed(reader, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         }
@@ -41,20 +42,68 @@ final class RESPReader {
 
     /// The next whole reply, or nil when more bytes are needed.
     func next() throws(RedisError) -> RedisValue? {
-        var raw: UnsafeMutableRawPointer?
-        guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
-            throw .protocolError(errorText())
-        }
-        guard let raw else { return nil }
-        defer { freeReplyObject(raw) }
-        return convert(raw.assumingMemoryBound(to: redisReply.self))
+        let (values, error) = drain(limit: 1)
+        if let error { throw error }
+        return values.first
     }
 
-    private func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
+    /// Every whole reply buffered so far, and the protocol error that stopped reading, if any (replies
+    /// before the error are still returned, in order).
+    ///
+    /// The bulk strings of all these replies are copied into one buffer and handed out as slices of it,
+    /// so a burst of pipelined replies costs one allocation rather than one per reply.
+    func drain(limit: Int = .max) -> (values: [RedisValue], error: RedisError?) {
+        var raws: [UnsafeMutablePointer<redisReply>] = []
+        var failure: RedisError?
+        while raws.count < limit {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+                failure = .protocolError(errorText())
+                break
+            }
+            guard let raw else { break }
+            raws.append(raw.assumingMemoryBound(to: redisReply.self))
+        }
+        defer { for raw in raws { freeReplyObject(raw) } }
+        guard !raws.isEmpty else { return ([], failure) }
+        var total = 0
+        for raw in raws { total += Self.bulkBytes(raw) }
+        var arena = allocator.buffer(capacity: total)
+        for raw in raws { Self.writeBulks(raw, into: &arena) }
+        var offset = arena.readerIndex
+        var values: [RedisValue] = []
+        values.reserveCapacity(raws.count)
+        for raw in raws { values.append(convert(raw, arena: arena, offset: &offset)) }
+        return (values, failure)
+    }
+
+    private static func bulkBytes(_ reply: UnsafeMutablePointer<redisReply>) -> Int {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING: return r.len
+        case REDIS_REPLY_ARRAY:
+            var n = 0
+            for i in 0..<r.elements { n += bulkBytes(r.element[i]!) }
+            return n
+        default: return 0
+        }
+    }
+
+    private static func writeBulks(_ reply: UnsafeMutablePointer<redisReply>, into arena: inout ByteBuffer) {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING: arena.writeBytes(UnsafeRawBufferPointer(start: r.str, count: r.len))
+        case REDIS_REPLY_ARRAY: for i in 0..<r.elements { writeBulks(r.element[i]!, into: &arena) }
+        default: break
+        }
+    }
+
+    private func convert(_ reply: UnsafeMutablePointer<redisReply>, arena: ByteBuffer, offset: inout Int) -> RedisValue {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STRING:
-            return .bulk(allocator.buffer(bytes: UnsafeRawBufferPointer(start: r.str, count: r.len)))
+            defer { offset += r.len }
+            return .bulk(arena.getSlice(at: offset, length: r.len)!)
         case REDIS_REPLY_STATUS:
             return .status(String(decoding: UnsafeRawBufferPointer(start: r.str, count: r.len), as: UTF8.self))
         case REDIS_REPLY_ERROR:
@@ -65,7 +114,7 @@ final class RESPReader {
             var elements: [RedisValue] = []
             elements.reserveCapacity(r.elements)
             for i in 0..<r.elements {
-                elements.append(convert(r.element[i]!))
+                elements.append(convert(r.element[i]!, arena: arena, offset: &offset))
             }
             return .array(elements)
         default:

@@ -94,12 +94,16 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let bytes = unwrapInboundIn(data)
         do {
             try reader.feed(bytes)
-            while let reply = try reader.next() {
-                deliver(reply, context: context)
-            }
         } catch {
             close(context: context, error: error)
+            return
         }
+        let (replies, error) = reader.drain()
+        for reply in replies {
+            deliver(reply, context: context)
+            guard case .active = state else { return }
+        }
+        if let error { close(context: context, error: error) }
     }
 
     private func deliver(_ reply: RedisValue, context: ChannelHandlerContext) {

@@ -111,7 +111,7 @@ public final class RedisConnection: Sendable {
         let request = RedisRequest(
             payload: command.encoded, name: command.name, sink: .single(promise),
             timeout: .nanoseconds(Int64((timeout ?? configuration.commandTimeout).nanoseconds)))
-        channel.writeAndFlush(request, promise: nil)
+        write(request, reply: promise)
         let reply = try await Self.awaitRedis(promise.futureResult, address: configuration.url.address)
         return try reply.throwingServerError(command: command.name)
     }
@@ -127,8 +127,18 @@ public final class RedisConnection: Sendable {
             payload: payload, name: commands.count == 1 ? commands[0].name : "pipeline(\(commands.count))",
             sink: .batch(count: commands.count, promise),
             timeout: .nanoseconds(Int64((timeout ?? configuration.commandTimeout).nanoseconds)))
-        channel.writeAndFlush(request, promise: nil)
+        write(request, reply: promise)
         return try await Self.awaitRedis(promise.futureResult, address: configuration.url.address)
+    }
+
+    /// Writes a request whose reply goes to `reply`. Once the channel has closed its handler is gone from
+    /// the pipeline and nothing would ever complete `reply`, so a failed write fails it (a no-op when
+    /// the handler already failed it with a more precise error).
+    private func write<Value: Sendable>(_ request: RedisRequest, reply: EventLoopPromise<Value>) {
+        let address = configuration.url.address
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in reply.fail(RedisError.connectionClosed(address: address)) }
+        channel.writeAndFlush(request, promise: written)
     }
 
     /// Switches the connection to pub/sub mode: from now on every reply is handed to `onPush`, in order,

@@ -1,0 +1,189 @@
+import NIOCore
+import NIOHTTP1
+
+/// Sits in front of the HTTP/1 decoder of every client connection and enforces the time and size
+/// limits the decoder cannot see:
+///
+/// - an idle keep-alive connection (no request in progress, no bytes) is closed after `idleTimeout`;
+/// - a request head that has started but not finished within `headerReadTimeout` gets 408 and a close;
+/// - request-head bytes past `maxHeaderBytes` without a complete head get 431 and a close.
+///
+/// It learns where requests begin and end from ``FrontConnectionEvent``s the proxy handler sends.
+final class FrontConnectionGuard: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        /// Between requests; `headBytes` counts bytes of a head being received.
+        case awaitingHead(headBytes: Int)
+        case inRequest
+        case closing
+    }
+
+    private let limits: ProxyLimits
+    private var state: State = .awaitingHead(headBytes: 0)
+    private var timer: Scheduled<Void>?
+    /// Whether a graceful shutdown asked this connection to close once idle.
+    private var drainRequested = false
+
+    init(limits: ProxyLimits) {
+        self.limits = limits
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context: context, after: limits.idleTimeout, header: false)
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context: context, after: limits.idleTimeout, header: false) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .awaitingHead(let before) = state else {
+            if case .closing = state { return }
+            context.fireChannelRead(data)
+            return
+        }
+        let bytes = unwrapInboundIn(data).readableBytes
+        if before == 0 && bytes > 0 {
+            // A head has started: the header-read clock replaces the idle clock.
+            arm(context: context, after: limits.headerReadTimeout, header: true)
+        }
+        state = .awaitingHead(headBytes: before + bytes)
+        context.fireChannelRead(data)
+        // The decoder ran synchronously: if no head came out and too many bytes went in, refuse.
+        if case .awaitingHead(let total) = state, total > limits.maxHeaderBytes {
+            refuse(context: context, status: .requestHeaderFieldsTooLarge, message: "request headers larger than \(limits.maxHeaderBytes) bytes")
+        }
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let event = event as? FrontConnectionEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch event {
+        case .requestHeadReceived:
+            timer?.cancel()
+            timer = nil
+            if case .closing = state {} else { state = .inRequest }
+        case .responseCompleted:
+            if case .closing = state {} else {
+                state = .awaitingHead(headBytes: 0)
+                if drainRequested {
+                    state = .closing
+                    context.close(promise: nil)
+                } else {
+                    arm(context: context, after: limits.idleTimeout, header: false)
+                }
+            }
+        }
+        promise?.succeed(())
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case FrontServerEvent.drain = event {
+            drainRequested = true
+            if case .awaitingHead(0) = state {
+                state = .closing
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func arm(context: ChannelHandlerContext, after delay: TimeAmount, header: Bool) {
+        timer?.cancel()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context: context, header: header)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext, header: Bool) {
+        timer = nil
+        guard case .awaitingHead(let bytes) = state else { return }
+        if header && bytes > 0 {
+            refuse(context: context, status: .requestTimeout, message: "request head not received within \(limits.headerReadTimeout)")
+        } else {
+            state = .closing
+            context.close(promise: nil)
+        }
+    }
+
+    /// Writes a minimal JSON error straight to the socket (below the HTTP encoder) and closes.
+    private func refuse(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
+        state = .closing
+        timer?.cancel()
+        let requestID = RequestID.generate()
+        let body = HTTPResponse.errorBody(message, requestID: requestID)
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)")
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension FrontConnectionGuard: Sendable {}
+
+/// Server-wide events sent down every open connection.
+enum FrontServerEvent: Sendable {
+    /// Graceful shutdown: close when idle, after the response in progress.
+    case drain
+}
+
+/// Turns HTTP/1 parse errors into a JSON 400 (or 431 for headers past the decoder's own cap) and closes.
+final class FrontProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var responseInProgress = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if !responseInProgress {
+            let status: HTTPResponseStatus = error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            let requestID = RequestID.generate()
+            let body = HTTPResponse.errorBody(status == .badRequest ? "malformed HTTP request (\(error))" : "request headers too large", requestID: requestID)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(body.utf8.count))
+            headers.add(name: RequestID.headerName, value: requestID)
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head: responseInProgress = true
+        case .end: responseInProgress = false
+        case .body: break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+@available(*, unavailable)
+extension FrontProtocolErrorHandler: Sendable {}

@@ -1,0 +1,203 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import ServiceLifecycle
+
+/// The client-facing listener of the engine and the balancer: HTTP/1.1 and h2c (HTTP/2 with prior
+/// knowledge) on one port, told apart by the HTTP/2 connection preface, both served by
+/// ``ProxyServerHandler`` with the application's ``ProxyRouter``.
+///
+/// On graceful shutdown it stops accepting, closes idle connections, lets requests in progress finish,
+/// and returns when the last connection has closed.
+public final class HTTPFrontServer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var limits: ProxyLimits
+        public var scheme: String = "http"
+
+        public init(host: String, port: Int, limits: ProxyLimits = ProxyLimits()) {
+            self.host = host
+            self.port = port
+            self.limits = limits
+        }
+    }
+
+    private let configuration: Configuration
+    private let router: any ProxyRouter
+    private let pools: UpstreamPools
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let bound: EventLoopPromise<SocketAddress>
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    public init(
+        configuration: Configuration, router: any ProxyRouter, pools: UpstreamPools,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.router = router
+        self.pools = pools
+        self.group = group
+        self.logger = logger
+        self.bound = group.any().makePromise()
+    }
+
+    /// The address the server listens on, once it does.
+    public var listeningAddress: SocketAddress {
+        get async throws { try await bound.futureResult.get() }
+    }
+
+    /// Open client connections.
+    public var connectionCount: Int { connections.withLockedValue { $0.count } }
+
+    public func run() async throws {
+        let limits = configuration.limits
+        let handlerConfiguration = ProxyServerHandler.Configuration(
+            router: router, pools: pools, limits: limits, scheme: configuration.scheme, isHTTP2: false, logger: logger)
+        let connections = self.connections
+        let serverChannel: any Channel
+        do {
+            serverChannel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 1024)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { channel in
+                    let id = ObjectIdentifier(channel)
+                    let admitted = connections.withLockedValue { open -> Bool in
+                        guard open.count < limits.maxConnections else { return false }
+                        open[id] = channel
+                        return true
+                    }
+                    guard admitted else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in
+                        _ = connections.withLockedValue { $0.removeValue(forKey: id) }
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ProtocolSniffer(limits: limits, configuration: handlerConfiguration))
+                    }
+                }
+                .bind(host: configuration.host, port: configuration.port)
+                .get()
+        } catch {
+            bound.fail(error)
+            throw AdminServerError.bindFailed(address: "\(configuration.host):\(configuration.port)", reason: "\(error)")
+        }
+        if let address = serverChannel.localAddress { bound.succeed(address) }
+        logger.info("listening", metadata: ["listen.address": "\(configuration.host):\(serverChannel.localAddress?.port ?? configuration.port)"])
+
+        await withGracefulShutdownHandler {
+            try? await serverChannel.closeFuture.get()
+        } onGracefulShutdown: {
+            serverChannel.close(promise: nil)
+        }
+        // Stop accepting happened; now let open connections finish their requests.
+        drainConnections()
+        while connectionCount > 0 && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if Task.isCancelled {
+            for channel in connections.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
+        }
+    }
+
+    private func drainConnections() {
+        for channel in connections.withLockedValue({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(FrontServerEvent.drain)
+        }
+    }
+}
+
+/// Reads the first bytes of a connection: the HTTP/2 preface selects h2c, anything else HTTP/1.1.
+/// Then it installs that protocol's handlers behind itself, replays what it read, and leaves.
+final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private var buffered: ByteBuffer?
+    private let limits: ProxyLimits
+    private let configuration: ProxyServerHandler.Configuration
+
+    init(limits: ProxyLimits, configuration: ProxyServerHandler.Configuration) {
+        self.limits = limits
+        self.configuration = configuration
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = chunk
+        } else {
+            buffered!.writeBuffer(&chunk)
+        }
+        let bytes = buffered!.readableBytesView
+        let n = min(bytes.count, Self.preface.count)
+        let isPrefix = bytes.prefix(n).elementsEqual(Self.preface.prefix(n))
+        if isPrefix && n < Self.preface.count { return }  // need more bytes to decide
+        do {
+            if isPrefix {
+                try configureHTTP2(context: context)
+            } else {
+                try configureHTTP1(context: context)
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let replay = buffered!
+        buffered = nil
+        context.fireChannelRead(wrapInboundOut(replay))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    private func configureHTTP1(context: ChannelHandlerContext) throws {
+        let sync = context.pipeline.syncOperations
+        let position = ChannelPipeline.SynchronousOperations.Position.after(self)
+        try sync.addHandlers(
+            [
+                FrontConnectionGuard(limits: limits),
+                HTTPResponseEncoder(configuration: .init()),
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                HTTPServerPipelineHandler(),
+                FrontProtocolErrorHandler(),
+                ProxyServerHandler(configuration: configuration),
+            ], position: position)
+    }
+
+    private func configureHTTP2(context: ChannelHandlerContext) throws {
+        var streamConfiguration = configuration
+        streamConfiguration.isHTTP2 = true
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        connectionConfiguration.maximumRecentlyResetStreams = 32
+        let final = streamConfiguration
+        _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: connectionConfiguration,
+            streamConfiguration: .init(),
+            position: .last
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2FramePayloadToHTTP1ServerCodec(),
+                    ProxyServerHandler(configuration: final),
+                ])
+            }
+        }
+        _ = try? context.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout), position: .after(self))
+        _ = try? context.pipeline.syncOperations.addHandler(CloseOnIdleHandler(), position: .after(self))
+    }
+}
+
+@available(*, unavailable)
+extension ProtocolSniffer: Sendable {}

@@ -1,0 +1,148 @@
+import NIOCore
+import NIOHTTP1
+
+/// A backend the proxy forwards to.
+public struct UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
+    /// A stable name for metrics and logs (a node id, or `host:port`).
+    public var id: String
+    public var host: String
+    public var port: Int
+
+    public init(id: String? = nil, host: String, port: Int) {
+        self.host = host
+        self.port = port
+        self.id = id ?? "\(host):\(port)"
+    }
+
+    public var description: String { id }
+    /// The connection pool key.
+    var address: String { "\(host):\(port)" }
+}
+
+/// What the application decides for one request.
+public enum ProxyDecision: Sendable {
+    /// Answer locally (errors, cache hits, rate-limited calls).
+    case respond(HTTPResponse)
+    /// Forward to a backend.
+    case forward(ForwardPlan)
+}
+
+/// How to forward one request.
+public struct ForwardPlan: Sendable {
+    public var target: UpstreamTarget
+    /// The head sent to the backend; the front has already removed hop-by-hop headers and set
+    /// `X-Forwarded-*` and `X-Request-ID`.
+    public var head: HTTPRequestHead
+    public var connectTimeout: TimeAmount = .seconds(2)
+    /// From the end of the request to the response head.
+    public var responseTimeout: TimeAmount = .seconds(30)
+    /// Headers added to the response sent to the client (rate-limit headers, `X-Cache`).
+    public var responseHeaders: HTTPHeaders = [:]
+    /// Whether a failure before any response byte may be retried on another target (the request is
+    /// idempotent and its body, if any, was small enough to keep).
+    public var retryable: Bool = false
+    /// Sees the backend's response as it streams to the client (to fill a cache, say).
+    public var tap: (any ResponseTap)?
+    /// Told how the exchange ended (metrics, passive health, latency estimates).
+    public var onComplete: (@Sendable (ProxyOutcome) -> Void)?
+
+    public init(target: UpstreamTarget, head: HTTPRequestHead) {
+        self.target = target
+        self.head = head
+    }
+}
+
+/// Observes a backend response as it is relayed. Called on the connection's event loop.
+public protocol ResponseTap: Sendable {
+    func responseHead(_ head: HTTPResponseHead)
+    func responseBody(_ chunk: ByteBuffer)
+    func responseEnd()
+    /// The response did not complete (backend failed or client went away).
+    func responseAborted()
+}
+
+/// How an exchange with a backend ended.
+public struct ProxyOutcome: Sendable {
+    public enum Failure: Sendable, Equatable {
+        case connectFailed
+        case connectTimeout
+        case responseTimeout
+        /// The backend closed or reset the connection mid-exchange.
+        case upstreamClosed
+        /// The client went away before the response completed.
+        case clientClosed
+    }
+
+    public var target: UpstreamTarget
+    /// The response status, if a response head arrived.
+    public var status: HTTPResponseStatus?
+    public var failure: Failure?
+    /// From sending the request head to receiving the response head.
+    public var timeToFirstByte: Duration?
+    /// From the decision to the end of the response.
+    public var total: Duration
+    /// Whether the response head had been relayed to the client before a failure.
+    public var responseStarted: Bool
+}
+
+/// Decides, for each request the front accepts, what to do with it.
+public protocol ProxyRouter: Sendable {
+    /// Decides for a request. Called on the connection's event loop; return an already-completed future
+    /// when the answer is known at once.
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision>
+
+    /// After a failure before any response byte on a retryable plan: another plan to try, or nil.
+    func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan?
+
+    /// Called once per request when its response is finished (or the client went away), for access
+    /// logs and metrics.
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration)
+}
+
+extension ProxyRouter {
+    public func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? { nil }
+    public func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {}
+}
+
+/// A request as the router sees it.
+public struct ProxyRequest: Sendable {
+    /// The head as received, with hop-by-hop headers removed and `X-Forwarded-*`, `X-Request-ID` set.
+    public var head: HTTPRequestHead
+    public var requestID: String
+    /// The client's address (IP), for `X-Forwarded-For` and per-client limits.
+    public var clientIP: String
+    /// `http` or `https`.
+    public var scheme: String
+    /// The `Host` (HTTP/1) or `:authority` (HTTP/2).
+    public var host: String
+    public var httpVersion: HTTPVersion
+    public var startedAt: NIODeadline
+    /// Whether the request may be replayed (safe or idempotent method, or an Idempotency-Key).
+    public var isIdempotent: Bool {
+        switch head.method {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
+        default: return head.headers.contains(name: "Idempotency-Key")
+        }
+    }
+}
+
+/// Limits the front enforces on every connection; all on by default.
+public struct ProxyLimits: Sendable, Hashable {
+    /// Request line plus headers; larger requests get 431.
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// Request body; larger bodies get 413.
+    public var maxBodyBytes: Int = 10 * 1024 * 1024
+    /// Concurrent client connections; more are closed at accept.
+    public var maxConnections: Int = 10_000
+    /// From connection start (or the end of the previous response) to a complete request head; slower
+    /// clients get 408 and are closed.
+    public var headerReadTimeout: TimeAmount = .seconds(10)
+    /// A connection with nothing in flight and nothing read for this long is closed.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Bodies of retryable requests up to this size are kept so they can be replayed.
+    public var maxReplayBodyBytes: Int = 64 * 1024
+    /// HTTP/2: most concurrent streams per connection.
+    public var maxConcurrentStreams: Int = 100
+
+    public init() {}
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Our Redis client vs redis-benchmark against the same local redis-server, in one run:
+# GET and SET, 50 connections, pipeline 1 and 16. Prints ops/s of each and the ratio.
+#
+#   bench/redis-client.sh [requests]      (default 500000 per case)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+REQUESTS="${1:-500000}"
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+pkg-config --exists hiredis 2>/dev/null || need+=(libhiredis-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+swift build -c release --product redis-bench 2>&1 | grep -E "error|Compiling|Build complete" | tail -3 >&2
+BIN="$(swift build -c release --show-bin-path)/redis-bench"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DIR=$(mktemp -d)
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" --daemonize no >"$DIR/redis.log" 2>&1 &
+RPID=$!
+trap 'kill $RPID 2>/dev/null; wait $RPID 2>/dev/null; rm -rf "$DIR"' EXIT
+for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis-cli -p "$PORT" set key:__rand_int__ xxx >/dev/null
+
+printf '%-6s %-9s %14s %14s %7s\n' cmd pipeline "ours ops/s" "redis-bm ops/s" ratio
+for P in 1 16; do
+  for CMD in get set; do
+    ours=$("$BIN" --url "redis://127.0.0.1:$PORT" --connections 50 --pipeline "$P" --requests "$REQUESTS" --command "$CMD" | sed -E 's/^[A-Z]+: ([0-9]+) .*/\1/')
+    theirs=$(redis-benchmark -p "$PORT" -c 50 -P "$P" -n "$REQUESTS" -t "$CMD" -q --csv | tail -1 | cut -d, -f2 | tr -d '"')
+    ratio=$(python3 -c "print(f'{$ours/float($theirs):.2f}')")
+    printf '%-6s %-9s %14.0f %14.0f %7s\n' "$CMD" "$P" "$ours" "$theirs" "${ratio}x"
+  done
+done
