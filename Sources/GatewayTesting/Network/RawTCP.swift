@@ -5,13 +5,13 @@ import NIOPosix
 /// Talks to a TCP server with raw bytes, independently of the client under test: used to check that a
 /// test server answers before handing it to a test.
 public enum RawTCP {
-    /// Connects, writes `request`, and returns what arrives until `isComplete` says the answer is whole,
-    /// the peer closes, or `timeout` passes (then it throws ``TestTimeoutError``).
+    /// Connects, writes `request` (if not empty), and returns what arrives until `isComplete` says the
+    /// answer is whole, the peer closes, or `timeout` passes (then it throws ``TestTimeoutError``).
     public static func exchange(
         host: String = "127.0.0.1",
         port: Int,
         request: [UInt8],
-        timeout: Duration = .seconds(1),
+        timeout: Duration = .seconds(5),
         isComplete: @escaping @Sendable ([UInt8]) -> Bool
     ) async throws -> [UInt8] {
         try await withTimeout(timeout, "an answer from \(host):\(port)") {
@@ -23,7 +23,10 @@ public enum RawTCP {
                     }
                 }
             return try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(bytes: request))
+                if !request.isEmpty {
+                    // A peer that answers and hangs up at once may already be gone: still read its answer.
+                    try? await outbound.write(ByteBuffer(bytes: request))
+                }
                 var received: [UInt8] = []
                 for try await chunk in inbound {
                     received += chunk.readableBytesView
@@ -36,7 +39,7 @@ public enum RawTCP {
 
     /// Sends an inline `PING` and returns the first reply line (`+PONG`, `-NOAUTH ...`, `-LOADING ...`),
     /// without the line end; nil if the peer closed without a whole line.
-    public static func redisPing(host: String = "127.0.0.1", port: Int, timeout: Duration = .seconds(1)) async throws -> String? {
+    public static func redisPing(host: String = "127.0.0.1", port: Int, timeout: Duration = .seconds(5)) async throws -> String? {
         let reply = try await exchange(host: host, port: port, request: Array("PING\r\n".utf8), timeout: timeout) {
             $0.contains(UInt8(ascii: "\n"))
         }
