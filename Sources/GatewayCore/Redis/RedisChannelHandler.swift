@@ -174,18 +174,24 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     // MARK: Failure
 
     private func close(context: ChannelHandlerContext, error: RedisError) {
-        failAll(error)
+        // Close before failing the commands: a caller that sees its command fail must already find the
+        // connection inactive, or its pool would take the connection back as idle and lease it out again.
+        let failed = takePending(closingWith: error)
         context.close(promise: nil)
+        for p in failed { fail(p.sink, error) }
     }
 
     private func failAll(_ error: RedisError) {
+        for p in takePending(closingWith: error) { fail(p.sink, error) }
+    }
+
+    private func takePending(closingWith error: RedisError) -> CircularBuffer<Pending> {
         if case .active = state { state = .closed(error) }
         timer?.cancel()
         timer = nil
         batchReplies = []
-        while let p = pending.popFirst() {
-            fail(p.sink, error)
-        }
+        defer { pending.removeAll() }
+        return pending
     }
 
     private func fail(_ sink: RedisRequest.Sink, _ error: RedisError) {

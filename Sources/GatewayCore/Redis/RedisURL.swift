@@ -92,12 +92,12 @@ public struct RedisURL: Sendable, Hashable {
 
     /// The URL text with any password replaced by `***`, safe to log.
     public static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://"), let at = url.range(of: "@", options: .backwards),
-            at.lowerBound > schemeEnd.upperBound
-        else { return url }
-        let credentials = url[schemeEnd.upperBound..<at.lowerBound]
+        // Without a scheme (a common mistake) the credentials start the text: they must be masked too.
+        let credentialsStart = url.range(of: "://")?.upperBound ?? url.startIndex
+        guard let at = url.range(of: "@", options: .backwards), at.lowerBound > credentialsStart else { return url }
+        let credentials = url[credentialsStart..<at.lowerBound]
         let user = credentials.firstIndex(of: ":").map { credentials[..<$0] } ?? ""
-        return String(url[..<schemeEnd.upperBound]) + String(user) + ":***" + String(url[at.lowerBound...])
+        return String(url[..<credentialsStart]) + String(user) + ":***" + String(url[at.lowerBound...])
     }
 
     /// `host:port`, for messages.
