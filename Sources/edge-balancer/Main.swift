@@ -1,4 +1,5 @@
 import ArgumentParser
+import EdgeBalancer
 import GatewayCore
 
 @main
@@ -9,13 +10,16 @@ struct EdgeBalancerCommand: AsyncParsableCommand {
         discussion: """
             Configuration comes from a YAML file (--config), environment variables prefixed GC_BALANCER_ \
             (admin.port is GC_BALANCER_ADMIN_PORT), and --set key=value flags, each overriding the one before. \
-            SIGHUP reloads what can be reloaded; SIGTERM drains and exits.
+            Own keys: listen.host/listen.port (127.0.0.1:8080), region, policy (round_robin, weighted, \
+            least_request, peak_ewma), nodes.static, discovery.*, health.*, outlier.*, slowStart.*, ewma.*, \
+            locality.*, retry.*, upstream.*, limits.*, accessLog.level, tls.*. \
+            SIGHUP reloads the log level; SIGTERM stops accepting, finishes requests in flight and exits.
             """,
         version: GatewayVersion.current)
 
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
-        try await BasicService.run(name: "edge-balancer", environmentPrefix: ["gc", "balancer"], defaultAdminPort: 9103, options: options)
+        try await EdgeBalancer.run(options: options)
     }
 }

@@ -1,0 +1,122 @@
+import CoreMetrics
+import GatewayCore
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// The edge balancer's parts, wired together: discovery (Redis registry and static nodes), the controller
+/// that builds routing tables, active health checks, the router the shared proxy front calls, the front
+/// itself and the admin API.
+///
+/// ``services`` lists them in start order for one `ServiceGroup`: the admin listener first (it keeps
+/// answering while the rest drain), the front last (it stops accepting first).
+final class BalancerApp: Sendable {
+    let settings: BalancerSettings
+    let metrics: BalancerMetrics
+    let tables: RoutingTableBox
+    let passive: PassiveHealth
+    let controller: BalancerController
+    let router: BalancerRouter
+    let redis: RedisClient?
+    let store: ClusterStore?
+    let subscriber: RedisSubscriber?
+    let registry: NodeRegistry
+    let healthChecker: ActiveHealthChecker
+    let pools: UpstreamPools
+    let front: HTTPFrontServer
+    let admin: AdminHTTPServer
+    private let gauges: FrontGauges
+
+    /// - Parameters:
+    ///   - now: the clock balancing decisions use.
+    ///   - seed: fixes random choices (tests); nil seeds from the system.
+    init(settings: BalancerSettings, logger: Logger, now: @escaping @Sendable () -> Instant = { .now }, seed: UInt64? = nil) {
+        self.settings = settings
+        let metrics = BalancerMetrics()
+        self.metrics = metrics
+        tables = RoutingTableBox()
+        passive = PassiveHealth(configuration: settings.outlier)
+        controller = BalancerController(
+            configuration: settings.controller, tables: tables, passive: passive, metrics: metrics,
+            logger: logger, now: now, seed: seed)
+        router = BalancerRouter(
+            configuration: settings.router, tables: tables, passive: passive, metrics: metrics, logger: logger, now: now)
+
+        if settings.useRedis {
+            let redis = RedisClient(configuration: settings.common.redis, logger: logger)
+            let keys = ClusterKeys(prefix: settings.common.keyPrefix)
+            self.redis = redis
+            store = ClusterStore(redis: redis, keys: keys)
+            subscriber = RedisSubscriber(configuration: settings.common.redis, channels: [keys.events], logger: logger)
+        } else {
+            redis = nil
+            store = nil
+            subscriber = nil
+        }
+        let controller = self.controller
+        registry = NodeRegistry(
+            staticNodes: settings.staticNodes, store: store, events: subscriber?.events,
+            configuration: settings.registry, metrics: metrics, logger: logger
+        ) { view in
+            await controller.apply(view)
+        }
+        healthChecker = ActiveHealthChecker(configuration: settings.health, controller: controller, logger: logger)
+
+        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, maxIdlePerTarget: settings.maxIdlePerNode)
+        front = HTTPFrontServer(
+            configuration: .init(host: settings.listenHost, port: settings.listenPort, limits: settings.limits),
+            router: router, pools: pools, logger: logger)
+        // The TLS listener (ALPN h2 + http/1.1, certificates reloaded on SIGHUP) belongs to the shared front;
+        // when it lands it is one more `HTTPFrontServer` here, built from `settings.tls` with the same router
+        // and pools.
+
+        var adminRouter = AdminRouter()
+        let tables = self.tables
+        StandardRoutes.add(
+            to: &adminRouter, service: BalancerSettings.serviceName,
+            health: {
+                let plan = tables.table.plan
+                return ["nodes_usable": "\(plan.usableCount)", "nodes_eligible": "\(plan.eligibleCount)", "panic": "\(plan.panic)"]
+            },
+            readiness: {
+                tables.table.isEmpty ? "no usable node" : nil
+            })
+        BalancerAdminRoutes.add(to: &adminRouter, controller: controller, store: store, logger: logger)
+        admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, logger: logger)
+        gauges = FrontGauges(front: front, metrics: metrics)
+    }
+
+    /// Every long-running part, in start order.
+    var services: [any Service] {
+        var services: [any Service] = [admin]
+        if let subscriber { services.append(subscriber) }
+        services += [controller, registry, healthChecker, gauges, front]
+        return services
+    }
+
+    /// Releases what outlives the services: Redis connections and idle upstream connections.
+    func shutdown() async {
+        passive.finish()
+        pools.closeAll()
+        await redis?.shutdown()
+    }
+}
+
+/// Samples the front's open connections into a gauge once a second.
+struct FrontGauges: Service {
+    let front: HTTPFrontServer
+    let metrics: BalancerMetrics
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { [front, metrics] in
+                while true {
+                    metrics.activeConnections.record(front.connectionCount)
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        } catch is CancellationError {
+            // Shutting down.
+        }
+    }
+}

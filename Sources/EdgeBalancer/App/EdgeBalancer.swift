@@ -1,0 +1,42 @@
+import GatewayCore
+import Logging
+
+/// The `edge-balancer` service: loads its configuration, runs every part until SIGTERM (draining
+/// connections), reloads the log level on SIGHUP.
+public enum EdgeBalancer {
+    public static func run(options: ServiceOptions) async throws {
+        let name = BalancerSettings.serviceName
+        let launcher = ServiceLauncher(name: name, environmentPrefix: ["gc", "balancer"], options: options)
+        let settings = try await launcher.loadConfiguration { v in BalancerSettings.read(&v) }
+        Telemetry.bootstrap(service: name, level: settings.common.logLevel, format: settings.common.logFormat)
+        let logger = Logger(label: name)
+        if let tls = settings.tls {
+            logger.warning(
+                "tls settings are valid but the TLS listener is not built into the shared front yet; serving plain HTTP/1.1 and h2c only",
+                metadata: ["tls.port": "\(tls.port)"])
+        }
+        let app = BalancerApp(settings: settings, logger: logger)
+        logger.info(
+            "edge balancer configured",
+            metadata: [
+                "listen.address": "\(settings.listenHost):\(settings.listenPort)", "region": "\(settings.controller.region)",
+                "policy": "\(settings.controller.policy.rawValue)", "nodes.static": "\(settings.staticNodes.count)",
+                "discovery.redis": "\(settings.useRedis)",
+            ])
+        do {
+            try await launcher.run(services: app.services, shutdownDeadline: settings.common.shutdownDeadline, logger: logger) {
+                switch await launcher.validate({ v in BalancerSettings.read(&v) }) {
+                case .success(let new):
+                    Telemetry.logLevel.level = new.common.logLevel
+                    logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
+                case .failure(let error):
+                    logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
+                }
+            }
+        } catch {
+            await app.shutdown()
+            throw error
+        }
+        await app.shutdown()
+    }
+}

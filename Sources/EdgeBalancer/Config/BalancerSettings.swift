@@ -1,0 +1,138 @@
+import Configuration
+import Foundation
+import GatewayCore
+import Logging
+import NIOCore
+
+/// The edge balancer's configuration: the shared settings plus its own keys (see `docs/configuration.md`
+/// for the shared ones). Every problem is collected by the ``ConfigValidator``, not just the first.
+struct BalancerSettings: Sendable {
+    /// Files for the TLS listener. The TLS front (ALPN h2 + http/1.1, SIGHUP certificate reload) is part of
+    /// the shared proxy front; these keys are validated here so a deployment can already carry them.
+    struct TLS: Sendable, Equatable {
+        var port: Int
+        var certFile: String
+        var keyFile: String
+    }
+
+    var common: CommonSettings
+    /// The plain listener (HTTP/1.1 and h2c).
+    var listenHost: String
+    var listenPort: Int
+    var tls: TLS?
+    var limits: ProxyLimits
+    var maxIdlePerNode: Int
+    var router: BalancerRouter.Configuration
+    var controller: BalancerController.Configuration
+    var health: ActiveHealthChecker.Configuration
+    var outlier: OutlierDetector.Configuration
+    var registry: NodeRegistry.Configuration
+    /// Read nodes, overrides, drains and the policy from Redis (off: static nodes only, runtime changes
+    /// stay local).
+    var useRedis: Bool
+    var staticNodes: [NodeDescriptor]
+
+    static let serviceName = "edge-balancer"
+    static let defaultAdminPort = 9103
+
+    static func read(_ v: inout ConfigValidator) -> BalancerSettings {
+        let common = CommonSettings.read(&v, serviceName: serviceName, defaultAdminPort: defaultAdminPort)
+
+        let listenHost = v.string("listen.host", default: "127.0.0.1")
+        let listenPort = v.int("listen.port", default: 8080, in: 0...65535)
+        let tls = readTLS(&v)
+
+        var limits = ProxyLimits()
+        limits.maxConnections = v.int("limits.maxConnections", default: limits.maxConnections, in: 1...1_000_000)
+        limits.maxHeaderBytes = v.byteSize("limits.maxHeaderBytes", default: limits.maxHeaderBytes, in: 1024...(1 << 20))
+        limits.maxBodyBytes = v.byteSize("limits.maxBodyBytes", default: limits.maxBodyBytes, in: 0...(1 << 34))
+        limits.maxReplayBodyBytes = v.byteSize("limits.maxReplayBodyBytes", default: limits.maxReplayBodyBytes, in: 0...(64 << 20))
+        limits.maxConcurrentStreams = v.int("limits.maxConcurrentStreams", default: limits.maxConcurrentStreams, in: 1...10_000)
+        limits.headerReadTimeout = v.duration("limits.headerReadTimeout", default: .seconds(10), min: .milliseconds(10)).timeAmount
+        limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
+        let maxIdlePerNode = v.int("upstream.maxIdlePerNode", default: 64, in: 0...10_000)
+
+        var router = BalancerRouter.Configuration()
+        router.connectTimeout = v.duration("upstream.connectTimeout", default: .seconds(2), min: .milliseconds(1)).timeAmount
+        router.responseTimeout = v.duration("upstream.responseTimeout", default: .seconds(30), min: .milliseconds(1)).timeAmount
+        router.retries = v.bool("retry.enabled", default: true)
+        router.retryBudget.ratio = Double(v.int("retry.budgetPercent", default: 20, in: 0...100)) / 100
+        router.retryBudget.minimumPerSecond = v.int("retry.minPerSecond", default: 10, in: 0...100_000)
+        switch v.choice("accessLog.level", default: "info", allowed: ["off", "debug", "info"]) {
+        case "off": router.accessLogLevel = nil
+        case "debug": router.accessLogLevel = .debug
+        default: router.accessLogLevel = .info
+        }
+
+        var controller = BalancerController.Configuration()
+        controller.region = v.string("region", default: "")
+        controller.policy = PolicyKind(
+            rawValue: v.choice("policy", default: PolicyKind.weighted.rawValue, allowed: PolicyKind.allCases.map(\.rawValue))) ?? .weighted
+        controller.locality = v.bool("locality.enabled", default: true)
+        controller.overprovisioningFactor = v.double("locality.overprovisioningFactor", default: 1.4, in: 1...10)
+        controller.panicThreshold = Double(v.int("health.panicThresholdPercent", default: 50, in: 0...100)) / 100
+        controller.slowStartWindow = v.duration("slowStart.window", default: .seconds(30), max: .seconds(3600))
+        controller.slowStartMinimumFactor = Double(v.int("slowStart.minWeightPercent", default: 10, in: 1...100)) / 100
+        controller.ewma.decay = v.duration("ewma.decay", default: .seconds(10), min: .milliseconds(10), max: .seconds(3600))
+        controller.ewma.initialLatency = v.duration("ewma.initialLatency", default: .milliseconds(1), max: .seconds(60))
+
+        var health = ActiveHealthChecker.Configuration()
+        health.enabled = v.bool("health.enabled", default: true)
+        health.path = v.string("health.path", default: "/health")
+        if !health.path.hasPrefix("/") { v.report("health.path", value: health.path, expected: "a path starting with /") }
+        health.interval = v.duration("health.interval", default: .seconds(1), min: .milliseconds(10))
+        health.timeout = v.duration("health.timeout", default: .milliseconds(500), min: .milliseconds(1))
+        let statusText = v.string("health.expectedStatus", default: "200-299")
+        if let matcher = StatusMatcher(statusText) {
+            health.expectedStatus = matcher
+        } else {
+            v.report("health.expectedStatus", value: statusText, expected: "status codes such as 200, 200-299, 2xx or 200,204")
+        }
+        controller.healthChecks = health.enabled
+        controller.rise = v.int("health.rise", default: 2, in: 1...100)
+        controller.fall = v.int("health.fall", default: 2, in: 1...100)
+
+        var outlier = OutlierDetector.Configuration()
+        outlier.enabled = v.bool("outlier.enabled", default: true)
+        outlier.consecutiveFailures = v.int("outlier.consecutiveFailures", default: 5, in: 1...1000)
+        outlier.baseEjection = v.duration("outlier.baseEjection", default: .seconds(5), min: .milliseconds(1))
+        outlier.maxEjection = v.duration("outlier.maxEjection", default: .seconds(300), min: .milliseconds(1))
+        outlier.maxEjectedFraction = Double(v.int("outlier.maxEjectedPercent", default: 50, in: 0...100)) / 100
+
+        var registry = NodeRegistry.Configuration()
+        registry.resyncInterval = v.duration("discovery.resyncInterval", default: .seconds(1), min: .milliseconds(10))
+        registry.pruneExpired = v.bool("discovery.pruneExpired", default: true)
+        let useRedis = v.bool("discovery.redis", default: true)
+
+        var staticNodes: [NodeDescriptor] = []
+        let entries = v.reader.stringArray(forKey: "nodes.static") ?? v.raw("nodes.static").map { [$0] } ?? []
+        switch StaticNodes.parse(entries: entries.flatMap { $0.split(separator: ";").map(String.init) }) {
+        case .success(let nodes): staticNodes = nodes
+        case .failure(let problem):
+            v.report("nodes.static", value: problem.entry, expected: "entries like id=a,host=10.0.0.1,port=8081,weight=1,region=eu (\(problem.message))")
+        }
+        if !useRedis && staticNodes.isEmpty {
+            v.report("nodes.static", value: nil, expected: "at least one node when discovery.redis is false")
+        }
+
+        return BalancerSettings(
+            common: common, listenHost: listenHost, listenPort: listenPort, tls: tls, limits: limits,
+            maxIdlePerNode: maxIdlePerNode, router: router, controller: controller, health: health, outlier: outlier,
+            registry: registry, useRedis: useRedis, staticNodes: staticNodes)
+    }
+
+    private static func readTLS(_ v: inout ConfigValidator) -> TLS? {
+        let cert = v.optionalString("tls.certFile")
+        let key = v.optionalString("tls.keyFile")
+        let port = v.int("tls.port", default: 8443, in: 0...65535)
+        guard cert != nil || key != nil else { return nil }
+        guard let cert, let key else {
+            v.report(cert == nil ? "tls.certFile" : "tls.keyFile", value: nil, expected: "both tls.certFile and tls.keyFile, or neither")
+            return nil
+        }
+        for (name, path) in [("tls.certFile", cert), ("tls.keyFile", key)] where !FileManager.default.isReadableFile(atPath: path) {
+            v.report(name, value: path, expected: "a readable PEM file")
+        }
+        return TLS(port: port, certFile: cert, keyFile: key)
+    }
+}

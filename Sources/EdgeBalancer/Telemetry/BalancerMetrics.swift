@@ -1,0 +1,124 @@
+import CoreMetrics
+import Metrics
+import NIOHTTP1
+
+/// Every metric the balancer reports, created once and kept: per-node metrics live in
+/// ``NodeMetrics`` (made when a node is first seen), the rest here.
+///
+/// No request id is ever a dimension; node ids are (their number is bounded by the cluster size).
+final class BalancerMetrics: Sendable {
+    /// Client-facing requests by status class (`2xx`, …, `5xx`).
+    let requestsByClass: [Metrics.Counter]
+    /// Client-facing duration, from the request head to the end of the response.
+    let requestDuration: Metrics.Timer
+    /// Retries sent to another node.
+    let retries: Metrics.Counter
+    /// Retries refused because the budget was spent.
+    let retriesRefusedByBudget: Metrics.Counter
+    /// Requests answered 503 because no node was usable.
+    let noUsableNode: Metrics.Counter
+    /// 1 while in panic mode.
+    let panic: Gauge
+    /// Usable and registered (eligible) node counts.
+    let usableNodes: Gauge
+    let eligibleNodes: Gauge
+    /// Routing table rebuilds.
+    let tableRebuilds: Metrics.Counter
+    /// Full reads of the registry from Redis, and failed ones.
+    let registrySyncs: Metrics.Counter
+    let registrySyncFailures: Metrics.Counter
+    /// 1 while the registry can read Redis.
+    let registryReachable: Gauge
+    /// Open client connections.
+    let activeConnections: Gauge
+
+    init() {
+        requestsByClass = StatusClass.allCases.map {
+            Metrics.Counter(label: "balancer_requests_total", dimensions: [("status_class", $0.rawValue)])
+        }
+        requestDuration = Metrics.Timer(label: "balancer_request_duration_seconds")
+        retries = Metrics.Counter(label: "balancer_retries_total", dimensions: [("result", "sent")])
+        retriesRefusedByBudget = Metrics.Counter(label: "balancer_retries_total", dimensions: [("result", "budget_exhausted")])
+        noUsableNode = Metrics.Counter(label: "balancer_no_usable_node_total")
+        panic = Gauge(label: "balancer_panic_mode")
+        usableNodes = Gauge(label: "balancer_nodes", dimensions: [("kind", "usable")])
+        eligibleNodes = Gauge(label: "balancer_nodes", dimensions: [("kind", "eligible")])
+        tableRebuilds = Metrics.Counter(label: "balancer_routing_table_rebuilds_total")
+        registrySyncs = Metrics.Counter(label: "balancer_registry_syncs_total", dimensions: [("result", "ok")])
+        registrySyncFailures = Metrics.Counter(label: "balancer_registry_syncs_total", dimensions: [("result", "failed")])
+        registryReachable = Gauge(label: "balancer_registry_reachable")
+        activeConnections = Gauge(label: "balancer_active_connections")
+    }
+
+    func request(status: HTTPResponseStatus, duration: Duration) {
+        requestsByClass[StatusClass(status).index].increment()
+        requestDuration.recordNanoseconds(duration.nanosecondsClamped)
+    }
+}
+
+/// The metrics of one node, created once when the node is first seen.
+final class NodeMetrics: Sendable {
+    /// Upstream exchanges by status class, plus `failed` (no response).
+    let exchanges: [Metrics.Counter]
+    let failed: Metrics.Counter
+    /// Time to the first response byte.
+    let responseTime: Metrics.Timer
+    let ejections: Metrics.Counter
+    let becameHealthy: Metrics.Counter
+    let becameUnhealthy: Metrics.Counter
+    let effectiveWeight: Gauge
+    let ewmaSeconds: Gauge
+    let inFlight: Gauge
+    let usable: Gauge
+
+    init(node: String) {
+        let dims = [("node", node)]
+        exchanges = StatusClass.allCases.map {
+            Metrics.Counter(label: "balancer_upstream_requests_total", dimensions: dims + [("status_class", $0.rawValue)])
+        }
+        failed = Metrics.Counter(label: "balancer_upstream_requests_total", dimensions: dims + [("status_class", "failed")])
+        responseTime = Metrics.Timer(label: "balancer_upstream_response_seconds", dimensions: dims)
+        ejections = Metrics.Counter(label: "balancer_ejections_total", dimensions: dims)
+        becameHealthy = Metrics.Counter(label: "balancer_health_transitions_total", dimensions: dims + [("to", "healthy")])
+        becameUnhealthy = Metrics.Counter(label: "balancer_health_transitions_total", dimensions: dims + [("to", "unhealthy")])
+        effectiveWeight = Gauge(label: "balancer_node_effective_weight", dimensions: dims)
+        ewmaSeconds = Gauge(label: "balancer_node_ewma_seconds", dimensions: dims)
+        inFlight = Gauge(label: "balancer_node_in_flight", dimensions: dims)
+        usable = Gauge(label: "balancer_node_usable", dimensions: dims)
+    }
+}
+
+/// An HTTP status class, as a metric dimension.
+enum StatusClass: String, CaseIterable, Sendable {
+    case informational = "1xx", success = "2xx", redirection = "3xx", clientError = "4xx", serverError = "5xx"
+
+    init(_ status: HTTPResponseStatus) {
+        switch status.code {
+        case ..<200: self = .informational
+        case 200..<300: self = .success
+        case 300..<400: self = .redirection
+        case 400..<500: self = .clientError
+        default: self = .serverError
+        }
+    }
+
+    var index: Int {
+        switch self {
+        case .informational: 0
+        case .success: 1
+        case .redirection: 2
+        case .clientError: 3
+        case .serverError: 4
+        }
+    }
+}
+
+extension Duration {
+    /// Nanoseconds, clamped to `Int64`.
+    var nanosecondsClamped: Int64 {
+        let c = components
+        let (ns, overflow) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return c.seconds > 0 ? .max : .min }
+        return ns &+ c.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,5 @@
+import Testing
+
+@testable import EdgeBalancer
+
+@Test func placeholder() {}
