@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatewayCore
+import NodeAgent
 
 @main
 struct NodeAgentCommand: AsyncParsableCommand {
@@ -9,13 +10,14 @@ struct NodeAgentCommand: AsyncParsableCommand {
         discussion: """
             Configuration comes from a YAML file (--config), environment variables prefixed GC_AGENT_ \
             (admin.port is GC_AGENT_ADMIN_PORT), and --set key=value flags, each overriding the one before. \
-            SIGHUP reloads what can be reloaded; SIGTERM drains and exits.
+            SIGHUP re-reads it and publishes a new weight, zone or labels; SIGTERM marks the node draining, \
+            waits for the engine's in-flight requests, deregisters and exits 0.
             """,
         version: GatewayVersion.current)
 
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
-        try await BasicService.run(name: "node-agent", environmentPrefix: ["gc", "agent"], defaultAdminPort: 9102, options: options)
+        try await NodeAgentMain.run(options: options)
     }
 }

@@ -1,0 +1,146 @@
+import Foundation
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+
+/// Calls the local engine's admin API: readiness and health probes, and cache purges.
+///
+/// The contract it relies on: `GET /ready` answers 200 when ready and 503 with
+/// `{"error": "not ready: <reason>"}` when not; `GET /health` answers 200 with a JSON object (see
+/// ``EngineHealthReport``); `POST /cache/purge` with a bearer token and a JSON scope answers 200
+/// `{"purged": n}` once applied; any other status means not applied.
+struct EngineClient: Sendable {
+    var settings: EngineSettings
+
+    init(settings: EngineSettings) {
+        self.settings = settings
+    }
+
+    /// What `GET /ready` said.
+    enum Readiness: Sendable, Equatable {
+        case ready
+        /// The engine answered but is not ready; the reason it gave.
+        case notReady(String)
+        /// No usable answer within the probe timeout.
+        case unreachable(String)
+    }
+
+    /// What `POST /cache/purge` did.
+    enum PurgeOutcome: Sendable, Equatable {
+        case applied(purged: Int)
+        /// The engine refused the request as malformed (400 or 422): retrying it unchanged cannot help.
+        case rejected(status: Int, message: String)
+        /// Not applied this time (engine down, 5xx, wrong token, timeout): retry.
+        case failed(String)
+    }
+
+    func ready() async -> Readiness {
+        let client = AdminHTTPClient(timeout: settings.probeTimeout, maxResponseBytes: 64 << 10)
+        do {
+            let response = try await client.request(.GET, settings.adminURL + "/ready")
+            if response.status == .ok { return .ready }
+            let message = Self.errorMessage(response.body) ?? "HTTP \(response.status.code)"
+            let reason = message.hasPrefix("not ready: ") ? String(message.dropFirst("not ready: ".count)) : message
+            return .notReady(reason)
+        } catch {
+            return .unreachable("\(error)")
+        }
+    }
+
+    /// The engine's `/health` report, or nil when it does not answer with one.
+    func health() async -> EngineHealthReport? {
+        let client = AdminHTTPClient(timeout: settings.probeTimeout, maxResponseBytes: 256 << 10)
+        guard let response = try? await client.request(.GET, settings.adminURL + "/health"), response.status == .ok else {
+            return nil
+        }
+        return EngineHealthReport(json: Data(response.body.readableBytesView))
+    }
+
+    func purge(_ scope: InvalidationScope) async -> PurgeOutcome {
+        let client = AdminHTTPClient(timeout: settings.requestTimeout, maxResponseBytes: 64 << 10)
+        var headers = HTTPHeaders()
+        headers.add(name: "Authorization", value: "Bearer \(settings.token)")
+        headers.add(name: "Content-Type", value: "application/json")
+        do {
+            let response = try await client.request(
+                .POST, settings.adminURL + "/cache/purge", headers: headers, body: ByteBuffer(string: scope.purgeRequestJSON))
+            switch response.status.code {
+            case 200:
+                let object = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any]
+                return .applied(purged: object.flatMap { EngineHealthReport.number($0["purged"]) }.map { Int($0) } ?? 0)
+            case 400, 422:
+                return .rejected(status: Int(response.status.code), message: Self.errorMessage(response.body) ?? "")
+            default:
+                return .failed("HTTP \(response.status.code): \(Self.errorMessage(response.body) ?? "")")
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    /// The `error` field of a JSON error body.
+    static func errorMessage(_ body: ByteBuffer) -> String? {
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
+        return object?["error"] as? String
+    }
+}
+
+/// The engine's `/health` body: `status`, and when available `in_flight`, `requests_total`,
+/// `errors_total`, `p50_ms`, `p99_ms`, `defs_version`, `redis` (`up` or `down`), `version`,
+/// `cpu_pct`, `mem_bytes`. Numbers may come as JSON numbers or as numeric strings.
+struct EngineHealthReport: Sendable, Equatable {
+    var status: String?
+    var inFlight: Int?
+    var requestsTotal: Double?
+    var errorsTotal: Double?
+    var p50Milliseconds: Double?
+    var p99Milliseconds: Double?
+    var definitionsVersion: String?
+    /// Whether the engine reaches Redis: `up` or `down`.
+    var redis: String?
+    var version: String?
+    var cpuPercent: Double?
+    var memoryBytes: Int?
+
+    init(
+        status: String? = nil, inFlight: Int? = nil, requestsTotal: Double? = nil, errorsTotal: Double? = nil,
+        p50Milliseconds: Double? = nil, p99Milliseconds: Double? = nil, definitionsVersion: String? = nil,
+        redis: String? = nil, version: String? = nil, cpuPercent: Double? = nil, memoryBytes: Int? = nil
+    ) {
+        self.status = status
+        self.inFlight = inFlight
+        self.requestsTotal = requestsTotal
+        self.errorsTotal = errorsTotal
+        self.p50Milliseconds = p50Milliseconds
+        self.p99Milliseconds = p99Milliseconds
+        self.definitionsVersion = definitionsVersion
+        self.redis = redis
+        self.version = version
+        self.cpuPercent = cpuPercent
+        self.memoryBytes = memoryBytes
+    }
+
+    /// Parses the body; nil when it is not a JSON object.
+    init?(json: Data) {
+        guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else { return nil }
+        let n = { (key: String) in Self.number(object[key]) }
+        let s = { (key: String) -> String? in
+            if let text = object[key] as? String { return text }
+            return Self.number(object[key]).map { String($0) }
+        }
+        self.init(
+            status: s("status"), inFlight: n("in_flight").map { Int($0) }, requestsTotal: n("requests_total"),
+            errorsTotal: n("errors_total"), p50Milliseconds: n("p50_ms"), p99Milliseconds: n("p99_ms"),
+            definitionsVersion: s("defs_version"), redis: s("redis"), version: s("version"),
+            cpuPercent: n("cpu_pct"), memoryBytes: n("mem_bytes").map { Int($0) })
+    }
+
+    static func number(_ value: Any?) -> Double? {
+        if let text = value as? String { return Double(text.trimmingWhitespace()).flatMap { $0.isFinite ? $0 : nil } }
+        if let number = value as? NSNumber {
+            let d = number.doubleValue
+            return d.isFinite ? d : nil
+        }
+        return nil
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import GatewayCore
+import GatewayTesting
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import NodeAgent
+
+/// Registration under a lease, health reporting, drain and reload, against a real Redis and a fake engine.
+@Suite struct NodeRegistrationTests {
+    /// A started agent registers its node with region, zone, address, weight and labels, under a lease,
+    /// lists it in the node index and announces `node_up`.
+    @Test func registrationIsVisibleWithRegionAndZone() async throws {
+        try await withRedisClient { redis, server in
+            try await withFakeEngine { engine in
+                try await withTemporaryDirectory { directory in
+                    let settings = try await readSettings(agentOverrides(redis: server, engine: engine, node: "n1", directory: directory))
+                    try await withEventLog(server) { events in
+                    try await withAgent(settings) { _ in
+                        try await waitUntil("the node to register") { try await nodeRecord(redis, "n1", has: .health, "up") }
+                        let record = try #require(NodeRecord(fields: try await nodeRecord(redis, "n1")))
+                        #expect(record.region == "eu-west" && record.zone == "eu-west-1a")
+                        #expect(record.address == "10.0.0.7" && record.port == 8443 && record.weight == 40)
+                        #expect(record.labels == "rack=r7,tier=gold")
+                        #expect(record.state == .up)
+                        let ttl = try #require(try await redis.send("PTTL", .string(ClusterKeys().node("n1"))).int)
+                        #expect(ttl > 0 && ttl <= 600)
+                        let members = try await redis.send("SMEMBERS", .string(ClusterKeys().nodes)).array?.compactMap(\.string)
+                        #expect(members == ["n1"])
+                        try await waitUntil("node_up") { await events.events.contains(.nodeUp(node: "n1")) }
+                    }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An engine that stops answering is marked down at the next probe, with the reason; one that cannot
+    /// reach Redis is degraded; load comes from its health report.
+    @Test func engineHealthAndLoadAreReported() async throws {
+        try await withRedisClient { redis, server in
+            try await withFakeEngine { engine in
+                try await withTemporaryDirectory { directory in
+                    let settings = try await readSettings(agentOverrides(redis: server, engine: engine, node: "n1", directory: directory))
+                    engine.setInFlight(7)
+                    try await withAgent(settings) { _ in
+                        try await waitUntil("the in-flight count") { try await nodeRecord(redis, "n1", has: .inFlight, "7") }
+                        engine.count(requests: 500)
+                        try await waitUntil("a request rate") {
+                            (Double(try await nodeRecord(redis, "n1")[NodeRecord.Field.requestsPerSecond.rawValue] ?? "") ?? 0) > 0
+                        }
+                        engine.setRedis("down")
+                        try await waitUntil("degraded") { try await nodeRecord(redis, "n1", has: .health, "degraded") }
+                        #expect(try await nodeRecord(redis, "n1")[NodeRecord.Field.healthReason.rawValue] == "engine cannot reach redis")
+                        engine.setRedis("up")
+                        engine.setNotReady("loading definitions")
+                        try await waitUntil("down while not ready") { try await nodeRecord(redis, "n1", has: .state, "down") }
+                        #expect(
+                            try await nodeRecord(redis, "n1")[NodeRecord.Field.healthReason.rawValue] == "engine not ready: loading definitions")
+                        engine.setNotReady(nil)
+                        try await waitUntil("up again") { try await nodeRecord(redis, "n1", has: .state, "up") }
+                        await engine.stop()
+                        let clock = ContinuousClock()
+                        let stopped = clock.now
+                        try await waitUntil("down once the engine is gone") { try await nodeRecord(redis, "n1", has: .health, "down") }
+                        // Within about one heartbeat (200 ms here) plus the probe.
+                        #expect(clock.now - stopped < .seconds(1))
+                        #expect(try await nodeRecord(redis, "n1")[NodeRecord.Field.healthReason.rawValue]?.hasPrefix("engine not answering") == true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Redis restarted mid-run (losing every key) and the agent, still the same process, registers the
+    /// node again, under a lease, within about a heartbeat.
+    @Test func redisRestartReregistersWithoutRestartingTheAgent() async throws {
+        try await withRedisClient { redis, server in
+            try await withFakeEngine { engine in
+                try await withTemporaryDirectory { directory in
+                    let settings = try await readSettings(agentOverrides(redis: server, engine: engine, node: "n1", directory: directory))
+                    try await withAgent(settings) { running in
+                        try await waitUntil("the node to register") { try await nodeRecord(redis, "n1", has: .state, "up") }
+                        try await server.restart()
+                        #expect(try await nodeRecord(redis, "n1").isEmpty)
+                        try await waitUntil("the node to register again", timeout: .seconds(5)) {
+                            try await nodeRecord(redis, "n1", has: .state, "up")
+                        }
+                        let members = try await redis.send("SMEMBERS", .string(ClusterKeys().nodes)).array?.compactMap(\.string)
+                        #expect(members == ["n1"])
+                        let ttl = try #require(try await redis.send("PTTL", .string(ClusterKeys().node("n1"))).int)
+                        #expect(ttl > 0)
+                        #expect(running.agent.currentStatus.redisReachable)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The agent's own admin listener answers `/health` with heartbeat age, Redis state and invalidation
+    /// lag, `/ready` once registered, and `/metrics` with its token.
+    @Test func adminListenerReportsTheAgentsState() async throws {
+        try await withRedisClient { redis, server in
+            try await withFakeEngine { engine in
+                try await withTemporaryDirectory { directory in
+                    let settings = try await readSettings(agentOverrides(redis: server, engine: engine, node: "n1", directory: directory))
+                    try await withAgent(settings) { running in
+                        let url = try await running.adminURL
+                        let client = AdminHTTPClient(timeout: .seconds(2))
+                        try await waitUntil("ready") { try await client.request(.GET, url + "/ready").status == .ok }
+                        let health = try await client.request(.GET, url + "/health")
+                        let fields = try #require(try JSONSerialization.jsonObject(with: Data(health.body.readableBytesView)) as? [String: String])
+                        #expect(fields["redis"] == "up" && fields["node"] == "n1" && fields["zone"] == "eu-west-1a")
+                        #expect(fields["heartbeat_age_ms"].flatMap(Int.init) != nil)
+                        #expect(fields["invalidation_lag_ms"] == "0")
+                        #expect(fields["engine_health"] == "up")
+                        let metrics = try await client.request(.GET, url + "/metrics", headers: ["Authorization": "Bearer \(agentToken)"])
+                        #expect(metrics.status == .ok)
+                        await server.stop()
+                        try await waitUntil("not ready without redis") {
+                            try await client.request(.GET, url + "/ready").status == .serviceUnavailable
+                        }
+                        try await server.restart()
+                        try await waitUntil("ready again") { try await client.request(.GET, url + "/ready").status == .ok }
+                        _ = redis
+                    }
+                }
+            }
+        }
+    }
+}
