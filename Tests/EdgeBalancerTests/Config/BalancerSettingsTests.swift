@@ -1,0 +1,67 @@
+import Configuration
+import GatewayCore
+import Testing
+
+@testable import EdgeBalancer
+
+/// Reads balancer settings from `--set`-style overrides only.
+func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSettings {
+    let sources = ConfigSources(overrides: overrides, environmentPrefix: ["gc", "balancer", "test"], environment: [:])
+    var validator = ConfigValidator(try await sources.makeReader())
+    let settings = BalancerSettings.read(&validator)
+    try validator.finish()
+    return settings
+}
+
+@Suite struct BalancerSettingsTests {
+    /// Defaults: listener on 127.0.0.1:8080, admin on 9103, weighted policy, health checks and retries on.
+    @Test func defaults() async throws {
+        let settings = try await balancerSettings(["admin.token": "0123456789abcdef"])
+        #expect(settings.listenHost == "127.0.0.1")
+        #expect(settings.listenPort == 8080)
+        #expect(settings.common.admin.port == 9103)
+        #expect(settings.controller.policy == .weighted)
+        #expect(settings.health.enabled && settings.router.retries)
+        #expect(settings.router.retryBudget.ratio == 0.2)
+        #expect(settings.tls == nil)
+        #expect(settings.useRedis)
+    }
+
+    /// Every own key is read.
+    @Test func readsOwnKeys() async throws {
+        let settings = try await balancerSettings([
+            "admin.token": "0123456789abcdef", "listen.port": "0", "region": "eu", "policy": "peak_ewma",
+            "nodes.static": "id=a,host=127.0.0.1,port=8081,region=eu;id=b,host=127.0.0.1,port=8082,weight=3",
+            "health.path": "/ping", "health.interval": "250ms", "health.rise": "3", "health.expectedStatus": "200,204",
+            "retry.budgetPercent": "10", "outlier.consecutiveFailures": "7", "slowStart.window": "0",
+            "accessLog.level": "off", "discovery.redis": "false",
+        ])
+        #expect(settings.listenPort == 0)
+        #expect(settings.controller.region == "eu")
+        #expect(settings.controller.policy == .peakEWMA)
+        #expect(settings.staticNodes.map(\.id) == ["a", "b"])
+        #expect(settings.health.path == "/ping")
+        #expect(settings.health.interval == .milliseconds(250))
+        #expect(settings.controller.rise == 3)
+        #expect(settings.health.expectedStatus.matches(204))
+        #expect(settings.router.retryBudget.ratio == 0.1)
+        #expect(settings.outlier.consecutiveFailures == 7)
+        #expect(settings.controller.slowStartWindow == .zero)
+        #expect(settings.router.accessLogLevel == nil)
+        #expect(!settings.useRedis)
+    }
+
+    /// Every problem is reported at once, each naming its key.
+    @Test func reportsEveryProblem() async throws {
+        do {
+            _ = try await balancerSettings([
+                "admin.token": "0123456789abcdef", "policy": "random", "listen.port": "70000",
+                "nodes.static": "id=a,host=h", "tls.certFile": "/nonexistent.pem", "discovery.redis": "false",
+            ])
+            Issue.record("accepted an invalid configuration")
+        } catch let error as ConfigValidationError {
+            let keys = Set(error.problems.map(\.key))
+            #expect(keys.isSuperset(of: ["policy", "listen.port", "nodes.static", "tls.keyFile"]))
+        }
+    }
+}

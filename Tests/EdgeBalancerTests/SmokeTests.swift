@@ -1,5 +1,0 @@
-import Testing
-
-@testable import EdgeBalancer
-
-@Test func placeholder() {}
