@@ -11,7 +11,8 @@ import NIOConcurrencyHelpers
 /// `<prefix>:keys` (key id → record and hash) for listing and revoking by id. The key id is the first 12
 /// hex digits of the hash.
 ///
-/// Revocation reaches every engine within 1 s even if the `key_revoked` message is lost: a cached
+/// Revocation publishes `{"type":"key_revoked","hash":…}` (the SHA-256 is no secret: it cannot be turned
+/// back into the key). It reaches every engine within 1 s even if that message is lost: a cached
 /// answer lives at most ``positiveTTL`` (≤ 1 s) counted from when its Redis read was *sent*, and a read
 /// that started before an invalidation is not cached. The event only makes it sooner.
 ///
@@ -108,13 +109,17 @@ final class APIKeyStore: Sendable {
             problems.append(ConfigProblem(key: "quota", value: "\(quota.limit)/\(quota.periodSeconds)s", expected: "limit and period_seconds of at least 1"))
         }
         if !problems.isEmpty { throw .invalid(problems) }
+        // Records keep whole seconds (ISO 8601 without fractions), so round here and the record handed
+        // back equals the one read later. An expiry is rounded up, never cutting a key's life short.
+        let created = Date(timeIntervalSince1970: createdAt.timeIntervalSince1970.rounded(.down))
+        let expires = request.expiresAt.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.up)) }
 
         for _ in 0..<3 {
             let key = Self.generateKey()
             let hash = Self.hash(of: key)
             let record = APIKeyRecord(
-                id: String(hash.prefix(Self.idLength)), name: request.name, createdAt: createdAt,
-                expiresAt: request.expiresAt, allowedAPIs: request.allowedAPIs, rateLimit: request.rateLimit,
+                id: String(hash.prefix(Self.idLength)), name: request.name, createdAt: created,
+                expiresAt: expires, allowedAPIs: request.allowedAPIs, rateLimit: request.rateLimit,
                 quota: request.quota)
             let recordJSON = Self.json(record)
             let entryJSON = Self.json(IndexEntry(hash: hash, record: record))
@@ -122,17 +127,17 @@ final class APIKeyStore: Sendable {
                 // The index first: a key that exists is always listed, so it can always be revoked.
                 let claimed = try await redis.send("HSETNX", .string(keys.apiKeyIndex), .string(record.id), .string(entryJSON))
                 guard claimed.int == 1 else { continue }
-                if let expiresAt = request.expiresAt {
-                    let ms = Int((expiresAt.timeIntervalSince1970 * 1000).rounded(.up))
+                if let expires {
+                    let ms = Int((expires.timeIntervalSince1970 * 1000).rounded(.up))
                     try await redis.send("SET", .string(keys.apiKey(hash: hash)), .string(recordJSON), "PXAT", .int(ms))
                 } else {
                     try await redis.send("SET", .string(keys.apiKey(hash: hash)), .string(recordJSON))
                 }
-                try await redis.publish(keys.events, EngineEvent.keyCreated(keyID: record.id).message)
+                try await redis.publish(keys.events, EngineEvent.keyCreated(hashPrefix: hash).message)
             } catch {
                 throw .redis(error)
             }
-            invalidate(id: record.id)
+            invalidate(hashPrefix: hash)
             return (key, record)
         }
         throw .redis(.unexpectedReply(command: "HSETNX", reply: "key id collided three times"))
@@ -156,8 +161,8 @@ final class APIKeyStore: Sendable {
         // The record first: from this moment no engine that misses its cache accepts the key.
         try await redis.delete(keys.apiKey(hash: entry.hash))
         try await redis.send("HDEL", .string(keys.apiKeyIndex), .string(id))
-        invalidate(id: id)
-        try await redis.publish(keys.events, EngineEvent.keyRevoked(keyID: id).message)
+        invalidate(hashPrefix: entry.hash)
+        try await redis.publish(keys.events, EngineEvent.keyRevoked(hashPrefix: entry.hash).message)
         return true
     }
 
@@ -210,8 +215,8 @@ final class APIKeyStore: Sendable {
     /// Takes an event from ``EngineEvents``.
     func handle(_ event: EngineEvent) {
         switch event {
-        case .keyRevoked(let id), .keyCreated(let id):
-            invalidate(id: id)
+        case .keyRevoked(let prefix), .keyCreated(let prefix):
+            invalidate(hashPrefix: prefix)
         case .resync:
             cache.withLockedValue { cache in
                 cache.entries.removeAll()
@@ -227,9 +232,13 @@ final class APIKeyStore: Sendable {
         cache.withLockedValue { ($0.hits, $0.misses, $0.entries.count) }
     }
 
-    private func invalidate(id: String) {
+    private func invalidate(hashPrefix: String) {
         cache.withLockedValue { cache in
-            cache.entries = cache.entries.filter { !$0.key.hasPrefix(id) }
+            if hashPrefix.utf8.count == 64 {
+                cache.entries[hashPrefix] = nil
+            } else {
+                cache.entries = cache.entries.filter { !$0.key.hasPrefix(hashPrefix) }
+            }
             cache.generation &+= 1
         }
     }

@@ -325,8 +325,8 @@ extension APIDefinition: Codable {
                 let weight = t.int("weight", default: 1, in: 0...1000) ?? 1
                 targets.append(Target(url: url, weight: weight))
             }
-        } else {
-            problems.report("targets", r.value("targets"), expected: "an array of at least one target")
+        } else if r.value("targets") == nil {
+            problems.report("targets", nil, expected: "an array of at least one target")
         }
         var timeouts = Timeouts()
         if let t = r.object("timeouts", known: ["connect_ms", "response_ms"]) {

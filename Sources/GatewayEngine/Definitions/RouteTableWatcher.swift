@@ -7,9 +7,9 @@ import ServiceLifecycle
 ///
 /// It loads every definition, builds a new ``RouteTable`` and swaps it into the ``RouteTableHolder``.
 /// It reloads when an `apis_changed` event says the version moved, when the subscription is
-/// re-established, and when a periodic check of the version counter (every 500 ms by default) finds a
-/// change, so a lost pub/sub message only delays a reload. When Redis cannot be reached the last-known
-/// table stays in use.
+/// re-established, when a periodic check of the version (every 500 ms by default) finds a change, so a
+/// lost pub/sub message only delays a reload, and after every outage. When Redis cannot be reached the
+/// last-known table stays in use.
 ///
 /// Wire it to the events with `events.addHandler(watcher.handle)`.
 final class RouteTableWatcher: Service, Sendable {
@@ -93,7 +93,7 @@ final class RouteTableWatcher: Service, Sendable {
             return (s.reloadOwed, s.announcedVersion)
         }
         do {
-            if !owed, let loaded, announced <= loaded {
+            if !owed, let loaded, announced <= loaded.counter {
                 let version = try await store.version()
                 if version == loaded {
                     recovered()
@@ -101,8 +101,11 @@ final class RouteTableWatcher: Service, Sendable {
                 }
             }
             try await reload()
+            // Events seen before this reload began are served by it.
+            state.withLockedValue { if $0.announcedVersion == announced { $0.announcedVersion = 0 } }
         } catch {
-            if owed { state.withLockedValue { $0.reloadOwed = true } }
+            // Reload in full once Redis answers again: it may have restarted with other data.
+            state.withLockedValue { $0.reloadOwed = true }
             let first = state.withLockedValue { s -> Bool in
                 s.stats.failures += 1
                 defer { s.failing = true }

@@ -2,16 +2,18 @@ import Foundation
 
 /// A message on the cluster's events channel that the engine acts on.
 ///
-/// Messages are JSON objects with a `type`: `{"type":"apis_changed","version":12,"id":"orders"}`,
-/// `{"type":"key_revoked","key_id":"3f2a9c01b7e4"}`. Types the engine does not use (node and weight
-/// events) decode as ``other(type:)``.
+/// Messages are JSON objects with a `type`, in the format of `ClusterEvent` (GatewayCore):
+/// `{"type":"apis_changed","version":12}`, `{"type":"key_revoked","hash":"<sha256 hex>"}`. The engine
+/// adds `key_created`, and accepts a `key_id` (a hash prefix) where a `hash` is expected. Types the
+/// engine does not act on (node and weight events) decode as ``other(type:)``.
 enum EngineEvent: Sendable, Hashable {
     /// The API definitions changed; `version` is the store's new version counter.
     case apisChanged(version: Int64)
-    /// An API key was revoked; engines drop it from their caches.
-    case keyRevoked(keyID: String)
+    /// An API key was revoked; engines drop it from their caches. Carries the key's SHA-256 hex, or a
+    /// prefix of it (the key id).
+    case keyRevoked(hashPrefix: String)
     /// An API key was created; engines drop any cached "unknown key" answer for it.
-    case keyCreated(keyID: String)
+    case keyCreated(hashPrefix: String)
     /// The subscription was (re)established: messages may have been missed, so reread state.
     case resync
     case other(type: String)
@@ -26,8 +28,17 @@ enum EngineEvent: Sendable, Hashable {
             guard case .number(let version)? = fields["version"] else { return nil }
             self = .apisChanged(version: Int64(version))
         case "key_revoked", "key_created":
-            guard case .string(let id)? = fields["key_id"] else { return nil }
-            self = type == "key_revoked" ? .keyRevoked(keyID: id) : .keyCreated(keyID: id)
+            let prefix: String
+            if case .string(let hash)? = fields["hash"] {
+                prefix = hash
+            } else if case .string(let id)? = fields["key_id"] {
+                prefix = id
+            } else {
+                return nil
+            }
+            // An empty prefix would match every key.
+            guard !prefix.isEmpty else { return nil }
+            self = type == "key_revoked" ? .keyRevoked(hashPrefix: prefix) : .keyCreated(hashPrefix: prefix)
         default:
             self = .other(type: type)
         }
@@ -37,8 +48,8 @@ enum EngineEvent: Sendable, Hashable {
     var message: String {
         switch self {
         case .apisChanged(let version): return #"{"type":"apis_changed","version":\#(version)}"#
-        case .keyRevoked(let id): return #"{"type":"key_revoked","key_id":\#(Self.quoted(id))}"#
-        case .keyCreated(let id): return #"{"type":"key_created","key_id":\#(Self.quoted(id))}"#
+        case .keyRevoked(let hash): return #"{"type":"key_revoked","hash":\#(Self.quoted(hash))}"#
+        case .keyCreated(let hash): return #"{"type":"key_created","hash":\#(Self.quoted(hash))}"#
         case .resync: return #"{"type":"resync"}"#
         case .other(let type): return #"{"type":\#(Self.quoted(type))}"#
         }

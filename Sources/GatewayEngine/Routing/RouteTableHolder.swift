@@ -7,13 +7,13 @@ import NIOConcurrencyHelpers
 final class RouteTableHolder: Sendable {
     struct Snapshot: Sendable {
         var table: RouteTable
-        /// The store's version counter the table was built from; nil until the first load.
-        var storeVersion: Int64?
+        /// The store version the table was built from; nil until the first load.
+        var storeVersion: APIDefinitionStore.Version?
     }
 
     private let box: NIOLockedValueBox<Snapshot>
 
-    init(table: RouteTable = .empty, storeVersion: Int64? = nil) {
+    init(table: RouteTable = .empty, storeVersion: APIDefinitionStore.Version? = nil) {
         self.box = NIOLockedValueBox(Snapshot(table: table, storeVersion: storeVersion))
     }
 
@@ -25,7 +25,7 @@ final class RouteTableHolder: Sendable {
     /// Whether definitions have been loaded from the store at least once (for `/ready`).
     var isLoaded: Bool { box.withLockedValue { $0.storeVersion != nil } }
 
-    func swap(_ table: RouteTable, storeVersion: Int64) {
+    func swap(_ table: RouteTable, storeVersion: APIDefinitionStore.Version) {
         box.withLockedValue { $0 = Snapshot(table: table, storeVersion: storeVersion) }
     }
 }

@@ -1,24 +1,31 @@
+import GatewayCore
+
 /// The Redis key names the engine reads and writes, all under one configurable prefix (default `gc`).
 ///
-/// Keys one script or transaction touches together share a hash tag, so the same commands work on
-/// Redis Cluster: the definitions hash and its version counter are `{gc:apis}` and `{gc:apis}:version`;
-/// the rate-limit and quota state of one (API, client) pair share `{<api>:<client>}`. Per-client keys
-/// (rate-limit state, API keys) spread across slots.
+/// The names the other services share come from ``ClusterKeys``; this adds the engine's own. Keys one
+/// script or transaction touches together share a hash tag, so the same commands work on Redis Cluster:
+/// the definitions hash, its version counter and epoch share `{apis}`; the rate-limit and quota state of
+/// one (API, client) pair share `{<api>:<client>}`. Per-client keys (rate-limit state, API keys) spread
+/// across slots.
 struct EngineKeys: Sendable, Hashable {
-    let prefix: String
+    let cluster: ClusterKeys
 
     init(prefix: String = "gc") {
-        self.prefix = prefix
+        self.cluster = ClusterKeys(prefix: prefix)
     }
 
+    var prefix: String { cluster.prefix }
+
     /// Hash: API id → definition JSON.
-    var apis: String { "{\(prefix):apis}" }
+    var apis: String { cluster.apis }
     /// Integer bumped with every change to ``apis``, in the same script.
-    var apisVersion: String { "{\(prefix):apis}:version" }
+    var apisVersion: String { cluster.apisVersion }
+    /// Random id set with the first change, so a version counter restarted from zero is told apart.
+    var apisEpoch: String { "\(prefix):{apis}:epoch" }
     /// Pub/sub channel for `apis_changed`, `key_revoked` and the other services' events.
-    var events: String { "\(prefix):events" }
+    var events: String { cluster.events }
     /// String: the policy JSON of the API key whose SHA-256 is `hash`.
-    func apiKey(hash: String) -> String { "\(prefix):key:\(hash)" }
+    func apiKey(hash: String) -> String { cluster.apiKey(hash: hash) }
     /// Hash: key id → record JSON with the full hash, for listing and revoking by id.
     var apiKeyIndex: String { "\(prefix):keys" }
 

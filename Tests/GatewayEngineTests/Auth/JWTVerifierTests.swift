@@ -1,0 +1,107 @@
+import Foundation
+import JWTKit
+import Testing
+
+@testable import GatewayEngine
+
+/// Claims for signing test tokens; jwt-kit's own claim checks are not used by the verifier.
+private struct TestClaims: JWTPayload {
+    var sub: String?
+    var exp: Double?
+    var nbf: Double?
+    var client_id: String?
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+@Suite struct JWTVerifierTests {
+    static let secret = "0123456789abcdef0123456789abcdef"
+    let clock = ManualClock()
+
+    private func hsSigner(_ secret: String = secret) async -> JWTKeyCollection {
+        await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+    }
+
+    private func verifier(_ keys: [JWTSettings.Key], claim: String = "sub", leeway: Int = 30) -> JWTVerifier {
+        JWTVerifier(settings: JWTSettings(keys: keys, identityClaim: claim, leewaySeconds: leeway), now: clock.dateSource)
+    }
+
+    private var now: Double { clock.date.timeIntervalSince1970 }
+
+    @Test func acceptsAValidHS256Token() async throws {
+        let token = try await hsSigner().sign(TestClaims(sub: "alice", exp: now + 60))
+        let v = verifier([.init(algorithm: .hs256, secret: Self.secret)])
+        let identity = try await v.verify(authorization: "Bearer \(token)").get()
+        #expect(identity.clientID == "alice")
+        #expect(identity.expiresAt.map { abs($0.timeIntervalSince1970 - (now + 60)) < 0.001 } == true)
+        #expect(try await v.verify(authorization: "bearer  \(token) ").get().clientID == "alice")
+    }
+
+    /// Each way a token can fail is told apart, for metrics.
+    @Test func classifiesFailures() async throws {
+        let v = verifier([.init(algorithm: .hs256, secret: Self.secret)], leeway: 30)
+        let signer = await hsSigner()
+        func reason(_ header: String?) async -> JWTFailure? {
+            if case .failure(let f) = await v.verify(authorization: header) { return f }
+            return nil
+        }
+        #expect(await reason(nil) == .missing)
+        #expect(await reason("Basic dXNlcjpwYXNz") == .missing)
+        #expect(await reason("Bearer ") == .missing)
+        #expect(await reason("Bearer not.a-token") == .malformed)
+        #expect(await reason("Bearer a.b.c") == .malformed)
+        let wrongKey = try await hsSigner("another-secret-another-secret-xx").sign(TestClaims(sub: "a", exp: now + 60))
+        #expect(await reason("Bearer \(wrongKey)") == .badSignature)
+        let good = try await signer.sign(TestClaims(sub: "a", exp: now + 60))
+        var parts = good.split(separator: ".").map(String.init)
+        parts[1] = Base64URL.encode(Array(#"{"sub":"mallory","exp":9999999999}"#.utf8))
+        #expect(await reason("Bearer \(parts.joined(separator: "."))") == .badSignature, "a tampered payload fails")
+        #expect(await reason("Bearer \(try await signer.sign(TestClaims(sub: "a", exp: now - 31)))") == .expired)
+        #expect(await reason("Bearer \(try await signer.sign(TestClaims(sub: "a", exp: now - 29)))") == nil, "within leeway")
+        #expect(await reason("Bearer \(try await signer.sign(TestClaims(sub: "a", nbf: now + 31)))") == .notYetValid)
+        #expect(await reason("Bearer \(try await signer.sign(TestClaims(sub: "a", nbf: now + 29)))") == nil, "within leeway")
+        #expect(await reason("Bearer \(try await signer.sign(TestClaims(client_id: "x")))") == .missingIdentity)
+        // alg "none": unsigned tokens are never accepted.
+        let header = Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
+        let payload = Base64URL.encode(Array(#"{"sub":"a"}"#.utf8))
+        #expect(await reason("Bearer \(header).\(payload).") == .unsupportedAlgorithm)
+        #expect(await reason("Bearer \(header).\(payload)") == .malformed)
+    }
+
+    @Test func verifiesRS256WithAPEMPublicKey() async throws {
+        let signer = await JWTKeyCollection().add(
+            rsa: try Insecure.RSA.PrivateKey(pem: TestKeys.rsaPrivatePEM), digestAlgorithm: .sha256)
+        let token = try await signer.sign(TestClaims(exp: now + 60, client_id: "svc-7"))
+        let v = verifier([.init(algorithm: .rs256, publicKeyPEM: TestKeys.rsaPublicPEM)], claim: "client_id")
+        #expect(try await v.verify(token: token).get().clientID == "svc-7")
+    }
+
+    @Test func verifiesES256WithAPEMPublicKey() async throws {
+        let key = ES256PrivateKey()
+        let token = try await JWTKeyCollection().add(ecdsa: key).sign(TestClaims(sub: "bob", exp: now + 60))
+        let v = verifier([.init(algorithm: .es256, publicKeyPEM: key.publicKey.pemRepresentation)])
+        #expect(try await v.verify(token: token).get().clientID == "bob")
+        let otherKey = ES256PrivateKey()
+        let forged = try await JWTKeyCollection().add(ecdsa: otherKey).sign(TestClaims(sub: "bob", exp: now + 60))
+        #expect(await v.verify(token: forged) == .failure(.badSignature))
+    }
+
+    /// A token's `alg` must match a configured key: an HS256 token "signed" with the RSA public key
+    /// (algorithm confusion) is refused, and a `kid` picks among keys of one algorithm.
+    @Test func algorithmMustMatchAConfiguredKey() async throws {
+        let rsOnly = verifier([.init(algorithm: .rs256, publicKeyPEM: TestKeys.rsaPublicPEM)])
+        let confused = try await hsSigner(TestKeys.rsaPublicPEM).sign(TestClaims(sub: "a", exp: now + 60))
+        #expect(await rsOnly.verify(token: confused) == .failure(.unsupportedAlgorithm))
+
+        let otherSecret = String(repeating: "z", count: 32)
+        let rotated = verifier([
+            .init(algorithm: .hs256, kid: "old", secret: Self.secret), .init(algorithm: .hs256, kid: "new", secret: otherSecret),
+        ])
+        let newToken = try await hsSigner(otherSecret).sign(TestClaims(sub: "n", exp: now + 60), kid: "new")
+        #expect(try await rotated.verify(token: newToken).get().clientID == "n")
+        let unknownKid = try await hsSigner(otherSecret).sign(TestClaims(sub: "n", exp: now + 60), kid: "gone")
+        #expect(await rotated.verify(token: unknownKid) == .failure(.unknownKey))
+        let noKid = try await hsSigner().sign(TestClaims(sub: "o", exp: now + 60))
+        #expect(try await rotated.verify(token: noKid).get().clientID == "o", "without a kid every key of the algorithm is tried")
+    }
+}
