@@ -22,34 +22,58 @@ import Testing
         #expect(InvalidationCursor.decide(lastApplied: id("10-0"), info: info, entries: [], lastAppliedPresent: true) == .upToDate)
     }
 
-    /// Trimming that removed only entries already applied loses nothing.
-    @Test func trimmingOfAppliedEntriesIsHarmless() {
-        let info = RedisStreamInfo(length: 1, lastGeneratedID: id("30-0"), maxDeletedEntryID: id("20-0"), firstEntryID: id("30-0"))
-        let decision = InvalidationCursor.decide(lastApplied: id("20-0"), info: info, entries: [entry("30-0")], lastAppliedPresent: false)
+    /// Trimming stops before the last applied entry: nothing after it can be gone.
+    @Test func trimmingBeforeTheLastAppliedEntryIsHarmless() {
+        let info = RedisStreamInfo(
+            length: 2, lastGeneratedID: id("30-0"), maxDeletedEntryID: .zero, entriesAdded: 3, firstEntryID: id("20-0"))
+        let decision = InvalidationCursor.decide(lastApplied: id("20-0"), info: info, entries: [entry("30-0")], lastAppliedPresent: true)
         #expect(decision == .apply([entry("30-0")]))
     }
 
-    /// Entries after the last applied one were trimmed: purge everything and resume at the newest id.
+    /// The last applied entry was trimmed and the oldest left is newer: what lay between may be gone, so
+    /// purge everything and resume at the newest id.
     @Test func trimmedUnappliedEntriesForceAFullPurge() {
-        let info = RedisStreamInfo(length: 1, lastGeneratedID: id("50-0"), maxDeletedEntryID: id("40-0"), firstEntryID: id("50-0"))
+        let info = RedisStreamInfo(length: 1, lastGeneratedID: id("50-0"), maxDeletedEntryID: .zero, firstEntryID: id("50-0"))
         let decision = InvalidationCursor.decide(lastApplied: id("10-0"), info: info, entries: [entry("50-0")], lastAppliedPresent: false)
         guard case .purgeAll(_, let resume) = decision else {
             Issue.record("expected a full purge, got \(decision)")
             return
         }
         #expect(resume == id("50-0"))
+        let emptied = RedisStreamInfo(length: 0, lastGeneratedID: id("50-0"), maxDeletedEntryID: .zero)
+        let all = InvalidationCursor.decide(lastApplied: id("10-0"), info: emptied, entries: [], lastAppliedPresent: false)
+        #expect(all == .purgeAll(reason: "invalidations after 10-0 were trimmed before they were applied", resumeAfter: id("50-0")))
     }
 
-    /// Redis older than 7 (no deleted-id watermark): a vanished last id with newer entries left is treated
-    /// as a loss.
+    /// An entry after the last applied one removed with XDEL is a loss too; the last one itself removed is not.
+    @Test func deletedEntriesAfterTheLastAppliedForceAFullPurge() {
+        let deletedAfter = RedisStreamInfo(length: 2, lastGeneratedID: id("50-0"), maxDeletedEntryID: id("40-0"), firstEntryID: id("10-0"))
+        let lost = InvalidationCursor.decide(lastApplied: id("10-0"), info: deletedAfter, entries: [entry("50-0")], lastAppliedPresent: true)
+        #expect(lost == .purgeAll(reason: "invalidations after 10-0 were deleted before they were applied", resumeAfter: id("50-0")))
+        let deletedItself = RedisStreamInfo(length: 2, lastGeneratedID: id("50-0"), maxDeletedEntryID: id("20-0"), firstEntryID: id("10-0"))
+        let kept = InvalidationCursor.decide(lastApplied: id("20-0"), info: deletedItself, entries: [entry("50-0")], lastAppliedPresent: false)
+        #expect(kept == .apply([entry("50-0")]))
+    }
+
+    /// From the very start, entries trimmed before they were read are detected by the count of entries
+    /// ever added.
+    @Test func fromTheStartTrimmedEntriesAreCounted() {
+        let trimmed = RedisStreamInfo(length: 2, lastGeneratedID: id("50-0"), maxDeletedEntryID: .zero, entriesAdded: 5, firstEntryID: id("40-0"))
+        let lost = InvalidationCursor.decide(lastApplied: .zero, info: trimmed, entries: [entry("40-0"), entry("50-0")], lastAppliedPresent: false)
+        #expect(lost == .purgeAll(reason: "3 invalidations were trimmed before they were applied", resumeAfter: id("50-0")))
+        let whole = RedisStreamInfo(length: 2, lastGeneratedID: id("50-0"), maxDeletedEntryID: .zero, entriesAdded: 2, firstEntryID: id("40-0"))
+        let kept = InvalidationCursor.decide(lastApplied: .zero, info: whole, entries: [entry("40-0"), entry("50-0")], lastAppliedPresent: false)
+        #expect(kept == .apply([entry("40-0"), entry("50-0")]))
+    }
+
+    /// Redis older than 7 (no deleted-id watermark) gets the same answer from the first entry left.
     @Test func withoutWatermarkAVanishedLastIdForcesAFullPurge() {
         let info = RedisStreamInfo(length: 1, lastGeneratedID: id("50-0"), firstEntryID: id("50-0"))
         let lost = InvalidationCursor.decide(lastApplied: id("10-0"), info: info, entries: [entry("50-0")], lastAppliedPresent: false)
-        #expect(lost == .purgeAll(reason: lostReason(lost), resumeAfter: id("50-0")))
+        #expect(lost == .purgeAll(reason: "invalidations after 10-0 were trimmed before they were applied", resumeAfter: id("50-0")))
         let kept = RedisStreamInfo(length: 2, lastGeneratedID: id("50-0"), firstEntryID: id("10-0"))
-        #expect(
-            InvalidationCursor.decide(lastApplied: id("10-0"), info: kept, entries: [entry("50-0")], lastAppliedPresent: true)
-                == .apply([entry("50-0")]))
+        let decision = InvalidationCursor.decide(lastApplied: id("10-0"), info: kept, entries: [entry("50-0")], lastAppliedPresent: true)
+        #expect(decision == .apply([entry("50-0")]))
     }
 
     /// No state file: the cache cannot be proven fresh, so purge once and start at the stream's end.
@@ -76,10 +100,5 @@ import Testing
         let info = RedisStreamInfo(length: 1, lastGeneratedID: id("5-0"), maxDeletedEntryID: .zero, firstEntryID: id("5-0"))
         let decision = InvalidationCursor.decide(lastApplied: id("10-0"), info: info, entries: [], lastAppliedPresent: false)
         #expect(decision == .purgeAll(reason: "the invalidation stream was recreated", resumeAfter: id("5-0")))
-    }
-
-    private func lostReason(_ decision: InvalidationCursor.Decision) -> String {
-        if case .purgeAll(let reason, _) = decision { return reason }
-        return ""
     }
 }

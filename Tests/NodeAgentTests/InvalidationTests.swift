@@ -85,7 +85,8 @@ import Testing
                     let publisher = InvalidationPublisher(redis: redis, keys: keys)
                     let settings = try await readSettings(agentOverrides(redis: server, engine: engine, node: "n1", directory: directory))
                     try await withAgent(settings) { running in
-                        try await waitUntil("the first start to catch up") { try await lastApplied(redis, "n1") == .zero }
+                        try await waitUntil("the first start's full purge") { engine.purges == [.all] }
+                        try await waitUntil("the node to register") { try await lastApplied(redis, "n1") == .zero }
                         engine.failPurges(status: .internalServerError)
                         let a = try await publisher.publish(.api("a"))
                         try await waitUntil("retries") { engine.purgeAttempts >= 4 }

@@ -126,7 +126,8 @@ struct EngineHealthReport: Sendable, Equatable {
         let n = { (key: String) in Self.number(object[key]) }
         let s = { (key: String) -> String? in
             if let text = object[key] as? String { return text }
-            return Self.number(object[key]).map { String($0) }
+            guard let number = Self.number(object[key]) else { return nil }
+            return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
         }
         self.init(
             status: s("status"), inFlight: n("in_flight").map { Int($0) }, requestsTotal: n("requests_total"),

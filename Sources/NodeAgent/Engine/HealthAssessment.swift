@@ -65,12 +65,10 @@ struct ProbeResult: Sendable, Equatable {
 struct LoadTracker: Sendable {
     private var previous: (at: ContinuousClock.Instant, requests: Double, errors: Double)?
 
-    /// The load in `report`, taken at `now`; zero load when there is no report.
+    /// The load in `report`, taken at `now`; zero load when there is no report (the baseline is kept, so
+    /// one missed report only widens the next interval).
     mutating func load(from report: EngineHealthReport?, at now: ContinuousClock.Instant) -> EngineLoad {
-        guard let report else {
-            previous = nil
-            return .zero
-        }
+        guard let report else { return .zero }
         var load = EngineLoad(
             inFlight: max(report.inFlight ?? 0, 0), p50Milliseconds: report.p50Milliseconds ?? 0,
             p99Milliseconds: report.p99Milliseconds ?? 0, cpuPercent: report.cpuPercent ?? 0,

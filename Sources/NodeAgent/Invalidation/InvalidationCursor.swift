@@ -20,8 +20,7 @@ enum InvalidationCursor {
     ///     (first start, or its state file was lost).
     ///   - info: `XINFO STREAM`, nil when the stream does not exist.
     ///   - entries: what `XREAD` returned after `lastApplied` in the same transaction.
-    ///   - lastAppliedPresent: whether the entry `lastApplied` is still in the stream (only consulted when
-    ///     Redis is older than 7 and does not report the greatest deleted id).
+    ///   - lastAppliedPresent: whether the entry `lastApplied` is still in the stream.
     static func decide(
         lastApplied: RedisStreamID?, info: RedisStreamInfo?, entries: [RedisStreamEntry], lastAppliedPresent: Bool
     ) -> Decision {
@@ -39,18 +38,34 @@ enum InvalidationCursor {
             // Our position is ahead of everything the stream ever held: it was recreated.
             return .purgeAll(reason: "the invalidation stream was recreated", resumeAfter: info.lastGeneratedID)
         }
-        if let maxDeleted = info.maxDeletedEntryID {
-            if maxDeleted > last {
-                return .purgeAll(
-                    reason: "invalidations after \(last) were trimmed before they were applied", resumeAfter: info.lastGeneratedID)
-            }
-        } else if last != .zero, let first = info.firstEntryID, first > last, !lastAppliedPresent {
-            // Redis < 7: our entry was trimmed and the oldest one left is newer; entries in between may
-            // have gone too, so assume they did.
-            return .purgeAll(
-                reason: "invalidations after \(last) may have been trimmed before they were applied",
-                resumeAfter: info.lastGeneratedID)
+        if let reason = lossReason(last: last, info: info, lastPresent: lastAppliedPresent) {
+            return .purgeAll(reason: reason, resumeAfter: info.lastGeneratedID)
         }
         return entries.isEmpty ? .upToDate : .apply(entries)
+    }
+
+    /// Why entries after `last` may be gone unapplied, or nil when none can be.
+    ///
+    /// Trimming (`MAXLEN`, `XTRIM`) removes entries from the head only, and Redis 7's
+    /// `max-deleted-entry-id` covers `XDEL` (but not trimming). So:
+    /// - an `XDEL` of anything after `last` is a loss;
+    /// - while `last` itself is still there, nothing after it was trimmed;
+    /// - once `last` was trimmed, the entries right after it may have been too (the stream does not say
+    ///   which were there), so the oldest entry left being newer than `last` is treated as a loss, as is an
+    ///   empty stream that had entries after `last`;
+    /// - from the very start (`0-0`), more entries ever added than are left means some went unread.
+    static func lossReason(last: RedisStreamID, info: RedisStreamInfo, lastPresent: Bool) -> String? {
+        if let maxDeleted = info.maxDeletedEntryID, maxDeleted > last {
+            return "invalidations after \(last) were deleted before they were applied"
+        }
+        if last == .zero {
+            guard let added = info.entriesAdded, added > info.length else { return nil }
+            return "\(added - info.length) invalidations were trimmed before they were applied"
+        }
+        if lastPresent { return nil }
+        if let first = info.firstEntryID {
+            return first > last ? "invalidations after \(last) were trimmed before they were applied" : nil
+        }
+        return info.lastGeneratedID > last ? "invalidations after \(last) were trimmed before they were applied" : nil
     }
 }

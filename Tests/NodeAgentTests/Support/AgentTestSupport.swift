@@ -54,6 +54,7 @@ func agentOverrides(
         "engine.adminURL": engine.adminURL,
         "engine.token": engine.token,
         "heartbeat.interval": heartbeat,
+        "engine.probeTimeout": "150ms",
         "state.file": "\(directory)/\(node).state",
         "drain.deadline": "3s",
         "drain.grace": "0s",
