@@ -84,6 +84,19 @@ extension APIDefinition {
         return problems
     }
 
+    /// The definition with JWT shared secrets replaced by `***`, for showing through the admin API.
+    /// (Writing it back fails validation rather than storing the placeholder as a secret.)
+    func redactingSecrets() -> APIDefinition {
+        var copy = self
+        if var jwt = copy.auth.jwt {
+            for i in jwt.keys.indices where jwt.keys[i].secret != nil {
+                jwt.keys[i].secret = "***"
+            }
+            copy.auth.jwt = jwt
+        }
+        return copy
+    }
+
     /// Throws every problem, if any.
     func validated() throws(APIDefinitionError) -> APIDefinition {
         let problems = validate()

@@ -39,6 +39,18 @@ struct RateLimitDecision: Sendable, Hashable {
 
     var isAllowed: Bool { outcome == .allowed }
 
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` (seconds), and `Retry-After` when limited. Empty when
+    /// nobody decided (fail-closed 503).
+    var headers: [(name: String, value: String)] {
+        guard source != .none else { return [] }
+        var headers = [
+            ("X-RateLimit-Limit", String(limit)), ("X-RateLimit-Remaining", String(max(0, remaining))),
+            ("X-RateLimit-Reset", String(Self.headerSeconds(reset))),
+        ]
+        if case .limited = outcome { headers.append(("Retry-After", String(max(1, Self.headerSeconds(retryAfter))))) }
+        return headers
+    }
+
     /// Whole seconds, rounded up, as `Retry-After` and `X-RateLimit-Reset` carry them.
     static func headerSeconds(_ d: Duration) -> Int {
         let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000

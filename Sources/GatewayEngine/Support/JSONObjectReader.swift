@@ -4,11 +4,13 @@ import GatewayCore
 final class ProblemCollector {
     private(set) var problems: [ConfigProblem] = []
 
+    /// Records a problem; values of secret fields (`…secret`) are shown as `***`.
     func report(_ path: String, _ value: JSONValue?, expected: String) {
-        problems.append(ConfigProblem(key: path, value: value?.shown, expected: expected))
+        report(path, shown: value?.shown, expected: expected)
     }
 
     func report(_ path: String, shown: String?, expected: String) {
+        let shown = Redactor.isSecretKey(path) ? shown.map { _ in "***" } : shown
         problems.append(ConfigProblem(key: path, value: shown, expected: expected))
     }
 

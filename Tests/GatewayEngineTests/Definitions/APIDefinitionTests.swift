@@ -113,6 +113,21 @@ import Testing
         #expect(problems[0].value == "***", "a secret is never echoed")
     }
 
+    /// Secrets never appear in problems or in the definition as the admin API shows it.
+    @Test func keepsSecretsOutOfMessagesAndDisplays() throws {
+        let json = #"{"id": "a", "listen_path": "/a", "targets": [{"url": "http://b"}], "auth": {"mode": "jwt", "jwt": {"keys": [{"algorithm": "HS256", "secret": 123456789}]}}}"#
+        let error = #expect(throws: APIDefinitionError.self) { try APIDefinition.parse(json: Array(json.utf8)) }
+        #expect(error?.problems.map(\.description).contains(#"auth.jwt.keys[0].secret: "***" is invalid: expected a string"#) == true)
+        #expect(error?.description.contains("123456789") == false)
+
+        var api = makeAPI("a")
+        let secret = String(repeating: "k", count: 40)
+        api.auth = .init(mode: .jwt, jwt: JWTSettings(keys: [.init(algorithm: .hs256, secret: secret)]))
+        let shown = api.redactingSecrets()
+        #expect(!String(decoding: shown.canonicalJSON(), as: UTF8.self).contains(secret))
+        #expect(shown.validate().map(\.key) == ["auth.jwt.keys[0].secret"], "writing a redacted definition back fails")
+    }
+
     @Test func validatesBackendURLs() {
         #expect(BackendURL.parse("http://10.0.0.1:8080/v1/") == .success(BackendURL(host: "10.0.0.1", port: 8080, basePath: "/v1")))
         #expect(BackendURL.parse("http://[::1]:81") == .success(BackendURL(host: "::1", port: 81, basePath: "")))

@@ -138,6 +138,17 @@ import Testing
         let odd = keys.rateLimit(api: "orders", client: "a}b{c")
         #expect(odd.hasPrefix("gc:rl:{orders:#") && odd.filter { $0 == "{" }.count == 1 && odd.filter { $0 == "}" }.count == 1)
         #expect(RateLimitDecision.headerSeconds(.milliseconds(1001)) == 2)
+        let limited = RateLimitDecision(
+            outcome: .limited(.rate), source: .redis, limit: 20, remaining: 0, retryAfter: .milliseconds(200),
+            reset: .milliseconds(2500), quotaRemaining: nil)
+        #expect(limited.headers.map { "\($0.name): \($0.value)" } == [
+            "X-RateLimit-Limit: 20", "X-RateLimit-Remaining: 0", "X-RateLimit-Reset: 3", "Retry-After: 1",
+        ])
+        var allowed = limited
+        allowed.outcome = .allowed
+        #expect(allowed.headers.count == 3)
+        allowed.source = .none
+        #expect(allowed.headers.isEmpty)
         #expect(RateLimitDecision.headerSeconds(.zero) == 0)
     }
 }
