@@ -38,6 +38,36 @@ import Testing
         }
     }
 
+    /// Over a one-second window with refills, two engines firing bursts of concurrent requests at each
+    /// instant admit exactly what one GCRA would: the burst plus one per emission interval. (Time is
+    /// injected so the window is exact; requests at one instant race each other for real.)
+    @Test func twoEnginesAdmitExactlyTheRateOverAWindow() async throws {
+        try await withRedisServer { server in
+            let keys = EngineKeys(prefix: uniquePrefix())
+            let engines = (0..<2).map { _ in RedisClient(configuration: server.configuration(), logger: .forTesting()) }
+            let limiters = engines.map { limiter($0, keys) }
+            let policy = RateLimitPolicy(rate: 10, periodSeconds: 1, burst: 5)
+            let start: Int64 = 1_800_000_000_000_000
+            var allowed = 0
+            for step in 0..<100 {
+                let now = start + Int64(step) * 10_000  // every 10 ms for 1 s
+                allowed += await withTaskGroup(of: Int.self) { group in
+                    for i in 0..<6 {
+                        group.addTask {
+                            let d = await limiters[i % 2].check(
+                                api: "w", client: "c", policy: policy, failMode: .closed, nowMicroseconds: now)
+                            return d.isAllowed ? 1 : 0
+                        }
+                    }
+                    return await group.reduce(0, +)
+                }
+            }
+            // 5 at once, then one every 100 ms: at 100, 200, ... 900 ms.
+            #expect(allowed == 5 + 9)
+            for engine in engines { await engine.shutdown() }
+        }
+    }
+
     /// The script's arithmetic equals the Swift GCRA step for step (time injected in place of TIME).
     @Test func scriptMatchesTheReferenceGCRA() async throws {
         try await withRedisClient { redis, _ in
