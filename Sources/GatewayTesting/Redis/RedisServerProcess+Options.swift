@@ -23,7 +23,7 @@ extension RedisServerProcess {
             users: [User] = [],
             extraArguments: [String] = [],
             binary: String? = nil,
-            startTimeout: Duration = .seconds(10)
+            startTimeout: Duration = .seconds(20)
         ) {
             self.password = password
             self.users = users

@@ -323,13 +323,14 @@ private func posixKill(_ pid: Int32, _ signal: Int32) -> Int32 {
 }
 
 extension RedisConfiguration {
-    /// A configuration for tests: timeouts short enough that a failing test fails in seconds, and reconnect
-    /// backoff short enough that a restarted server is found again within tens of milliseconds.
+    /// A configuration for tests: reconnect backoff short enough that a restarted server is found again
+    /// within tens of milliseconds, and timeouts long enough (10 s) that a machine busy building and
+    /// testing in parallel does not trip them. Tests of timeouts set their own short ones.
     public static func forTesting(url: RedisURL) -> RedisConfiguration {
         var configuration = RedisConfiguration(url: url)
-        configuration.connectTimeout = .seconds(2)
-        configuration.commandTimeout = .seconds(3)
-        configuration.leaseTimeout = .seconds(3)
+        configuration.connectTimeout = .seconds(10)
+        configuration.commandTimeout = .seconds(10)
+        configuration.leaseTimeout = .seconds(10)
         configuration.initialBackoff = .milliseconds(10)
         configuration.maxBackoff = .milliseconds(100)
         configuration.poolSize = 4

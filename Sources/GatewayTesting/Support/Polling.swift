@@ -24,7 +24,7 @@ public struct TestTimeoutError: Error, CustomStringConvertible {
 ///   - condition: checked once right away and then after every pause; errors it throws count as false.
 public func waitUntil(
     _ what: @autoclosure () -> String = "condition",
-    timeout: Duration = .seconds(5),
+    timeout: Duration = .seconds(10),
     interval: Duration = .milliseconds(10),
     isolation: isolated (any Actor)? = #isolation,
     _ condition: () async throws -> Bool
