@@ -70,10 +70,11 @@ import Darwin
                         #expect(try await nodeRecord(redis, "d1", has: .state, "draining"), "\(agent.logTail())")
                         #expect(agent.process.isRunning)
                         engine.setInFlight(0)
-                        try await waitUntil("the record to be deleted") { try await nodeRecord(redis, "d1").isEmpty }
+                        try await waitUntil("the record and its index entry to be deleted") {
+                            let members = try await redis.send("SMEMBERS", .string(ClusterKeys().nodes)).array ?? []
+                            return try await nodeRecord(redis, "d1").isEmpty && members.isEmpty
+                        }
                         #expect(try await agent.waitForExit() == 0, "\(agent.logTail())")
-                        let members = try await redis.send("SMEMBERS", .string(ClusterKeys().nodes)).array ?? []
-                        #expect(members.isEmpty)
                         try await waitUntil("node_down") { await events.events.contains(.nodeDown(node: "d1")) }
                         let published = await events.events
                         let changed = try #require(published.firstIndex(of: .nodeChanged(node: "d1")))

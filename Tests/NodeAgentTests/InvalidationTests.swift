@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayTesting
+import Logging
 import NIOHTTP1
 import Testing
 
@@ -67,10 +68,13 @@ import Testing
                     var ids: [String] = []
                     for n in 0..<5 { ids.append(try await publisher.publish(.key("GET /item/\(n)"))) }
                     try await redis.send("XTRIM", .string(keys.invalidations), "MAXLEN", 2)
-                    try await withAgent(settings) { _ in
+                    let logs = InMemoryLogHandler.Store()
+                    try await withAgent(settings, logger: logs.logger(label: "node-agent", level: .info)) { _ in
                         try await waitUntil("the agent to catch up") { try await lastApplied(redis, "n1") == RedisStreamID(ids.last!) }
                     }
                     #expect(engine.purges == [.all])
+                    #expect(logs.entries.contains { $0.level == .warning && $0.message.contains("purging the whole engine cache") })
+                    #expect(try await InvalidationStateFile(path: settings.stateFile, node: "n1").load() == RedisStreamID(ids.last!))
                 }
             }
         }

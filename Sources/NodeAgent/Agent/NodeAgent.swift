@@ -144,8 +144,11 @@ public final class NodeAgent: Service, Sendable {
                     if let event {
                         if case .nodeUp = event {
                             logger.notice(
-                                existed ? "node registered" : "node registered (record created)",
-                                metadata: ["node.state": "\(record.state)", "node.health": "\(record.health)"])
+                                "node registered",
+                                metadata: [
+                                    "node.state": "\(record.state)", "node.health": "\(record.health)",
+                                    "record.created": "\(!existed)",
+                                ])
                         }
                         do {
                             try await registry.publish(event)

@@ -127,9 +127,10 @@ final class RunningAgent: Sendable {
 
 /// Runs `body` with an in-process agent, stopped gracefully afterwards (killed if `body` throws).
 func withAgent<T>(
-    _ settings: AgentSettings, isolation: isolated (any Actor)? = #isolation, _ body: (RunningAgent) async throws -> T
+    _ settings: AgentSettings, logger: Logger = .forTesting("node-agent"), isolation: isolated (any Actor)? = #isolation,
+    _ body: (RunningAgent) async throws -> T
 ) async throws -> T {
-    let running = RunningAgent.start(settings)
+    let running = RunningAgent.start(settings, logger: logger)
     do {
         let result = try await body(running)
         try await running.stop()
