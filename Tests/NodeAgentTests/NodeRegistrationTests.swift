@@ -104,6 +104,30 @@ import Testing
         }
     }
 
+    /// A drain whose engine never gets to zero requests in flight ends at the drain deadline: the node is
+    /// deregistered anyway, having stayed `draining` until then.
+    @Test func drainGivesUpAtTheDeadline() async throws {
+        try await withRedisClient { redis, server in
+            try await withFakeEngine { engine in
+                try await withTemporaryDirectory { directory in
+                    var overrides = agentOverrides(redis: server, engine: engine, node: "n1", directory: directory)
+                    overrides["drain.deadline"] = "700ms"
+                    let settings = try await readSettings(overrides)
+                    engine.setInFlight(5)
+                    let running = RunningAgent.start(settings)
+                    try await waitUntil("the node to register") { try await nodeRecord(redis, "n1", has: .state, "up") }
+                    let clock = ContinuousClock()
+                    let started = clock.now
+                    try await running.stop()
+                    let took = clock.now - started
+                    #expect(try await nodeRecord(redis, "n1").isEmpty)
+                    #expect(took >= .milliseconds(700) && took < .seconds(3), "drain took \(took)")
+                    #expect(running.agent.currentStatus.state == .down)
+                }
+            }
+        }
+    }
+
     /// The agent's own admin listener answers `/health` with heartbeat age, Redis state and invalidation
     /// lag, `/ready` once registered, and `/metrics` with its token.
     @Test func adminListenerReportsTheAgentsState() async throws {

@@ -48,7 +48,7 @@ final class AgentProcess {
 
     /// Starts `node-agent` with `arguments`, its output going to `logPath`.
     static func launch(_ arguments: [String], logPath: String) throws -> AgentProcess {
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         guard let log = FileHandle(forWritingAtPath: logPath) else { throw AgentProcessError.cannotWrite(logPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binaryPath())
