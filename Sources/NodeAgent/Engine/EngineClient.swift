@@ -35,9 +35,8 @@ struct EngineClient: Sendable {
     }
 
     func ready() async -> Readiness {
-        let client = AdminHTTPClient(timeout: settings.probeTimeout, maxResponseBytes: 64 << 10)
         do {
-            let response = try await client.request(.GET, settings.adminURL + "/ready")
+            let response = try await probe(.GET, "/ready", maxResponseBytes: 64 << 10)
             if response.status == .ok { return .ready }
             let message = Self.errorMessage(response.body) ?? "HTTP \(response.status.code)"
             let reason = message.hasPrefix("not ready: ") ? String(message.dropFirst("not ready: ".count)) : message
@@ -49,11 +48,27 @@ struct EngineClient: Sendable {
 
     /// The engine's `/health` report, or nil when it does not answer with one.
     func health() async -> EngineHealthReport? {
-        let client = AdminHTTPClient(timeout: settings.probeTimeout, maxResponseBytes: 256 << 10)
-        guard let response = try? await client.request(.GET, settings.adminURL + "/health"), response.status == .ok else {
+        guard let response = try? await probe(.GET, "/health", maxResponseBytes: 256 << 10), response.status == .ok else {
             return nil
         }
         return EngineHealthReport(json: Data(response.body.readableBytesView))
+    }
+
+    /// One probe request within the probe timeout. A request that fails fast (not by timing out) is tried
+    /// once more in the time left, so one broken connection does not mark a healthy engine down for a
+    /// whole heartbeat.
+    private func probe(_ method: HTTPMethod, _ path: String, maxResponseBytes: Int) async throws -> HTTPResponse {
+        let clock = ContinuousClock()
+        let deadline = clock.now + settings.probeTimeout
+        do {
+            return try await AdminHTTPClient(timeout: settings.probeTimeout, maxResponseBytes: maxResponseBytes)
+                .request(method, settings.adminURL + path)
+        } catch {
+            if case .timeout = error as? AdminHTTPClient.ClientError { throw error }
+            let left = deadline - clock.now
+            guard left > .milliseconds(5), !Task.isCancelled else { throw error }
+            return try await AdminHTTPClient(timeout: left, maxResponseBytes: maxResponseBytes).request(method, settings.adminURL + path)
+        }
     }
 
     func purge(_ scope: InvalidationScope) async -> PurgeOutcome {
