@@ -163,8 +163,8 @@ let package = Package(
                 "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -195,7 +195,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-        .testTarget(
             name: "NodeAgentTests",
             dependencies: [
                 "NodeAgent", "GatewayCore", "GatewayTesting",
@@ -207,6 +206,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
             name: "GatewayEngineTests",
             dependencies: [
                 "GatewayEngine", "GatewayCore", "GatewayTesting",
