@@ -4,6 +4,8 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import ServiceLifecycle
 
 /// The client-facing listener of the engine and the balancer: HTTP/1.1 and h2c (HTTP/2 with prior
@@ -18,6 +20,8 @@ public final class HTTPFrontServer: Service, Sendable {
         public var port: Int
         public var limits: ProxyLimits
         public var scheme: String = "http"
+        /// When set, the listener speaks TLS and picks HTTP/2 or HTTP/1.1 by ALPN; the scheme is `https`.
+        public var tls: TLSContextBox?
 
         public init(host: String, port: Int, limits: ProxyLimits = ProxyLimits()) {
             self.host = host
@@ -56,8 +60,10 @@ public final class HTTPFrontServer: Service, Sendable {
 
     public func run() async throws {
         let limits = configuration.limits
+        let tls = configuration.tls
         let handlerConfiguration = ProxyServerHandler.Configuration(
-            router: router, pools: pools, limits: limits, scheme: configuration.scheme, isHTTP2: false, logger: logger)
+            router: router, pools: pools, limits: limits, scheme: tls == nil ? configuration.scheme : "https", isHTTP2: false,
+            logger: logger)
         let connections = self.connections
         let serverChannel: any Channel
         do {
@@ -78,8 +84,12 @@ public final class HTTPFrontServer: Service, Sendable {
                         _ = connections.withLockedValue { $0.removeValue(forKey: id) }
                     }
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            ProtocolSniffer(limits: limits, configuration: handlerConfiguration))
+                        if let tls {
+                            try FrontPipeline.configureTLS(channel: channel, context: tls.current, limits: limits, configuration: handlerConfiguration)
+                        } else {
+                            try channel.pipeline.syncOperations.addHandler(
+                                ProtocolSniffer(limits: limits, configuration: handlerConfiguration))
+                        }
                     }
                 }
                 .bind(host: configuration.host, port: configuration.port)
@@ -91,9 +101,13 @@ public final class HTTPFrontServer: Service, Sendable {
         if let address = serverChannel.localAddress { bound.succeed(address) }
         logger.info("listening", metadata: ["listen.address": "\(configuration.host):\(serverChannel.localAddress?.port ?? configuration.port)"])
 
-        await withGracefulShutdownHandler {
-            try? await serverChannel.closeFuture.get()
-        } onGracefulShutdown: {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await serverChannel.closeFuture.get()
+            } onGracefulShutdown: {
+                serverChannel.close(promise: nil)
+            }
+        } onCancel: {
             serverChannel.close(promise: nil)
         }
         // Stop accepting happened; now let open connections finish their requests.
@@ -157,8 +171,22 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func configureHTTP1(context: ChannelHandlerContext) throws {
-        let sync = context.pipeline.syncOperations
-        let position = ChannelPipeline.SynchronousOperations.Position.after(self)
+        try FrontPipeline.configureHTTP1(context.pipeline.syncOperations, position: .after(self), limits: limits, configuration: configuration)
+    }
+
+    private func configureHTTP2(context: ChannelHandlerContext) throws {
+        try context.pipeline.syncOperations.addHandlers(
+            [IdleStateHandler(readTimeout: limits.idleTimeout), CloseOnIdleHandler()], position: .after(self))
+        try FrontPipeline.configureHTTP2(context.pipeline.syncOperations, limits: limits, configuration: configuration)
+    }
+}
+
+/// Builds the client-side pipelines of the front: HTTP/1.1, HTTP/2, and TLS choosing between them.
+enum FrontPipeline {
+    static func configureHTTP1(
+        _ sync: ChannelPipeline.SynchronousOperations, position: ChannelPipeline.SynchronousOperations.Position,
+        limits: ProxyLimits, configuration: ProxyServerHandler.Configuration
+    ) throws {
         try sync.addHandlers(
             [
                 FrontConnectionGuard(limits: limits),
@@ -170,7 +198,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             ], position: position)
     }
 
-    private func configureHTTP2(context: ChannelHandlerContext) throws {
+    static func configureHTTP2(_ sync: ChannelPipeline.SynchronousOperations, limits: ProxyLimits, configuration: ProxyServerHandler.Configuration) throws {
         var streamConfiguration = configuration
         streamConfiguration.isHTTP2 = true
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
@@ -179,12 +207,16 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
             HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
         ]
+        // Rapid-reset protection: a client that opens and cancels streams in a flood is cut off.
         connectionConfiguration.maximumRecentlyResetStreams = 32
+        var perStream = NIOHTTP2Handler.StreamConfiguration()
+        perStream.streamResetFrameRateLimit.maximumCount = 200
+        perStream.streamResetFrameRateLimit.windowLength = .seconds(10)
         let final = streamConfiguration
-        _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
+        _ = try sync.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connectionConfiguration,
-            streamConfiguration: .init(),
+            streamConfiguration: perStream,
             position: .last
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
@@ -194,8 +226,60 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 ])
             }
         }
-        _ = try? context.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout), position: .after(self))
-        _ = try? context.pipeline.syncOperations.addHandler(CloseOnIdleHandler(), position: .after(self))
+    }
+
+    /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.
+    static func configureTLS(
+        channel: any Channel, context: NIOSSLContext, limits: ProxyLimits, configuration: ProxyServerHandler.Configuration
+    ) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(NIOSSLServerHandler(context: context))
+        try sync.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+        try sync.addHandler(CloseOnIdleHandler())
+        let alpn = ApplicationProtocolNegotiationHandler { result, channel in
+            channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                switch result {
+                case .negotiated("h2"):
+                    try configureHTTP2(sync, limits: limits, configuration: configuration)
+                default:
+                    try configureHTTP1(sync, position: .last, limits: limits, configuration: configuration)
+                }
+            }
+        }
+        try sync.addHandler(alpn)
+    }
+}
+
+/// The TLS context new connections use; ``reload()`` swaps in freshly read certificate and key files
+/// (on SIGHUP) without touching open connections.
+public final class TLSContextBox: Sendable {
+    public let certificatePath: String
+    public let keyPath: String
+    private let box: NIOLockedValueBox<NIOSSLContext>
+
+    /// Reads the PEM certificate chain and key; throws when they cannot be read or do not match.
+    public init(certificatePath: String, keyPath: String) throws {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.box = NIOLockedValueBox(try Self.load(certificatePath: certificatePath, keyPath: keyPath))
+    }
+
+    var current: NIOSSLContext { box.withLockedValue { $0 } }
+
+    /// Rereads the files; on failure the previous context stays in use and the error is thrown.
+    public func reload() throws {
+        let context = try Self.load(certificatePath: certificatePath, keyPath: keyPath)
+        box.withLockedValue { $0 = context }
+    }
+
+    private static func load(certificatePath: String, keyPath: String) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["h2", "http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
     }
 }
 

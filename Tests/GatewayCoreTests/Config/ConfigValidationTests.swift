@@ -1,0 +1,110 @@
+import Configuration
+import Foundation
+import GatewayCore
+import Testing
+
+@Suite struct ConfigValidationTests {
+    private func read(
+        yaml: String? = nil, environment: [String: String] = [:], overrides: [String: String] = [:]
+    ) async throws -> Result<CommonSettings, ConfigValidationError> {
+        var path: String?
+        if let yaml {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("gc-config-\(UUID().uuidString).yaml")
+            try yaml.write(to: file, atomically: true, encoding: .utf8)
+            path = file.path
+        }
+        let sources = ConfigSources(filePath: path, overrides: overrides, environmentPrefix: ["gc", "engine"], environment: environment)
+        do {
+            var v = ConfigValidator(try await sources.makeReader())
+            let settings = CommonSettings.read(&v, serviceName: "test", defaultAdminPort: 9101)
+            try v.finish()
+            return .success(settings)
+        } catch let error as ConfigValidationError {
+            return .failure(error)
+        }
+    }
+
+    /// Every bad key is reported at once, each naming the key, the value and what was expected.
+    @Test func everyProblemIsReportedWithItsKey() async throws {
+        let yaml = """
+            admin:
+              port: seventy
+              token: short
+            redis:
+              url: "http://nope"
+              commandTimeout: soon
+              poolSize: 0
+            log:
+              level: loud
+            """
+        guard case .failure(let error) = try await read(yaml: yaml) else {
+            Issue.record("invalid configuration was accepted")
+            return
+        }
+        let keys = Set(error.problems.map(\.key))
+        #expect(keys == ["admin.port", "admin.token", "redis.url", "redis.commandTimeout", "redis.poolSize", "log.level"])
+        let port = try #require(error.problems.first { $0.key == "admin.port" })
+        #expect(port.value == "seventy")
+        #expect(port.expected.contains("integer"))
+        // The token is a secret: its value never appears in the error.
+        #expect(!error.description.contains("short"))
+        #expect(error.description.contains("admin.token"))
+    }
+
+    /// A missing admin token is an error: there is no default token.
+    @Test func adminTokenIsRequired() async throws {
+        guard case .failure(let error) = try await read(yaml: "log:\n  level: info\n") else {
+            Issue.record("configuration without admin.token was accepted")
+            return
+        }
+        #expect(error.problems.map(\.key) == ["admin.token"])
+        #expect(error.problems[0].value == nil)
+    }
+
+    /// Environment variables override the file, and --set overrides both.
+    @Test func precedenceIsFlagsThenEnvironmentThenFile() async throws {
+        let yaml = """
+            admin:
+              port: 9001
+              token: "0123456789abcdef-file"
+            redis:
+              commandTimeout: 5s
+            log:
+              format: json
+            """
+        let env = ["GC_ENGINE_ADMIN_PORT": "9002", "GC_ENGINE_REDIS_COMMAND_TIMEOUT": "250ms"]
+        let result = try await read(yaml: yaml, environment: env, overrides: ["admin.port": "9003"])
+        let settings = try result.get()
+        #expect(settings.admin.port == 9003)
+        #expect(settings.redis.commandTimeout == .milliseconds(250))
+        #expect(settings.logFormat == .json)
+        #expect(settings.admin.token == "0123456789abcdef-file")
+    }
+
+    /// A file that does not exist is reported against the `config` key.
+    @Test func missingFileIsAProblem() async throws {
+        let sources = ConfigSources(filePath: "/nonexistent/gc.yaml", environmentPrefix: ["gc", "engine"], environment: [:])
+        await #expect(throws: ConfigValidationError.self) { _ = try await sources.makeReader() }
+    }
+
+    /// Durations and sizes accept the documented forms and refuse the rest.
+    @Test func durationAndSizeParsing() {
+        #expect(ConfigValidator.parseDuration("250ms") == .milliseconds(250))
+        #expect(ConfigValidator.parseDuration("2s") == .seconds(2))
+        #expect(ConfigValidator.parseDuration("1.5s") == .milliseconds(1500))
+        #expect(ConfigValidator.parseDuration("5m") == .seconds(300))
+        #expect(ConfigValidator.parseDuration("3") == .seconds(3))
+        #expect(ConfigValidator.parseDuration("-1s") == nil)
+        #expect(ConfigValidator.parseDuration("soon") == nil)
+        #expect(ConfigValidator.parseByteSize("64KiB") == 65536)
+        #expect(ConfigValidator.parseByteSize("1MiB") == 1 << 20)
+        #expect(ConfigValidator.parseByteSize("512") == 512)
+        #expect(ConfigValidator.parseByteSize("lots") == nil)
+    }
+
+    /// `--set` pairs must be key=value.
+    @Test func malformedOverrideIsRejected() {
+        #expect(throws: ConfigValidationError.self) { try ConfigSources.parseOverrides(["admin.port"]) }
+        #expect((try? ConfigSources.parseOverrides(["a.b=c=d"]))?["a.b"] == "c=d")
+    }
+}
