@@ -50,7 +50,8 @@ public struct HTTPRequest: Sendable {
         }
     }
 
-    static func describe(_ error: DecodingError) -> String {
+    /// A 400-worthy sentence for a decoding failure, naming the field path.
+    public static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [any CodingKey]) -> String {
             var out = ""
             for key in codingPath {

@@ -1,0 +1,228 @@
+import Foundation
+import GatewayCore
+import NIOCore
+import Metrics
+import NIOConcurrencyHelpers
+import NIOHTTP1
+
+/// The engine's admin routes: API definitions, API keys, cache purges, drain, plus the standard probes
+/// and metrics. Every route but `/health` and `/ready` needs the bearer token.
+struct EngineAdminAPI: Sendable {
+    let store: APIDefinitionStore
+    let holder: RouteTableHolder
+    let keyStore: APIKeyStore
+    let cache: ResponseCache
+    let metrics: EngineMetrics
+    let state: EngineState
+
+    func makeRouter() -> AdminRouter {
+        var router = AdminRouter()
+        StandardRoutes.add(to: &router, service: "gateway-engine", health: health, readiness: readiness)
+        router.add(.GET, "/apis") { _ in try await listAPIs() }
+        router.add(.GET, "/apis/:id") { request in try await getAPI(request) }
+        router.add(.PUT, "/apis/:id") { request in try await putAPI(request, id: request.parameters["id"]) }
+        router.add(.POST, "/apis") { request in try await putAPI(request, id: nil) }
+        router.add(.DELETE, "/apis/:id") { request in try await deleteAPI(request) }
+        router.add(.GET, "/keys") { _ in try await listKeys() }
+        router.add(.POST, "/keys") { request in try await createKey(request) }
+        router.add(.DELETE, "/keys/:id") { request in try await revokeKey(request) }
+        router.add(.POST, "/cache/purge") { request in try purge(request) }
+        router.add(.POST, "/drain") { _ in
+            state.setDraining(true)
+            metrics.draining.record(1)
+            return .json(["draining": true])
+        }
+        router.add(.POST, "/undrain") { _ in
+            state.setDraining(false)
+            metrics.draining.record(0)
+            return .json(["draining": false])
+        }
+        return router
+    }
+
+    // MARK: Probes
+
+    @Sendable func health() async -> [String: String] {
+        let summary = metrics.summary()
+        return [
+            "status": "ok",
+            "defs_version": holder.table.version,
+            "defs_loaded": String(holder.isLoaded),
+            "apis": String(holder.table.definitions.count),
+            "in_flight": String(metrics.inFlight),
+            "requests_total": String(summary.requests),
+            "errors_total": String(summary.errors),
+            "p50_ms": String(format: "%.3f", summary.p50),
+            "p99_ms": String(format: "%.3f", summary.p99),
+            "redis": state.redisReachable ? "up" : "down",
+            "draining": String(state.isDraining),
+            "cache_entries": String(cache.stats.entries),
+        ]
+    }
+
+    @Sendable func readiness() async -> String? {
+        if state.isDraining { return "draining" }
+        if !holder.isLoaded { return "API definitions not loaded" }
+        if !state.redisReachable { return "redis unreachable" }
+        return nil
+    }
+
+    // MARK: APIs
+
+    private func listAPIs() async throws -> HTTPResponse {
+        let listing: APIDefinitionStore.Listing
+        do { listing = try await store.list() } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
+        let items = listing.definitions.map { String(decoding: $0.redactingSecrets().canonicalJSON(), as: UTF8.self) }
+        return .rawJSON("{\"version\":\(listing.version.counter),\"apis\":[" + items.joined(separator: ",") + "]}")
+    }
+
+    private func getAPI(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.parameters["id"] ?? ""
+        let definition: APIDefinition?
+        do { definition = try await store.get(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
+        guard let definition else { throw HTTPError(.notFound, "no API \(id)") }
+        return .rawJSON(String(decoding: definition.redactingSecrets().canonicalJSON(), as: UTF8.self))
+    }
+
+    private func putAPI(_ request: HTTPRequest, id: String?) async throws -> HTTPResponse {
+        guard request.body.readableBytes > 0 else { throw HTTPError(.badRequest, "request body must be an API definition (JSON)") }
+        let definition: APIDefinition
+        do {
+            definition = try APIDefinition.parse(json: Array(request.body.readableBytesView))
+        } catch {
+            throw HTTPError(.badRequest, error.description)
+        }
+        if let id, id != definition.id {
+            throw HTTPError(.badRequest, "id: \"\(definition.id)\" does not match the URL's \(id)")
+        }
+        do {
+            let version = try await store.put(definition)
+            return .json(["id": definition.id, "version": String(version)])
+        } catch .invalid(let error) {
+            throw HTTPError(.badRequest, error.description)
+        } catch .redis(let error) {
+            throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
+        }
+    }
+
+    private func deleteAPI(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.parameters["id"] ?? ""
+        let version: Int64?
+        do { version = try await store.delete(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
+        guard let version else { throw HTTPError(.notFound, "no API \(id)") }
+        return .json(["deleted": id, "version": String(version)])
+    }
+
+    // MARK: Keys
+
+    private struct KeyBody: Decodable {
+        struct Rate: Decodable {
+            var rate: Int
+            var periodSeconds: Int
+            var burst: Int
+            enum CodingKeys: String, CodingKey { case rate, periodSeconds = "period_seconds", burst }
+        }
+        struct Quota: Decodable {
+            var limit: Int
+            var periodSeconds: Int
+            enum CodingKeys: String, CodingKey { case limit, periodSeconds = "period_seconds" }
+        }
+        var name: String
+        var expiresAt: Date?
+        var allowedAPIs: [String]?
+        var rateLimit: Rate?
+        var quota: Quota?
+        enum CodingKeys: String, CodingKey {
+            case name, expiresAt = "expires_at", allowedAPIs = "allowed_apis", rateLimit = "rate_limit", quota
+        }
+    }
+
+    private func createKey(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let body = try decodeKeyBody(request.body)
+        let keyRequest = APIKeyRequest(
+            name: body.name, expiresAt: body.expiresAt, allowedAPIs: body.allowedAPIs ?? [],
+            rateLimit: body.rateLimit.map { RateLimitPolicy(rate: $0.rate, periodSeconds: $0.periodSeconds, burst: $0.burst) },
+            quota: body.quota.map { QuotaPolicy(limit: $0.limit, periodSeconds: $0.periodSeconds) })
+        let created: (key: String, record: APIKeyRecord)
+        do {
+            created = try await keyStore.create(keyRequest)
+        } catch .invalid(let problems) {
+            throw HTTPError(.badRequest, problems.map(\.description).joined(separator: "; "))
+        } catch .redis(let error) {
+            throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
+        }
+        let json = String(decoding: try APIKeyRecord.encoder.encode(created.record), as: UTF8.self)
+        // The only time the key itself is shown.
+        return .rawJSON("{\"key\":\(StructuredLogHandler.jsonString(created.key)),\"record\":\(json)}", status: .created)
+    }
+
+    private func decodeKeyBody(_ body: ByteBuffer) throws -> KeyBody {
+        guard body.readableBytes > 0 else { throw HTTPError(.badRequest, "request body must be a JSON object") }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            return try decoder.decode(KeyBody.self, from: Data(body.readableBytesView))
+        } catch let error as DecodingError {
+            throw HTTPError(.badRequest, HTTPRequest.describe(error))
+        }
+    }
+
+    private func listKeys() async throws -> HTTPResponse {
+        let records: [APIKeyRecord]
+        do { records = try await keyStore.list() } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
+        let json = String(decoding: try APIKeyRecord.encoder.encode(records), as: UTF8.self)
+        return .rawJSON("{\"keys\":\(json)}")
+    }
+
+    private func revokeKey(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.parameters["id"] ?? ""
+        let revoked: Bool
+        do { revoked = try await keyStore.revoke(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
+        guard revoked else { throw HTTPError(.notFound, "no API key \(id)") }
+        return .json(["revoked": id])
+    }
+
+    // MARK: Cache
+
+    private struct PurgeBody: Decodable {
+        var scope: String
+        var api: String?
+        var prefix: String?
+        var key: String?
+        var host: String?
+    }
+
+    private func purge(_ request: HTTPRequest) throws -> HTTPResponse {
+        let body = try request.decodeJSON(PurgeBody.self)
+        let purged: Int
+        switch body.scope {
+        case "all":
+            purged = cache.purgeAll()
+        case "api":
+            guard let api = body.api, !api.isEmpty else { throw HTTPError(.badRequest, "api: missing: the API id to purge") }
+            purged = cache.purge(apiID: api)
+        case "prefix":
+            guard let prefix = body.prefix, prefix.hasPrefix("/") else {
+                throw HTTPError(.badRequest, "prefix: missing or invalid: a path prefix starting with /")
+            }
+            purged = cache.purge(pathPrefix: prefix, apiID: body.api, host: body.host)
+        case "key":
+            guard let key = body.key, !key.isEmpty else { throw HTTPError(.badRequest, "key: missing: the resource host/path?query to purge") }
+            purged = cache.purge(resource: key)
+        default:
+            throw HTTPError(.badRequest, "scope: \"\(body.scope)\" is invalid: expected one of all, api, prefix, key")
+        }
+        metrics.count("cache_purges", body.scope)
+        return .json(["purged": purged])
+    }
+}
+
+/// Engine-wide flags the admin API and readiness share.
+final class EngineState: Sendable {
+    private let box = NIOLockedValueBox<(draining: Bool, redis: Bool)>((false, true))
+
+    var isDraining: Bool { box.withLockedValue { $0.draining } }
+    var redisReachable: Bool { box.withLockedValue { $0.redis } }
+    func setDraining(_ value: Bool) { box.withLockedValue { $0.draining = value } }
+    func setRedisReachable(_ value: Bool) { box.withLockedValue { $0.redis = value } }
+}

@@ -1,0 +1,314 @@
+import GatewayCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The engine's data-plane decisions: which API a request is for, whether its client may make it (API key
+/// or JWT, then the cluster-wide rate limit and quota), whether the cache answers it, and which backend
+/// target gets it.
+///
+/// A keyless API without limits or cache is decided synchronously on the event loop; everything else runs
+/// in a task and completes the decision future.
+final class EngineRouter: ProxyRouter {
+    let holder: RouteTableHolder
+    let keyStore: APIKeyStore
+    let rateLimiter: RateLimiter
+    let cache: ResponseCache
+    let pools: UpstreamPools
+    let metrics: EngineMetrics
+    let accessLog: Logger?
+    let logger: Logger
+    /// How long a target that refused a connection is skipped.
+    let targetRetryAfter: Duration = .seconds(5)
+    let maxCachedResponseBytes: Int
+
+    init(
+        holder: RouteTableHolder, keyStore: APIKeyStore, rateLimiter: RateLimiter, cache: ResponseCache, pools: UpstreamPools,
+        metrics: EngineMetrics, accessLog: Logger?, maxCachedResponseBytes: Int, logger: Logger
+    ) {
+        self.holder = holder
+        self.keyStore = keyStore
+        self.rateLimiter = rateLimiter
+        self.cache = cache
+        self.pools = pools
+        self.metrics = metrics
+        self.accessLog = accessLog
+        self.maxCachedResponseBytes = maxCachedResponseBytes
+        self.logger = logger
+    }
+
+    // MARK: - Decide
+
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
+        metrics.requestStarted()
+        let path = Self.path(of: request.head.uri)
+        guard Self.isSafe(path) else {
+            return eventLoop.makeSucceededFuture(.respond(.error(.badRequest, "request path is not allowed", requestID: request.requestID)))
+        }
+        guard let match = holder.table.match(host: request.host, path: path) else {
+            return eventLoop.makeSucceededFuture(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))
+        }
+        let definition = match.route.definition
+        let cacheable = definition.cache.enabled && definition.cache.methods.contains(request.head.method.rawValue)
+        if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil && !cacheable {
+            return eventLoop.makeSucceededFuture(forward(match, request, extraHeaders: [:]))
+        }
+        return eventLoop.makeFutureWithTask {
+            await self.decideChecked(match, request, cacheable: cacheable, eventLoop: eventLoop)
+        }
+    }
+
+    private func decideChecked(_ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, eventLoop: any EventLoop) async -> ProxyDecision {
+        let definition = match.route.definition
+        // Who is calling.
+        var clientID = "ip:" + request.clientIP
+        var policy = definition.rateLimit?.policy
+        var quota = definition.quota
+        switch definition.auth.mode {
+        case .keyless:
+            break
+        case .apiKey:
+            guard let presented = Self.presentedKey(request.head.headers, header: definition.auth.keyHeader) else {
+                return deny(.unauthorized, "missing API key", reason: "missing_key", request)
+            }
+            do {
+                switch try await keyStore.lookup(presented) {
+                case .unknown:
+                    return deny(.unauthorized, "invalid API key", reason: "unknown_key", request)
+                case .expired:
+                    return deny(.unauthorized, "API key expired", reason: "expired_key", request)
+                case .valid(let record):
+                    guard record.permits(api: definition.id) else {
+                        return deny(.forbidden, "API key not allowed for this API", reason: "api_not_allowed", request)
+                    }
+                    clientID = "key:" + record.id
+                    policy = record.rateLimit ?? policy
+                    quota = record.quota ?? quota
+                }
+            } catch {
+                metrics.count("auth_unavailable", "redis")
+                logger.debug("API key lookup failed", metadata: ["request.id": "\(request.requestID)", "error": "\(error)"])
+                return .respond(.error(.serviceUnavailable, "authentication is temporarily unavailable", requestID: request.requestID))
+            }
+        case .jwt:
+            guard let verifier = match.route.jwtVerifier else {
+                return deny(.unauthorized, "JWT not configured for this API", reason: "jwt_unconfigured", request)
+            }
+            switch await verifier.verify(authorization: request.head.headers.first(name: "Authorization")) {
+            case .success(let identity):
+                clientID = "jwt:" + identity.clientID
+            case .failure(let failure):
+                return deny(.unauthorized, "invalid token: \(failure.rawValue)", reason: failure.rawValue, request)
+            }
+        }
+        // How often.
+        var extraHeaders: HTTPHeaders = [:]
+        if let policy {
+            let decision = await rateLimiter.check(
+                api: definition.id, client: clientID, policy: policy, quota: quota,
+                failMode: definition.rateLimit?.failMode ?? .closed)
+            for (name, value) in decision.headers { extraHeaders.add(name: name, value: value) }
+            switch decision.outcome {
+            case .allowed:
+                break
+            case .limited(let reason):
+                metrics.count("rate_limited", reason.rawValue)
+                var response = HTTPResponse.error(
+                    .tooManyRequests, reason == .quota ? "quota exceeded" : "rate limit exceeded", requestID: request.requestID)
+                for (name, value) in extraHeaders { response.headers.add(name: name, value: value) }
+                return .respond(response)
+            case .unavailable:
+                metrics.count("rate_limit_unavailable", "redis")
+                return .respond(.error(.serviceUnavailable, "rate limiting is temporarily unavailable", requestID: request.requestID))
+            }
+        }
+        // From the cache.
+        if cacheable {
+            return await fromCache(match, request, extraHeaders: extraHeaders, eventLoop: eventLoop)
+        }
+        return forward(match, request, extraHeaders: extraHeaders)
+    }
+
+    private func deny(_ status: HTTPResponseStatus, _ message: String, reason: String, _ request: ProxyRequest) -> ProxyDecision {
+        metrics.count("auth_failures", reason)
+        var response = HTTPResponse.error(status, message, requestID: request.requestID)
+        if status == .unauthorized { response.headers.add(name: "WWW-Authenticate", value: "Bearer") }
+        return .respond(response)
+    }
+
+    static func presentedKey(_ headers: HTTPHeaders, header: String) -> String? {
+        if let key = headers.first(name: header), !key.isEmpty { return key }
+        if let auth = headers.first(name: "Authorization"), auth.count > 7, auth.prefix(7).lowercased() == "bearer " {
+            return String(auth.dropFirst(7))
+        }
+        return nil
+    }
+
+    // MARK: - Cache
+
+    private func fromCache(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders, eventLoop: any EventLoop) async -> ProxyDecision {
+        let definition = match.route.definition
+        let key = CacheKey(
+            apiID: definition.id, method: request.head.method.rawValue, host: request.host, uri: request.head.uri,
+            headers: request.head.headers, policy: definition.cache)
+        do {
+            let result = try await cache.fetch(key: key, policy: definition.cache, requestHeaders: request.head.headers) {
+                try await self.load(match, request, eventLoop: eventLoop)
+            }
+            metrics.count("cache", result.status.rawValue)
+            var response = HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body)
+            response.headers.replaceOrAdd(name: "X-Cache", value: result.status.header)
+            if result.status == .hit { response.headers.replaceOrAdd(name: "Age", value: String(result.age.components.seconds)) }
+            for (name, value) in extraHeaders { response.headers.replaceOrAdd(name: name, value: value) }
+            return .respond(response)
+        } catch let error as UpstreamPools.FetchError {
+            let status: HTTPResponseStatus = (error == .responseTimeout || error == .connectTimeout) ? .gatewayTimeout : .badGateway
+            return .respond(.error(status, "backend unavailable", requestID: request.requestID))
+        } catch let error as NoTarget {
+            return .respond(.error(.serviceUnavailable, error.message, requestID: request.requestID))
+        } catch {
+            return .respond(.error(.badGateway, "backend unavailable", requestID: request.requestID))
+        }
+    }
+
+    private struct NoTarget: Error {
+        var message: String
+    }
+
+    /// One backend call for the cache, over the pooled upstream connections; a target that refuses is
+    /// skipped and the next one tried.
+    private func load(_ match: RouteMatch, _ request: ProxyRequest, eventLoop: any EventLoop) async throws -> CachedResponse {
+        var tried: Set<Int> = []
+        var lastError: any Error = NoTarget(message: "no backend target available")
+        for _ in 0..<max(1, match.route.balancer.targets.count) {
+            guard let (index, url) = match.route.balancer.next(), !tried.contains(index) else { break }
+            tried.insert(index)
+            let head = upstreamHead(match, request, url: url)
+            let timeouts = match.route.definition.timeouts
+            let started = ContinuousClock.now
+            let target = UpstreamTarget(id: url.description, host: url.host, port: url.port)
+            let maxBytes = maxCachedResponseBytes
+            do {
+                let response = try await eventLoop.flatSubmit {
+                    self.pools.fetch(
+                        target, head: head, connectTimeout: .milliseconds(Int64(timeouts.connectMilliseconds)),
+                        responseTimeout: .milliseconds(Int64(timeouts.responseMilliseconds)), maxResponseBytes: maxBytes,
+                        on: eventLoop)
+                }.get()
+                metrics.backendResponded(api: match.route.definition.id, duration: ContinuousClock.now - started)
+                var headers = response.headers
+                HopByHop.strip(&headers)
+                headers.remove(name: "Content-Length")
+                return CachedResponse(status: response.status, headers: headers, body: response.body)
+            } catch let error as UpstreamPools.FetchError {
+                lastError = error
+                if error == .connectFailed || error == .connectTimeout {
+                    match.route.balancer.markDown(index, for: targetRetryAfter)
+                    continue
+                }
+                throw error
+            }
+        }
+        throw lastError
+    }
+
+    // MARK: - Forward
+
+    private func forward(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders) -> ProxyDecision {
+        guard let plan = plan(match, request, extraHeaders: extraHeaders, excluding: nil) else {
+            return .respond(.error(.serviceUnavailable, "no backend target available", requestID: request.requestID))
+        }
+        return .forward(plan)
+    }
+
+    private func plan(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders, excluding: UpstreamTarget?) -> ForwardPlan? {
+        let balancer = match.route.balancer
+        var choice = balancer.next()
+        if let excluding, let picked = choice, Self.target(picked.url) == excluding, balancer.targets.count > 1 {
+            choice = balancer.next()
+        }
+        guard let (index, url) = choice else { return nil }
+        let definition = match.route.definition
+        let target = Self.target(url)
+        if let excluding, target == excluding { return nil }
+        var plan = ForwardPlan(target: target, head: upstreamHead(match, request, url: url))
+        plan.connectTimeout = .milliseconds(Int64(definition.timeouts.connectMilliseconds))
+        plan.responseTimeout = .milliseconds(Int64(definition.timeouts.responseMilliseconds))
+        plan.responseHeaders = extraHeaders
+        plan.retryable = request.isIdempotent && balancer.targets.count > 1
+        let metrics = self.metrics
+        let retryAfter = targetRetryAfter
+        let api = definition.id
+        plan.onComplete = { outcome in
+            switch outcome.failure {
+            case .connectFailed?, .connectTimeout?:
+                balancer.markDown(index, for: retryAfter)
+                metrics.count("backend_failures", "connect")
+            case .responseTimeout?:
+                metrics.count("backend_failures", "timeout")
+            case .upstreamClosed?:
+                metrics.count("backend_failures", "closed")
+            case .clientClosed?, nil:
+                if let ttfb = outcome.timeToFirstByte { metrics.backendResponded(api: api, duration: ttfb) }
+            }
+        }
+        return plan
+    }
+
+    func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? {
+        guard let match = holder.table.match(host: request.host, path: Self.path(of: request.head.uri)) else { return nil }
+        return plan(match, request, extraHeaders: failed.responseHeaders, excluding: failed.target)
+    }
+
+    private static func target(_ url: BackendURL) -> UpstreamTarget {
+        UpstreamTarget(id: url.description, host: url.host, port: url.port)
+    }
+
+    private func upstreamHead(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> HTTPRequestHead {
+        var head = request.head
+        let query = Self.query(of: request.head.uri)
+        head.uri = match.upstreamPath(for: url) + (query.isEmpty ? "" : "?" + query)
+        head.headers.replaceOrAdd(name: "Host", value: url.authority)
+        return head
+    }
+
+    // MARK: - Completion
+
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
+        let api = holder.table.match(host: request.host, path: Self.path(of: request.head.uri))?.route.definition.id ?? "-"
+        metrics.requestFinished(api: api, status: Int(status.code), duration: duration)
+        guard let accessLog else { return }
+        accessLog.info(
+            "request",
+            metadata: [
+                "request.id": "\(request.requestID)", "api": "\(api)", "client": "\(request.clientIP)",
+                "http.method": "\(request.head.method.rawValue)", "http.path": "\(Self.path(of: request.head.uri))",
+                "http.status": "\(status.code)", "http.bytes": "\(bytesSent)",
+                "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",
+            ])
+    }
+
+    // MARK: - Paths
+
+    static func path(of uri: String) -> String {
+        if let q = uri.firstIndex(of: "?") { return String(uri[..<q]) }
+        return uri
+    }
+
+    static func query(of uri: String) -> String {
+        if let q = uri.firstIndex(of: "?") { return String(uri[uri.index(after: q)...]) }
+        return ""
+    }
+
+    /// Refuses paths that could reach around a listen-path prefix: dot segments, encoded slashes and
+    /// dots, backslashes, and anything not starting with `/`.
+    static func isSafe(_ path: String) -> Bool {
+        guard path.hasPrefix("/") else { return false }
+        let lower = path.lowercased()
+        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") || path.contains("\\") { return false }
+        for segment in path.split(separator: "/", omittingEmptySubsequences: false) where segment == ".." || segment == "." {
+            return false
+        }
+        return true
+    }
+}

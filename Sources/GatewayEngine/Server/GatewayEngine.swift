@@ -1,0 +1,216 @@
+import Foundation
+import GatewayCore
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Yams
+
+/// One gateway engine: the data listener, the admin listener, and the services that keep its API
+/// definitions, keys and Redis state current.
+///
+/// Services start in dependency order (admin, events, definitions, Redis monitor, data listener) and stop
+/// in reverse, so on SIGTERM the data listener drains first while the admin listener keeps answering.
+public final class GatewayEngine: Sendable {
+    public let configuration: EngineConfiguration
+    public let front: HTTPFrontServer
+    public let admin: AdminHTTPServer
+    let redis: RedisClient
+    let holder: RouteTableHolder
+    let store: APIDefinitionStore
+    let keyStore: APIKeyStore
+    let cache: ResponseCache
+    let metrics: EngineMetrics
+    let state: EngineState
+    let pools: UpstreamPools
+    private let events: EngineEvents
+    private let watcher: RouteTableWatcher
+    private let monitor: RedisMonitor
+
+    public init(configuration: EngineConfiguration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.configuration = configuration
+        let keys = EngineKeys(prefix: configuration.common.keyPrefix)
+        let redis = RedisClient(configuration: configuration.common.redis, logger: logger)
+        let holder = RouteTableHolder()
+        let store = APIDefinitionStore(redis: redis, keys: keys)
+        let keyStore = APIKeyStore(redis: redis, keys: keys, logger: logger)
+        let cache = ResponseCache(maxBytes: configuration.cacheMaxBytes, maxEntryBytes: configuration.cacheMaxEntryBytes)
+        let metrics = EngineMetrics()
+        let state = EngineState()
+        let pools = UpstreamPools(group: eventLoopGroup)
+        let liveNodes = configuration.liveNodesFallback
+        let rateLimiter = RateLimiter(
+            redis: redis, keys: keys, liveNodes: { liveNodes }, timeout: configuration.rateLimitTimeout, logger: logger)
+        let events = EngineEvents(configuration: configuration.common.redis, keys: keys, logger: logger)
+        let watcher = RouteTableWatcher(store: store, holder: holder, checkInterval: configuration.versionCheckInterval, logger: logger)
+        events.addHandler { event in watcher.handle(event) }
+        events.addHandler { event in keyStore.handle(event) }
+        let router = EngineRouter(
+            holder: holder, keyStore: keyStore, rateLimiter: rateLimiter, cache: cache, pools: pools, metrics: metrics,
+            accessLog: configuration.accessLog ? Logger(label: "gateway-engine.access") : nil,
+            maxCachedResponseBytes: configuration.cacheMaxEntryBytes, logger: logger)
+        var frontConfiguration = HTTPFrontServer.Configuration(
+            host: configuration.listenHost, port: configuration.listenPort, limits: configuration.limits)
+        frontConfiguration.scheme = "http"
+        self.front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
+        let adminAPI = EngineAdminAPI(store: store, holder: holder, keyStore: keyStore, cache: cache, metrics: metrics, state: state)
+        self.admin = AdminHTTPServer(settings: configuration.common.admin, router: adminAPI.makeRouter(), logger: logger)
+        self.redis = redis
+        self.holder = holder
+        self.store = store
+        self.keyStore = keyStore
+        self.cache = cache
+        self.metrics = metrics
+        self.state = state
+        self.pools = pools
+        self.events = events
+        self.watcher = watcher
+        self.monitor = RedisMonitor(
+            redis: redis, state: state, metrics: metrics, holder: holder, seeder: Self.seeder(configuration, store: store, logger: logger),
+            logger: logger)
+    }
+
+    /// The services to run, in start order.
+    public var services: [any Service] { [admin, events, watcher, monitor, front] }
+
+    /// Reads the seed file now, so a bad file stops start-up with a clear message.
+    public static func validateSeed(_ configuration: EngineConfiguration) throws -> Int {
+        guard let path = configuration.seedFile else { return 0 }
+        return try loadSeed(path).count
+    }
+
+    static func loadSeed(_ path: String) throws -> [APIDefinition] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw SeedError(message: "apis.seedFile: cannot read \(path): \(error.localizedDescription)")
+        }
+        let tree: Any?
+        do { tree = try Yams.load(yaml: text) } catch { throw SeedError(message: "apis.seedFile: \(path) is not valid YAML: \(error)") }
+        let list: [Any]
+        if let top = tree as? [String: Any], let apis = top["apis"] as? [Any] {
+            list = apis
+        } else if let top = tree as? [Any] {
+            list = top
+        } else {
+            throw SeedError(message: "apis.seedFile: \(path) must hold a list of API definitions (or `apis:` with one)")
+        }
+        var definitions: [APIDefinition] = []
+        var problems: [String] = []
+        for (i, item) in list.enumerated() {
+            do {
+                let data = try JSONSerialization.data(withJSONObject: item)
+                definitions.append(try APIDefinition.parse(json: data))
+            } catch let error as APIDefinitionError {
+                problems.append("apis[\(i)]: \(error.description)")
+            } catch {
+                problems.append("apis[\(i)]: not an object")
+            }
+        }
+        if !problems.isEmpty { throw SeedError(message: "apis.seedFile \(path):\n  " + problems.joined(separator: "\n  ")) }
+        return definitions
+    }
+
+    struct SeedError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    private static func seeder(_ configuration: EngineConfiguration, store: APIDefinitionStore, logger: Logger) -> (@Sendable () async throws -> Void)? {
+        guard let path = configuration.seedFile else { return nil }
+        let overwrite = configuration.seedMode == "overwrite"
+        return {
+            let definitions = try loadSeed(path)
+            var written = 0
+            for definition in definitions {
+                if !overwrite, try await store.get(id: definition.id) != nil { continue }
+                _ = try await store.put(definition)
+                written += 1
+            }
+            logger.info("API definitions seeded", metadata: ["seed.file": "\(path)", "seed.written": "\(written)", "seed.total": "\(definitions.count)"])
+        }
+    }
+}
+
+/// Pings Redis every second: readiness and the `gc_engine_redis_up` gauge follow it; the first time Redis
+/// answers, the seed file (if any) is applied.
+final class RedisMonitor: Service, Sendable {
+    let redis: RedisClient
+    let state: EngineState
+    let metrics: EngineMetrics
+    let holder: RouteTableHolder
+    let seeder: (@Sendable () async throws -> Void)?
+    let logger: Logger
+
+    init(redis: RedisClient, state: EngineState, metrics: EngineMetrics, holder: RouteTableHolder, seeder: (@Sendable () async throws -> Void)?, logger: Logger) {
+        self.redis = redis
+        self.state = state
+        self.metrics = metrics
+        self.holder = holder
+        self.seeder = seeder
+        self.logger = logger
+    }
+
+    func run() async throws {
+        var seeded = seeder == nil
+        var wasUp = true
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let up: Bool
+            do {
+                try await redis.send(RedisCommand("PING"), timeout: .seconds(1))
+                up = true
+            } catch {
+                up = false
+            }
+            state.setRedisReachable(up)
+            metrics.redisUp.record(up ? 1 : 0)
+            if up != wasUp {
+                if up { logger.notice("redis reachable again") } else { logger.warning("redis unreachable; serving with last-known definitions") }
+                wasUp = up
+            }
+            if up && !seeded, let seeder {
+                do {
+                    try await seeder()
+                    seeded = true
+                } catch {
+                    logger.error("seeding API definitions failed; will retry", metadata: ["error": "\(error)"])
+                }
+            }
+            if let counter = holder.snapshot.storeVersion?.counter { metrics.definitionsVersion.record(counter) }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}
+
+/// The `gateway-engine` binary's work.
+public enum GatewayEngineMain {
+    public static func run(options: ServiceOptions) async throws {
+        let launcher = ServiceLauncher(name: "gateway-engine", environmentPrefix: ["gc", "engine"], options: options)
+        let configuration = try await launcher.loadConfiguration { v in EngineConfiguration.read(&v) }
+        do {
+            _ = try GatewayEngine.validateSeed(configuration)
+        } catch {
+            FileHandle.standardError.write(Data("gateway-engine: invalid configuration:\n  - \(error)\n".utf8))
+            throw ExitCodeError.failure
+        }
+        Telemetry.bootstrap(service: "gateway-engine", level: configuration.common.logLevel, format: configuration.common.logFormat)
+        let logger = Logger(label: "gateway-engine")
+        let group: any EventLoopGroup =
+            configuration.eventLoopThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads) : MultiThreadedEventLoopGroup.singleton
+        let engine = GatewayEngine(configuration: configuration, eventLoopGroup: group, logger: logger)
+        try await launcher.run(services: engine.services, shutdownDeadline: configuration.common.shutdownDeadline, logger: logger) {
+            switch await launcher.validate({ v in EngineConfiguration.read(&v) }) {
+            case .success(let new):
+                Telemetry.logLevel.level = new.common.logLevel
+                logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
+            case .failure(let error):
+                logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Exit status for start-up failures already explained on stderr.
+public enum ExitCodeError: Error {
+    case failure
+}
