@@ -16,6 +16,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3)
 pkg-config --exists hiredis 2>/dev/null || need+=(libhiredis-dev pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -32,12 +34,21 @@ if ! flock -n 9; then
 fi
 
 REDIS_PORT=6399
-# name:admin-port pairs of what we start; ports must be free before anything starts.
-ENGINES=("engine-eu-1:9111" "engine-eu-2:9112" "engine-us-1:9113")
-AGENTS=("agent-eu-1:9211" "agent-eu-2:9212" "agent-us-1:9213")
-BALANCERS=("balancer-eu:9311" "balancer-us:9312")
-PORTS=("$REDIS_PORT")
-for e in "${ENGINES[@]}" "${AGENTS[@]}" "${BALANCERS[@]}"; do PORTS+=("${e##*:}"); done
+BACKENDS=(7001 7002)
+# Nodes: id region zone engine-data-port engine-admin-port agent-admin-port
+NODES=(
+  "eu-west-1a eu-west eu-west-1a 8101 9111 9211"
+  "eu-west-1b eu-west eu-west-1b 8102 9112 9212"
+  "us-east-1a us-east us-east-1a 8103 9113 9213"
+)
+# Balancers: name region data-port admin-port tls-port(or -)
+BALANCERS=(
+  "balancer-eu eu-west 8080 9311 8443"
+  "balancer-us us-east 8081 9312 -"
+)
+PORTS=("$REDIS_PORT" "${BACKENDS[@]}")
+for n in "${NODES[@]}"; do read -r _ _ _ d a g <<<"$n"; PORTS+=("$d" "$a" "$g"); done
+for b in "${BALANCERS[@]}"; do read -r _ _ d a t <<<"$b"; PORTS+=("$d" "$a"); [ "$t" != "-" ] && PORTS+=("$t"); done
 busy=()
 for p in "${PORTS[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy+=("$p"); fi
@@ -90,26 +101,65 @@ wait_http() { # url, name
 
 start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN_DIR/redis"
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-COMMON=(--set "redis.url=redis://127.0.0.1:$REDIS_PORT" --set "admin.tokenFile=$TOKEN_FILE")
+for p in "${BACKENDS[@]}"; do start "backend-$p" python3 "$ROOT/scripts/sample-backend.py" "$p" "backend-$p"; done
 
-for e in "${ENGINES[@]}"; do start "${e%%:*}" "$BIN/gateway-engine" "${COMMON[@]}" --set "admin.port=${e##*:}"; done
-for a in "${AGENTS[@]}"; do start "${a%%:*}" "$BIN/node-agent" "${COMMON[@]}" --set "admin.port=${a##*:}"; done
-for b in "${BALANCERS[@]}"; do start "${b%%:*}" "$BIN/edge-balancer" "${COMMON[@]}" --set "admin.port=${b##*:}"; done
-for s in "${ENGINES[@]}" "${AGENTS[@]}" "${BALANCERS[@]}"; do wait_http "http://127.0.0.1:${s##*:}/health" "${s%%:*}"; done
+# A self-signed certificate for the TLS listener of the eu-west balancer.
+if [ ! -s "$RUN_DIR/tls/cert.pem" ]; then
+  mkdir -p "$RUN_DIR/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$RUN_DIR/tls/key.pem" -out "$RUN_DIR/tls/cert.pem" 2>/dev/null
+fi
+
+COMMON=(--set "redis.url=redis://127.0.0.1:$REDIS_PORT" --set "admin.tokenFile=$TOKEN_FILE" --set "log.level=notice")
+SEEDED=0
+for n in "${NODES[@]}"; do
+  read -r id region zone data admin agent <<<"$n"
+  seed=(); [ $SEEDED -eq 0 ] && seed=(--set "apis.seedFile=$ROOT/docs/examples/apis.yaml") && SEEDED=1
+  start "engine-$id" "$BIN/gateway-engine" "${COMMON[@]}" "${seed[@]}" --set "listen.port=$data" --set "admin.port=$admin" --set log.access=false
+  start "agent-$id" "$BIN/node-agent" "${COMMON[@]}" --set "admin.port=$agent" --set "node.id=$id" --set "node.region=$region" \
+    --set "node.zone=$zone" --set "node.address=127.0.0.1" --set "node.port=$data" \
+    --set "engine.adminURL=http://127.0.0.1:$admin" --set "engine.tokenFile=$TOKEN_FILE" --set "state.file=$RUN_DIR/agent-$id.state"
+done
+for b in "${BALANCERS[@]}"; do
+  read -r name region data admin tls <<<"$b"
+  tlsargs=(); [ "$tls" != "-" ] && tlsargs=(--set "tls.port=$tls" --set "tls.certFile=$RUN_DIR/tls/cert.pem" --set "tls.keyFile=$RUN_DIR/tls/key.pem")
+  start "$name" "$BIN/edge-balancer" "${COMMON[@]}" --set "region=$region" --set "listen.port=$data" --set "admin.port=$admin" \
+    --set "policy=peak_ewma" --set "health.path=/__gateway/health" "${tlsargs[@]}"
+done
+for n in "${NODES[@]}"; do read -r id _ _ _ admin agent <<<"$n"; wait_http "http://127.0.0.1:$admin/ready" "engine-$id"; wait_http "http://127.0.0.1:$agent/health" "agent-$id"; done
+for b in "${BALANCERS[@]}"; do read -r name _ _ admin _ <<<"$b"; wait_http "http://127.0.0.1:$admin/health" "$name"; done
+# Balancers have discovered the nodes once a request goes through.
+for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:8080/hello/ 2>/dev/null && break; sleep 0.1; done
+
+export GATEWAYCTL_TOKEN_FILE="$TOKEN_FILE" GATEWAYCTL_REDIS="redis://127.0.0.1:$REDIS_PORT"
+export GATEWAYCTL_BALANCER=http://127.0.0.1:9311 GATEWAYCTL_ENGINE=http://127.0.0.1:9111
+KEY=$("$BIN/gatewayctl" keys create --name demo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+echo "$KEY" > "$RUN_DIR/demo-api-key"
 
 cat <<MSG
 
-gateway-cluster is running (logs in $LOGS, admin token in $TOKEN_FILE).
+gateway-cluster is running (logs in $LOGS; admin token in $TOKEN_FILE; demo API key in $RUN_DIR/demo-api-key).
 
-  Redis            redis://127.0.0.1:$REDIS_PORT
-  engines (admin)  $(for e in "${ENGINES[@]}"; do printf 'http://127.0.0.1:%s  ' "${e##*:}"; done)
-  agents  (admin)  $(for a in "${AGENTS[@]}"; do printf 'http://127.0.0.1:%s  ' "${a##*:}"; done)
-  balancers(admin) $(for b in "${BALANCERS[@]}"; do printf 'http://127.0.0.1:%s  ' "${b##*:}"; done)
+  Redis               redis://127.0.0.1:$REDIS_PORT
+  balancer eu-west    http://127.0.0.1:8080 (HTTP/1.1 + h2c)   https://127.0.0.1:8443 (TLS, h2 + http/1.1)   admin :9311
+  balancer us-east    http://127.0.0.1:8081                                                                 admin :9312
+  nodes (engine data/admin, agent admin)
+    eu-west-1a  :8101 / :9111, :9211     eu-west-1b  :8102 / :9112, :9212     us-east-1a  :8103 / :9113, :9213
+  backends            http://127.0.0.1:7001  http://127.0.0.1:7002
 
 Try:
-  curl http://127.0.0.1:9111/health
-  curl -H "Authorization: Bearer \$(cat $TOKEN_FILE)" http://127.0.0.1:9111/metrics
-  $BIN/gatewayctl health http://127.0.0.1:9311
+  curl -s http://127.0.0.1:8080/hello/world                          # keyless, through the eu-west balancer
+  curl -s http://127.0.0.1:8081/hello/world                          # through the us-east balancer
+  curl -sk --http2 https://127.0.0.1:8443/hello/world                # HTTP/2 over TLS
+  curl -s -H "X-API-Key: $KEY" http://127.0.0.1:8080/orders/1        # API key + rate limit
+  curl -si http://127.0.0.1:8080/catalog/items | grep -i x-cache     # cached (run twice)
+  export GATEWAYCTL_TOKEN_FILE=$TOKEN_FILE GATEWAYCTL_REDIS=redis://127.0.0.1:$REDIS_PORT \\
+         GATEWAYCTL_BALANCER=http://127.0.0.1:9311 GATEWAYCTL_ENGINE=http://127.0.0.1:9111 PATH=$BIN:\$PATH
+  gatewayctl nodes
+  gatewayctl weight set eu-west-1b 300
+  gatewayctl drain eu-west-1a        # and: gatewayctl undrain eu-west-1a
+  gatewayctl cache purge --api catalog --wait
+  gatewayctl status
 
 Press Ctrl-C to stop everything.
 MSG

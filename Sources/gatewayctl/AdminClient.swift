@@ -65,6 +65,7 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 func cell(_ value: Any?) -> String {
     switch value {
     case nil, is NSNull: return "-"
+    case let n as NSNumber where String(cString: n.objCType) == "c": return n.boolValue ? "yes" : "no"
     case let b as Bool: return b ? "yes" : "no"
     case let n as NSNumber:
         let d = n.doubleValue

@@ -7,6 +7,9 @@ public struct EngineConfiguration: Sendable {
     /// The data listener (API traffic).
     public var listenHost: String
     public var listenPort: Int
+    /// A path the data listener answers itself, for balancers' active health checks: 200 while the engine
+    /// serves (definitions loaded, not draining), 503 otherwise.
+    public var healthPath: String
     public var limits: ProxyLimits
     /// Event loop threads for the data plane (0 = one per core).
     public var eventLoopThreads: Int
@@ -23,6 +26,12 @@ public struct EngineConfiguration: Sendable {
     public var liveNodesFallback: Int
     public var rateLimitTimeout: Duration
 
+    static func healthPath(_ v: inout ConfigValidator) -> String {
+        let path = v.string("listen.healthPath", default: "/__gateway/health")
+        if !path.hasPrefix("/") { v.report("listen.healthPath", value: path, expected: "a path starting with /") }
+        return path
+    }
+
     /// Reads and validates every key; problems are collected in `v`.
     public static func read(_ v: inout ConfigValidator) -> EngineConfiguration {
         let common = CommonSettings.read(&v, serviceName: "gateway-engine", defaultAdminPort: 9101)
@@ -37,6 +46,7 @@ public struct EngineConfiguration: Sendable {
             common: common,
             listenHost: v.string("listen.host", default: "127.0.0.1"),
             listenPort: v.int("listen.port", default: 8001, in: 0...65535),
+            healthPath: Self.healthPath(&v),
             limits: limits,
             eventLoopThreads: v.int("eventLoops", default: 0, in: 0...256),
             cacheMaxBytes: v.byteSize("cache.maxBytes", default: 64 << 20, in: 0...(1 << 36)),

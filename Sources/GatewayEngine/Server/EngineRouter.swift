@@ -21,11 +21,16 @@ final class EngineRouter: ProxyRouter {
     /// How long a target that refused a connection is skipped.
     let targetRetryAfter: Duration = .seconds(5)
     let maxCachedResponseBytes: Int
+    let healthPath: String
+    let state: EngineState
 
     init(
         holder: RouteTableHolder, keyStore: APIKeyStore, rateLimiter: RateLimiter, cache: ResponseCache, pools: UpstreamPools,
-        metrics: EngineMetrics, accessLog: Logger?, maxCachedResponseBytes: Int, logger: Logger
+        metrics: EngineMetrics, accessLog: Logger?, maxCachedResponseBytes: Int, healthPath: String, state: EngineState,
+        logger: Logger
     ) {
+        self.healthPath = healthPath
+        self.state = state
         self.holder = holder
         self.keyStore = keyStore
         self.rateLimiter = rateLimiter
@@ -44,6 +49,11 @@ final class EngineRouter: ProxyRouter {
         let path = Self.path(of: request.head.uri)
         guard Self.isSafe(path) else {
             return eventLoop.makeSucceededFuture(.respond(.error(.badRequest, "request path is not allowed", requestID: request.requestID)))
+        }
+        if path == healthPath {
+            let ready = holder.isLoaded && !state.isDraining
+            return eventLoop.makeSucceededFuture(.respond(
+                ready ? .rawJSON("{\"status\":\"ok\"}") : .error(.serviceUnavailable, state.isDraining ? "draining" : "not ready", requestID: request.requestID)))
         }
         guard let match = holder.table.match(host: request.host, path: path) else {
             return eventLoop.makeSucceededFuture(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))

@@ -49,7 +49,8 @@ public final class GatewayEngine: Sendable {
         let router = EngineRouter(
             holder: holder, keyStore: keyStore, rateLimiter: rateLimiter, cache: cache, pools: pools, metrics: metrics,
             accessLog: configuration.accessLog ? Logger(label: "gateway-engine.access") : nil,
-            maxCachedResponseBytes: configuration.cacheMaxEntryBytes, logger: logger)
+            maxCachedResponseBytes: configuration.cacheMaxEntryBytes, healthPath: configuration.healthPath, state: state,
+            logger: logger)
         var frontConfiguration = HTTPFrontServer.Configuration(
             host: configuration.listenHost, port: configuration.listenPort, limits: configuration.limits)
         frontConfiguration.scheme = "http"
