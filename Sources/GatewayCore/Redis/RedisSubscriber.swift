@@ -79,6 +79,7 @@ public final class RedisSubscriber: Service, Sendable {
                 failures = 0
                 everSubscribed = true
                 try await keepAlive(connection, pongs: pongs)
+                if Task.isShuttingDownGracefully { return }
                 logger.warning("redis subscription lost; reconnecting", metadata: ["redis.url": "\(configuration.url)"])
             } catch is CancellationError {
                 return
@@ -89,16 +90,21 @@ public final class RedisSubscriber: Service, Sendable {
                 }
             }
             let delay = backoff.delay(afterFailures: max(failures, 1))
-            try? await Task.sleep(for: delay)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
         }
     }
 
-    /// Pings until the connection closes, the peer stops answering, or the task is cancelled.
+    /// Pings until the connection closes, the peer stops answering, graceful shutdown begins, or the task
+    /// is cancelled.
     private func keepAlive(_ connection: RedisConnection, pongs: PongTracker) async throws {
         try await withTaskCancellationHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     try? await connection.closeFuture.get()
+                }
+                group.addTask {
+                    // A graceful shutdown ends the subscription (it would otherwise last until cancelled).
+                    try? await gracefulShutdown()
                 }
                 group.addTask { [pingInterval] in
                     while true {
