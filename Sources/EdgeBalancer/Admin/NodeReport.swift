@@ -15,6 +15,17 @@ struct NodeReport: Sendable, Codable, Equatable {
             case agentState = "agent_state", agentHealth = "agent_health", agentReason = "agent_reason", active, passive
             case ejectedForMilliseconds = "ejected_for_ms"
         }
+
+        /// Absent values are written as `null`, so every field is always there.
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(agentState, forKey: .agentState)
+            try c.encode(agentHealth, forKey: .agentHealth)
+            try c.encode(agentReason, forKey: .agentReason)
+            try c.encode(active, forKey: .active)
+            try c.encode(passive, forKey: .passive)
+            try c.encode(ejectedForMilliseconds, forKey: .ejectedForMilliseconds)
+        }
     }
 
     struct Weights: Sendable, Codable, Equatable {
@@ -28,6 +39,16 @@ struct NodeReport: Sendable, Codable, Equatable {
         var effective: Int
         /// Effective × slow-start factor, right now.
         var current: Double
+
+        /// Absent weights are written as `null`, so every field is always there.
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(configured, forKey: .configured)
+            try c.encode(advertised, forKey: .advertised)
+            try c.encode(override, forKey: .override)
+            try c.encode(effective, forKey: .effective)
+            try c.encode(current, forKey: .current)
+        }
     }
 
     var id: String
@@ -51,6 +72,27 @@ struct NodeReport: Sendable, Codable, Equatable {
         case id, address, port, region, zone, source, drained, eligible, usable, health, weight
         case ewmaMilliseconds = "ewma_ms", inFlight = "in_flight", ejections, probeMilliseconds = "probe_ms"
         case slowStart = "slow_start"
+    }
+
+    /// Absent values are written as `null`, so every field is always there.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(address, forKey: .address)
+        try c.encode(port, forKey: .port)
+        try c.encode(region, forKey: .region)
+        try c.encode(zone, forKey: .zone)
+        try c.encode(source, forKey: .source)
+        try c.encode(drained, forKey: .drained)
+        try c.encode(eligible, forKey: .eligible)
+        try c.encode(usable, forKey: .usable)
+        try c.encode(health, forKey: .health)
+        try c.encode(weight, forKey: .weight)
+        try c.encode(ewmaMilliseconds, forKey: .ewmaMilliseconds)
+        try c.encode(inFlight, forKey: .inFlight)
+        try c.encode(ejections, forKey: .ejections)
+        try c.encode(probeMilliseconds, forKey: .probeMilliseconds)
+        try c.encode(slowStart, forKey: .slowStart)
     }
 }
 

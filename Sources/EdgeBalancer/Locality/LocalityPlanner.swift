@@ -9,7 +9,8 @@
 struct LocalityPlanner: Sendable, Hashable {
     struct Region: Sendable, Hashable {
         var name: String
-        /// Effective weight of every eligible node (registered, not drained).
+        /// Effective weight of every registered node, usable or not (drained and failing nodes are lost
+        /// capacity).
         var totalWeight: Double
         /// Effective weight of the usable nodes.
         var usableWeight: Double

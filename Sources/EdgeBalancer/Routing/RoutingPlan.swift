@@ -51,8 +51,10 @@ struct RoutingPlan: Sendable, Equatable {
             plan.tiers = [Tier(region: "", share: 1, members: usable.map { member($0, slowStart: true) })]
             return plan
         }
+        // A region's total is every registered node's weight: drained, down and failing nodes are
+        // capacity the region lost, which is what makes it spill.
         var regions: [String: LocalityPlanner.Region] = [:]
-        for node in eligible {
+        for node in nodes {
             let name = node.node.region
             var region = regions[name] ?? LocalityPlanner.Region(name: name, totalWeight: 0, usableWeight: 0, latency: regionLatency[name])
             region.totalWeight += Double(node.effectiveWeight)

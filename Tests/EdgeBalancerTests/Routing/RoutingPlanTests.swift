@@ -58,6 +58,19 @@ import Testing
         #expect(plan.tiers[0].members.map(\.target.id) == ["a1"])
     }
 
+    /// Drained nodes are capacity the region lost: draining half of it spills 30% to the next region.
+    @Test func drainedNodesCountAsLostRegionalCapacity() {
+        var e3 = node("e3")
+        e3.drained = true
+        var e4 = node("e4")
+        e4.drained = true
+        let plan = RoutingPlan.make(
+            nodes: [node("e1"), node("e2"), e3, e4, node("u1", region: "us")], policy: .weighted,
+            locality: LocalityPlanner(localRegion: "eu"), panicThreshold: 0.5)
+        #expect(plan.tiers.map(\.region) == ["eu", "us"])
+        #expect(abs(plan.tiers[0].share - 0.7) < 1e-9)
+    }
+
     /// A table picks by tier share and skips excluded nodes, falling back to other tiers.
     @Test func tablePicksByShareAndHonoursExclusions() {
         let clock = TestClock()

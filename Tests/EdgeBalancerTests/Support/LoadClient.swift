@@ -58,86 +58,73 @@ struct LoadClient {
 
     private func worker(remaining: Remaining, deadline: ContinuousClock.Instant) async -> Result {
         var result = Result()
-        var connection: HTTPTestConnection?
-        while ContinuousClock.now < deadline {
-            let take = remaining.count.withLock { n -> Bool in
+        func take() -> Bool {
+            guard ContinuousClock.now < deadline else { return false }
+            return remaining.count.withLock { n in
                 guard n > 0 else { return false }
                 n -= 1
                 return true
             }
-            guard take else { break }
+        }
+        var more = take()
+        while more {
+            // One connection, reused for as long as the balancer keeps it open.
+            var inProgress = true
             do {
-                if connection == nil { connection = try await HTTPTestConnection.connect(host: host, port: port) }
-                let (status, body, keepAlive) = try await connection!.request(method, path, host: "\(host):\(port)")
-                if status == 200 {
-                    result.byBackend[body, default: 0] += 1
-                } else {
-                    result.failures.append((Int(status), body))
-                }
-                if !keepAlive {
-                    await connection?.close()
-                    connection = nil
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(.seconds(2))
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .connect(host: host, port: port) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                        }
+                    }
+                try await channel.executeThenClose { inbound, outbound in
+                    var responses = inbound.makeAsyncIterator()
+                    while more {
+                        inProgress = true
+                        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                        head.headers.add(name: "Host", value: "\(host):\(port)")
+                        try await outbound.write(.head(head))
+                        try await outbound.write(.end(nil))
+                        var status: UInt = 0
+                        var keepAlive = false
+                        var body = ByteBuffer()
+                        readResponse: while let part = try await responses.next() {
+                            switch part {
+                            case .head(let h):
+                                status = h.status.code
+                                keepAlive = h.isKeepAlive
+                            case .body(var chunk):
+                                body.writeBuffer(&chunk)
+                            case .end:
+                                break readResponse
+                            }
+                        }
+                        guard status != 0 else { throw ConnectionClosed() }
+                        inProgress = false
+                        if status == 200 {
+                            result.byBackend[String(buffer: body), default: 0] += 1
+                        } else {
+                            result.failures.append((Int(status), String(buffer: body)))
+                        }
+                        more = take()
+                        if !keepAlive { return }
+                    }
                 }
             } catch {
-                result.failures.append((0, "\(error)"))
-                await connection?.close()
-                connection = nil
+                if inProgress {
+                    result.failures.append((0, "\(error)"))
+                    more = take()
+                }
             }
         }
-        await connection?.close()
         return result
     }
 }
 
-/// One keep-alive HTTP/1.1 client connection, one request at a time, used by one task.
-final class HTTPTestConnection {
-    private let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-    private var iterator: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
-
-    private init(channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>) {
-        self.channel = channel
-        self.iterator = channel.inbound.makeAsyncIterator()
-    }
-
-    static func connect(host: String, port: Int) async throws -> HTTPTestConnection {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(2))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                }
-            }
-        return HTTPTestConnection(channel: channel)
-    }
-
-    struct ClosedError: Error {}
-
-    /// Sends a request and reads the whole response: status, body, whether the connection stays open.
-    func request(_ method: HTTPMethod, _ path: String, host: String, headers: HTTPHeaders = [:]) async throws -> (UInt, String, Bool) {
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
-        head.headers.replaceOrAdd(name: "Host", value: host)
-        try await channel.outbound.write(.head(head))
-        try await channel.outbound.write(.end(nil))
-        var response: HTTPResponseHead?
-        var body = ByteBuffer()
-        while let part = try await iterator.next() {
-            switch part {
-            case .head(let h): response = h
-            case .body(var chunk): body.writeBuffer(&chunk)
-            case .end:
-                guard let response else { throw ClosedError() }
-                return (response.status.code, String(buffer: body), response.isKeepAlive)
-            }
-        }
-        throw ClosedError()
-    }
-
-    func close() async {
-        try? await channel.channel.close()
-    }
-}
+struct ConnectionClosed: Error {}
 
 /// Requests left to send, shared by the workers.
 private final class Remaining: Sendable {
