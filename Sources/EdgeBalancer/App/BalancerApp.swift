@@ -24,13 +24,18 @@ final class BalancerApp: Sendable {
     let healthChecker: ActiveHealthChecker
     let pools: UpstreamPools
     let front: HTTPFrontServer
+    /// The TLS listener (ALPN h2 + http/1.1), when `tls.*` is configured.
+    let tlsFront: HTTPFrontServer?
+    /// Its certificate and key, reread on SIGHUP.
+    let tlsContext: TLSContextBox?
     let admin: AdminHTTPServer
     private let gauges: FrontGauges
 
     /// - Parameters:
     ///   - now: the clock balancing decisions use.
     ///   - seed: fixes random choices (tests); nil seeds from the system.
-    init(settings: BalancerSettings, logger: Logger, now: @escaping @Sendable () -> Instant = { .now }, seed: UInt64? = nil) {
+    /// - Throws: when the TLS certificate or key cannot be loaded.
+    init(settings: BalancerSettings, logger: Logger, now: @escaping @Sendable () -> Instant = { .now }, seed: UInt64? = nil) throws {
         self.settings = settings
         let metrics = BalancerMetrics()
         self.metrics = metrics
@@ -66,9 +71,16 @@ final class BalancerApp: Sendable {
         front = HTTPFrontServer(
             configuration: .init(host: settings.listenHost, port: settings.listenPort, limits: settings.limits),
             router: router, pools: pools, logger: logger)
-        // The TLS listener (ALPN h2 + http/1.1, certificates reloaded on SIGHUP) belongs to the shared front;
-        // when it lands it is one more `HTTPFrontServer` here, built from `settings.tls` with the same router
-        // and pools.
+        if let tls = settings.tls {
+            let context = try TLSContextBox(certificatePath: tls.certFile, keyPath: tls.keyFile)
+            var configuration = HTTPFrontServer.Configuration(host: settings.listenHost, port: tls.port, limits: settings.limits)
+            configuration.tls = context
+            tlsContext = context
+            tlsFront = HTTPFrontServer(configuration: configuration, router: router, pools: pools, logger: logger)
+        } else {
+            tlsContext = nil
+            tlsFront = nil
+        }
 
         var adminRouter = AdminRouter()
         let tables = self.tables
@@ -83,7 +95,7 @@ final class BalancerApp: Sendable {
             })
         BalancerAdminRoutes.add(to: &adminRouter, controller: controller, store: store, logger: logger)
         admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, logger: logger)
-        gauges = FrontGauges(front: front, metrics: metrics)
+        gauges = FrontGauges(front: front, tlsFront: tlsFront, metrics: metrics)
     }
 
     /// Every long-running part, in start order.
@@ -91,6 +103,7 @@ final class BalancerApp: Sendable {
         var services: [any Service] = [admin]
         if let subscriber { services.append(subscriber) }
         services += [controller, registry, healthChecker, gauges, front]
+        if let tlsFront { services.append(tlsFront) }
         return services
     }
 
@@ -105,13 +118,14 @@ final class BalancerApp: Sendable {
 /// Samples the front's open connections into a gauge once a second.
 struct FrontGauges: Service {
     let front: HTTPFrontServer
+    let tlsFront: HTTPFrontServer?
     let metrics: BalancerMetrics
 
     func run() async throws {
         do {
-            try await cancelWhenGracefulShutdown { [front, metrics] in
+            try await cancelWhenGracefulShutdown { [front, tlsFront, metrics] in
                 while true {
-                    metrics.activeConnections.record(front.connectionCount)
+                    metrics.activeConnections.record(front.connectionCount + (tlsFront?.connectionCount ?? 0))
                     try await Task.sleep(for: .seconds(1))
                 }
             }

@@ -2,7 +2,7 @@ import GatewayCore
 import Logging
 
 /// The `edge-balancer` service: loads its configuration, runs every part until SIGTERM (draining
-/// connections), reloads the log level on SIGHUP.
+/// connections), reloads the log level and the TLS certificate on SIGHUP.
 public enum EdgeBalancer {
     public static func run(options: ServiceOptions) async throws {
         let name = BalancerSettings.serviceName
@@ -10,18 +10,19 @@ public enum EdgeBalancer {
         let settings = try await launcher.loadConfiguration { v in BalancerSettings.read(&v) }
         Telemetry.bootstrap(service: name, level: settings.common.logLevel, format: settings.common.logFormat)
         let logger = Logger(label: name)
-        if let tls = settings.tls {
-            logger.warning(
-                "tls settings are valid but the TLS listener is not built into the shared front yet; serving plain HTTP/1.1 and h2c only",
-                metadata: ["tls.port": "\(tls.port)"])
+        let app: BalancerApp
+        do {
+            app = try BalancerApp(settings: settings, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw error
         }
-        let app = BalancerApp(settings: settings, logger: logger)
         logger.info(
             "edge balancer configured",
             metadata: [
                 "listen.address": "\(settings.listenHost):\(settings.listenPort)", "region": "\(settings.controller.region)",
                 "policy": "\(settings.controller.policy.rawValue)", "nodes.static": "\(settings.staticNodes.count)",
-                "discovery.redis": "\(settings.useRedis)",
+                "discovery.redis": "\(settings.useRedis)", "tls.port": "\(settings.tls.map { String($0.port) } ?? "off")",
             ])
         do {
             try await launcher.run(services: app.services, shutdownDeadline: settings.common.shutdownDeadline, logger: logger) {
@@ -29,6 +30,14 @@ public enum EdgeBalancer {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel
                     logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
+                    if let tls = app.tlsContext {
+                        do {
+                            try tls.reload()
+                            logger.info("tls certificate reloaded", metadata: ["tls.certFile": "\(tls.certificatePath)"])
+                        } catch {
+                            logger.error("tls certificate reload failed; keeping the previous one", metadata: ["error": "\(error)"])
+                        }
+                    }
                 case .failure(let error):
                     logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
                 }

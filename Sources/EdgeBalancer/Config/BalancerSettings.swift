@@ -7,8 +7,7 @@ import NIOCore
 /// The edge balancer's configuration: the shared settings plus its own keys (see `docs/configuration.md`
 /// for the shared ones). Every problem is collected by the ``ConfigValidator``, not just the first.
 struct BalancerSettings: Sendable {
-    /// Files for the TLS listener. The TLS front (ALPN h2 + http/1.1, SIGHUP certificate reload) is part of
-    /// the shared proxy front; these keys are validated here so a deployment can already carry them.
+    /// The TLS listener (the shared front's: ALPN h2 + http/1.1, certificate and key reread on SIGHUP).
     struct TLS: Sendable, Equatable {
         var port: Int
         var certFile: String
@@ -78,7 +77,7 @@ struct BalancerSettings: Sendable {
 
         var health = ActiveHealthChecker.Configuration()
         health.enabled = v.bool("health.enabled", default: true)
-        health.path = v.string("health.path", default: "/health")
+        health.path = v.string("health.path", default: "/__gateway/health")
         if !health.path.hasPrefix("/") { v.report("health.path", value: health.path, expected: "a path starting with /") }
         health.interval = v.duration("health.interval", default: .seconds(1), min: .milliseconds(10))
         health.timeout = v.duration("health.timeout", default: .milliseconds(500), min: .milliseconds(1))

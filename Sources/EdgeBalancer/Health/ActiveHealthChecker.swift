@@ -10,7 +10,8 @@ import ServiceLifecycle
 final class ActiveHealthChecker: Service, Sendable {
     struct Configuration: Sendable {
         var enabled = true
-        var path = "/health"
+        /// The engine's data listener answers this itself (`listen.healthPath`).
+        var path = "/__gateway/health"
         var interval: Duration = .seconds(1)
         var timeout: Duration = .milliseconds(500)
         var expectedStatus = StatusMatcher(ranges: [200...299])

@@ -61,7 +61,7 @@ func withBalancer<T: Sendable>(
     _ body: @Sendable (RunningBalancer) async throws -> T
 ) async throws -> T {
     let settings = try await testBalancerSettings(overrides)
-    let app = BalancerApp(settings: settings, logger: logger, seed: seed)
+    let app = try BalancerApp(settings: settings, logger: logger, seed: seed)
     let group = ServiceGroup(configuration: .init(services: app.services.map { .init(service: $0) }, logger: logger))
     return try await withThrowingTaskGroup(of: Void.self, returning: T.self) { tasks in
         tasks.addTask { try await group.run() }

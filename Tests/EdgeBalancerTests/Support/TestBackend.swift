@@ -5,7 +5,7 @@ import NIOPosix
 import Synchronization
 
 /// A small HTTP/1.1 backend for balancer tests: answers every request with its own id as the body, after
-/// an optional delay; `/health` answers with a configurable status. It counts the requests it served and
+/// an optional delay; `/health` (and `/__gateway/health`, the engine's) answers with a configurable status. It counts the requests it served and
 /// has in flight (health checks apart), and can be killed (listener and every connection closed at once,
 /// as a crashed process's would be).
 final class TestBackend: Sendable {
@@ -122,7 +122,7 @@ private final class BackendHandler: ChannelInboundHandler {
         case .end:
             guard let head, let backend = box.backend.withLock({ $0 }) else { return }
             self.head = nil
-            let isHealth = head.uri.hasPrefix("/health")
+            let isHealth = head.uri.hasPrefix("/health") || head.uri.hasPrefix("/__gateway/health")
             let (delay, status) = backend.begin(health: isHealth)
             let body = isHealth ? "ok" : backend.id
             let respond = {
