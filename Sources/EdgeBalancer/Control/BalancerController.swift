@@ -29,8 +29,8 @@ actor BalancerController: Service {
     }
 
     private let configuration: Configuration
-    let tables: RoutingTableBox
-    let passive: PassiveHealth
+    nonisolated let tables: RoutingTableBox
+    nonisolated let passive: PassiveHealth
     private let metrics: BalancerMetrics
     private let logger: Logger
     private let now: @Sendable () -> Instant
@@ -233,7 +233,9 @@ actor BalancerController: Service {
         let now = self.now()
         var statuses = self.statuses(at: now)
         let usable = Set(statuses.filter(\.isUsable).map(\.id))
-        if !initial, configuration.slowStartWindow > .zero {
+        // A node that joins or recovers ramps up; not when nothing was usable before (there is no load to
+        // shift, and a whole pool ramping together gets the same shares anyway).
+        if !initial, !usableBefore.isEmpty, configuration.slowStartWindow > .zero {
             for id in usable.subtracting(usableBefore) {
                 slowStarts[id] = SlowStart(start: now, window: configuration.slowStartWindow, minimumFactor: configuration.slowStartMinimumFactor)
             }

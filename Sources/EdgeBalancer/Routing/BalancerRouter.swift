@@ -96,7 +96,7 @@ final class BalancerRouter: ProxyRouter {
                 "request.id": "\(request.requestID)",
                 "client.ip": "\(request.clientIP)",
                 "http.method": "\(request.head.method.rawValue)",
-                "http.path": "\(request.head.uri.prefix(256))",
+                "http.path": "\(Self.path(of: request.head.uri))",
                 "http.status": "\(status.code)",
                 "http.bytes": "\(bytesSent)",
                 "duration.ms": "\(Self.milliseconds(duration))",
@@ -142,6 +142,13 @@ final class BalancerRouter: ProxyRouter {
             load.metrics.failed.increment()
         }
         record.ended(failure: outcome.failure)
+    }
+
+    /// The path of a request target, without the query (which may carry credentials), at most 256
+    /// characters.
+    static func path(of uri: String) -> Substring {
+        let end = uri.firstIndex(of: "?") ?? uri.endIndex
+        return uri[..<end].prefix(256)
     }
 
     /// Milliseconds with microsecond precision, for logs.

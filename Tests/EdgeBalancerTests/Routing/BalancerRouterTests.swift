@@ -1,5 +1,6 @@
 import Foundation
 import GatewayTesting
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -11,7 +12,9 @@ import Testing
 @Suite struct BalancerRouterTests {
     let clock = TestClock()
 
-    func router(nodes: [String], retries: Bool = true, budget: RetryBudget.Configuration = .init()) -> (BalancerRouter, [String: NodeLoad]) {
+    func router(
+        nodes: [String], retries: Bool = true, budget: RetryBudget.Configuration = .init(), logs: InMemoryLogHandler.Store? = nil
+    ) -> (BalancerRouter, [String: NodeLoad]) {
         var loads: [String: NodeLoad] = [:]
         for id in nodes { loads[id] = NodeLoad(id: id, ewma: .init(), now: clock.now) }
         let statuses = nodes.map { NodeStatus(node: NodeDescriptor(id: $0, address: "127.0.0.1", port: 1)) }
@@ -20,20 +23,20 @@ import Testing
         var configuration = BalancerRouter.Configuration()
         configuration.retries = retries
         configuration.retryBudget = budget
-        configuration.accessLogLevel = nil
+        configuration.accessLogLevel = logs == nil ? nil : .info
         var outlier = OutlierDetector.Configuration()
         outlier.consecutiveFailures = 2
         let passive = PassiveHealth(configuration: outlier)
         passive.setNodes(Set(nodes))
         let router = BalancerRouter(
             configuration: configuration, tables: RoutingTableBox(table), passive: passive, metrics: BalancerMetrics(),
-            logger: .forTesting(), now: clock.source)
+            logger: logs?.logger(label: "balancer") ?? .forTesting(), now: clock.source)
         return (router, loads)
     }
 
-    func request(_ method: HTTPMethod = .GET, id: String = UUID().uuidString) -> ProxyRequest {
+    func request(_ method: HTTPMethod = .GET, id: String = UUID().uuidString, uri: String = "/x") -> ProxyRequest {
         ProxyRequest(
-            head: HTTPRequestHead(version: .http1_1, method: method, uri: "/x"), requestID: id, clientIP: "127.0.0.1",
+            head: HTTPRequestHead(version: .http1_1, method: method, uri: uri), requestID: id, clientIP: "127.0.0.1",
             scheme: "http", host: "example", httpVersion: .http1_1, startedAt: .now())
     }
 
@@ -106,6 +109,28 @@ import Testing
         guard case .forward(let plan) = try decide(router, req) else { Issue.record("no plan"); return }
         plan.onComplete?(outcome(plan, failure: .connectFailed))
         #expect(router.retry(after: plan, failure: .connectFailed, request: req) == nil)
+    }
+
+    /// One access log line per request, with the node and attempts, and never the query string.
+    @Test func logsOneLinePerRequest() throws {
+        let logs = InMemoryLogHandler.Store()
+        let (router, _) = router(nodes: ["a", "b"], logs: logs)
+        let req = request(id: "req-7", uri: "/orders/1?api_key=secret")
+        guard case .forward(let first) = try decide(router, req) else { Issue.record("no plan"); return }
+        first.onComplete?(outcome(first, failure: .connectFailed))
+        let second = try #require(router.retry(after: first, failure: .connectFailed, request: req))
+        second.onComplete?(outcome(second, status: .ok))
+        router.completed(req, status: .ok, bytesSent: 12, duration: .milliseconds(4))
+        let lines = logs.entries.filter { $0.message == "request" }
+        #expect(lines.count == 1)
+        let line = try #require(lines.first)
+        #expect(line.level == .info)
+        #expect(line.metadata["request.id"] == "req-7")
+        #expect(line.metadata["http.path"] == "/orders/1")
+        #expect(line.metadata["http.status"] == "200")
+        #expect(line.metadata["node"] == second.target.id)
+        #expect(line.metadata["attempts"] == "2")
+        #expect(!logs.entries.contains { $0.text.contains("secret") })
     }
 
     /// Outcomes reach passive health: consecutive 5xx eject the node.
