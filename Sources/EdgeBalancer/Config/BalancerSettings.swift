@@ -4,8 +4,38 @@ import GatewayCore
 import Logging
 import NIOCore
 
-/// The edge balancer's configuration: the shared settings plus its own keys (see `docs/configuration.md`
-/// for the shared ones). Every problem is collected by the ``ConfigValidator``, not just the first.
+/// The edge balancer's configuration: the shared settings (see `docs/configuration.md`) plus its own
+/// keys. Every problem is collected by the ``ConfigValidator``, not just the first. Environment prefix
+/// `GC_BALANCER_`; admin port 9103 by default.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `listen.host`, `listen.port` | `127.0.0.1`, `8080` | plain listener: HTTP/1.1 and h2c |
+/// | `tls.port`, `tls.certFile`, `tls.keyFile` | `8443`, none, none | TLS listener (h2 + http/1.1 by ALPN); both files or neither; reread on SIGHUP |
+/// | `region` | empty (locality off) | this balancer's region |
+/// | `policy` | `weighted` | `round_robin`, `weighted`, `least_request`, `peak_ewma` (an operator's runtime switch in Redis wins) |
+/// | `nodes.static` | none | `id=a,host=…,port=…,weight=…,region=…,zone=…` entries, `;`-separated or a list |
+/// | `discovery.redis` | `true` | read nodes, weights, drains, policy from Redis |
+/// | `discovery.resyncInterval` | `1s` | full reread of the registry, besides events |
+/// | `discovery.pruneExpired` | `true` | remove expired ids from the node index |
+/// | `health.enabled`, `health.path` | `true`, `/__gateway/health` | active checks |
+/// | `health.interval`, `health.timeout` | `1s`, `500ms` | |
+/// | `health.rise`, `health.fall` | `2`, `2` | consecutive passes / failures to change state |
+/// | `health.expectedStatus` | `200-299` | e.g. `200`, `2xx`, `200,204` |
+/// | `health.panicThresholdPercent` | `50` | panic when fewer usable than this share of eligible |
+/// | `outlier.enabled`, `outlier.consecutiveFailures` | `true`, `5` | passive ejection |
+/// | `outlier.baseEjection`, `outlier.maxEjection` | `5s`, `300s` | ejection time = base × repeats, capped |
+/// | `outlier.maxEjectedPercent` | `50` | never more ejected at once |
+/// | `slowStart.window`, `slowStart.minWeightPercent` | `30s`, `10` | ramp of a joining or recovering node |
+/// | `ewma.decay`, `ewma.initialLatency` | `10s`, `1ms` | peak-EWMA τ and a new node's estimate |
+/// | `locality.enabled`, `locality.overprovisioningFactor` | `true`, `1.4` | |
+/// | `retry.enabled`, `retry.budgetPercent`, `retry.minPerSecond` | `true`, `20`, `10` | one retry of idempotent requests |
+/// | `upstream.connectTimeout`, `upstream.responseTimeout` | `2s`, `30s` | |
+/// | `upstream.maxIdlePerNode` | `64` | idle keep-alive connections per node and event loop |
+/// | `limits.maxConnections`, `limits.maxHeaderBytes`, `limits.maxBodyBytes` | `10000`, `32KiB`, `10MiB` | |
+/// | `limits.maxReplayBodyBytes`, `limits.maxConcurrentStreams` | `64KiB`, `100` | |
+/// | `limits.headerReadTimeout`, `limits.idleTimeout` | `10s`, `60s` | |
+/// | `accessLog.level` | `info` | `off`, `debug` or `info` |
 struct BalancerSettings: Sendable {
     /// The TLS listener (the shared front's: ALPN h2 + http/1.1, certificate and key reread on SIGHUP).
     struct TLS: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Configuration
+import Foundation
 import GatewayCore
 import Testing
 
@@ -63,5 +64,29 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
             let keys = Set(error.problems.map(\.key))
             #expect(keys.isSuperset(of: ["policy", "listen.port", "nodes.static", "tls.keyFile"]))
         }
+    }
+
+    /// `nodes.static` may be a YAML list of entries as well as one `;`-separated string.
+    @Test func readsStaticNodesFromAYAMLList() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("balancer-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let yaml = """
+            admin:
+              token: "0123456789abcdef"
+            region: eu
+            nodes:
+              static:
+                - id=a,host=10.0.0.1,port=8081,weight=2,region=eu
+                - id=b,host=10.0.0.2,port=8081,region=us,zone=us-1a
+            """
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: path))
+        let sources = ConfigSources(filePath: path, environmentPrefix: ["gc", "balancer", "test"], environment: [:])
+        var validator = ConfigValidator(try await sources.makeReader())
+        let settings = BalancerSettings.read(&validator)
+        try validator.finish()
+        #expect(settings.staticNodes.map(\.id) == ["a", "b"])
+        #expect(settings.staticNodes[0].configuredWeight == 2)
+        #expect(settings.staticNodes[1].zone == "us-1a")
+        #expect(settings.controller.region == "eu")
     }
 }
