@@ -70,24 +70,38 @@ TOKEN_FILE="$RUN_DIR/admin-token"
 chmod 600 "$TOKEN_FILE"
 LOGS="$RUN_DIR/logs"; mkdir -p "$LOGS" "$RUN_DIR/redis"
 
-PIDS=()
-stop_all() {
-  trap - INT TERM EXIT
-  echo; echo "stopping..."
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+# Started processes by stop order: agents drain first (their engines still up), then balancers and
+# engines, then backends and Redis.
+AGENT_PIDS=(); FRONT_PIDS=(); BASE_PIDS=()
+stop_group() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+}
+stop_all() {
+  trap - INT TERM EXIT
+  echo; echo "stopping..."
+  stop_group "${AGENT_PIDS[@]}"
+  stop_group "${FRONT_PIDS[@]}"
+  stop_group "${BASE_PIDS[@]}"
   echo "stopped."
+  exit 0
 }
 trap stop_all INT TERM EXIT
 
-start() { # name, command...
-  local name=$1; shift
-  "$@" >"$LOGS/$name.log" 2>&1 &
-  PIDS+=("$!")
+start() { # group name command...
+  local group=$1 name=$2; shift 2
+  # Own session: a Ctrl-C in the terminal reaches only this script, which stops everything in order.
+  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  case $group in
+    agent) AGENT_PIDS+=("$!") ;;
+    front) FRONT_PIDS+=("$!") ;;
+    *) BASE_PIDS+=("$!") ;;
+  esac
 }
 wait_http() { # url, name
   for _ in $(seq 200); do
@@ -99,9 +113,9 @@ wait_http() { # url, name
   exit 1
 }
 
-start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN_DIR/redis"
+start base redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN_DIR/redis"
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-for p in "${BACKENDS[@]}"; do start "backend-$p" python3 "$ROOT/scripts/sample-backend.py" "$p" "backend-$p"; done
+for p in "${BACKENDS[@]}"; do start base "backend-$p" python3 "$ROOT/scripts/sample-backend.py" "$p" "backend-$p"; done
 
 # A self-signed certificate for the TLS listener of the eu-west balancer.
 if [ ! -s "$RUN_DIR/tls/cert.pem" ]; then
@@ -115,15 +129,15 @@ SEEDED=0
 for n in "${NODES[@]}"; do
   read -r id region zone data admin agent <<<"$n"
   seed=(); [ $SEEDED -eq 0 ] && seed=(--set "apis.seedFile=$ROOT/docs/examples/apis.yaml") && SEEDED=1
-  start "engine-$id" "$BIN/gateway-engine" "${COMMON[@]}" "${seed[@]}" --set "listen.port=$data" --set "admin.port=$admin" --set log.access=false
-  start "agent-$id" "$BIN/node-agent" "${COMMON[@]}" --set "admin.port=$agent" --set "node.id=$id" --set "node.region=$region" \
+  start front "engine-$id" "$BIN/gateway-engine" "${COMMON[@]}" "${seed[@]}" --set "listen.port=$data" --set "admin.port=$admin" --set log.access=false
+  start agent "agent-$id" "$BIN/node-agent" "${COMMON[@]}" --set "admin.port=$agent" --set "node.id=$id" --set "node.region=$region" \
     --set "node.zone=$zone" --set "node.address=127.0.0.1" --set "node.port=$data" \
-    --set "engine.adminURL=http://127.0.0.1:$admin" --set "engine.tokenFile=$TOKEN_FILE" --set "state.file=$RUN_DIR/agent-$id.state"
+    --set "engine.adminURL=http://127.0.0.1:$admin" --set "engine.tokenFile=$TOKEN_FILE" --set "state.file=$RUN_DIR/agent-$id.state" --set drain.deadline=5s
 done
 for b in "${BALANCERS[@]}"; do
   read -r name region data admin tls <<<"$b"
   tlsargs=(); [ "$tls" != "-" ] && tlsargs=(--set "tls.port=$tls" --set "tls.certFile=$RUN_DIR/tls/cert.pem" --set "tls.keyFile=$RUN_DIR/tls/key.pem")
-  start "$name" "$BIN/edge-balancer" "${COMMON[@]}" --set "region=$region" --set "listen.port=$data" --set "admin.port=$admin" \
+  start front "$name" "$BIN/edge-balancer" "${COMMON[@]}" --set "region=$region" --set "listen.port=$data" --set "admin.port=$admin" \
     --set "policy=peak_ewma" --set "health.path=/__gateway/health" "${tlsargs[@]}"
 done
 for n in "${NODES[@]}"; do read -r id _ _ _ admin agent <<<"$n"; wait_http "http://127.0.0.1:$admin/ready" "engine-$id"; wait_http "http://127.0.0.1:$agent/health" "agent-$id"; done
@@ -163,5 +177,5 @@ Try:
 
 Press Ctrl-C to stop everything.
 MSG
-wait -n "${PIDS[@]}" || true
+wait -n "${AGENT_PIDS[@]}" "${FRONT_PIDS[@]}" "${BASE_PIDS[@]}" || true
 echo "cluster.sh: a process exited unexpectedly; see $LOGS" >&2
