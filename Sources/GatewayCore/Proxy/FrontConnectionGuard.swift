@@ -120,7 +120,10 @@ final class FrontConnectionGuard: ChannelDuplexHandler {
         }
     }
 
-    /// Writes a minimal JSON error straight to the socket (below the HTTP encoder) and closes.
+    /// Writes a minimal JSON error straight to the socket (below the HTTP encoder) and closes: output
+    /// first, then, after what the client still sends has been read and dropped (or after
+    /// ``ProxyServerHandler/lingerTimeout``), the whole connection. Closing at once with unread bytes
+    /// would reset the connection and could destroy the answer before the client reads it.
     private func refuse(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
         state = .closing
         timer?.cancel()
@@ -129,7 +132,7 @@ final class FrontConnectionGuard: ChannelDuplexHandler {
         var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
         buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)")
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+            ProxyServerHandler.closeLingering(context)
         }
     }
 }

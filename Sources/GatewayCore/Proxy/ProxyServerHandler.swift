@@ -80,6 +80,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     private var readPaused = false
     private var pendingRead = false
     private var clientIP = ""
+    /// After answering before the request body was read (413, early errors): the rest of the body is
+    /// read and dropped until the client closes, so closing does not reset the connection (a reset can
+    /// destroy the answer before the client reads it). Bounded by ``lingerTimeout``.
+    private var discardingInput = false
+    static let lingerTimeout: TimeAmount = .seconds(2)
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -103,6 +108,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     // MARK: - Inbound from the client
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if discardingInput { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             received(head, context: context)
@@ -459,8 +465,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             exchange.request, status: exchange.responseStatus ?? .ok, bytesSent: exchange.bytesSent,
             duration: Self.since(exchange.request.startedAt))
         if exchange.closeAfterResponse {
+            // A body still arriving: half-close (the client sees the answer, then EOF) and drain it.
+            let linger = !exchange.requestEnded && !configuration.isHTTP2
+            if linger { discardingInput = true }
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+                guard linger else {
+                    context.close(promise: nil)
+                    return
+                }
+                Self.closeLingering(context)
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -472,6 +485,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             pendingRead = false
             context.read()
         }
+    }
+
+    /// Closes the output side now (the client reads the answer, then EOF) and the whole connection when
+    /// the client closes, or after ``lingerTimeout``. Used when unread request bytes may still arrive.
+    static func closeLingering(_ context: ChannelHandlerContext) {
+        context.close(mode: .output, promise: nil)
+        let channel = context.channel
+        let lingering = channel.eventLoop.scheduleTask(in: lingerTimeout) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in lingering.cancel() }
     }
 
     // MARK: - Backpressure
