@@ -19,7 +19,10 @@ public enum NodeAgentMain {
         agent.addRoutes(to: &router)
         let admin = AdminHTTPServer(settings: settings.common.admin, router: router, logger: logger)
         do {
-            try await launcher.run(services: [admin, agent], shutdownDeadline: settings.common.shutdownDeadline, logger: logger) {
+            try await launcher.run(
+                services: [admin, agent], shutdownDeadline: settings.common.shutdownDeadline, logger: logger,
+                ready: { _ = try await admin.listeningAddress }
+            ) {
                 switch await launcher.validate({ v in AgentSettings.read(&v) }) {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel

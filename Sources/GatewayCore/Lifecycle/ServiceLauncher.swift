@@ -54,13 +54,18 @@ public struct ServiceLauncher: Sendable {
     ///
     /// Services shut down in reverse order, so list the admin listener first to keep it answering while
     /// the others drain. The whole shutdown is bounded by `shutdownDeadline`.
+    ///
+    /// Under systemd (`Type=notify`) it reports `READY=1` once `ready` returns (default: at once),
+    /// `STOPPING=1` when draining begins, and watchdog pings when `WatchdogSec` is set.
     public func run(
         services: [any Service], shutdownDeadline: Duration, logger: Logger,
+        ready: @escaping @Sendable () async throws -> Void = {},
         reload: (@Sendable () async -> Void)? = nil
     ) async throws {
         var all: [ServiceGroupConfiguration.ServiceConfiguration] = services.map {
             .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
         }
+        all.append(.init(service: SystemdNotifyService(logger: logger, ready: ready), successTerminationBehavior: .gracefullyShutdownGroup))
         if let reload {
             all.append(.init(service: ReloadSignalService(reload: reload, logger: logger)))
         }
@@ -69,7 +74,11 @@ public struct ServiceLauncher: Sendable {
         configuration.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: configuration)
         logger.info("starting", metadata: ["version": "\(GatewayVersion.current)"])
-        try await group.run()
+        do {
+            try await group.run()
+        } catch is CancellationError {
+            // A service ended its work by cancellation while the group shut down: that is a clean stop.
+        }
         logger.info("stopped")
     }
 }

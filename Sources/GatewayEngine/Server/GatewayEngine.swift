@@ -199,7 +199,13 @@ public enum GatewayEngineMain {
         let group: any EventLoopGroup =
             configuration.eventLoopThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads) : MultiThreadedEventLoopGroup.singleton
         let engine = GatewayEngine(configuration: configuration, eventLoopGroup: group, logger: logger)
-        try await launcher.run(services: engine.services, shutdownDeadline: configuration.common.shutdownDeadline, logger: logger) {
+        try await launcher.run(
+            services: engine.services, shutdownDeadline: configuration.common.shutdownDeadline, logger: logger,
+            ready: {
+                _ = try await engine.admin.listeningAddress
+                _ = try await engine.front.listeningAddress
+            }
+        ) {
             switch await launcher.validate({ v in EngineConfiguration.read(&v) }) {
             case .success(let new):
                 Telemetry.logLevel.level = new.common.logLevel
