@@ -124,6 +124,9 @@ final class RateLimiter: Sendable {
     ///
     /// KEYS: rate state (string, TAT in µs), quota state (hash: `w` window index, `n` count).
     /// ARGV: emission interval µs, burst, cost, quota limit (0 = none), quota period s, now µs ('' = TIME).
+    /// The state key lives at least 10 s: once its TAT is in the past it means the same as no key, so a
+    /// longer life changes no decision, and a caller whose clock (`now`) runs slower than Redis's never
+    /// sees its state vanish early.
     /// Returns {allowed 0/1, reason (0 ok, 1 rate, 2 quota), remaining, retry-after µs, reset µs,
     /// quota remaining (-1 = none), quota reset µs}.
     static let script = RedisScript(
@@ -164,7 +167,7 @@ final class RateLimiter: Sendable {
           redis.call('PEXPIRE', KEYS[2], math.ceil(qreset / 1000) + 1000)
           qremaining = qlimit - used
         end
-        redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+        redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(math.ceil((new_tat - now) / 1000) + 1, 10000))
         return {1, 0, remaining, 0, new_tat - now, qremaining, qreset}
         """)
 }
