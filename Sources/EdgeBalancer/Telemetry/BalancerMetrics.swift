@@ -56,63 +56,6 @@ final class BalancerMetrics: Sendable {
     }
 }
 
-/// The metrics of one node, created once when the node is first seen.
-final class NodeMetrics: Sendable {
-    /// Upstream exchanges by status class, plus `failed` (no response).
-    let exchanges: [Metrics.Counter]
-    let failed: Metrics.Counter
-    /// Time to the first response byte.
-    let responseTime: Metrics.Timer
-    let ejections: Metrics.Counter
-    let becameHealthy: Metrics.Counter
-    let becameUnhealthy: Metrics.Counter
-    let effectiveWeight: Gauge
-    let ewmaSeconds: Gauge
-    let inFlight: Gauge
-    let usable: Gauge
-
-    init(node: String) {
-        let dims = [("node", node)]
-        exchanges = StatusClass.allCases.map {
-            Metrics.Counter(label: "balancer_upstream_requests_total", dimensions: dims + [("status_class", $0.rawValue)])
-        }
-        failed = Metrics.Counter(label: "balancer_upstream_requests_total", dimensions: dims + [("status_class", "failed")])
-        responseTime = Metrics.Timer(label: "balancer_upstream_response_seconds", dimensions: dims)
-        ejections = Metrics.Counter(label: "balancer_ejections_total", dimensions: dims)
-        becameHealthy = Metrics.Counter(label: "balancer_health_transitions_total", dimensions: dims + [("to", "healthy")])
-        becameUnhealthy = Metrics.Counter(label: "balancer_health_transitions_total", dimensions: dims + [("to", "unhealthy")])
-        effectiveWeight = Gauge(label: "balancer_node_effective_weight", dimensions: dims)
-        ewmaSeconds = Gauge(label: "balancer_node_ewma_seconds", dimensions: dims)
-        inFlight = Gauge(label: "balancer_node_in_flight", dimensions: dims)
-        usable = Gauge(label: "balancer_node_usable", dimensions: dims)
-    }
-}
-
-/// An HTTP status class, as a metric dimension.
-enum StatusClass: String, CaseIterable, Sendable {
-    case informational = "1xx", success = "2xx", redirection = "3xx", clientError = "4xx", serverError = "5xx"
-
-    init(_ status: HTTPResponseStatus) {
-        switch status.code {
-        case ..<200: self = .informational
-        case 200..<300: self = .success
-        case 300..<400: self = .redirection
-        case 400..<500: self = .clientError
-        default: self = .serverError
-        }
-    }
-
-    var index: Int {
-        switch self {
-        case .informational: 0
-        case .success: 1
-        case .redirection: 2
-        case .clientError: 3
-        case .serverError: 4
-        }
-    }
-}
-
 extension Duration {
     /// Nanoseconds, clamped to `Int64`.
     var nanosecondsClamped: Int64 {

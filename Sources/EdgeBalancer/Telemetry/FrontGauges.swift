@@ -1,0 +1,23 @@
+import CoreMetrics
+import GatewayCore
+import ServiceLifecycle
+
+/// Samples the front's open connections into a gauge once a second.
+struct FrontGauges: Service {
+    let front: HTTPFrontServer
+    let tlsFront: HTTPFrontServer?
+    let metrics: BalancerMetrics
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { [front, tlsFront, metrics] in
+                while true {
+                    metrics.activeConnections.record(front.connectionCount + (tlsFront?.connectionCount ?? 0))
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        } catch is CancellationError {
+            // Shutting down.
+        }
+    }
+}
