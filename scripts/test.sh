@@ -28,13 +28,16 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-cli)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v h2load >/dev/null 2>&1 || missing+=(h2load)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd-analyze)
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(hiredis-headers)
 if [ ${#missing[@]} -gt 0 ]; then
     log "missing: ${missing[*]}; installing with apt-get"
     sudo=()
     if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
     "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server libhiredis-dev redis-tools curl
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server libhiredis-dev redis-tools curl openssl nghttp2-client systemd
 fi
 
 # --- Cleanup, whatever happens next ----------------------------------------------------------------
