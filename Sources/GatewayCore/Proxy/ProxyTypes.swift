@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import NIOHTTP1
 
 /// A backend the proxy forwards to.
@@ -116,6 +117,8 @@ public struct ProxyRequest: Sendable {
     /// The `Host` (HTTP/1) or `:authority` (HTTP/2).
     public var host: String
     public var httpVersion: HTTPVersion
+    /// What the router learned while deciding (the API, the client's identity), for its access log.
+    public let annotations = RequestAnnotations()
     public var startedAt: NIODeadline
     /// Whether the request may be replayed (safe or idempotent method, or an Idempotency-Key).
     public var isIdempotent: Bool {
@@ -123,6 +126,26 @@ public struct ProxyRequest: Sendable {
         case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
         default: return head.headers.contains(name: "Idempotency-Key")
         }
+    }
+}
+
+/// Facts about one request the router records while deciding and reads back when the request completes
+/// (possibly on another thread, hence the lock).
+public final class RequestAnnotations: Sendable {
+    private let state = Mutex<(route: String?, client: String?)>((nil, nil))
+
+    public init() {}
+
+    /// The API (engine) or node (balancer) that served the request.
+    public var route: String? {
+        get { state.withLock { $0.route } }
+        set { state.withLock { $0.route = newValue } }
+    }
+
+    /// The client's identity: an API key id, a JWT subject, or an address; never a secret.
+    public var client: String? {
+        get { state.withLock { $0.client } }
+        set { state.withLock { $0.client = newValue } }
     }
 }
 

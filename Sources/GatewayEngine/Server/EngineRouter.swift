@@ -59,6 +59,7 @@ final class EngineRouter: ProxyRouter {
             return eventLoop.makeSucceededFuture(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))
         }
         let definition = match.route.definition
+        request.annotations.route = definition.id
         let cacheable = definition.cache.enabled && definition.cache.methods.contains(request.head.method.rawValue)
         if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil && !cacheable {
             return eventLoop.makeSucceededFuture(forward(match, request, extraHeaders: [:]))
@@ -111,6 +112,7 @@ final class EngineRouter: ProxyRouter {
                 return deny(.unauthorized, "invalid token: \(failure.rawValue)", reason: failure.rawValue, request)
             }
         }
+        request.annotations.client = clientID
         // How often.
         var extraHeaders: HTTPHeaders = [:]
         if let policy {
@@ -285,13 +287,13 @@ final class EngineRouter: ProxyRouter {
     // MARK: - Completion
 
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
-        let api = holder.table.match(host: request.host, path: Self.path(of: request.head.uri))?.route.definition.id ?? "-"
+        let api = request.annotations.route ?? "-"
         metrics.requestFinished(api: api, status: Int(status.code), duration: duration)
         guard let accessLog else { return }
         accessLog.info(
             "request",
             metadata: [
-                "request.id": "\(request.requestID)", "api": "\(api)", "client": "\(request.clientIP)",
+                "request.id": "\(request.requestID)", "api": "\(api)", "client": "\(request.annotations.client ?? "ip:" + request.clientIP)",
                 "http.method": "\(request.head.method.rawValue)", "http.path": "\(Self.path(of: request.head.uri))",
                 "http.status": "\(status.code)", "http.bytes": "\(bytesSent)",
                 "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",
