@@ -7,7 +7,8 @@
 #    under GC_TEST_TMPDIR.
 # 3. Runs `swift test` with the arguments given.
 # 4. Stops that redis-server, kills any test server a crashed run left behind, removes the temporary
-#    files, and exits with swift test's status, whether the tests passed or not.
+#    files, and exits with swift test's status, whether the tests passed or not. Interrupted or
+#    terminated, it stops the tests first.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -52,8 +53,11 @@ kill_redis() {
     fi
 }
 
+test_pid=""
+
 cleanup() {
     local status=$?
+    stop_tests TERM
     if [ -n "$redis_pid" ]; then
         kill -TERM "$redis_pid" 2>/dev/null || true
         wait "$redis_pid" 2>/dev/null || true
@@ -67,9 +71,22 @@ cleanup() {
     rm -rf "$workdir"
     exit "$status"
 }
+# Stops `swift test` and the test binary it started (their own process group, see below): TERM, then
+# KILL if they are still there after 10 s.
+stop_tests() {
+    [ -n "$test_pid" ] || return 0
+    kill -"$1" -- -"$test_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 -- -"$test_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- -"$test_pid" 2>/dev/null || true
+    wait "$test_pid" 2>/dev/null || true
+    test_pid=""
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'stop_tests INT; exit 130' INT
+trap 'stop_tests TERM; exit 143' TERM
 
 # --- Shared redis-server ---------------------------------------------------------------------------
 mkdir -p "$workdir/redis" "$workdir/servers"
@@ -111,8 +128,15 @@ export GC_TEST_REDIS_URL="redis://127.0.0.1:$port"
 export GC_TEST_TMPDIR="$workdir/servers"
 
 # --- Tests -----------------------------------------------------------------------------------------
+# In the background and in a process group of its own (job control on), so that when this script is
+# interrupted or terminated (Ctrl-C, a CI timeout) the tests are stopped too instead of living on.
 set +e
-swift test "$@"
+set -m
+swift test "$@" &
+test_pid=$!
+set +m
+wait "$test_pid"
 status=$?
+test_pid=""
 set -e
 exit "$status"

@@ -2,7 +2,7 @@ import GatewayCore
 import Testing
 
 /// Reconnect delays: exponential, capped, jittered between half and all of the step.
-@Suite("Backoff")
+@Suite("Backoff", .timeLimit(.minutes(1)))
 struct BackoffTests {
     let backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
 

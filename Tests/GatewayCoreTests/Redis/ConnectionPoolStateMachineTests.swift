@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// The pool's bookkeeping without sockets: every event in, the action out.
-@Suite("Connection pool state machine")
+@Suite("Connection pool state machine", .timeLimit(.minutes(1)))
 struct ConnectionPoolStateMachineTests {
     let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
     let refused = RedisError.connectionRefused(address: "127.0.0.1:1", reason: "refused")

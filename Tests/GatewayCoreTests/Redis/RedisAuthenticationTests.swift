@@ -4,7 +4,7 @@ import Logging
 import Testing
 
 /// AUTH and SELECT on connect, against servers with passwords and ACL users.
-@Suite("Redis authentication and database selection")
+@Suite("Redis authentication and database selection", .timeLimit(.minutes(1)))
 struct RedisAuthenticationTests {
     static let password = "s3cret-pass"
 

@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 /// The pool against a real redis-server: sharing, waiting, and what happens while Redis is away.
-@Suite("Redis connection pool")
+@Suite("Redis connection pool", .timeLimit(.minutes(1)))
 struct RedisConnectionPoolTests {
     /// More concurrent callers than connections all succeed, and the pool never opens more than its size.
     @Test func moreCallersThanConnectionsAllSucceed() async throws {

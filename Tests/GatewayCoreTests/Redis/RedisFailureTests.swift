@@ -4,7 +4,7 @@ import NIOCore
 import Testing
 
 /// Servers that stop answering, answer garbage, or answer too much.
-@Suite("Redis failures")
+@Suite("Redis failures", .timeLimit(.minutes(1)))
 struct RedisFailureTests {
     /// A server that stops answering (SIGSTOP) makes the command fail with `.timeout` after the command
     /// timeout; after it resumes, the same client works again.

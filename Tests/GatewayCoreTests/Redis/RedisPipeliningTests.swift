@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 /// Many commands in flight on one connection.
-@Suite("Redis pipelining")
+@Suite("Redis pipelining", .timeLimit(.minutes(1)))
 struct RedisPipeliningTests {
     /// 10,000 commands written as one pipeline come back as 10,000 replies in command order.
     @Test func tenThousandPipelinedCommandsReplyInOrder() async throws {

@@ -4,7 +4,7 @@ import NIOCore
 import Testing
 
 /// Every RESP2 reply type, as a real redis-server sends it.
-@Suite("Redis replies")
+@Suite("Redis replies", .timeLimit(.minutes(1)))
 struct RedisReplyTests {
     /// A status reply arrives as `.status` with Redis's text.
     @Test func statusReplyCarriesRedisText() async throws {

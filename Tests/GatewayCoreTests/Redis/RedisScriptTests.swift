@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 /// Lua scripts run by SHA1 with `EVALSHA`.
-@Suite("Redis scripts")
+@Suite("Redis scripts", .timeLimit(.minutes(1)))
 struct RedisScriptTests {
     static let incrementBy = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
 

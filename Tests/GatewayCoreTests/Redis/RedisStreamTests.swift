@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 /// Streams: XADD, XRANGE and blocking XREAD.
-@Suite("Redis streams")
+@Suite("Redis streams", .timeLimit(.minutes(1)))
 struct RedisStreamTests {
     /// XADD returns increasing ids; XRANGE returns the entries oldest first with their fields in order.
     @Test func xaddThenXrangeReturnsEntriesInOrder() async throws {

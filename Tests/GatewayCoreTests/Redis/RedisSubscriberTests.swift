@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 /// Pub/sub through `RedisSubscriber`, including a redis-server restart under it.
-@Suite("Redis subscriber")
+@Suite("Redis subscriber", .timeLimit(.minutes(1)))
 struct RedisSubscriberTests {
     /// Messages published on any subscribed channel arrive after `.subscribed(resync: false)`; other
     /// channels are not delivered.

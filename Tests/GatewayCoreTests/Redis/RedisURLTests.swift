@@ -2,7 +2,7 @@ import GatewayCore
 import Testing
 
 /// Parsing `redis://` URLs, and keeping their passwords out of text.
-@Suite("Redis URL")
+@Suite("Redis URL", .timeLimit(.minutes(1)))
 struct RedisURLTests {
     /// Every part of a full URL is read, and percent-escapes in credentials are decoded.
     @Test func parsesEveryPart() throws {

@@ -6,7 +6,7 @@ import NIOPosix
 import Testing
 
 /// The test servers themselves: a broken fixture would make every other test meaningless.
-@Suite("Test servers")
+@Suite("Test servers", .timeLimit(.minutes(1)))
 struct TestServerTests {
     /// A started server answers PING on its loopback port, and tearDown kills it and removes its directory.
     @Test func redisServerStartsAnswersAndIsCleanedUp() async throws {
