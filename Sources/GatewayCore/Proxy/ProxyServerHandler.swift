@@ -176,6 +176,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             if exchange.responseStarted {
                 abortClient(context: context)
             } else {
+                // The attempt in progress ends here: tell the router (it counts requests in flight per node).
+                if let plan = exchange.plan, exchange.phase == .connecting || exchange.phase == .forwarding {
+                    report(exchange, plan: plan, failure: .clientClosed)
+                }
                 abandonUpstream(exchange)
                 respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID), context: context)
             }
@@ -365,6 +369,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             // Part of the response went out: the client must learn it is incomplete.
             exchange.plan?.tap?.responseAborted()
             if let plan = exchange.plan { report(exchange, plan: plan, failure: .upstreamClosed) }
+            // Reported: closing the client must not report the same attempt again (as .clientClosed).
+            exchange.plan = nil
             abortClient(context: context)
             return
         }
