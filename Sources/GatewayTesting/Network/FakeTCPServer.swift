@@ -15,6 +15,10 @@ import Synchronization
 ///     // ... the first command fails with .protocolError
 /// }
 /// ```
+///
+/// Connections are served by a plain channel handler rather than `NIOAsyncChannel`: a client may still
+/// be connecting while the server is torn down, and an accepted `NIOAsyncChannel` that nobody consumes
+/// trips a debug-build precondition in NIO ("Deinited NIOAsyncWriter without calling finish()").
 public final class FakeTCPServer: Sendable {
     /// What the server does with one accepted connection.
     public enum Behavior: Sendable {
@@ -48,6 +52,8 @@ public final class FakeTCPServer: Sendable {
     private struct State {
         var accepted = 0
         var received: [UInt8] = []
+        var open: [ObjectIdentifier: any Channel] = [:]
+        var stopped = false
     }
 
     init(port: Int, behaviors: [Behavior]) {
@@ -65,55 +71,91 @@ public final class FakeTCPServer: Sendable {
     /// Every byte read from any connection so far (the first MiB).
     public var receivedBytes: [UInt8] { state.withLock { $0.received } }
 
-    /// The behaviour of the next connection: the n-th connection gets `behaviors[n]`, later ones the last.
-    private func acceptOne() -> Behavior {
-        let index = state.withLock { state in
+    /// Sets up an accepted connection (on its event loop): the n-th connection gets `behaviors[n]`, later
+    /// ones the last.
+    func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let (index, stopped): (Int, Bool) = state.withLock { state in
             defer { state.accepted += 1 }
-            return state.accepted
+            if !state.stopped { state.open[ObjectIdentifier(channel)] = channel }
+            return (state.accepted, state.stopped)
         }
-        return behaviors[min(index, behaviors.count - 1)]
+        if stopped { return channel.close() }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.state.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+        let behavior = behaviors[min(index, behaviors.count - 1)]
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(FakeConnectionHandler(behavior: behavior, server: self))
+        }
     }
 
-    private func record(_ chunk: ByteBuffer) {
+    func record(_ chunk: ByteBuffer) {
         state.withLock { state in
             let room = max(0, (1 << 20) - state.received.count)
             state.received += chunk.readableBytesView.prefix(room)
         }
     }
 
-    func serve(_ serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
-        try await withThrowingDiscardingTaskGroup { connections in
-            try await serverChannel.executeThenClose { inbound in
-                for try await connection in inbound {
-                    let behavior = acceptOne()
-                    connections.addTask { await self.handle(connection, behavior: behavior) }
-                }
-            }
-        }
-    }
-
-    private func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, behavior: Behavior) async {
-        // Errors here are the client hanging up or the test ending; both just end this connection.
-        try? await connection.executeThenClose { inbound, outbound in
-            switch behavior {
-            case .close:
-                return
-            case .silent:
-                for try await chunk in inbound { record(chunk) }
-            case .sendOnConnect(let bytes, let thenClose):
-                try await outbound.write(ByteBuffer(bytes: bytes))
-                if thenClose { return }
-                for try await chunk in inbound { record(chunk) }
-            case .reply(let bytes, let thenClose):
-                for try await chunk in inbound {
-                    record(chunk)
-                    try await outbound.write(ByteBuffer(bytes: bytes))
-                    if thenClose { return }
-                }
-            }
+    /// Refuses further connections and returns the open ones, to be closed.
+    func stop() -> [any Channel] {
+        state.withLock { state in
+            state.stopped = true
+            defer { state.open = [:] }
+            return Array(state.open.values)
         }
     }
 }
+
+/// Plays one ``FakeTCPServer/Behavior`` on one connection.
+final class FakeConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let behavior: FakeTCPServer.Behavior
+    private let server: FakeTCPServer
+    private var closing = false
+
+    init(behavior: FakeTCPServer.Behavior, server: FakeTCPServer) {
+        self.behavior = behavior
+        self.server = server
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        switch behavior {
+        case .close:
+            closing = true
+            context.close(promise: nil)
+        case .sendOnConnect(let bytes, let thenClose):
+            write(bytes, thenClose: thenClose, context: context)
+        case .silent, .reply:
+            break
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        server.record(unwrapInboundIn(data))
+        guard !closing, case .reply(let bytes, let thenClose) = behavior else { return }
+        write(bytes, thenClose: thenClose, context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The client hung up or reset: this connection is done.
+        context.close(promise: nil)
+    }
+
+    private func write(_ bytes: [UInt8], thenClose: Bool, context: ChannelHandlerContext) {
+        let written = context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: bytes)))
+        guard thenClose else { return }
+        closing = true
+        // Hang up once everything is written (closing at once could drop what is still queued).
+        let channel = context.channel
+        written.whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+@available(*, unavailable)
+extension FakeConnectionHandler: Sendable {}
 
 /// Runs a ``FakeTCPServer`` on a free loopback port for the length of `body`, then closes it and every
 /// connection it accepted.
@@ -127,27 +169,43 @@ public func withFakeTCPServer<T>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (FakeTCPServer) async throws -> T
 ) async throws -> T {
+    let server = FakeTCPServerBox()
     let serverChannel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        .bind(host: "127.0.0.1", port: 0) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-            }
+        .childChannelInitializer { channel in
+            guard let fake = server.value else { return channel.close() }
+            return fake.initialize(channel)
         }
-    guard let port = serverChannel.channel.localAddress?.port else {
-        try? await serverChannel.channel.close()
+        .bind(host: "127.0.0.1", port: 0)
+        .get()
+    guard let port = serverChannel.localAddress?.port else {
+        try? await serverChannel.close()
         throw LoopbackPortError.noLocalAddress
     }
-    let server = FakeTCPServer(port: port, behaviors: behaviors)
-    return try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
-        group.addTask { try await server.serve(serverChannel) }
-        do {
-            let result = try await body(server)
-            group.cancelAll()
-            return result
-        } catch {
-            group.cancelAll()
-            throw error
-        }
+    let fake = FakeTCPServer(port: port, behaviors: behaviors)
+    server.value = fake
+
+    func tearDown() async {
+        try? await serverChannel.close()
+        for channel in fake.stop() { try? await channel.close() }
+    }
+    do {
+        let result = try await body(fake)
+        await tearDown()
+        return result
+    } catch {
+        await tearDown()
+        throw error
+    }
+}
+
+/// Hands the server object to the child initializer, which is set up before the port (and so the
+/// server) is known.
+private final class FakeTCPServerBox: Sendable {
+    private let storage = Mutex<FakeTCPServer?>(nil)
+
+    var value: FakeTCPServer? {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
     }
 }

@@ -95,6 +95,23 @@ struct TestServerTests {
         }
     }
 
+    /// Tearing a fake server down while clients are still connecting neither crashes the test process nor
+    /// leaves connections open (an unconsumed accepted `NIOAsyncChannel` used to trip a NIO precondition).
+    @Test func fakeServerTeardownWithConnectsInFlightIsSafe() async throws {
+        for _ in 0..<100 {
+            try await withFakeTCPServer(.silent) { fake async throws in
+                let port = fake.port
+                for _ in 0..<5 {
+                    Task {
+                        let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                            .connect(host: "127.0.0.1", port: port).get()
+                        try? await channel?.close()
+                    }
+                }
+            }
+        }
+    }
+
     /// A free loopback port can be bound right after it is handed out.
     @Test func loopbackPortCanBeBound() async throws {
         let port = try await LoopbackPort.free()
