@@ -31,11 +31,16 @@ final class TestBackend: Sendable {
         self.connections = connections
     }
 
+    /// Every backend's event loop: apart from the balancer's (the singleton group), as a backend on
+    /// another host would be, so the balancer's work does not show up as one backend's latency. One
+    /// thread, shared by all backends, so none is favoured; it lives as long as the test process.
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     /// Starts a backend on a free loopback port.
     static func start(id: String, delay: Duration = .zero) async throws -> TestBackend {
         let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
         let box = BackendBox()
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ServerBootstrap(group: Self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
