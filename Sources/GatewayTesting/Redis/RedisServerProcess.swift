@@ -300,23 +300,6 @@ public actor RedisServerProcess {
     }
 }
 
-/// Starts `process` with no signals blocked.
-///
-/// Foundation's `Process` on Linux spawns the child with the calling thread's signal mask, and the
-/// threads Swift concurrency runs on (Dispatch workers) block almost every signal: the child would ignore
-/// `SIGTERM` (swift-corelibs-foundation issue #4772). The spawn happens synchronously inside `run()`, so
-/// clearing this thread's mask just around it gives the child a clean mask.
-private func runWithDefaultSignalMask(_ process: Process) throws {
-    #if os(Linux)
-    var none = sigset_t()
-    var saved = sigset_t()
-    sigemptyset(&none)
-    pthread_sigmask(SIG_SETMASK, &none, &saved)
-    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-    #endif
-    try process.run()
-}
-
 /// `kill(2)`; named apart so the actor's own ``RedisServerProcess/kill()`` does not hide it.
 private func posixKill(_ pid: Int32, _ signal: Int32) -> Int32 {
     kill(pid, signal)
