@@ -85,11 +85,12 @@ extension IntegrationTests {
         /// the shortfall spills to the nearest other region (by measured latency), not to a farther one.
         @Test func localityKeepsTrafficInRegionUntilCapacityFallsShortThenSpills() async throws {
             let ids = ["e1", "e2", "e3", "e4", "u1", "u2", "p1"]
-            try await withBackends(ids, delays: ["u1": .milliseconds(3), "u2": .milliseconds(3), "p1": .milliseconds(100)]) { backends in
+            try await withBackends(ids, delays: ["u1": .milliseconds(3), "u2": .milliseconds(3), "p1": .milliseconds(200)]) { backends in
                 let regions = ["e1": "eu", "e2": "eu", "e3": "eu", "e4": "eu", "u1": "us", "u2": "us", "p1": "ap"]
                 let nodes = backends.map { $0.staticEntry("region=\(regions[$0.id]!)") }.joined(separator: ";")
                 try await withBalancer([
                     "discovery.redis": "false", "nodes.static": nodes, "policy": "round_robin", "region": "eu",
+                    "health.timeout": "1s",
                 ]) { balancer in
                     func regionShares(_ result: LoadClient.Result) -> [String: Double] {
                         var shares: [String: Double] = [:]
