@@ -134,9 +134,9 @@ extension IntegrationTests {
                     let victim = backends[2]
                     async let load = balancer.load(requests: 4000, concurrency: 8, timeLimit: .seconds(25))
                     try await waitUntil("the victim served some load", timeout: .seconds(10)) { victim.served >= 300 }
-                    await victim.kill()
                     let clock = ContinuousClock()
                     let killedAt = clock.now
+                    await victim.kill()
                     try await waitUntil("the victim is out of rotation", timeout: .seconds(2)) {
                         await !balancer.app.controller.currentPlan.tiers.contains { $0.members.contains { $0.target.id == "c" } }
                     }

@@ -13,6 +13,7 @@ import Testing
             seed: seed)
         let counts = simulation.run(policy: .peakEWMA, candidates: candidates, start: clock.now)
         let share = Double(counts[0]) / 4000
+        print("simulated identical nodes, seed \(seed): node a share \(share)")
         #expect(share >= 0.4 && share <= 0.6, "node a got \(share)")
     }
 
@@ -29,6 +30,7 @@ import Testing
         }
         let underRoundRobin = slowShare(.roundRobin)
         let underEWMA = slowShare(.peakEWMA)
+        print("simulated slow node share: round-robin \(underRoundRobin), peak-EWMA \(underEWMA)")
         #expect(abs(underRoundRobin - 1.0 / 3) < 0.01)
         #expect(underEWMA < 0.05, "slow node share under peak-EWMA: \(underEWMA)")
         #expect(underEWMA < underRoundRobin / 5)
