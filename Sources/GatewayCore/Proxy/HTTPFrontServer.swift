@@ -195,6 +195,7 @@ enum FrontPipeline {
                 HTTPServerPipelineHandler(),
                 FrontProtocolErrorHandler(),
                 ProxyServerHandler(configuration: configuration),
+                NIOCloseOnErrorHandler(),
             ], position: position)
     }
 
@@ -226,6 +227,8 @@ enum FrontPipeline {
                 ])
             }
         }
+        // A connection error (malformed frames, a flood of resets) has sent GOAWAY: close that connection.
+        try sync.addHandler(NIOCloseOnErrorHandler())
     }
 
     /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.

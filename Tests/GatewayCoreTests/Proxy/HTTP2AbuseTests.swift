@@ -1,0 +1,96 @@
+import Foundation
+import GatewayCore
+import GatewayTesting
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// Forwards everything to one backend.
+private struct ForwardAll: ProxyRouter {
+    var target: UpstreamTarget
+
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
+        eventLoop.makeSucceededFuture(.forward(ForwardPlan(target: target, head: request.head)))
+    }
+}
+
+@Suite struct HTTP2AbuseTests {
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    /// An HTTP/2 frame header: 24-bit length, type, flags, 31-bit stream id.
+    private static func frame(type: UInt8, flags: UInt8 = 0, stream: UInt32 = 0, payload: [UInt8] = []) -> [UInt8] {
+        let n = payload.count
+        return [UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff), type, flags,
+                UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
+    }
+
+    private func withFront(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        let backend = try await TestHTTPBackend.start(name: "b")
+        let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
+        var limits = ProxyLimits()
+        limits.maxHeaderBytes = 4096
+        let server = HTTPFrontServer(
+            configuration: .init(host: "127.0.0.1", port: 0, limits: limits),
+            router: ForwardAll(target: .init(host: "127.0.0.1", port: backend.port)), pools: pools, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.listeningAddress.port!
+            defer { group.cancelAll() }
+            try await body(port)
+        }
+        pools.closeAll()
+        await backend.stop()
+    }
+
+    /// Bytes after the preface that are not a valid frame sequence get a GOAWAY and a closed connection,
+    /// while other connections keep being served.
+    @Test func malformedFramesCloseOnlyThatConnection() async throws {
+        try await withFront { port in
+            // SETTINGS with a length that is not a multiple of 6: a FRAME_SIZE_ERROR for the connection.
+            let bad = Self.preface + Self.frame(type: 0x4, payload: [0, 0, 0]) + Array(repeating: 0xff, count: 64)
+            let reply = try await RawTCP.exchange(port: port, request: bad, timeout: .seconds(5)) { _ in false }
+            // The server answered with frames (its SETTINGS and a GOAWAY, type 0x7) and then closed.
+            #expect(reply.count >= 9)
+            #expect(Self.containsFrame(type: 0x7, in: reply))
+            let ok = try Self.curl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
+            #expect(ok == "200")
+        }
+    }
+
+    /// A header block past the advertised header list size fails that request without taking down the
+    /// connection's other streams or the server.
+    @Test func oversizedHeadersAreRefused() async throws {
+        try await withFront { port in
+            let big = String(repeating: "x", count: 16_000)
+            let code = try Self.curl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: \(big)", "http://127.0.0.1:\(port)/big"])
+            #expect(code != "200")
+            let ok = try Self.curl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/fine"])
+            #expect(ok == "200")
+        }
+    }
+
+    private static func containsFrame(type: UInt8, in bytes: [UInt8]) -> Bool {
+        var i = 0
+        while i + 9 <= bytes.count {
+            let length = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
+            if bytes[i + 3] == type { return true }
+            i += 9 + length
+        }
+        return false
+    }
+
+    private static func curl(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["--max-time", "10"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
