@@ -25,7 +25,14 @@ public enum EdgeBalancer {
                 "discovery.redis": "\(settings.useRedis)", "tls.port": "\(settings.tls.map { String($0.port) } ?? "off")",
             ])
         do {
-            try await launcher.run(services: app.services, shutdownDeadline: settings.common.shutdownDeadline, logger: logger) {
+            try await launcher.run(
+                services: app.services, shutdownDeadline: settings.common.shutdownDeadline, logger: logger,
+                ready: {
+                    _ = try await app.admin.listeningAddress
+                    _ = try await app.front.listeningAddress
+                    if let tls = app.tlsFront { _ = try await tls.listeningAddress }
+                }
+            ) {
                 switch await launcher.validate({ v in BalancerSettings.read(&v) }) {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel

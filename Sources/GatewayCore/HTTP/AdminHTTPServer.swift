@@ -56,97 +56,49 @@ public final class AdminHTTPServer: Service, Sendable {
 
     public func run() async throws {
         let idleTimeout = limits.idleTimeout
-        let serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        let maxBodyBytes = limits.maxBodyBytes
+        let maxConnections = limits.maxConnections
+        let activeConnections = self.activeConnections
+        let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: eventLoopGroup)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.backlog, value: 128)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .bind(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                .childChannelInitializer { [self] channel in
+                    let admitted = activeConnections.withLockedValue { count in
+                        guard count < maxConnections else { return false }
+                        count += 1
+                        return true
+                    }
+                    guard admitted else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in activeConnections.withLockedValue { $0 -= 1 } }
+                    return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                         try sync.addHandler(CloseOnIdleHandler())
                         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                        return try NIOAsyncChannel(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(inboundType: HTTPServerRequestPart.self, outboundType: HTTPServerResponsePart.self))
+                        try sync.addHandler(AdminConnectionHandler(server: self, maxBodyBytes: maxBodyBytes))
                     }
                 }
+                .bind(host: host, port: port)
+                .get()
         } catch {
             bound.fail(error)
             throw AdminServerError.bindFailed(address: "\(host):\(port)", reason: "\(error)")
         }
-        if let address = serverChannel.channel.localAddress { bound.succeed(address) }
-        logger.info("admin listener ready", metadata: ["admin.address": "\(host):\(serverChannel.channel.localAddress?.port ?? port)"])
-
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await serverChannel.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        let admitted = activeConnections.withLockedValue { count in
-                            guard count < limits.maxConnections else { return false }
-                            count += 1
-                            return true
-                        }
-                        guard admitted else {
-                            connection.channel.close(promise: nil)
-                            continue
-                        }
-                        group.addTask {
-                            await self.serve(connection)
-                            self.activeConnections.withLockedValue { $0 -= 1 }
-                        }
-                    }
-                }
+        if let address = serverChannel.localAddress { bound.succeed(address) }
+        logger.info("admin listener ready", metadata: ["admin.address": "\(host):\(serverChannel.localAddress?.port ?? port)"])
+        // Runs until a graceful shutdown or cancellation closes the listener; requests in progress finish
+        // on their own connections.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await serverChannel.closeFuture.get()
+            } onGracefulShutdown: {
+                serverChannel.close(promise: nil)
             }
-        } onGracefulShutdown: {
-            serverChannel.channel.close(promise: nil)
-        }
-    }
-
-    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body = ByteBuffer()
-                var tooLarge = false
-                for try await part in inbound {
-                    switch part {
-                    case .head(let h):
-                        head = h
-                        body.clear()
-                        tooLarge = false
-                    case .body(var chunk):
-                        if body.readableBytes + chunk.readableBytes > limits.maxBodyBytes {
-                            tooLarge = true
-                        } else {
-                            body.writeBuffer(&chunk)
-                        }
-                    case .end:
-                        guard let h = head else { continue }
-                        let requestID = RequestID.accept(h.headers.first(name: RequestID.headerName))
-                        var response: HTTPResponse
-                        if tooLarge {
-                            response = .error(.payloadTooLarge, "request body larger than \(limits.maxBodyBytes) bytes", requestID: requestID)
-                        } else {
-                            let request = HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body, requestID: requestID)
-                            response = await handle(request)
-                        }
-                        response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
-                        response.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
-                        let keepAlive = h.isKeepAlive && !tooLarge
-                        if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }
-                        try await outbound.write(.head(HTTPResponseHead(version: h.version, status: response.status, headers: response.headers)))
-                        if h.method != .HEAD { try await outbound.write(.body(.byteBuffer(response.body))) }
-                        try await outbound.write(.end(nil))
-                        head = nil
-                        if !keepAlive { return }
-                    }
-                }
-            }
-        } catch {
-            logger.debug("admin connection ended", metadata: ["error": "\(error)"])
+        } onCancel: {
+            serverChannel.close(promise: nil)
         }
     }
 
@@ -221,3 +173,73 @@ final class CloseOnIdleHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension CloseOnIdleHandler: Sendable {}
+
+/// Collects one admin request at a time (pipelined ones wait in `HTTPServerPipelineHandler`), answers it
+/// through the server's router in a task, and writes the answer back on the connection's event loop.
+final class AdminConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: AdminHTTPServer
+    private let maxBodyBytes: Int
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var tooLarge = false
+
+    init(server: AdminHTTPServer, maxBodyBytes: Int) {
+        self.server = server
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.clear()
+            tooLarge = false
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes > maxBodyBytes {
+                tooLarge = true
+            } else if !tooLarge {
+                body.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let h = head else { return }
+            head = nil
+            let requestID = RequestID.accept(h.headers.first(name: RequestID.headerName))
+            let keepAlive = h.isKeepAlive && !tooLarge
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            if tooLarge {
+                write(.error(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes", requestID: requestID), head: h, requestID: requestID, keepAlive: false, context: context)
+                return
+            }
+            let request = HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body, requestID: requestID)
+            let server = self.server
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            Task {
+                let response = await server.handle(request)
+                eventLoop.execute {
+                    handler.value.write(response, head: h, requestID: requestID, keepAlive: keepAlive, context: loopBound.value)
+                }
+            }
+        }
+    }
+
+    private func write(_ response: HTTPResponse, head: HTTPRequestHead, requestID: String, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        var response = response
+        response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
+        response.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: response.headers))), promise: nil)
+        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension AdminConnectionHandler: Sendable {}

@@ -54,8 +54,8 @@ private struct ForwardAll: ProxyRouter {
             // The server answered with frames (its SETTINGS and a GOAWAY, type 0x7) and then closed.
             #expect(reply.count >= 9)
             #expect(Self.containsFrame(type: 0x7, in: reply))
-            let ok = try Self.curl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
-            #expect(ok == "200")
+            let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
+            #expect(ok.output == "200")
         }
     }
 
@@ -64,10 +64,10 @@ private struct ForwardAll: ProxyRouter {
     @Test func oversizedHeadersAreRefused() async throws {
         try await withFront { port in
             let big = String(repeating: "x", count: 16_000)
-            let code = try Self.curl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: \(big)", "http://127.0.0.1:\(port)/big"])
-            #expect(code != "200")
-            let ok = try Self.curl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/fine"])
-            #expect(ok == "200")
+            let code = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: \(big)", "http://127.0.0.1:\(port)/big"])
+            #expect(code.output != "200")
+            let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/fine"])
+            #expect(ok.output == "200")
         }
     }
 
@@ -79,18 +79,5 @@ private struct ForwardAll: ProxyRouter {
             i += 9 + length
         }
         return false
-    }
-
-    private static func curl(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["--max-time", "10"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
     }
 }

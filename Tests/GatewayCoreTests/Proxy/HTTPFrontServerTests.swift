@@ -31,19 +31,6 @@ private struct StaticRouter: ProxyRouter {
     }
 }
 
-private func curl(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-sS", "--max-time", "10"] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 private func withFront(
     router: any ProxyRouter, limits: ProxyLimits = ProxyLimits(),
     _ body: @escaping @Sendable (Int) async throws -> Void
@@ -66,7 +53,7 @@ private func withFront(
     @Test func forwardsRequestsWithForwardingHeaders() async throws {
         let backend = try await TestHTTPBackend.start(name: "b1")
         try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port))) { port in
-            let (status, out) = try curl(["-i", "-H", "X-Request-ID: abc123", "-H", "Connection: keep-alive, X-Secret", "-H", "X-Secret: 1", "http://127.0.0.1:\(port)/hello?x=1"])
+            let (status, out) = try await runCurl(["-i", "-H", "X-Request-ID: abc123", "-H", "Connection: keep-alive, X-Secret", "-H", "X-Secret: 1", "http://127.0.0.1:\(port)/hello?x=1"])
             #expect(status == 0)
             #expect(out.contains("200 OK"))
             #expect(out.contains("\"backend\":\"b1\""))
@@ -86,7 +73,7 @@ private func withFront(
         let backend = try await TestHTTPBackend.start(name: "b1")
         try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port))) { port in
             let urls = (0..<20).flatMap { _ in ["-o", "/dev/null", "http://127.0.0.1:\(port)/k"] }
-            let (status, out) = try curl(["-w", "%{http_code} %{num_connects}\n"] + urls)
+            let (status, out) = try await runCurl(["-w", "%{http_code} %{num_connects}\n"] + urls)
             #expect(status == 0)
             let lines = out.split(separator: "\n")
             #expect(lines.filter { $0.hasPrefix("200 ") }.count == 20)
@@ -95,9 +82,9 @@ private func withFront(
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("gc-body-\(UUID().uuidString)")
             try Data(repeating: UInt8(ascii: "a"), count: 200_000).write(to: file)
             defer { try? FileManager.default.removeItem(at: file) }
-            let post = try curl(["--data-binary", "@" + file.path, "-H", "Content-Type: text/plain", "http://127.0.0.1:\(port)/upload"])
+            let post = try await runCurl(["--data-binary", "@" + file.path, "-H", "Content-Type: text/plain", "http://127.0.0.1:\(port)/upload"])
             #expect(post.output.contains("\"body_bytes\":200000"))
-            let chunked = try curl(["--data-binary", "@" + file.path, "-H", "Transfer-Encoding: chunked", "http://127.0.0.1:\(port)/upload"])
+            let chunked = try await runCurl(["--data-binary", "@" + file.path, "-H", "Transfer-Encoding: chunked", "http://127.0.0.1:\(port)/upload"])
             #expect(chunked.output.contains("\"body_bytes\":200000"))
         }
         #expect(backend.requestCount == 22)
@@ -111,13 +98,13 @@ private func withFront(
         limits.maxBodyBytes = 1000
         limits.maxHeaderBytes = 2000
         try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port)), limits: limits) { port in
-            let local = try curl(["-i", "http://127.0.0.1:\(port)/local"])
+            let local = try await runCurl(["-i", "http://127.0.0.1:\(port)/local"])
             #expect(local.output.contains("429"))
             #expect(local.output.contains("\"error\":\"slow down\""))
             #expect(local.output.contains("\"request_id\":"))
-            let big = try curl(["-i", "--data-binary", String(repeating: "b", count: 5000), "http://127.0.0.1:\(port)/x"])
+            let big = try await runCurl(["-i", "--data-binary", String(repeating: "b", count: 5000), "http://127.0.0.1:\(port)/x"])
             #expect(big.output.contains("413"))
-            let header = try curl(["-i", "-H", "X-Big: " + String(repeating: "h", count: 4000), "http://127.0.0.1:\(port)/x"])
+            let header = try await runCurl(["-i", "-H", "X-Big: " + String(repeating: "h", count: 4000), "http://127.0.0.1:\(port)/x"])
             #expect(header.output.contains("431"))
         }
         #expect(backend.requestCount == 0)
@@ -131,12 +118,12 @@ private func withFront(
         let dead = UpstreamTarget(host: "127.0.0.1", port: deadPort.port)
         await deadPort.stop()
         try await withFront(router: StaticRouter(target: dead)) { port in
-            let r = try curl(["-i", "http://127.0.0.1:\(port)/x"])
+            let r = try await runCurl(["-i", "http://127.0.0.1:\(port)/x"])
             #expect(r.output.contains("502"))
             #expect(r.output.contains("\"request_id\":"))
         }
         try await withFront(router: StaticRouter(target: dead, alternate: .init(host: "127.0.0.1", port: alive.port))) { port in
-            let r = try curl(["-i", "http://127.0.0.1:\(port)/x"])
+            let r = try await runCurl(["-i", "http://127.0.0.1:\(port)/x"])
             #expect(r.output.contains("200 OK"))
             #expect(r.output.contains("\"backend\":\"alive\""))
         }
@@ -148,7 +135,7 @@ private func withFront(
         let backend = try await TestHTTPBackend.start(name: "slow")
         backend.setDelay(.seconds(4))
         try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port))) { port in
-            let r = try curl(["-i", "http://127.0.0.1:\(port)/x"])
+            let r = try await runCurl(["-i", "http://127.0.0.1:\(port)/x"])
             #expect(r.output.contains("504"))
         }
         await backend.stop()
@@ -158,7 +145,7 @@ private func withFront(
     @Test func servesH2CWithPriorKnowledge() async throws {
         let backend = try await TestHTTPBackend.start(name: "b1")
         try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port))) { port in
-            let r = try curl(["-i", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/h2"])
+            let r = try await runCurl(["-i", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/h2"])
             #expect(r.output.contains("HTTP/2 200"))
             #expect(r.output.contains("\"uri\":\"/h2\""))
         }
@@ -173,7 +160,7 @@ private func withFront(
             let reply = String(decoding: bytes, as: UTF8.self)
             #expect(reply.contains("400"))
             #expect(reply.contains("\"request_id\""))
-            let ok = try curl(["-i", "http://127.0.0.1:\(port)/x"])
+            let ok = try await runCurl(["-i", "http://127.0.0.1:\(port)/x"])
             #expect(ok.output.contains("200 OK"))
         }
         await backend.stop()
@@ -213,14 +200,14 @@ func makeSelfSignedCertificate() throws -> (cert: String, key: String) {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try await server.listeningAddress.port!
-            let h2 = try curl(["-i", "-k", "--http2", "https://127.0.0.1:\(port)/tls"])
+            let h2 = try await runCurl(["-i", "-k", "--http2", "https://127.0.0.1:\(port)/tls"])
             #expect(h2.output.contains("HTTP/2 200"))
             #expect(h2.output.contains("\"x-forwarded-proto\":\"https\""))
-            let h1 = try curl(["-i", "-k", "--http1.1", "https://127.0.0.1:\(port)/tls"])
+            let h1 = try await runCurl(["-i", "-k", "--http1.1", "https://127.0.0.1:\(port)/tls"])
             #expect(h1.output.contains("HTTP/1.1 200"))
             // Reloading the files keeps serving (new connections use the new context).
             try configuration.tls!.reload()
-            let again = try curl(["-i", "-k", "--http2", "https://127.0.0.1:\(port)/tls"])
+            let again = try await runCurl(["-i", "-k", "--http2", "https://127.0.0.1:\(port)/tls"])
             #expect(again.output.contains("HTTP/2 200"))
             group.cancelAll()
         }
