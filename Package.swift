@@ -212,6 +212,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OperabilityTests",
+            dependencies: ["GatewayCore", "GatewayTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GatewayEngineTests",
             dependencies: [
                 "GatewayEngine", "GatewayCore", "GatewayTesting",

@@ -1,0 +1,26 @@
+import Foundation
+import Testing
+
+/// docs/observability.md names every metric the services create.
+struct MetricsDocTests {
+    /// Every `Counter`/`Gauge`/`Timer` label in Sources/{GatewayEngine,NodeAgent,EdgeBalancer}, and every
+    /// `gc_engine_<kind>_total` made by `EngineMetrics.count(kind, reason)`, appears in the doc.
+    @Test func everyMetricIsDocumented() throws {
+        let doc = try String(contentsOfFile: PackageRoot.path + "/docs/observability.md", encoding: .utf8)
+        var names = Set<String>()
+        let fixed = #/(?:Counter|Gauge|Timer)\(label: "([a-z_]+)"/#
+        let counted = #/metrics\.count\("([a-z_]+)"/#
+        for directory in ["Sources/GatewayEngine", "Sources/NodeAgent", "Sources/EdgeBalancer"] {
+            let root = PackageRoot.path + "/" + directory
+            let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
+            for file in files {
+                let source = try String(contentsOfFile: root + "/" + file, encoding: .utf8)
+                names.formUnion(source.matches(of: fixed).map { String($0.output.1) })
+                names.formUnion(source.matches(of: counted).map { "gc_engine_\($0.output.1)_total" })
+            }
+        }
+        #expect(names.count > 30, "found only \(names.sorted())")
+        let missing = names.filter { !doc.contains("`\($0)`") }.sorted()
+        #expect(missing.isEmpty, "metrics missing from docs/observability.md: \(missing)")
+    }
+}
