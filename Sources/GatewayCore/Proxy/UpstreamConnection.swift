@@ -156,8 +156,10 @@ final class UpstreamLoopPool {
         completion: @escaping (Result<(connection: UpstreamConnection, reused: Bool), any Error>) -> Void
     ) {
         eventLoop.preconditionInEventLoop()
-        while var list = idle[target.address], let connection = list.popLast() {
-            idle[target.address] = list
+        // Mutated in place: copying the list out of the dictionary and back made every acquire copy
+        // the whole array (a retain and a release of each idle connection, on the slow side-table path
+        // because connections are weakly referenced).
+        while let connection = idle[target.address]?.popLast() {
             if connection.isActive {
                 completion(.success((connection, true)))
                 return
@@ -201,21 +203,18 @@ final class UpstreamLoopPool {
             connection.close()
             return
         }
-        var list = idle[connection.target.address, default: []]
-        guard list.count < maxIdlePerTarget else {
+        guard idle[connection.target.address, default: []].count < maxIdlePerTarget else {
             connection.close()
             return
         }
         connection.setReadingPaused(false)
-        list.append(connection)
-        idle[connection.target.address] = list
+        idle[connection.target.address, default: []].append(connection)  // in place, no copy
     }
 
     /// Drops a connection that closed.
     func forget(_ connection: UpstreamConnection) {
-        guard var list = idle[connection.target.address], let i = list.firstIndex(where: { $0 === connection }) else { return }
-        list.remove(at: i)
-        idle[connection.target.address] = list
+        guard let i = idle[connection.target.address]?.firstIndex(where: { $0 === connection }) else { return }
+        idle[connection.target.address]?.remove(at: i)
     }
 
     /// Idle connection count, for metrics and tests.
