@@ -21,6 +21,8 @@ final class EngineRouter: ProxyRouter {
     /// How long a target that refused a connection is skipped.
     let targetRetryAfter: Duration = .seconds(5)
     let maxCachedResponseBytes: Int
+    /// Where async decisions run: the event loop of the connection that asked.
+    let loopExecutors = EventLoopTaskExecutor.PerLoop()
     let healthPath: String
     let state: EngineState
 
@@ -64,9 +66,12 @@ final class EngineRouter: ProxyRouter {
         if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil && !cacheable {
             return eventLoop.makeSucceededFuture(forward(match, request, extraHeaders: [:]))
         }
-        return eventLoop.makeFutureWithTask {
-            await self.decideChecked(match, request, cacheable: cacheable, eventLoop: eventLoop)
+        // On this connection's event loop (see EventLoopTaskExecutor), not the global executor.
+        let promise = eventLoop.makePromise(of: ProxyDecision.self)
+        Task(executorPreference: loopExecutors.executor(for: eventLoop)) {
+            promise.succeed(await self.decideChecked(match, request, cacheable: cacheable, eventLoop: eventLoop))
         }
+        return promise.futureResult
     }
 
     private func decideChecked(_ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, eventLoop: any EventLoop) async -> ProxyDecision {
@@ -315,6 +320,45 @@ final class EngineRouter: ProxyRouter {
     /// Refuses paths that could reach around a listen-path prefix: dot segments, encoded slashes and
     /// dots, backslashes, and anything not starting with `/`.
     static func isSafe(_ path: String) -> Bool {
+        // Nearly every path is ASCII: one pass over its bytes, without the lowercased copy and the split.
+        if let safe = path.utf8.withContiguousStorageIfAvailable({ isSafeASCII($0) }), let safe {
+            return safe
+        }
+        return isSafeUnicode(path)
+    }
+
+    /// ``isSafe(_:)`` for an all-ASCII path (where bytes and characters coincide); nil for any other.
+    static func isSafeASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
+        for byte in bytes where byte >= 0x80 { return nil }
+        guard bytes.first == UInt8(ascii: "/") else { return false }
+        let n = bytes.count
+        var segmentStart = 0
+        for i in 0...n {
+            let byte: UInt8 = i < n ? bytes[i] : UInt8(ascii: "/")
+            switch byte {
+            case UInt8(ascii: "\\"):
+                return false
+            case UInt8(ascii: "%") where i + 2 < n:
+                let first = bytes[i + 1]
+                let second = bytes[i + 2] | 0x20  // ASCII lower case
+                if first == UInt8(ascii: "2") && (second == UInt8(ascii: "f") || second == UInt8(ascii: "e")) { return false }
+                if first == UInt8(ascii: "5") && second == UInt8(ascii: "c") { return false }
+            case UInt8(ascii: "/"):
+                let length = i - segmentStart
+                if (length == 1 || length == 2) && bytes[segmentStart] == UInt8(ascii: ".")
+                    && (length == 1 || bytes[segmentStart + 1] == UInt8(ascii: "."))
+                {
+                    return false
+                }
+                segmentStart = i + 1
+            default:
+                break
+            }
+        }
+        return true
+    }
+
+    static func isSafeUnicode(_ path: String) -> Bool {
         guard path.hasPrefix("/") else { return false }
         let lower = path.lowercased()
         if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") || path.contains("\\") { return false }
