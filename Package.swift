@@ -214,6 +214,7 @@ let package = Package(
         .testTarget(
             name: "OperabilityTests",
             dependencies: ["GatewayCore", "GatewayTesting"],
+            exclude: ["Support/seccomp-sandbox.py"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
