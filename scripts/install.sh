@@ -188,7 +188,7 @@ if [ -e "$token" ]; then
 else
     log "token   $CONFIG_DIR/admin-token (new, 0600)"
     if [ "$DRY_RUN" -eq 1 ]; then
-        echo "+ (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\\n' > $token)"
+        printf '+ (umask 077; head -c 32 /dev/urandom | base64 | tr -d %s > %s)\n' "'/+=\\n'" "$token"
     else
         (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$token")
         chmod 0600 "$token"
