@@ -15,7 +15,7 @@ extension EngineIntegration {
         /// data), keyed calls work again and the engine is ready.
         @Test func keyedAPIsGet503AndKeylessAPIsKeepServingWhileRedisIsDown() async throws {
             try await withBackends(["keyed", "free"]) { backends in
-                try await withEngines(settings: ["redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms"]) { cluster in
+                try await withEngines(settings: ["redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms", "ratelimit.redisTimeout": "250ms"]) { cluster in
                     let engine = cluster.first
                     try await cluster.putAPI(apiJSON("keyed", path: "/keyed", targets: [backends[0].port], extra: #""auth":{"mode":"api_key"}"#))
                     try await cluster.putAPI(apiJSON("free", path: "/free", targets: [backends[1].port]))

@@ -108,6 +108,10 @@ func engineConfiguration(redisPort: Int, settings: [String: String] = [:]) async
         "listen.port": "0", "admin.port": "0", "admin.token": RunningEngine.adminToken,
         "redis.url": "redis://127.0.0.1:\(redisPort)", "log.access": "false", "log.level": "warning",
         "apis.versionCheckInterval": "100ms", "redis.poolSize": "8",
+        // Generous Redis deadlines: tests count exact outcomes (20 × 200, 80 × 429), and on a loaded CI
+        // machine a rate-limit call past the 250 ms default fails closed (503) and breaks the count. Tests
+        // about timeouts and outages set their own.
+        "ratelimit.redisTimeout": "5s", "redis.commandTimeout": "5s",
     ]
     values.merge(settings) { _, new in new }
     let reader = try await ConfigSources(overrides: values, environmentPrefix: ["gc", "engine"], environment: [:]).makeReader()
