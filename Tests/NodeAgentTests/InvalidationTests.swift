@@ -118,24 +118,42 @@ import Testing
                 try await withFakeEngine { slow in
                     try await withTemporaryDirectory { directory in
                         let publisher = InvalidationPublisher(redis: redis, keys: keys)
-                        let a = try await readSettings(agentOverrides(redis: server, engine: fast, node: "a", directory: directory))
-                        let b = try await readSettings(agentOverrides(redis: server, engine: slow, node: "b", directory: directory))
+                        // A lease far longer than the test: a heartbeat starved on a loaded machine must not
+                        // let b's record expire while it is held back (a node gone is no laggard). The
+                        // agents still heartbeat every 200 ms.
+                        func settings(_ node: String, _ engine: FakeEngine) async throws -> AgentSettings {
+                            var overrides = agentOverrides(redis: server, engine: engine, node: node, directory: directory)
+                            overrides["heartbeat.lease"] = "30s"
+                            return try await readSettings(overrides)
+                        }
+                        let a = try await settings("a", fast)
+                        let b = try await settings("b", slow)
                         try await withAgent(a) { _ in
                             try await withAgent(b) { _ in
-                                try await waitUntil("both nodes to register") {
+                                // Both registered, listed in the node index, and past their first start's
+                                // full purge, before anything is published.
+                                try await waitUntil("both nodes to register and be live", timeout: .seconds(30)) {
+                                    let members = try await redis.send("SMEMBERS", .string(keys.nodes)).array?.compactMap(\.string)
                                     let applied = (try await lastApplied(redis, "a"), try await lastApplied(redis, "b"))
-                                    return applied.0 == .zero && applied.1 == .zero
+                                    let live = try await publisher.progress(of: .zero)
+                                    return Set(members ?? []) == ["a", "b"] && applied.0 == .zero && applied.1 == .zero
+                                        && live.applied == ["a", "b"] && fast.purges == [.all] && slow.purges == [.all]
                                 }
                                 slow.failPurges(status: .serviceUnavailable)
+                                let attemptsBefore = slow.purgeAttempts
                                 let id = try await publisher.publish(.prefix("/orders"))
+                                // The intermediate state, really reached: a applied it, b tried and failed.
+                                try await waitUntil("a to apply the entry and b to fail at it", timeout: .seconds(30)) {
+                                    try await lastApplied(redis, "a") == RedisStreamID(id) && slow.purgeAttempts > attemptsBefore
+                                }
                                 let early = try await publisher.waitForApplied(id: id, timeout: .milliseconds(600))
                                 #expect(!early.isComplete)
-                                #expect(early.applied == ["a"])
-                                #expect(early.laggards.map(\.node) == ["b"])
+                                #expect(early.applied == ["a"], "\(early)")
+                                #expect(early.laggards.map(\.node) == ["b"], "\(early)")
                                 #expect(early.laggards.first?.lastApplied == "0-0")
 
                                 slow.failPurges(status: nil)
-                                let done = try await publisher.waitForApplied(id: id, timeout: .seconds(5))
+                                let done = try await publisher.waitForApplied(id: id, timeout: .seconds(30))
                                 #expect(done.isComplete)
                                 #expect(done.applied == ["a", "b"])
                                 // Returned only after both engines really purged.
@@ -143,7 +161,7 @@ import Testing
                                 #expect(slow.purges.last == FakeEngine.Purge(scope: "prefix", prefix: "/orders"))
                             }
                         }
-                        let none = try await publisher.waitForApplied(id: try await publisher.publish(.all), timeout: .seconds(1))
+                        let none = try await publisher.waitForApplied(id: try await publisher.publish(.all), timeout: .seconds(10))
                         #expect(none.isComplete && none.applied.isEmpty)
                     }
                 }

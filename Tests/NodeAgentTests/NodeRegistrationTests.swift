@@ -55,13 +55,19 @@ import Testing
                             return rate > 0 && abs(errors - 0.1) < 1e-6
                         }
                         engine.setRedis("down")
-                        try await waitUntil("degraded") { try await nodeRecord(redis, "n1", has: .health, "degraded") }
-                        #expect(try await nodeRecord(redis, "n1")[NodeRecord.Field.healthReason.rawValue] == "engine cannot reach redis")
+                        // Each state is polled for together with its reason: on a loaded machine a probe can
+                        // time out (150 ms here), and one read could land on that "not answering" heartbeat.
+                        let reason = NodeRecord.Field.healthReason.rawValue
+                        try await waitUntil("degraded because the engine cannot reach redis", timeout: .seconds(20)) {
+                            let record = try await nodeRecord(redis, "n1")
+                            return record[NodeRecord.Field.health.rawValue] == "degraded" && record[reason] == "engine cannot reach redis"
+                        }
                         engine.setRedis("up")
                         engine.setNotReady("loading definitions")
-                        try await waitUntil("down while not ready") { try await nodeRecord(redis, "n1", has: .state, "down") }
-                        #expect(
-                            try await nodeRecord(redis, "n1")[NodeRecord.Field.healthReason.rawValue] == "engine not ready: loading definitions")
+                        try await waitUntil("down while not ready, with the reason", timeout: .seconds(20)) {
+                            let record = try await nodeRecord(redis, "n1")
+                            return record[NodeRecord.Field.state.rawValue] == "down" && record[reason] == "engine not ready: loading definitions"
+                        }
                         engine.setNotReady(nil)
                         try await waitUntil("up again") { try await nodeRecord(redis, "n1", has: .state, "up") }
                         await engine.stop()
@@ -112,6 +118,12 @@ import Testing
                 try await withTemporaryDirectory { directory in
                     var overrides = agentOverrides(redis: server, engine: engine, node: "n1", directory: directory)
                     overrides["drain.deadline"] = "700ms"
+                    // An engine that does not answer a probe in time has nothing to wait for and ends the
+                    // drain at once: on a loaded machine the 150 ms default here timed out and the drain
+                    // ended after 0.5 s. The fake engine does answer, so give it time to (below the
+                    // heartbeat, as the configuration requires).
+                    overrides["heartbeat.interval"] = "500ms"
+                    overrides["engine.probeTimeout"] = "450ms"
                     let settings = try await readSettings(overrides)
                     engine.setInFlight(5)
                     let running = RunningAgent.start(settings)
