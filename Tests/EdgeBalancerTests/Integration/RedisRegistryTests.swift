@@ -105,10 +105,10 @@ extension IntegrationTests {
                         #expect(result.byBackend["b"] == nil && result.failures.isEmpty)
                         #expect(try await balancer.nodes().nodes.first { $0.id == "b" }?.health.agentState == "draining")
                         // c's lease runs out: it leaves the view, and the index.
-                        try await waitUntil("c leaves", timeout: .seconds(3)) {
+                        try await waitUntil("c leaves", timeout: .seconds(15)) {
                             try await !balancer.nodes().nodes.contains { $0.id == "c" }
                         }
-                        try await waitUntil("c is pruned from the index", timeout: .seconds(3)) {
+                        try await waitUntil("c is pruned from the index", timeout: .seconds(15)) {
                             try await redis.send("SISMEMBER", .string(ClusterKeys().nodes), "c").int == 0
                         }
                     }

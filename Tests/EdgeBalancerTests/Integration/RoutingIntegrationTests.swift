@@ -59,22 +59,34 @@ extension IntegrationTests {
             }
         }
 
-        /// A backend with 50 ms of added delay gets a third of requests under round-robin and a clearly
+        /// A backend with 200 ms of added delay gets a third of requests under round-robin and a clearly
         /// smaller share once the policy is switched to peak-EWMA (default decay) at runtime.
+        ///
+        /// The slow backend is 200 ms behind sub-millisecond ones so that a scheduling stall of tens of
+        /// milliseconds on a loaded test machine (which peak-EWMA rightly sees as a latency peak on a fast
+        /// backend) cannot make the slow one look competitive; 16 connections keep both runs a few seconds
+        /// long, and the peak-EWMA run is 3,000 requests so its share is not a handful of requests.
         @Test func slowBackendGetsSmallerShareUnderPeakEWMAThanRoundRobin() async throws {
-            try await withBackends(["a", "b", "slow"], delays: ["slow": .milliseconds(50)]) { backends in
+            try await withBackends(["a", "b", "slow"], delays: ["slow": .milliseconds(200)]) { backends in
                 let nodes = backends.map { $0.staticEntry() }.joined(separator: ";")
-                try await withBalancer(["discovery.redis": "false", "nodes.static": nodes, "policy": "round_robin"]) { balancer in
-                    let roundRobin = await balancer.load(requests: 900)
+                // Health probes go through the same 200 ms delay: a probe timeout of 2 s (not the harness's
+                // 500 ms) keeps a loaded machine from taking the slow node out of rotation, which would
+                // skew the round-robin baseline (seen: slow=100 of 900).
+                try await withBalancer([
+                    "discovery.redis": "false", "nodes.static": nodes, "policy": "round_robin", "health.timeout": "2s",
+                ]) { balancer in
+                    try await balancer.waitForUsable(3, timeout: .seconds(20))
+                    let roundRobin = await balancer.load(requests: 900, concurrency: 16, timeLimit: .seconds(60))
                     let switched = try await balancer.admin(.PUT, "/policy", json: #"{"policy": "peak_ewma"}"#)
                     #expect(switched.status == .ok)
                     #expect(String(buffer: switched.body).contains(#""persisted":false"#))
                     #expect(try await balancer.nodes().policy == "peak_ewma")
-                    let ewma = await balancer.load(requests: 1800)
+                    let ewma = await balancer.load(requests: 3000, concurrency: 16, timeLimit: .seconds(60))
                     let rrShare = roundRobin.share("slow")
                     let ewmaShare = ewma.share("slow")
                     print("slow backend share: round-robin \(rrShare) (\(roundRobin)), peak-EWMA \(ewmaShare) (\(ewma))")
                     #expect(roundRobin.failures.isEmpty && ewma.failures.isEmpty)
+                    #expect(roundRobin.succeeded == 900 && ewma.succeeded == 3000, "round-robin \(roundRobin), peak-EWMA \(ewma)")
                     #expect(abs(rrShare - 1.0 / 3) < 0.02)
                     #expect(ewmaShare < rrShare / 3, "slow node: \(ewmaShare) under peak-EWMA vs \(rrShare) under round-robin")
                 }
@@ -101,6 +113,9 @@ extension IntegrationTests {
                     try await waitUntil("probe latencies for every node", timeout: .seconds(5)) {
                         try await balancer.nodes().nodes.allSatisfy { $0.probeMilliseconds != nil }
                     }
+                    // And every node usable: one not yet (or, on a loaded machine, briefly not) passing its
+                    // health check shrinks eu's capacity and spills traffic (seen: eu 0.91 of the first 400).
+                    try await balancer.waitForUsable(7, timeout: .seconds(20))
                     let all = await balancer.load(requests: 400)
                     #expect(regionShares(all)["eu"] == 1)
 
