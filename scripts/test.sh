@@ -32,13 +32,14 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v h2load >/dev/null 2>&1 || missing+=(h2load)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd-analyze)
+python3 -c "import seccomp" >/dev/null 2>&1 || missing+=(python3-seccomp)
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(hiredis-headers)
 if [ ${#missing[@]} -gt 0 ]; then
     log "missing: ${missing[*]}; installing with apt-get"
     sudo=()
     if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
     "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server libhiredis-dev redis-tools curl openssl nghttp2-client systemd
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server libhiredis-dev redis-tools curl openssl nghttp2-client systemd python3-seccomp
 fi
 
 # --- Cleanup, whatever happens next ----------------------------------------------------------------
