@@ -365,6 +365,11 @@ for n in $THREADS; do
   bench_case "$n" keyless "http://127.0.0.1:$ENGINE_PORT/keyless/" "X-Bench: 1" "http://127.0.0.1:$NGINX_PORT/keyless/" "proxy"
   bench_case "$n" api-key "http://127.0.0.1:$ENGINE_PORT/keyed/" "X-API-Key: $API_KEY" "http://127.0.0.1:$NGINX_PORT/keyless/" "keyless proxy (no equivalent)"
   bench_case "$n" cache-hit "http://127.0.0.1:$ENGINE_PORT/cached/" "X-Bench: 1" "http://127.0.0.1:$NGINX_PORT/cached/" "proxy_cache hit"
+  # 5xx answers and the reasons behind refusals, as the engine counted them (explains non-2xx in the table;
+  # the 499s it records for requests in flight when wrk stops are not errors and are left out).
+  curl -sf --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
+    grep -E '^gc_engine_(requests_total.*status_class="5xx"|(rate_limited|rate_limit_unavailable|auth_unavailable|auth_failures|backend_failures)_total)' |
+    awk -v n="$n" '$NF != 0 { print "threads=" n " engine counted: " $0 }' >>"$TMP/notes.txt" || true
   stop "$ENGINE_PID"
   stop "$NGINX_PID"
 done
@@ -383,7 +388,7 @@ echo "access logs off on both (engine log.access=false, NGINX access_log off); b
 echo "CPU µs/req: user+system CPU time of the proxy's process(es) during the measured run, per request served;"
 echo "ratio req/s = ours/NGINX throughput; ratio CPU = NGINX CPU per request / ours (above 1: ours is cheaper)"
 echo
-python3 - "$ROWS" <<'EOF'
+python3 - "$ROWS" "$TMP/notes.txt" <<'EOF'
 import sys
 from statistics import median
 raw = [l.split(None, 10) for l in open(sys.argv[1]) if l.strip()]
@@ -411,6 +416,11 @@ if rows and rows[0][-1] > 1:
     print(f"(medians of {rows[0][-1]} alternating rounds)")
 for note in notes:
     print("WARNING:", note)
+try:
+    for line in open(sys.argv[2]):
+        print(line.rstrip())
+except FileNotFoundError:
+    pass
 goals = {"keyless": "keyless proxy >= 1.0x NGINX", "cache-hit": "cache hit >= 1.0x NGINX proxy_cache hit"}
 print()
 for n, case, ors, _, _, _, nrs, *_ in rows:
