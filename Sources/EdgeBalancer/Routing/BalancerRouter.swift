@@ -54,18 +54,18 @@ final class BalancerRouter: ProxyRouter {
 
     // MARK: ProxyRouter
 
-    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
         let now = self.now()
         if configuration.retries { budget.withLock { $0.recordRequest(now: now) } }
         guard let candidate = tables.table.pick(now: now) else {
             metrics.noUsableNode.increment()
             var response = HTTPResponse.error(.serviceUnavailable, "no usable node", requestID: request.requestID)
             response.headers.add(name: "Retry-After", value: "1")
-            return eventLoop.makeSucceededFuture(.respond(response))
+            return .decided(.respond(response))
         }
         let record = RequestRecord()
         requests.withLock { $0[RequestKey(request)] = record }
-        return eventLoop.makeSucceededFuture(.forward(plan(for: request, on: candidate, record: record)))
+        return .decided(.forward(plan(for: request, on: candidate, record: record)))
     }
 
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? {

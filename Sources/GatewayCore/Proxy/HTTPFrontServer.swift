@@ -192,7 +192,7 @@ enum FrontPipeline {
                 FrontConnectionGuard(limits: limits),
                 HTTPResponseEncoder(configuration: .init()),
                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                HTTPServerPipelineHandler(),
+                FrontPipeliningHandler(),
                 FrontProtocolErrorHandler(),
                 ProxyServerHandler(configuration: configuration),
                 NIOCloseOnErrorHandler(),

@@ -7,22 +7,47 @@ public enum HopByHop {
         "proxy-authenticate", "proxy-authorization",
     ]
 
-    /// Removes hop-by-hop headers, including those `Connection` names.
+    /// Removes hop-by-hop headers, including those `Connection` names (but never `Content-Length`:
+    /// message framing is not the client's to remove).
+    ///
+    /// One pass over the headers finds what to remove, without lower-cased copies of every name; the
+    /// usual request has nothing to remove and the usual response only `Connection` itself.
     public static func strip(_ headers: inout HTTPHeaders) {
-        var named: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            named.append(value.lowercased())
+        var remove: [String] = []
+        var sawConnection = false
+        for (name, _) in headers where isHopByHop(name) {
+            if !remove.contains(where: { equalsIgnoringASCIICase($0, name) }) { remove.append(name) }
+            if equalsIgnoringASCIICase(name, "connection") { sawConnection = true }
         }
-        var needsRemoval = !named.isEmpty
-        if !needsRemoval {
-            for (name, _) in headers where fixed.contains(name.lowercased()) {
-                needsRemoval = true
-                break
+        guard !remove.isEmpty else { return }
+        if sawConnection {
+            for token in headers[canonicalForm: "connection"] where !token.isEmpty {
+                let named = String(token)
+                if equalsIgnoringASCIICase(named, "content-length") { continue }
+                if !remove.contains(where: { equalsIgnoringASCIICase($0, named) }) { remove.append(named) }
             }
         }
-        guard needsRemoval else { return }
-        for name in fixed { headers.remove(name: name) }
-        for name in named where !name.isEmpty { headers.remove(name: name) }
+        for name in remove { headers.remove(name: name) }
+    }
+
+    /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.
+    static func isHopByHop(_ name: String) -> Bool {
+        let n = name.utf8.count
+        guard n >= 2 && n <= 19 else { return false }  // "te" ... "proxy-authorization"
+        for fixedName in fixedNames where fixedName.utf8.count == n {
+            if equalsIgnoringASCIICase(name, fixedName) { return true }
+        }
+        return false
+    }
+
+    private static let fixedNames: [String] = Array(fixed)
+
+    /// ASCII case-insensitive equality (header names are ASCII tokens).
+    static func equalsIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        return a.utf8.elementsEqual(b.utf8) { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        }
     }
 
     /// Sets `X-Forwarded-For` (appending the client), `X-Forwarded-Proto`, `X-Forwarded-Host` and

@@ -62,7 +62,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         var bytesSent = 0
         var requestSentAt: NIODeadline?
         var firstByteAt: NIODeadline?
-        var responseTimer: Scheduled<Void>?
+        /// When the response head must have arrived by (set once the request is fully sent).
+        var responseDeadline: NIODeadline?
         var timedOut = false
         var attempts = 0
         var closeAfterResponse = false
@@ -85,6 +86,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     /// destroy the answer before the client reads it). Bounded by ``lingerTimeout``.
     private var discardingInput = false
     static let lingerTimeout: TimeAmount = .seconds(2)
+    /// The response-timeout timer and when it fires. One timer per connection serves every exchange: it
+    /// may fire early (then it is set again for the exchange's deadline) or find no deadline (then it
+    /// stops), so a keep-alive request costs no timer scheduling or cancelling in the common case.
+    private var responseTimer: Scheduled<Void>?
+    private var responseTimerAt: NIODeadline?
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -97,6 +103,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        responseTimer?.cancel()
+        responseTimer = nil
     }
 
     static func clientIP(of channel: any Channel) -> String {
@@ -156,9 +164,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
                 return
             }
         }
-        let future = configuration.router.decide(request, eventLoop: context.eventLoop)
-        future.assumeIsolated().whenComplete { [self] result in
-            self.decided(exchange, result)
+        switch configuration.router.decide(request, eventLoop: context.eventLoop) {
+        case .decided(let decision):
+            decided(exchange, .success(decision))
+        case .pending(let future):
+            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                self.decided(exchange, result)
+            }
         }
     }
 
@@ -212,7 +224,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     func channelInactive(context: ChannelHandlerContext) {
         if let exchange {
             self.exchange = nil
-            exchange.responseTimer?.cancel()
+            exchange.responseDeadline = nil
+            responseTimer?.cancel()
+            responseTimer = nil
+            responseTimerAt = nil
             if exchange.phase == .forwarding || exchange.phase == .connecting {
                 exchange.plan?.tap?.responseAborted()
                 if let plan = exchange.plan {
@@ -297,15 +312,30 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
     private func requestFullySent(_ exchange: Exchange, context: ChannelHandlerContext) {
         guard let plan = exchange.plan, !exchange.responseStarted else { return }
-        exchange.responseTimer?.cancel()
+        let deadline = NIODeadline.now() + plan.responseTimeout
+        exchange.responseDeadline = deadline
+        if let at = responseTimerAt, at <= deadline { return }  // fires first, then moves to the deadline
+        scheduleResponseTimer(at: deadline, context: context)
+    }
+
+    private func scheduleResponseTimer(at when: NIODeadline, context: ChannelHandlerContext) {
+        responseTimer?.cancel()
+        responseTimerAt = when
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        exchange.responseTimer = context.eventLoop.scheduleTask(in: plan.responseTimeout) {
-            loopBound.value.responseTimedOut(exchange)
+        responseTimer = context.eventLoop.scheduleTask(deadline: when) {
+            loopBound.value.responseTimerFired()
         }
     }
 
-    private func responseTimedOut(_ exchange: Exchange) {
-        guard exchange === self.exchange, !exchange.responseStarted else { return }
+    private func responseTimerFired() {
+        responseTimer = nil
+        responseTimerAt = nil
+        guard let exchange, let deadline = exchange.responseDeadline, !exchange.responseStarted else { return }
+        if NIODeadline.now() < deadline {
+            if let context { scheduleResponseTimer(at: deadline, context: context) }
+            return
+        }
+        exchange.responseDeadline = nil
         exchange.timedOut = true
         exchange.upstream?.close()  // reported through upstreamClosed
     }
@@ -314,15 +344,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         guard let exchange, let context, let plan = exchange.plan else { return }
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         exchange.responseStarted = true
         exchange.responseStatus = head.status
         exchange.firstByteAt = .now()
         var response = head
         response.version = exchange.request.httpVersion
-        let keepFraming = response.headers.first(name: "Content-Length")
-        HopByHop.strip(&response.headers)
-        if let keepFraming { response.headers.replaceOrAdd(name: "Content-Length", value: keepFraming) }
+        HopByHop.strip(&response.headers)  // keeps Content-Length
         for (name, value) in plan.responseHeaders { response.headers.replaceOrAdd(name: name, value: value) }
         response.headers.replaceOrAdd(name: RequestID.headerName, value: exchange.request.requestID)
         if !exchange.wantsKeepAlive && !configuration.isHTTP2 {
@@ -389,7 +417,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
     private func upstreamFailedBeforeResponse(_ exchange: Exchange, failure: ProxyOutcome.Failure, context: ChannelHandlerContext) {
         guard let plan = exchange.plan else { return }
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         report(exchange, plan: plan, failure: failure)
         let canReplay = exchange.request.isIdempotent && exchange.replayBody != nil && failure != .responseTimeout
         if canReplay && exchange.attempts < 3 {
@@ -427,7 +455,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     }
 
     private func abandonUpstream(_ exchange: Exchange) {
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         if let upstream = exchange.upstream {
             upstream.delegate = nil
             upstream.close()
@@ -464,7 +492,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     }
 
     private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         self.exchange = nil
         readPaused = false
         configuration.router.completed(

@@ -86,11 +86,19 @@ public struct ProxyOutcome: Sendable {
     public var responseStarted: Bool
 }
 
+/// A router's answer for one request: known at once, or later (after a Redis call, say).
+public enum ProxyDecisionResult: Sendable {
+    /// Decided on the spot: the front acts on it without a future, a promise and a callback.
+    case decided(ProxyDecision)
+    /// Decided when the future completes (on any thread; the front hops back to its loop).
+    case pending(EventLoopFuture<ProxyDecision>)
+}
+
 /// Decides, for each request the front accepts, what to do with it.
 public protocol ProxyRouter: Sendable {
-    /// Decides for a request. Called on the connection's event loop; return an already-completed future
-    /// when the answer is known at once.
-    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision>
+    /// Decides for a request. Called on the connection's event loop; answer `.decided` when the answer
+    /// needs no I/O.
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult
 
     /// After a failure before any response byte on a retryable plan: another plan to try, or nil.
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan?

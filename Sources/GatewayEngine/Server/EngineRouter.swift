@@ -46,32 +46,32 @@ final class EngineRouter: ProxyRouter {
 
     // MARK: - Decide
 
-    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
         metrics.requestStarted()
         let path = Self.path(of: request.head.uri)
         guard Self.isSafe(path) else {
-            return eventLoop.makeSucceededFuture(.respond(.error(.badRequest, "request path is not allowed", requestID: request.requestID)))
+            return .decided(.respond(.error(.badRequest, "request path is not allowed", requestID: request.requestID)))
         }
         if path == healthPath {
             let ready = holder.isLoaded && !state.isDraining
-            return eventLoop.makeSucceededFuture(.respond(
+            return .decided(.respond(
                 ready ? .rawJSON("{\"status\":\"ok\"}") : .error(.serviceUnavailable, state.isDraining ? "draining" : "not ready", requestID: request.requestID)))
         }
         guard let match = holder.table.match(host: request.host, path: path) else {
-            return eventLoop.makeSucceededFuture(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))
+            return .decided(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))
         }
         let definition = match.route.definition
         request.annotations.route = definition.id
         let cacheable = definition.cache.enabled && definition.cache.methods.contains(request.head.method.rawValue)
         if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil && !cacheable {
-            return eventLoop.makeSucceededFuture(forward(match, request, extraHeaders: [:]))
+            return .decided(forward(match, request, extraHeaders: [:]))
         }
         // On this connection's event loop (see EventLoopTaskExecutor), not the global executor.
         let promise = eventLoop.makePromise(of: ProxyDecision.self)
         Task(executorPreference: loopExecutors.executor(for: eventLoop)) {
             promise.succeed(await self.decideChecked(match, request, cacheable: cacheable, eventLoop: eventLoop))
         }
-        return promise.futureResult
+        return .pending(promise.futureResult)
     }
 
     private func decideChecked(_ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, eventLoop: any EventLoop) async -> ProxyDecision {

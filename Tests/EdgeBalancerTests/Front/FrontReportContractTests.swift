@@ -18,10 +18,10 @@ import Testing
 
         init(port: Int) { self.port = port }
 
-        func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
+        func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
             var plan = ForwardPlan(target: UpstreamTarget(id: "backend", host: "127.0.0.1", port: port), head: request.head)
             plan.onComplete = { [self] outcome in self.reports.withLock { $0.append(outcome.failure) } }
-            return eventLoop.makeSucceededFuture(.forward(plan))
+            return .decided(.forward(plan))
         }
 
         func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {

@@ -47,7 +47,10 @@ import Testing
     }
 
     func decide(_ router: BalancerRouter, _ request: ProxyRequest) throws -> ProxyDecision {
-        try router.decide(request, eventLoop: EmbeddedEventLoop()).wait()
+        switch router.decide(request, eventLoop: EmbeddedEventLoop()) {
+        case .decided(let decision): return decision
+        case .pending(let future): return try future.wait()
+        }
     }
 
     /// No usable node: 503 with a JSON body naming the request id.

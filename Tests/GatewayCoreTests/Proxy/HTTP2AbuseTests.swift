@@ -11,8 +11,8 @@ import Testing
 private struct ForwardAll: ProxyRouter {
     var target: UpstreamTarget
 
-    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
-        eventLoop.makeSucceededFuture(.forward(ForwardPlan(target: target, head: request.head)))
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
+        .decided(.forward(ForwardPlan(target: target, head: request.head)))
     }
 }
 

@@ -12,15 +12,16 @@ private struct StaticRouter: ProxyRouter {
     var target: UpstreamTarget
     var alternate: UpstreamTarget?
 
-    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProxyDecision> {
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
         if request.head.uri == "/local" {
-            return eventLoop.makeSucceededFuture(.respond(.error(.tooManyRequests, "slow down", requestID: request.requestID)))
+            // Answered through a future, as routers that need I/O do.
+            return .pending(eventLoop.makeSucceededFuture(.respond(.error(.tooManyRequests, "slow down", requestID: request.requestID))))
         }
         var plan = ForwardPlan(target: target, head: request.head)
         plan.retryable = alternate != nil
         plan.responseTimeout = .seconds(2)
         plan.responseHeaders.add(name: "X-Proxied", value: "yes")
-        return eventLoop.makeSucceededFuture(.forward(plan))
+        return .decided(.forward(plan))
     }
 
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? {
@@ -162,6 +163,33 @@ private func withFront(
             #expect(reply.contains("\"request_id\""))
             let ok = try await runCurl(["-i", "http://127.0.0.1:\(port)/x"])
             #expect(ok.output.contains("200 OK"))
+        }
+        await backend.stop()
+    }
+}
+
+extension HTTPFrontServerTests {
+    /// Requests pipelined on one connection (a POST with a body among them) are answered in order, and
+    /// a malformed request behind them gets its 400 only after the answers before it, then the close.
+    @Test func pipelinedRequestsAndAParseErrorBehindThemAreAnsweredInOrder() async throws {
+        let backend = try await TestHTTPBackend.start(name: "b1")
+        try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port))) { port in
+            let requests =
+                "POST /one HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+                + "GET /two HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "GET /three HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "NOT HTTP AT ALL\r\n\r\n"
+            let bytes = try await RawTCP.exchange(port: port, request: Array(requests.utf8), timeout: .seconds(5)) { _ in false }
+            let reply = String(decoding: bytes, as: UTF8.self)
+            // Bodies carry no line end, so a status line may follow one directly.
+            let statuses = reply.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "200", "200", "400"], "\(reply)")
+            let one = reply.range(of: "\"uri\":\"/one\"")
+            let two = reply.range(of: "\"uri\":\"/two\"")
+            let three = reply.range(of: "\"uri\":\"/three\"")
+            #expect(one != nil && two != nil && three != nil)
+            if let one, let two, let three { #expect(one.lowerBound < two.lowerBound && two.lowerBound < three.lowerBound) }
+            #expect(reply.contains("\"request_id\""))
         }
         await backend.stop()
     }

@@ -1,0 +1,42 @@
+import NIOHTTP1
+import Testing
+
+@testable import GatewayCore
+
+@Suite struct HopByHopTests {
+    /// The fixed hop-by-hop headers go in any letter case; end-to-end headers stay.
+    @Test func removesFixedHopByHopHeadersInAnyCase() {
+        var headers: HTTPHeaders = [
+            "Host": "example", "CONNECTION": "keep-alive", "Keep-Alive": "timeout=5", "te": "trailers",
+            "Transfer-Encoding": "chunked", "Proxy-Authorization": "Basic x", "Upgrade": "h2c", "X-Custom": "1",
+            "Content-Length": "3",
+        ]
+        HopByHop.strip(&headers)
+        #expect(headers.map(\.name).sorted() == ["Content-Length", "Host", "X-Custom"])
+    }
+
+    /// Headers the `Connection` header names are hop-by-hop too, except `Content-Length` (framing).
+    @Test func removesHeadersNamedByConnectionButKeepsContentLength() {
+        var headers: HTTPHeaders = [
+            "Connection": "X-Secret, close, Content-Length", "x-secret": "s", "X-Secret": "t", "Content-Length": "5", "Accept": "*/*",
+        ]
+        HopByHop.strip(&headers)
+        #expect(headers.map(\.name).sorted() == ["Accept", "Content-Length"])
+        #expect(headers.first(name: "content-length") == "5")
+    }
+
+    /// Nothing to remove: the headers are untouched, order included.
+    @Test func leavesEndToEndHeadersAlone() {
+        var headers: HTTPHeaders = ["B": "1", "A": "2", "Teapot": "3", "Tex": "4"]
+        HopByHop.strip(&headers)
+        #expect(headers.map(\.name) == ["B", "A", "Teapot", "Tex"])
+    }
+
+    @Test func comparesNamesIgnoringASCIICaseOnly() {
+        #expect(HopByHop.equalsIgnoringASCIICase("Keep-ALIVE", "keep-alive"))
+        #expect(!HopByHop.equalsIgnoringASCIICase("keep_alive", "keep-alive"))
+        #expect(!HopByHop.equalsIgnoringASCIICase("te", "tex"))
+        #expect(!HopByHop.equalsIgnoringASCIICase("@", "`"))  // differ only in bit 0x20, not letters
+        #expect(HopByHop.isHopByHop("TE") && HopByHop.isHopByHop("proxy-authorization") && !HopByHop.isHopByHop("x"))
+    }
+}
