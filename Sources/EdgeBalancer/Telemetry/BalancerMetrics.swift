@@ -31,6 +31,8 @@ final class BalancerMetrics: Sendable {
     let registryReachable: Gauge
     /// Open client connections.
     let activeConnections: Gauge
+    /// Open HTTP/2 streams on client connections.
+    let activeStreams: Gauge
 
     init() {
         requestsByClass = StatusClass.allCases.map {
@@ -48,6 +50,7 @@ final class BalancerMetrics: Sendable {
         registrySyncFailures = Metrics.Counter(label: "balancer_registry_syncs_total", dimensions: [("result", "failed")])
         registryReachable = Gauge(label: "balancer_registry_reachable")
         activeConnections = Gauge(label: "balancer_active_connections")
+        activeStreams = Gauge(label: "balancer_active_streams")
     }
 
     func request(status: HTTPResponseStatus, duration: Duration) {

@@ -2,7 +2,7 @@ import CoreMetrics
 import GatewayCore
 import ServiceLifecycle
 
-/// Samples the front's open connections into a gauge once a second.
+/// Samples the front's open connections and HTTP/2 streams into gauges once a second.
 struct FrontGauges: Service {
     let front: HTTPFrontServer
     let tlsFront: HTTPFrontServer?
@@ -13,6 +13,7 @@ struct FrontGauges: Service {
             try await cancelWhenGracefulShutdown { [front, tlsFront, metrics] in
                 while true {
                     metrics.activeConnections.record(front.connectionCount + (tlsFront?.connectionCount ?? 0))
+                    metrics.activeStreams.record(front.activeStreamCount + (tlsFront?.activeStreamCount ?? 0))
                     try await Task.sleep(for: .seconds(1))
                 }
             }

@@ -7,6 +7,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import ServiceLifecycle
+import Synchronization
 
 /// The client-facing listener of the engine and the balancer: HTTP/1.1 and h2c (HTTP/2 with prior
 /// knowledge) on one port, told apart by the HTTP/2 connection preface, both served by
@@ -37,6 +38,7 @@ public final class HTTPFrontServer: Service, Sendable {
     private let logger: Logger
     private let bound: EventLoopPromise<SocketAddress>
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let counters = FrontCounters()
 
     public init(
         configuration: Configuration, router: any ProxyRouter, pools: UpstreamPools,
@@ -58,12 +60,15 @@ public final class HTTPFrontServer: Service, Sendable {
     /// Open client connections.
     public var connectionCount: Int { connections.withLockedValue { $0.count } }
 
+    /// Open HTTP/2 streams over all client connections.
+    public var activeStreamCount: Int { counters.streams.load(ordering: .relaxed) }
+
     public func run() async throws {
         let limits = configuration.limits
         let tls = configuration.tls
         let handlerConfiguration = ProxyServerHandler.Configuration(
             router: router, pools: pools, limits: limits, scheme: tls == nil ? configuration.scheme : "https", isHTTP2: false,
-            logger: logger)
+            counters: counters, logger: logger)
         let connections = self.connections
         let serverChannel: any Channel
         do {
@@ -288,3 +293,9 @@ public final class TLSContextBox: Sendable {
 
 @available(*, unavailable)
 extension ProtocolSniffer: Sendable {}
+
+/// Live counts the front keeps for its gauges.
+final class FrontCounters: Sendable {
+    /// HTTP/2 streams open on client connections (each is served by its own ``ProxyServerHandler``).
+    let streams = Atomic<Int>(0)
+}

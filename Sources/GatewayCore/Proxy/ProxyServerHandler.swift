@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Events between the proxy handler and the connection guard in front of the HTTP/1 decoder.
 enum FrontConnectionEvent: Sendable {
@@ -28,6 +29,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         var limits: ProxyLimits
         var scheme: String
         var isHTTP2: Bool
+        var counters: FrontCounters
         var logger: Logger
     }
 
@@ -99,10 +101,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientIP = Self.clientIP(of: context.channel)
+        if configuration.isHTTP2 { configuration.counters.streams.add(1, ordering: .relaxed) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        if configuration.isHTTP2 { configuration.counters.streams.subtract(1, ordering: .relaxed) }
         responseTimer?.cancel()
         responseTimer = nil
     }

@@ -195,6 +195,41 @@ extension HTTPFrontServerTests {
     }
 }
 
+extension HTTPFrontServerTests {
+    /// Three requests multiplexed on one h2c connection to a slow backend are three open streams while
+    /// they wait, and none once they are answered.
+    @Test func countsOpenHTTP2Streams() async throws {
+        let backend = try await TestHTTPBackend.start(name: "b1")
+        backend.setDelay(.milliseconds(1500))
+        let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
+        let server = HTTPFrontServer(
+            configuration: .init(host: "127.0.0.1", port: 0), router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port)),
+            pools: pools, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.listeningAddress.port!
+            defer { group.cancelAll() }
+            #expect(server.activeStreamCount == 0)
+            let url = "http://127.0.0.1:\(port)"
+            // h2load: one connection, three concurrent streams.
+            async let load = runTool("/usr/bin/h2load", ["-n", "3", "-c", "1", "-m", "3", "\(url)/a"])
+            var seen: [Int] = []
+            try await waitUntil("three open streams (seen \(seen))", timeout: .seconds(5)) {
+                let n = server.activeStreamCount
+                if seen.last != n { seen.append(n) }
+                return n == 3
+            }
+            #expect(server.connectionCount == 1)
+            let result = try await load
+            #expect(result.status == 0)
+            #expect(result.output.contains("3 succeeded, 0 failed, 0 errored"), "\(result.output)")
+            try await waitUntil("streams closed", timeout: .seconds(5)) { server.activeStreamCount == 0 }
+        }
+        pools.closeAll()
+        await backend.stop()
+    }
+}
+
 /// A self-signed certificate and key for `localhost` in a temporary directory.
 func makeSelfSignedCertificate() throws -> (cert: String, key: String) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gc-tls-\(UUID().uuidString)").path
