@@ -293,8 +293,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         exchange.upstreamReused = reused
         exchange.phase = .forwarding
         upstream.delegate = self
-        head.version = .http1_1
-        head.headers.remove(name: "Connection")
+        head.version = .http1_1  // hop-by-hop headers (Connection among them) were stripped on arrival
         if !head.headers.contains(name: "Content-Length") {
             let mayHaveBody = exchange.requestIsChunked || (configuration.isHTTP2 && !exchange.requestEnded) || exchange.bodyBytes > 0
             if mayHaveBody { head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }

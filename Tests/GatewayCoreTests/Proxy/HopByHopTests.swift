@@ -39,4 +39,23 @@ import Testing
         #expect(!HopByHop.equalsIgnoringASCIICase("@", "`"))  // differ only in bit 0x20, not letters
         #expect(HopByHop.isHopByHop("TE") && HopByHop.isHopByHop("proxy-authorization") && !HopByHop.isHopByHop("x"))
     }
+
+    /// The client's address is appended to every X-Forwarded-For it sent; the proto, host and request id
+    /// it sent are replaced, never duplicated.
+    @Test func forwardedHeadersAppendTheClientAndReplaceSpoofedValues() {
+        var headers: HTTPHeaders = [
+            "x-forwarded-for": "10.0.0.1", "X-Forwarded-For": "10.0.0.2", "X-FORWARDED-PROTO": "https",
+            "X-Forwarded-Host": "evil", "x-request-id": "theirs", "Accept": "*/*",
+        ]
+        HopByHop.addForwarded(&headers, clientIP: "127.0.0.9", scheme: "http", host: "api.example", requestID: "ours")
+        #expect(headers["X-Forwarded-For"] == ["10.0.0.1, 10.0.0.2, 127.0.0.9"])
+        #expect(headers["X-Forwarded-Proto"] == ["http"])
+        #expect(headers["X-Forwarded-Host"] == ["api.example"])
+        #expect(headers["X-Request-ID"] == ["ours"])
+        #expect(headers["Accept"] == ["*/*"])
+
+        var fresh: HTTPHeaders = ["Host": "a"]
+        HopByHop.addForwarded(&fresh, clientIP: "::1", scheme: "https", host: "", requestID: "r1")
+        #expect(fresh.map(\.name) == ["Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID"])
+    }
 }
