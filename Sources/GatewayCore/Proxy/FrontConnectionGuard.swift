@@ -8,11 +8,11 @@ import NIOHTTP1
 /// - a request head that has started but not finished within `headerReadTimeout` gets 408 and a close;
 /// - request-head bytes past `maxHeaderBytes` without a complete head get 431 and a close.
 ///
-/// It learns where requests begin and end from ``FrontConnectionEvent``s the proxy handler sends.
-final class FrontConnectionGuard: ChannelDuplexHandler {
+/// The proxy handler of the connection tells it where requests begin and end (``note(_:)``), with a
+/// direct call rather than a pipeline event: an inbound-only handler is also skipped by every write.
+final class FrontConnectionGuard: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State {
@@ -35,6 +35,7 @@ final class FrontConnectionGuard: ChannelDuplexHandler {
     private var deadlineIsHeader = false
     /// Whether a graceful shutdown asked this connection to close once idle.
     private var drainRequested = false
+    private var context: ChannelHandlerContext?
 
     init(limits: ProxyLimits) {
         self.limits = limits
@@ -46,10 +47,12 @@ final class FrontConnectionGuard: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { arm(context: context, after: limits.idleTimeout, header: false) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         timer?.cancel()
     }
 
@@ -72,11 +75,9 @@ final class FrontConnectionGuard: ChannelDuplexHandler {
         }
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let event = event as? FrontConnectionEvent else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
+    /// Where the connection's requests begin and end, from its proxy handler (on the channel's loop).
+    func note(_ event: FrontConnectionEvent) {
+        guard let context else { return }
         switch event {
         case .requestHeadReceived:
             deadline = nil
@@ -92,7 +93,6 @@ final class FrontConnectionGuard: ChannelDuplexHandler {
                 }
             }
         }
-        promise?.succeed(())
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

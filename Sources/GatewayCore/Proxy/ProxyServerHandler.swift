@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Events between the proxy handler and the connection guard in front of the HTTP/1 decoder.
+/// What the proxy handler tells the connection guard in front of the HTTP/1 decoder.
 enum FrontConnectionEvent: Sendable {
     /// A request head was decoded: stop the header-read timer.
     case requestHeadReceived
@@ -83,6 +83,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     private var readPaused = false
     private var pendingRead = false
     private var clientIP = ""
+    private var connectionGuard: FrontConnectionGuard?
     /// After answering before the request body was read (413, early errors): the rest of the body is
     /// read and dropped until the client closes, so closing does not reset the connection (a reset can
     /// destroy the answer before the client reads it). Bounded by ``lingerTimeout``.
@@ -106,6 +107,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        connectionGuard = nil
         if configuration.isHTTP2 { configuration.counters.streams.subtract(1, ordering: .relaxed) }
         responseTimer?.cancel()
         responseTimer = nil
@@ -138,7 +140,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
     private func received(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if !configuration.isHTTP2 {
-            context.triggerUserOutboundEvent(FrontConnectionEvent.requestHeadReceived, promise: nil)
+            // The guard in front of the decoder, told directly where requests begin and end. Found on the
+            // first request: handlers added together after another are added last one first.
+            if connectionGuard == nil { connectionGuard = try? context.pipeline.syncOperations.handler(type: FrontConnectionGuard.self) }
+            assert(connectionGuard != nil, "an HTTP/1 front pipeline without its FrontConnectionGuard")
+            connectionGuard?.note(.requestHeadReceived)
         }
         let requestID = RequestID.accept(head.headers.first(name: RequestID.headerName))
         let host = head.headers.first(name: "Host") ?? ""
@@ -514,9 +520,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            if !configuration.isHTTP2 {
-                context.triggerUserOutboundEvent(FrontConnectionEvent.responseCompleted, promise: nil)
-            }
+            connectionGuard?.note(.responseCompleted)
         }
         if pendingRead {
             pendingRead = false
