@@ -10,6 +10,9 @@ import NIOHTTP1
 /// bought nothing and cost two `epoll_ctl` calls per request (read interest off, then on again). Reading
 /// stops only once a pipelined request is actually held, which bounds what a pipelining client can
 /// queue to what one read brings in.
+///
+/// It also answers HTTP/1 parse errors, in their turn: a JSON 400 (431 for headers past the decoder's
+/// own cap) and a close, or just the close when a response has already started.
 final class FrontPipeliningHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -37,6 +40,8 @@ final class FrontPipeliningHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var readPending = false
     /// Set while a hand-off of held parts is scheduled, so only one is.
     private var deliveryScheduled = false
+    /// A response head has been written and its end not yet.
+    private var responseInProgress = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if state == .responseEndPending || !held.isEmpty {
@@ -51,7 +56,7 @@ final class FrontPipeliningHandler: ChannelDuplexHandler, RemovableChannelHandle
             held.append(.error(error))
             return
         }
-        context.fireErrorCaught(error)
+        handle(error, context: context)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -63,7 +68,13 @@ final class FrontPipeliningHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
+        switch unwrapOutboundIn(data) {
+        case .head:
+            responseInProgress = true
+        case .body:
+            break
+        case .end:
+            responseInProgress = false
             switch state {
             case .responseEndPending: state = .idle
             case .requestAndResponsePending: state = .requestEndPending
@@ -109,13 +120,39 @@ final class FrontPipeliningHandler: ChannelDuplexHandler, RemovableChannelHandle
         while state != .responseEndPending, let next = held.popFirst() {
             switch next {
             case .part(let part): pass(part, context: context)
-            case .error(let error): context.fireErrorCaught(error)
+            case .error(let error): handle(error, context: context)
             }
             if !context.channel.isActive { return }
         }
         if held.isEmpty && readPending {
             readPending = false
             context.read()
+        }
+    }
+
+    /// A parse error gets its answer and the close; other errors go on.
+    private func handle(_ error: any Error, context: ChannelHandlerContext) {
+        guard let error = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        held.removeAll()
+        guard !responseInProgress else {
+            context.close(promise: nil)
+            return
+        }
+        let status: HTTPResponseStatus = error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        let requestID = RequestID.generate()
+        let body = HTTPResponse.errorBody(status == .badRequest ? "malformed HTTP request (\(error))" : "request headers too large", requestID: requestID)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: RequestID.headerName, value: requestID)
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 }

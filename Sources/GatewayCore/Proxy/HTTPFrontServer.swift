@@ -198,7 +198,6 @@ enum FrontPipeline {
                 HTTPResponseEncoder(configuration: .init()),
                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
                 FrontPipeliningHandler(),
-                FrontProtocolErrorHandler(),
                 ProxyServerHandler(configuration: configuration),
                 NIOCloseOnErrorHandler(),
             ], position: position)
