@@ -67,7 +67,11 @@ final class BalancerApp: Sendable {
         }
         healthChecker = ActiveHealthChecker(configuration: settings.health, controller: controller, logger: logger)
 
-        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, maxIdlePerTarget: settings.maxIdlePerNode)
+        var upstream = UpstreamPools.Configuration()
+        upstream.maxIdlePerTarget = settings.maxIdlePerNode
+        upstream.maxConnectionsPerTarget = settings.maxConnectionsPerNode
+        upstream.upstreamProtocol = settings.upstreamProtocol
+        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream)
         front = HTTPFrontServer(
             configuration: .init(host: settings.listenHost, port: settings.listenPort, limits: settings.limits),
             router: router, pools: pools, logger: logger)
