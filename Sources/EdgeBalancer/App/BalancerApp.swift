@@ -30,6 +30,7 @@ final class BalancerApp: Sendable {
     let tlsContext: TLSContextBox?
     let admin: AdminHTTPServer
     private let gauges: FrontGauges
+    private let upstreamGauges: UpstreamGauges
 
     /// - Parameters:
     ///   - now: the clock balancing decisions use.
@@ -100,13 +101,14 @@ final class BalancerApp: Sendable {
         BalancerAdminRoutes.add(to: &adminRouter, controller: controller, store: store, logger: logger)
         admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, logger: logger)
         gauges = FrontGauges(front: front, tlsFront: tlsFront, metrics: metrics)
+        upstreamGauges = UpstreamGauges(pools: pools)
     }
 
     /// Every long-running part, in start order.
     var services: [any Service] {
         var services: [any Service] = [admin]
         if let subscriber { services.append(subscriber) }
-        services += [controller, registry, healthChecker, gauges, front]
+        services += [controller, registry, healthChecker, gauges, upstreamGauges, front]
         if let tlsFront { services.append(tlsFront) }
         return services
     }

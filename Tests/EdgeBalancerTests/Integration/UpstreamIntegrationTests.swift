@@ -1,6 +1,8 @@
+import CoreMetrics
 import Foundation
 import GatewayCore
 import GatewayTesting
+import MetricsTestKit
 import NIOCore
 import Testing
 
@@ -41,6 +43,16 @@ extension IntegrationTests {
         /// get 503 JSON with their request id. Being at the limit is not the node failing: it is not
         /// ejected, even with an outlier threshold those 503s would pass.
         @Test func nodeAtItsLimitIsNotEjected() async throws {
+            let metrics = TestMetrics()
+            try await withMetricsFactory(metrics) {
+                try await mutedNodeAtItsLimit()
+            }
+            let timeouts = try metrics.expectCounter("balancer_upstream_pool_timeouts_total", [("node", "mute")])
+            #expect(timeouts.totalValue >= 6)
+            #expect(try metrics.expectCounter("balancer_ejections_total", [("node", "mute")]).totalValue == 0)
+        }
+
+        private func mutedNodeAtItsLimit() async throws {
             try await withFakeTCPServer(.silent) { fake in
                 try await withBalancer([
                     "discovery.redis": "false", "nodes.static": "id=mute,host=127.0.0.1,port=\(fake.port)", "health.enabled": "false",
@@ -83,6 +95,42 @@ extension IntegrationTests {
             }
             await a.kill()
             await b.kill()
+        }
+
+        /// The per-node gauges follow the pools: with h2c and a limit of 2, six slow requests at once show
+        /// 2 streams, at least one waiting request and an HTTP/2 connection; all drop to 0 after.
+        @Test func upstreamGaugesFollowThePools() async throws {
+            let backend = try await TestH2Backend.start(name: "slow")
+            backend.setDelay(.milliseconds(1500))
+            let metrics = TestMetrics()
+            do {
+                try await withMetricsFactory(metrics) {
+                    try await withBalancer([
+                        "discovery.redis": "false", "nodes.static": "id=slow,host=127.0.0.1,port=\(backend.port)",
+                        "health.enabled": "false", "upstream.protocol": "h2c", "upstream.maxConnectionsPerNode": "2",
+                        "upstream.connectTimeout": "10s",
+                    ]) { balancer in
+                        let load = Task { try await parallelGets("http://127.0.0.1:\(balancer.port)/x", count: 6, maxTime: 15) }
+                        func gauge(_ label: String) -> Int64? {
+                            (try? metrics.expectGauge(label, [("node", "slow")]))?.lastValue.map { Int64($0) }
+                        }
+                        try await waitUntil("2 streams and waiting requests reported", timeout: .seconds(8)) {
+                            gauge("balancer_upstream_streams") == 2 && (gauge("balancer_upstream_pool_waiting") ?? 0) >= 1
+                                && (gauge("balancer_upstream_connections") ?? 0) >= 1
+                        }
+                        let codes = try await load.value
+                        #expect(codes == Array(repeating: "200", count: 6), "\(codes)")
+                        #expect(backend.peakActiveStreams <= 2)
+                        try await waitUntil("gauges back to 0", timeout: .seconds(5)) {
+                            gauge("balancer_upstream_streams") == 0 && gauge("balancer_upstream_pool_waiting") == 0
+                        }
+                    }
+                }
+            } catch {
+                await backend.kill()
+                throw error
+            }
+            await backend.kill()
         }
 
         private func run(_ a: TestH2Backend, _ b: TestH2Backend, _ nodes: String) async throws {
