@@ -30,6 +30,7 @@ final class BalancerApp: Sendable {
     let tlsContext: TLSContextBox?
     let admin: AdminHTTPServer
     private let gauges: FrontGauges
+    private let upstreamGauges: UpstreamGauges
 
     /// - Parameters:
     ///   - now: the clock balancing decisions use.
@@ -67,7 +68,11 @@ final class BalancerApp: Sendable {
         }
         healthChecker = ActiveHealthChecker(configuration: settings.health, controller: controller, logger: logger)
 
-        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, maxIdlePerTarget: settings.maxIdlePerNode)
+        var upstream = UpstreamPools.Configuration()
+        upstream.maxIdlePerTarget = settings.maxIdlePerNode
+        upstream.maxConnectionsPerTarget = settings.maxConnectionsPerNode
+        upstream.upstreamProtocol = settings.upstreamProtocol
+        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream)
         front = HTTPFrontServer(
             configuration: .init(host: settings.listenHost, port: settings.listenPort, limits: settings.limits),
             router: router, pools: pools, logger: logger)
@@ -96,13 +101,14 @@ final class BalancerApp: Sendable {
         BalancerAdminRoutes.add(to: &adminRouter, controller: controller, store: store, logger: logger)
         admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, logger: logger)
         gauges = FrontGauges(front: front, tlsFront: tlsFront, metrics: metrics)
+        upstreamGauges = UpstreamGauges(pools: pools)
     }
 
     /// Every long-running part, in start order.
     var services: [any Service] {
         var services: [any Service] = [admin]
         if let subscriber { services.append(subscriber) }
-        services += [controller, registry, healthChecker, gauges, front]
+        services += [controller, registry, healthChecker, gauges, upstreamGauges, front]
         if let tlsFront { services.append(tlsFront) }
         return services
     }

@@ -32,6 +32,8 @@ import NIOCore
 /// | `retry.enabled`, `retry.budgetPercent`, `retry.minPerSecond` | `true`, `20`, `10` | one retry of idempotent requests |
 /// | `upstream.connectTimeout`, `upstream.responseTimeout` | `2s`, `30s` | |
 /// | `upstream.maxIdlePerNode` | `64` | idle keep-alive connections per node and event loop |
+/// | `upstream.maxConnectionsPerNode` | `1024` | open connections (http1) or concurrent streams (h2c) per node, split evenly over the event loops (at least 1 each); requests past it wait up to `upstream.connectTimeout`, then 503 |
+/// | `upstream.protocol` | `http1` | `http1` (keep-alive pools) or `h2c` (HTTP/2 with prior knowledge, requests multiplexed as streams) |
 /// | `limits.maxConnections`, `limits.maxHeaderBytes`, `limits.maxBodyBytes` | `10000`, `32KiB`, `10MiB` | |
 /// | `limits.maxReplayBodyBytes`, `limits.maxConcurrentStreams` | `64KiB`, `100` | |
 /// | `limits.headerReadTimeout`, `limits.idleTimeout` | `10s`, `60s` | |
@@ -51,6 +53,8 @@ struct BalancerSettings: Sendable {
     var tls: TLS?
     var limits: ProxyLimits
     var maxIdlePerNode: Int
+    var maxConnectionsPerNode: Int
+    var upstreamProtocol: UpstreamProtocol
     var router: BalancerRouter.Configuration
     var controller: BalancerController.Configuration
     var health: ActiveHealthChecker.Configuration
@@ -80,6 +84,9 @@ struct BalancerSettings: Sendable {
         limits.headerReadTimeout = v.duration("limits.headerReadTimeout", default: .seconds(10), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
         let maxIdlePerNode = v.int("upstream.maxIdlePerNode", default: 64, in: 0...10_000)
+        let maxConnectionsPerNode = v.int("upstream.maxConnectionsPerNode", default: 1024, in: 1...1_000_000)
+        let upstreamProtocol = UpstreamProtocol(
+            rawValue: v.choice("upstream.protocol", default: UpstreamProtocol.http1.rawValue, allowed: UpstreamProtocol.allCases.map(\.rawValue))) ?? .http1
 
         var router = BalancerRouter.Configuration()
         router.connectTimeout = v.duration("upstream.connectTimeout", default: .seconds(2), min: .milliseconds(1)).timeAmount
@@ -146,7 +153,7 @@ struct BalancerSettings: Sendable {
 
         return BalancerSettings(
             common: common, listenHost: listenHost, listenPort: listenPort, tls: tls, limits: limits,
-            maxIdlePerNode: maxIdlePerNode, router: router, controller: controller, health: health, outlier: outlier,
+            maxIdlePerNode: maxIdlePerNode, maxConnectionsPerNode: maxConnectionsPerNode, upstreamProtocol: upstreamProtocol, router: router, controller: controller, health: health, outlier: outlier,
             registry: registry, useRedis: useRedis, staticNodes: staticNodes)
     }
 

@@ -55,10 +55,11 @@ final class PassiveHealth: Sendable {
     }
 
     /// Failure for connect errors, resets, timeouts and 5xx; success for other responses; nil when the
-    /// client went away (that says nothing about the node).
+    /// client went away or the node was at the balancer's own connection limit (neither says anything
+    /// about the node).
     static func classify(_ outcome: ProxyOutcome) -> OutlierDetector.Outcome? {
         if let failure = outcome.failure {
-            return failure == .clientClosed ? nil : .failure
+            return failure == .clientClosed || failure == .poolExhausted ? nil : .failure
         }
         guard let status = outcome.status else { return nil }
         return status.code >= 500 ? .failure : .success

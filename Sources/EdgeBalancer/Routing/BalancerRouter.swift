@@ -138,6 +138,8 @@ final class BalancerRouter: ProxyRouter {
             load.metrics.exchanges[StatusClass(status).index].increment()
         case (.clientClosed?, _), (nil, nil):
             break
+        case (.poolExhausted?, _):
+            load.metrics.poolTimeouts.increment()
         case (.some, _):
             load.metrics.failed.increment()
         }

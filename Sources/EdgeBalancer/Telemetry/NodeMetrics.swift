@@ -15,6 +15,8 @@ final class NodeMetrics: Sendable {
     let ewmaSeconds: Gauge
     let inFlight: Gauge
     let usable: Gauge
+    /// Requests that waited the whole connect timeout for a connection to the node (at its limit).
+    let poolTimeouts: Metrics.Counter
 
     init(node: String) {
         let dims = [("node", node)]
@@ -30,5 +32,6 @@ final class NodeMetrics: Sendable {
         ewmaSeconds = Gauge(label: "balancer_node_ewma_seconds", dimensions: dims)
         inFlight = Gauge(label: "balancer_node_in_flight", dimensions: dims)
         usable = Gauge(label: "balancer_node_usable", dimensions: dims)
+        poolTimeouts = Metrics.Counter(label: "balancer_upstream_pool_timeouts_total", dimensions: dims)
     }
 }

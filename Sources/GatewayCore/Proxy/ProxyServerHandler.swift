@@ -286,9 +286,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             case .success(let acquired):
                 self.startForwarding(exchange, on: acquired.connection, reused: acquired.reused, context: context)
             case .failure(let error):
-                let failure: ProxyOutcome.Failure
-                if case ChannelError.connectTimeout = error { failure = .connectTimeout } else { failure = .connectFailed }
-                self.upstreamFailedBeforeResponse(exchange, failure: failure, context: context)
+                self.upstreamFailedBeforeResponse(exchange, failure: ProxyOutcome.Failure(acquireError: error), context: context)
             }
         }
     }
@@ -446,6 +444,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         switch failure {
         case .responseTimeout, .connectTimeout:
             response = .error(.gatewayTimeout, "backend \(plan.target) did not answer in time", requestID: exchange.request.requestID)
+        case .poolExhausted:
+            response = .error(.serviceUnavailable, "backend \(plan.target) is at its connection limit", requestID: exchange.request.requestID)
         default:
             response = .error(.badGateway, "backend \(plan.target) is unavailable", requestID: exchange.request.requestID)
         }

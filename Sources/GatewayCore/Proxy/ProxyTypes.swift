@@ -72,6 +72,18 @@ public struct ProxyOutcome: Sendable {
         case upstreamClosed
         /// The client went away before the response completed.
         case clientClosed
+        /// The target was at its upstream connection limit for the whole connect timeout; the request
+        /// never reached it (our own limit, not a sign the backend is failing).
+        case poolExhausted
+
+        /// The failure an upstream connection request ended with.
+        init(acquireError error: any Error) {
+            switch error {
+            case ChannelError.connectTimeout: self = .connectTimeout
+            case UpstreamPoolError.connectionLimitReached: self = .poolExhausted
+            default: self = .connectFailed
+            }
+        }
     }
 
     public var target: UpstreamTarget

@@ -10,6 +10,8 @@ extension UpstreamPools {
         case responseTimeout
         case upstreamClosed
         case responseTooLarge(limit: Int)
+        /// The target stayed at its connection limit for the whole connect timeout.
+        case poolExhausted
 
         /// The proxy's view of the same failure.
         public var proxyFailure: ProxyOutcome.Failure {
@@ -18,6 +20,7 @@ extension UpstreamPools {
             case .connectTimeout: return .connectTimeout
             case .responseTimeout: return .responseTimeout
             case .upstreamClosed: return .upstreamClosed
+            case .poolExhausted: return .poolExhausted
             }
         }
     }
@@ -33,10 +36,10 @@ extension UpstreamPools {
         pool.acquire(target, connectTimeout: connectTimeout) { result in
             switch result {
             case .failure(let error):
-                if case ChannelError.connectTimeout = error {
-                    promise.fail(FetchError.connectTimeout)
-                } else {
-                    promise.fail(FetchError.connectFailed)
+                switch ProxyOutcome.Failure(acquireError: error) {
+                case .connectTimeout: promise.fail(FetchError.connectTimeout)
+                case .poolExhausted: promise.fail(FetchError.poolExhausted)
+                default: promise.fail(FetchError.connectFailed)
                 }
             case .success(let acquired):
                 let exchange = BufferedExchange(

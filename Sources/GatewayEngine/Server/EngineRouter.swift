@@ -265,6 +265,8 @@ final class EngineRouter: ProxyRouter {
                 metrics.count("backend_failures", "timeout")
             case .upstreamClosed?:
                 metrics.count("backend_failures", "closed")
+            case .poolExhausted?:
+                metrics.count("backend_failures", "pool_exhausted")
             case .clientClosed?, nil:
                 if let ttfb = outcome.timeToFirstByte { metrics.backendResponded(api: api, duration: ttfb) }
             }

@@ -31,14 +31,26 @@ public final class TestHTTPBackend: Sendable {
     private let settings: NIOLockedValueBox<Settings>
     private let seenBox: NIOLockedValueBox<[Seen]>
     private let countBox: NIOLockedValueBox<Int>
+    private let connectionsBox: NIOLockedValueBox<ConnectionCounts>
 
-    private init(name: String, channel: any Channel, settings: NIOLockedValueBox<Settings>, seen: NIOLockedValueBox<[Seen]>, count: NIOLockedValueBox<Int>) {
+    /// Connections accepted, open now, and the most open at once.
+    public struct ConnectionCounts: Sendable {
+        public var accepted = 0
+        public var open = 0
+        public var peakOpen = 0
+    }
+
+    private init(
+        name: String, channel: any Channel, settings: NIOLockedValueBox<Settings>, seen: NIOLockedValueBox<[Seen]>, count: NIOLockedValueBox<Int>,
+        connections: NIOLockedValueBox<ConnectionCounts>
+    ) {
         self.name = name
         self.channel = channel
         self.port = channel.localAddress!.port!
         self.settings = settings
         self.seenBox = seen
         self.countBox = count
+        self.connectionsBox = connections
     }
 
     /// Starts a backend on a free loopback port (or `port`).
@@ -46,23 +58,31 @@ public final class TestHTTPBackend: Sendable {
         let settings = NIOLockedValueBox(Settings())
         let seen = NIOLockedValueBox<[Seen]>([])
         let count = NIOLockedValueBox(0)
+        let connections = NIOLockedValueBox(ConnectionCounts())
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.withLockedValue {
+                    $0.accepted += 1
+                    $0.open += 1
+                    $0.peakOpen = max($0.peakOpen, $0.open)
+                }
+                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.open -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(
                         BackendHandler(name: name, settings: settings, seen: seen, count: count))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        return TestHTTPBackend(name: name, channel: channel, settings: settings, seen: seen, count: count)
+        return TestHTTPBackend(name: name, channel: channel, settings: settings, seen: seen, count: count, connections: connections)
     }
 
     /// Requests answered (or being answered) so far.
     public var requestCount: Int { countBox.withLockedValue { $0 } }
     public var seen: [Seen] { seenBox.withLockedValue { $0 } }
+    public var connections: ConnectionCounts { connectionsBox.withLockedValue { $0 } }
     public func setDelay(_ delay: TimeAmount) { settings.withLockedValue { $0.delay = delay } }
     public func setStatus(_ status: HTTPResponseStatus) { settings.withLockedValue { $0.status = status } }
     public func setFixedBody(_ body: ByteBuffer?) { settings.withLockedValue { $0.fixedBody = body } }

@@ -26,6 +26,26 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
         #expect(settings.router.retryBudget.ratio == 0.2)
         #expect(settings.tls == nil)
         #expect(settings.useRedis)
+        #expect(settings.maxConnectionsPerNode == 1024)
+        #expect(settings.upstreamProtocol == .http1)
+    }
+
+    /// `upstream.maxConnectionsPerNode` and `upstream.protocol` are read; a limit of 0 (unlimited) or an
+    /// unknown protocol is refused.
+    @Test func readsUpstreamLimitAndProtocol() async throws {
+        let settings = try await balancerSettings([
+            "admin.token": "0123456789abcdef", "upstream.maxConnectionsPerNode": "16", "upstream.protocol": "h2c",
+        ])
+        #expect(settings.maxConnectionsPerNode == 16)
+        #expect(settings.upstreamProtocol == .h2c)
+        do {
+            _ = try await balancerSettings([
+                "admin.token": "0123456789abcdef", "upstream.maxConnectionsPerNode": "0", "upstream.protocol": "h3",
+            ])
+            Issue.record("accepted an invalid configuration")
+        } catch let error as ConfigValidationError {
+            #expect(Set(error.problems.map(\.key)) == ["upstream.maxConnectionsPerNode", "upstream.protocol"])
+        }
     }
 
     /// Every own key is read.

@@ -14,6 +14,7 @@ final class TestBackend: Sendable {
     private let serverChannel: any Channel
     private let state: Mutex<State>
     private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
+    private let connectionPeak: NIOLockedValueBox<Int>
 
     struct State {
         var delay: Duration = .zero
@@ -23,7 +24,11 @@ final class TestBackend: Sendable {
         var peakInFlight = 0
     }
 
-    private init(id: String, port: Int, serverChannel: any Channel, state: State, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>) {
+    private init(
+        id: String, port: Int, serverChannel: any Channel, state: State, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>,
+        connectionPeak: NIOLockedValueBox<Int>
+    ) {
+        self.connectionPeak = connectionPeak
         self.id = id
         self.port = port
         self.serverChannel = serverChannel
@@ -39,13 +44,18 @@ final class TestBackend: Sendable {
     /// Starts a backend on a free loopback port.
     static func start(id: String, delay: Duration = .zero) async throws -> TestBackend {
         let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+        let connectionPeak = NIOLockedValueBox(0)
         let box = BackendBox()
         let channel = try await ServerBootstrap(group: Self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 let key = ObjectIdentifier(channel)
-                connections.withLockedValue { $0[key] = channel }
+                let open = connections.withLockedValue {
+                    $0[key] = channel
+                    return $0.count
+                }
+                connectionPeak.withLockedValue { $0 = max($0, open) }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
@@ -54,7 +64,7 @@ final class TestBackend: Sendable {
             }
             .bind(host: "127.0.0.1", port: 0)
             .get()
-        let backend = TestBackend(id: id, port: channel.localAddress!.port!, serverChannel: channel, state: State(delay: delay), connections: connections)
+        let backend = TestBackend(id: id, port: channel.localAddress!.port!, serverChannel: channel, state: State(delay: delay), connections: connections, connectionPeak: connectionPeak)
         box.backend.withLock { $0 = backend }
         return backend
     }
@@ -71,6 +81,10 @@ final class TestBackend: Sendable {
 
     /// Requests answered (or in progress), health checks apart.
     var served: Int { state.withLock { $0.served } }
+    /// The most requests in progress at once (health checks apart).
+    var peakInFlight: Int { state.withLock { $0.peakInFlight } }
+    /// The most client connections open at once.
+    var peakConnections: Int { connectionPeak.withLockedValue { $0 } }
     var inFlight: Int { state.withLock { $0.inFlight } }
 
     /// `id=…,host=127.0.0.1,port=…` plus extra fields, for `nodes.static`.

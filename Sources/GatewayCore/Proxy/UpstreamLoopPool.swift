@@ -1,0 +1,191 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Upstream connections to backends for one event loop: exchanges on that loop reuse them without any
+/// locking or thread hop.
+///
+/// Each target may hold `limitPerTarget` connections on this loop (HTTP/1.1: idle, in use or
+/// connecting; h2c: streams). A request past the limit waits in the target's first-come-first-served
+/// queue: a connection given back goes straight to the first waiter, a closed one lets the first waiter
+/// open a new one, and a waiter still waiting after its connect timeout fails with
+/// ``UpstreamPoolError/connectionLimitReached``.
+final class UpstreamLoopPool {
+    let eventLoop: any EventLoop
+    let configuration: UpstreamPools.Configuration
+    let limitPerTarget: Int
+    private var targets: [UpstreamAddress: UpstreamTargetPool] = [:]
+
+    init(eventLoop: any EventLoop, configuration: UpstreamPools.Configuration, limitPerTarget: Int) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        self.limitPerTarget = limitPerTarget
+    }
+
+    convenience init(eventLoop: any EventLoop, maxIdlePerTarget: Int, maxUsesPerConnection: Int = 10_000) {
+        var configuration = UpstreamPools.Configuration()
+        configuration.maxIdlePerTarget = maxIdlePerTarget
+        configuration.maxUsesPerConnection = maxUsesPerConnection
+        self.init(eventLoop: eventLoop, configuration: configuration, limitPerTarget: configuration.maxConnectionsPerTarget)
+    }
+
+    /// An idle connection to `target`, or a new one, handed to `completion` on this loop. `reused` tells
+    /// which (a reused connection may have been closed by the backend in the meantime, which makes a
+    /// failure on it safe to retry). With h2c, a new stream on a shared HTTP/2 connection.
+    func acquire(
+        _ target: UpstreamTarget, connectTimeout: TimeAmount,
+        completion: @escaping UpstreamWaiter.Completion
+    ) {
+        eventLoop.preconditionInEventLoop()
+        let slot = self.slot(for: target)
+        if configuration.upstreamProtocol == .h2c {
+            acquireStream(slot, connectTimeout: connectTimeout, completion: completion)
+            return
+        }
+        // Closed idle connections still count until their close is processed (see `closed`).
+        while let connection = slot.idle.popLast() {
+            if connection.isActive {
+                completion(.success((connection, true)))
+                return
+            }
+        }
+        guard slot.held < limitPerTarget else {
+            wait(in: slot, connectTimeout: connectTimeout, completion: completion)
+            return
+        }
+        slot.held += 1
+        connect(slot, connectTimeout: connectTimeout, completion: completion)
+    }
+
+    private func slot(for target: UpstreamTarget) -> UpstreamTargetPool {
+        let address = UpstreamAddress(target)
+        if let slot = targets[address] { return slot }
+        let slot = UpstreamTargetPool(target: target)
+        targets[address] = slot
+        return slot
+    }
+
+    /// Opens an HTTP/1.1 connection; its slot is already counted.
+    private func connect(_ slot: UpstreamTargetPool, connectTimeout: TimeAmount, completion: @escaping UpstreamWaiter.Completion) {
+        let target = slot.target
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamChannelHandler())
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    // Inactive already: its close went by before the connection existed to report it.
+                    guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamChannelHandler.self) else {
+                        channel.close(promise: nil)
+                        self.slotFreed(slot)
+                        completion(.failure(ChannelError.ioOnClosedChannel))
+                        return
+                    }
+                    let connection = UpstreamConnection(channel: channel, target: target, handler: handler, slot: slot, session: nil)
+                    connection.pool = self
+                    completion(.success((connection, false)))
+                case .failure(let error):
+                    completion(.failure(error))
+                    self.slotFreed(slot)
+                }
+            }
+    }
+
+    /// Queues a request until a slot frees up or `connectTimeout` passes.
+    func wait(in slot: UpstreamTargetPool, connectTimeout: TimeAmount, completion: @escaping UpstreamWaiter.Completion) {
+        let waiter = UpstreamWaiter(connectTimeout: connectTimeout, completion: completion)
+        slot.waiters.append(waiter)
+        waiter.timer = eventLoop.assumeIsolated().scheduleTask(in: connectTimeout) {
+            if slot.remove(waiter) { waiter.complete(.failure(UpstreamPoolError.connectionLimitReached)) }
+        }
+    }
+
+    /// Takes back a connection whose exchange finished cleanly: to the first waiter, the idle list, or
+    /// closed. An HTTP/2 stream carries one exchange and ends by itself.
+    func release(_ connection: UpstreamConnection) {
+        connection.delegate = nil
+        if connection.session != nil {
+            releaseStream(connection)
+            return
+        }
+        connection.uses += 1
+        guard connection.reusable, connection.isActive, connection.uses < configuration.maxUsesPerConnection else {
+            connection.close()  // `closed` frees the slot
+            return
+        }
+        connection.setReadingPaused(false)
+        let slot = connection.slot
+        if let waiter = slot.popWaiter() {
+            waiter.complete(.success((connection, true)))
+            return
+        }
+        guard slot.idle.count < configuration.maxIdlePerTarget else {
+            connection.close()
+            return
+        }
+        slot.idle.append(connection)
+    }
+
+    /// A connection (or stream) closed: it no longer counts, and the first waiter may open another.
+    func closed(_ connection: UpstreamConnection) {
+        let slot = connection.slot
+        if let session = connection.session {
+            session.streamClosed()
+        } else if let i = slot.idle.firstIndex(where: { $0 === connection }) {
+            slot.idle.remove(at: i)
+        }
+        slotFreed(slot)
+    }
+
+    /// One of `slot`'s connections (or streams) is gone: the first waiter, if any, takes its place.
+    func slotFreed(_ slot: UpstreamTargetPool) {
+        slot.held -= 1
+        guard slot.held < limitPerTarget, let waiter = slot.popWaiter() else { return }
+        slot.held += 1
+        let completion: UpstreamWaiter.Completion = { waiter.complete($0) }
+        if configuration.upstreamProtocol == .h2c {
+            openStream(slot, connectTimeout: waiter.connectTimeout, mayRetry: true, completion: completion)
+        } else {
+            connect(slot, connectTimeout: waiter.connectTimeout, completion: completion)
+        }
+    }
+
+    /// Idle connection count, for tests.
+    var idleCount: Int { targets.values.reduce(0) { $0 + $1.idle.count } }
+
+    /// Per target id: connections, streams, waiters.
+    func statistics() -> [String: UpstreamPoolStatistics] {
+        var result: [String: UpstreamPoolStatistics] = [:]
+        let h2 = configuration.upstreamProtocol == .h2c
+        for slot in targets.values {
+            var s = result[slot.target.id] ?? UpstreamPoolStatistics()
+            s.connections += h2 ? slot.sessions.count : slot.held
+            s.streams += h2 ? slot.held : 0
+            s.waiting += slot.waiters.count
+            result[slot.target.id] = s
+        }
+        return result
+    }
+
+    func closeAll() {
+        for slot in targets.values {
+            let idle = slot.idle
+            slot.idle = []
+            for connection in idle { connection.close() }
+            for session in slot.sessions { session.close() }
+            while let waiter = slot.popWaiter() { waiter.complete(.failure(ChannelError.ioOnClosedChannel)) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamLoopPool: Sendable {}
