@@ -84,6 +84,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     private var pendingRead = false
     private var clientIP = ""
     private var connectionGuard: FrontConnectionGuard?
+    /// The upstream pool of this connection's event loop, looked up once.
+    private var cachedLoopPool: UpstreamLoopPool?
     /// After answering before the request body was read (413, early errors): the rest of the body is
     /// read and dropped until the client closes, so closing does not reset the connection (a reset can
     /// destroy the answer before the client reads it). Bounded by ``lingerTimeout``.
@@ -111,6 +113,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         if configuration.isHTTP2 { configuration.counters.streams.subtract(1, ordering: .relaxed) }
         responseTimer?.cancel()
         responseTimer = nil
+    }
+
+    private func loopPool(_ context: ChannelHandlerContext) -> UpstreamLoopPool {
+        if let cachedLoopPool { return cachedLoopPool }
+        let pool = configuration.pools.pool(for: context.eventLoop)
+        cachedLoopPool = pool
+        return pool
     }
 
     static func clientIP(of channel: any Channel) -> String {
@@ -276,7 +285,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         guard let plan = exchange.plan else { return }
         exchange.phase = .connecting
         exchange.attempts += 1
-        let pool = configuration.pools.pool(for: context.eventLoop)
+        let pool = loopPool(context)
         pool.acquire(plan.target, connectTimeout: plan.connectTimeout) { [self] result in
             guard exchange === self.exchange, exchange.phase == .connecting, let context = self.context else {
                 if case .success(let acquired) = result { pool.release(acquired.connection) }
@@ -386,7 +395,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         exchange.upstream = nil
         upstream.delegate = nil
         if exchange.requestEnded {
-            configuration.pools.pool(for: context.eventLoop).release(upstream)
+            loopPool(context).release(upstream)
         } else {
             // The backend answered before the request was fully sent: that connection cannot be reused,
             // and the rest of the client's body is discarded.

@@ -20,13 +20,18 @@ final class UpstreamConnection {
     let channel: any Channel
     let target: UpstreamTarget
     fileprivate let handler: UpstreamChannelHandler
-    weak var delegate: (any UpstreamExchangeDelegate)?
+    /// The exchange using the connection. Strong (a weak reference moves the exchange's handler to
+    /// slow side-table reference counting on every retain): every way an exchange ends clears it (the
+    /// pool's `release`, the exchange abandoning the connection, the connection closing), so the cycle
+    /// with the exchange lasts as long as the exchange.
+    var delegate: (any UpstreamExchangeDelegate)?
     /// Requests this connection has carried.
     var uses = 0
     /// Set when the backend said `Connection: close`, or the response was not read to its end.
     var reusable = true
-    /// The loop pool it goes back to.
-    weak var pool: UpstreamLoopPool?
+    /// The loop pool it goes back to. Strong, for the same reason as ``delegate``; the pool lives as long
+    /// as the server, and the connection lets go of it by closing.
+    var pool: UpstreamLoopPool?
     /// The target's share of that pool, where it counts against the limit.
     let slot: UpstreamTargetPool
     /// The HTTP/2 connection carrying this stream; nil for an HTTP/1.1 connection.
@@ -113,6 +118,8 @@ final class UpstreamChannelHandler: ChannelDuplexHandler {
             connection.reusable = false
             connection.pool?.closed(connection)
             connection.delegate?.upstreamClosed()
+            connection.delegate = nil
+            connection.pool = nil
         }
         context.fireChannelInactive()
     }
