@@ -100,6 +100,7 @@ struct SystemdUnitTests {
             ])
         #expect(status == 0, "\(service.rawValue) --check-config:\n\(output)")
         #expect(output.contains("configuration is valid"))
+        #expect(!output.contains("warning:"), "every key in the example is one the service reads:\n\(output)")
     }
 
     /// scripts/install.sh stages binaries, units (rewritten for the prefix), example configs and a 0600

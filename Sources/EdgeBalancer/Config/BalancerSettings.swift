@@ -141,7 +141,7 @@ struct BalancerSettings: Sendable {
         let useRedis = v.bool("discovery.redis", default: true)
 
         var staticNodes: [NodeDescriptor] = []
-        let entries = v.reader.stringArray(forKey: "nodes.static") ?? v.raw("nodes.static").map { [$0] } ?? []
+        let entries = v.stringArray("nodes.static") ?? v.raw("nodes.static").map { [$0] } ?? []
         switch StaticNodes.parse(entries: entries.flatMap { $0.split(separator: ";").map(String.init) }) {
         case .success(let nodes): staticNodes = nodes
         case .failure(let problem):

@@ -14,6 +14,11 @@ import Configuration
 public struct ConfigValidator {
     public let reader: ConfigReader
     public private(set) var problems: [ConfigProblem] = []
+    private let consulted = ConsultedKeys()
+
+    /// Every key the reading code asked for, set or not: a key a source sets outside this set is not
+    /// a setting of the service (see ``ConfigSources/unusedKeys(consulted:)``).
+    public var consultedKeys: Set<String> { consulted.keys }
 
     public init(_ reader: ConfigReader) {
         self.reader = reader
@@ -31,7 +36,8 @@ public struct ConfigValidator {
 
     /// The raw text of a key, or nil if no source sets it.
     public func raw(_ key: String, secret: Bool = false) -> String? {
-        reader.string(forKey: ConfigKey(key), isSecret: secret || Redactor.isSecretKey(key))
+        consulted.keys.insert(key)
+        return reader.string(forKey: ConfigKey(key), isSecret: secret || Redactor.isSecretKey(key))
     }
 
     public mutating func string(_ key: String, default defaultValue: String, secret: Bool = false) -> String {
@@ -51,8 +57,14 @@ public struct ConfigValidator {
         return value
     }
 
+    /// The key's value when a source gives it as a list (YAML sequence), else nil.
+    public func stringArray(_ key: String) -> [String]? {
+        consulted.keys.insert(key)
+        return reader.stringArray(forKey: ConfigKey(key))
+    }
+
     public mutating func stringList(_ key: String, default defaultValue: [String]) -> [String] {
-        if let array = reader.stringArray(forKey: ConfigKey(key)) { return array }
+        if let array = stringArray(key) { return array }
         guard let text = raw(key) else { return defaultValue }
         return text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
     }
@@ -188,4 +200,9 @@ extension StringProtocol {
         }
         return String(self[first...last])
     }
+}
+
+/// The keys a ``ConfigValidator`` was asked for (shared by its copies).
+private final class ConsultedKeys {
+    var keys: Set<String> = []
 }

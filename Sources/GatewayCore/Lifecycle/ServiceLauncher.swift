@@ -23,7 +23,7 @@ public struct ServiceLauncher: Sendable {
     /// Reads and validates the configuration with `read`. Prints every problem to stderr and exits 1 when
     /// it is invalid; with `--check-config`, prints the verdict and exits.
     public func loadConfiguration<C: Sendable>(_ read: (inout ConfigValidator) -> C) async throws -> C {
-        let result: Result<C, ConfigValidationError> = await validate(read)
+        let result = await validate(read)
         switch result {
         case .success(let config):
             if options.checkConfig {
@@ -38,12 +38,18 @@ public struct ServiceLauncher: Sendable {
     }
 
     /// Reads the configuration again (for SIGHUP), returning every problem instead of exiting.
+    ///
+    /// Keys a source sets that the service does not read are not errors (an older file keeps working)
+    /// but are written to stderr as warnings, each with the nearest real key when there is one.
     public func validate<C: Sendable>(_ read: (inout ConfigValidator) -> C) async -> Result<C, ConfigValidationError> {
         do {
             let sources = ConfigSources(filePath: options.config, overrides: try options.overridePairs(), environmentPrefix: environmentPrefix)
             var validator = ConfigValidator(try await sources.makeReader())
             let config = read(&validator)
             try validator.finish()
+            for unused in sources.unusedKeys(consulted: validator.consultedKeys) {
+                FileHandle.standardError.write(Data("\(name): warning: \(unused)\n".utf8))
+            }
             return .success(config)
         } catch {
             return .failure(error)
