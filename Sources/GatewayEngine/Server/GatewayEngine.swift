@@ -68,8 +68,8 @@ public final class GatewayEngine: Sendable {
         self.events = events
         self.watcher = watcher
         self.monitor = RedisMonitor(
-            redis: redis, state: state, metrics: metrics, holder: holder, seeder: Self.seeder(configuration, store: store, logger: logger),
-            logger: logger)
+            redis: redis, state: state, metrics: metrics, holder: holder, store: store,
+            seeder: Self.seeder(configuration, store: store, logger: logger), logger: logger)
     }
 
     /// The services to run, in start order.
@@ -117,7 +117,8 @@ public final class GatewayEngine: Sendable {
         var description: String { message }
     }
 
-    private static func seeder(_ configuration: EngineConfiguration, store: APIDefinitionStore, logger: Logger) -> (@Sendable () async throws -> Void)? {
+    /// Applies the seed file; returns how many definitions it holds.
+    private static func seeder(_ configuration: EngineConfiguration, store: APIDefinitionStore, logger: Logger) -> (@Sendable () async throws -> Int)? {
         guard let path = configuration.seedFile else { return nil }
         let overwrite = configuration.seedMode == "overwrite"
         return {
@@ -129,21 +130,31 @@ public final class GatewayEngine: Sendable {
                 written += 1
             }
             logger.info("API definitions seeded", metadata: ["seed.file": "\(path)", "seed.written": "\(written)", "seed.total": "\(definitions.count)"])
+            return definitions.count
         }
     }
 }
 
 /// Pings Redis every second: readiness and the `gc_engine_redis_up` gauge follow it; the first time Redis
 /// answers, the seed file (if any) is applied.
+///
+/// It is applied again when the definitions vanish from Redis: after a seed that wrote definitions, the
+/// store's epoch (set by the first write and never removed by this software) is gone, which means Redis
+/// came back without its data. An operator deleting every API keeps the epoch and is not undone.
 final class RedisMonitor: Service, Sendable {
     let redis: RedisClient
     let state: EngineState
     let metrics: EngineMetrics
     let holder: RouteTableHolder
-    let seeder: (@Sendable () async throws -> Void)?
+    let store: APIDefinitionStore
+    let seeder: (@Sendable () async throws -> Int)?
     let logger: Logger
 
-    init(redis: RedisClient, state: EngineState, metrics: EngineMetrics, holder: RouteTableHolder, seeder: (@Sendable () async throws -> Void)?, logger: Logger) {
+    init(
+        redis: RedisClient, state: EngineState, metrics: EngineMetrics, holder: RouteTableHolder, store: APIDefinitionStore,
+        seeder: (@Sendable () async throws -> Int)?, logger: Logger
+    ) {
+        self.store = store
         self.redis = redis
         self.state = state
         self.metrics = metrics
@@ -155,6 +166,8 @@ final class RedisMonitor: Service, Sendable {
     func run() async throws {
         var seeded = seeder == nil
         var wasUp = true
+        // Whether the last seed held definitions: after it, a store without an epoch has lost its data.
+        var seedHadDefinitions = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let up: Bool
             do {
@@ -169,9 +182,13 @@ final class RedisMonitor: Service, Sendable {
                 if up { logger.notice("redis reachable again") } else { logger.warning("redis unreachable; serving with last-known definitions") }
                 wasUp = up
             }
+            if up, seeded, seedHadDefinitions, let version = try? await store.version(), version.epoch == nil {
+                logger.warning("API definitions vanished from redis (restarted without its data?): applying the seed file again; API keys must be re-created")
+                seeded = false
+            }
             if up && !seeded, let seeder {
                 do {
-                    try await seeder()
+                    seedHadDefinitions = try await seeder() > 0
                     seeded = true
                 } catch {
                     logger.error("seeding API definitions failed; will retry", metadata: ["error": "\(error)"])

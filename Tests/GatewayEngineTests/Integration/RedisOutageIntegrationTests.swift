@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import GatewayTesting
 import NIOCore
@@ -75,6 +76,49 @@ extension EngineIntegration {
                     }
                     #expect(try await engine.send(.GET, "/free/after").status == 200)
                     #expect(try await engine.send(.GET, "/closed/after").status == 200)
+                }
+            }
+        }
+
+        /// Redis restarted without its data: the engines serving a seed file apply it again (the API
+        /// answers again without an engine restart); deleting every API through the admin API is not undone.
+        @Test func seedFileIsAppliedAgainWhenRedisComesBackEmpty() async throws {
+            try await withBackends(["seeded"]) { backends in
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("seed-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: directory) }
+                let seed = directory.appendingPathComponent("apis.yaml").path
+                try "apis:\n  - {id: seeded, name: Seeded, listen_path: /seeded, targets: [{url: \"http://127.0.0.1:\(backends[0].port)\"}]}\n"
+                    .write(toFile: seed, atomically: true, encoding: .utf8)
+                try await withEngines(count: 2, settings: ["apis.seedFile": seed, "redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms"]) { cluster in
+                    func everyEngineAnswers(_ path: String, _ status: Int) async throws -> Bool {
+                        for engine in cluster.engines where try await engine.send(.GET, path).status != status { return false }
+                        return true
+                    }
+                    try await waitUntil("the seeded API to answer", timeout: .seconds(10)) { try await everyEngineAnswers("/seeded/a", 200) }
+                    let epochs = Dictionary(uniqueKeysWithValues: cluster.engines.map {
+                        (ObjectIdentifier($0.engine), $0.engine.holder.snapshot.storeVersion?.epoch)
+                    })
+                    await cluster.redis.stop()
+                    try await cluster.redis.restart()  // no persistence: an empty data set
+                    // Redis has it again (written by the engines' seed, not left over in a table)...
+                    try await waitUntil("the seed to be applied again", timeout: .seconds(15), interval: .milliseconds(50)) {
+                        try await cluster.first.admin(.GET, "/apis/seeded").status == 200
+                    }
+                    // ...and every engine serves it from a table loaded since (the new store has a new epoch).
+                    for engine in cluster.engines {
+                        try await waitUntil("the seeded API to answer again", timeout: .seconds(10), interval: .milliseconds(50)) {
+                            let epoch = engine.engine.holder.snapshot.storeVersion?.epoch
+                            guard epoch != nil, epoch != epochs[ObjectIdentifier(engine.engine)] else { return false }
+                            return try await engine.send(.GET, "/seeded/b").status == 200
+                        }
+                    }
+                    // Deleted on purpose: stays deleted (the epoch survives the delete).
+                    let deleted = try await cluster.first.admin(.DELETE, "/apis/seeded")
+                    #expect(deleted.status == 200, "\(deleted)")
+                    try await waitUntil("the deletion to reach every engine", timeout: .seconds(5)) { try await everyEngineAnswers("/seeded/c", 404) }
+                    try await Task.sleep(for: .seconds(2))  // two monitor rounds: nothing re-seeds
+                    #expect(try await cluster.first.send(.GET, "/seeded/d").status == 404)
                 }
             }
         }
