@@ -62,6 +62,7 @@ public final class FakeEngine: Sendable {
         var purgeFailureStatus: HTTPResponseStatus?
         var purges: [Purge] = []
         var healthRequests = 0
+        var healthFailuresLeft = 0
         var readyRequests = 0
         var purgeAttempts = 0
         var server: (AdminHTTPServer, Task<Void, Never>)?
@@ -132,6 +133,8 @@ public final class FakeEngine: Sendable {
     public func setNotReady(_ reason: String?) { state.withLock { $0.notReadyReason = reason } }
     /// The `in_flight` that `/health` reports.
     public func setInFlight(_ count: Int) { state.withLock { $0.inFlight = count } }
+    /// The next `count` `/health` requests get a 500 instead of the report (an engine too busy to answer).
+    public func failHealth(count: Int) { state.withLock { $0.healthFailuresLeft = count } }
     /// The `redis` that `/health` reports: `up` or `down`.
     public func setRedis(_ value: String) { state.withLock { $0.redis = value } }
     /// Adds to the counters `/health` reports.
@@ -163,9 +166,13 @@ public final class FakeEngine: Sendable {
             if let reason { return .error(.serviceUnavailable, "not ready: \(reason)", requestID: request.requestID) }
             return .json(["status": "ready"])
         }
-        router.add(.GET, "/health", requiresAuth: false) { [self] _ in
-            let body: String = state.withLock { s in
+        router.add(.GET, "/health", requiresAuth: false) { [self] request in
+            let body: String? = state.withLock { s in
                 s.healthRequests += 1
+                if s.healthFailuresLeft > 0 {
+                    s.healthFailuresLeft -= 1
+                    return nil
+                }
                 let status = s.notReadyReason == nil ? (s.redis == "up" ? "ok" : "degraded") : "starting"
                 return """
                     {"status":"\(status)","in_flight":\(s.inFlight),"requests_total":\(s.requestsTotal),\
@@ -173,6 +180,7 @@ public final class FakeEngine: Sendable {
                     "defs_version":"\(s.definitionsVersion)","redis":"\(s.redis)","version":"fake-1"}
                     """
             }
+            guard let body else { return .error(.internalServerError, "health report failed (fake engine told to fail)", requestID: request.requestID) }
             return .rawJSON(body)
         }
         router.add(.POST, "/cache/purge") { [self] request in

@@ -140,6 +140,53 @@ import Testing
         }
     }
 
+    /// A busy engine that leaves two probes unanswered does not cut the drain short: the agent keeps
+    /// waiting for its requests in flight; an engine that stops answering altogether ends the drain
+    /// after three unanswered probes, long before the deadline.
+    @Test func drainOutlastsAFewUnansweredProbesButNotADeadEngine() async throws {
+        try await withRedisClient { redis, server in
+            try await withFakeEngine { engine in
+                try await withTemporaryDirectory { directory in
+                    var overrides = agentOverrides(redis: server, engine: engine, node: "n1", directory: directory)
+                    overrides["drain.deadline"] = "20s"
+                    overrides["heartbeat.interval"] = "500ms"
+                    overrides["engine.probeTimeout"] = "450ms"
+                    let settings = try await readSettings(overrides)
+                    engine.setInFlight(3)
+                    let running = RunningAgent.start(settings)
+                    try await waitUntil("the node to register") { try await nodeRecord(redis, "n1", has: .state, "up") }
+                    let before = engine.healthRequests
+                    engine.failHealth(count: 2)
+                    let stopping = Task { try await running.stop() }
+                    // Two failed probes and at least one answered (in flight 3) after them: still draining.
+                    try await waitUntil("probes past the failures", timeout: .seconds(20)) { engine.healthRequests >= before + 4 }
+                    #expect(try await nodeRecord(redis, "n1", has: .state, "draining"), "a drain must outlast two unanswered probes")
+                    engine.setInFlight(0)
+                    try await withTimeout(.seconds(20), "the drain to end") { try await stopping.value }
+                    #expect(try await nodeRecord(redis, "n1").isEmpty)
+                }
+                // A dead engine: the drain ends after three unanswered probes, not at the 20 s deadline.
+                try await withTemporaryDirectory { directory in
+                    var overrides = agentOverrides(redis: server, engine: engine, node: "n2", directory: directory)
+                    overrides["drain.deadline"] = "20s"
+                    overrides["heartbeat.interval"] = "500ms"
+                    overrides["engine.probeTimeout"] = "450ms"
+                    let settings = try await readSettings(overrides)
+                    engine.setInFlight(3)
+                    let running = RunningAgent.start(settings)
+                    try await waitUntil("the node to register") { try await nodeRecord(redis, "n2", has: .state, "up") }
+                    engine.failHealth(count: 1_000_000)
+                    let clock = ContinuousClock()
+                    let started = clock.now
+                    try await running.stop()
+                    #expect(clock.now - started < .seconds(15), "drain took \(clock.now - started)")
+                    #expect(try await nodeRecord(redis, "n2").isEmpty)
+                    engine.failHealth(count: 0)
+                }
+            }
+        }
+    }
+
     /// The agent's own admin listener answers `/health` with heartbeat age, Redis state and invalidation
     /// lag, `/ready` once registered, and `/metrics` with its token.
     @Test func adminListenerReportsTheAgentsState() async throws {

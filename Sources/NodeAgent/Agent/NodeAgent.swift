@@ -218,15 +218,28 @@ public final class NodeAgent: Service, Sendable {
 
     /// Waits until the engine has no request in flight (and the grace time has passed), or the deadline.
     ///
-    /// An engine that does not answer, or does not report `in_flight`, has nothing to wait for.
+    /// An engine that does not report `in_flight` has nothing to wait for; one that leaves
+    /// ``unansweredProbesEndingDrain`` probes in a row unanswered is taken to be gone (a single slow
+    /// answer from a busy engine must not end the drain with its requests still in flight).
     private func waitForEngineIdle(graceUntil grace: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async {
         let clock = ContinuousClock()
         let pause = min(.milliseconds(100), settings.heartbeatInterval)
         var lastInFlight = 0
+        var unanswered = 0
         while !Task.isCancelled {
             let engine = EngineClient(settings: await core.engine)
-            lastInFlight = await engine.health()?.inFlight ?? 0
-            if lastInFlight <= 0 && clock.now >= grace {
+            if let report = await engine.health() {
+                unanswered = 0
+                lastInFlight = report.inFlight ?? 0
+            } else {
+                unanswered += 1
+                if unanswered == Self.unansweredProbesEndingDrain {
+                    logger.info("engine not answering; nothing left to wait for", metadata: ["probes.unanswered": "\(unanswered)"])
+                }
+                if unanswered >= Self.unansweredProbesEndingDrain { lastInFlight = 0 }
+            }
+            let idle = lastInFlight <= 0 && (unanswered == 0 || unanswered >= Self.unansweredProbesEndingDrain)
+            if idle && clock.now >= grace {
                 logger.info("engine has no requests in flight")
                 return
             }
@@ -237,6 +250,9 @@ public final class NodeAgent: Service, Sendable {
             try? await Task.sleep(for: min(pause, max(deadline - clock.now, .milliseconds(1))))
         }
     }
+
+    /// Unanswered engine probes in a row that end a drain's wait for in-flight requests.
+    static let unansweredProbesEndingDrain = 3
 
     /// Deletes the record and announces `node_down`, retrying while the lease would still keep the record
     /// alive (past that it has expired on its own).
