@@ -51,6 +51,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// Set when the connection enters pub/sub mode.
     var onPush: ((RedisValue) -> Void)?
     private var timer: Scheduled<Void>?
+    /// When ``timer`` fires. A timer that fires no later than a new command's deadline is kept (it re-arms
+    /// itself for the oldest command when it fires), so a steady stream of commands schedules about one
+    /// timer per timeout period instead of one per command.
+    private var timerAt: NIODeadline?
     private var context: ChannelHandlerContext?
 
     init(address: String, maxReplyBytes: Int) {
@@ -82,7 +86,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         case .single, .batch:
             let deadline = request.timeout.map { NIODeadline.now() + $0 }
             pending.append(Pending(sink: request.sink, name: request.name, deadline: deadline, timeout: request.timeout))
-            if pending.count == 1, let deadline { armTimer(context: context, deadline: deadline) }
+            if pending.count == 1, let deadline, timerAt.map({ $0 > deadline }) ?? true {
+                armTimer(context: context, deadline: deadline)
+            }
         }
         context.write(wrapOutboundOut(request.payload), promise: promise)
     }
@@ -146,6 +152,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private func armTimer(context: ChannelHandlerContext, deadline: NIODeadline) {
         timer?.cancel()
+        timerAt = deadline
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
             loopBound.value.timerFired()
@@ -156,6 +163,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// re-armed lazily rather than on every reply.
     private func timerFired() {
         timer = nil
+        timerAt = nil
         guard let context, case .active = state else { return }
         guard let head = pending.first, let deadline = head.deadline else {
             if let next = pending.first(where: { $0.deadline != nil })?.deadline {
@@ -189,6 +197,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         if case .active = state { state = .closed(error) }
         timer?.cancel()
         timer = nil
+        timerAt = nil
         batchReplies = []
         defer { pending.removeAll() }
         return pending

@@ -9,6 +9,8 @@ import NIOPosix
 public final class RedisConnection: Sendable {
     let channel: any Channel
     public let configuration: RedisConfiguration
+    /// The event loop the connection's I/O runs on.
+    public var eventLoop: any EventLoop { channel.eventLoop }
     /// Identifies this connection within its pool.
     let id: Int
 

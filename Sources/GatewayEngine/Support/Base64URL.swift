@@ -22,7 +22,7 @@ enum Base64URL {
         return Data(base64Encoded: s).map { Array($0) }
     }
 
-    private static func isAlphabet(_ b: UInt8) -> Bool {
+    static func isAlphabet(_ b: UInt8) -> Bool {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
     }

@@ -165,6 +165,9 @@ import Testing
         let keys = EngineKeys(prefix: "gc")
         #expect(keys.rateLimit(api: "orders", client: "alice") == "gc:rl:{orders:alice}")
         #expect(keys.quota(api: "orders", client: "alice") == "gc:rq:{orders:alice}")
+        // Client ids as the engine makes them (`key:<id>`, `ip:<address>`) stay readable.
+        #expect(keys.rateLimit(api: "orders", client: "key:3f2a9c") == "gc:rl:{orders:key:3f2a9c}")
+        #expect(keys.rateLimit(api: "orders", client: "ip:::1") == "gc:rl:{orders:ip:::1}")
         let odd = keys.rateLimit(api: "orders", client: "a}b{c")
         #expect(odd.hasPrefix("gc:rl:{orders:#") && odd.filter { $0 == "{" }.count == 1 && odd.filter { $0 == "}" }.count == 1)
         #expect(RateLimitDecision.headerSeconds(.milliseconds(1001)) == 2)

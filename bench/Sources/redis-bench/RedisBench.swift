@@ -36,9 +36,12 @@ struct RedisBench: AsyncParsableCommand {
         let batch = (0..<pipeline).map { _ in make() }
         let perClient = requests / connections / pipeline
         let start = ContinuousClock.now
+        // Each connection's loop runs its task (as the engine runs its Redis calls): no hop to the global
+        // executor and back for every reply.
+        let executors = EventLoopTaskExecutor.PerLoop()
         try await withThrowingTaskGroup(of: Int.self) { tasks in
             for client in clients {
-                tasks.addTask {
+                tasks.addTask(executorPreference: executors.executor(for: client.eventLoop)) {
                     var done = 0
                     for _ in 0..<perClient {
                         if pipeline == 1 {

@@ -3,18 +3,18 @@ import NIOCore
 
 /// A Swift concurrency task executor that runs jobs on one NIO event loop.
 ///
-/// The router's async decisions (API key, rate limit, cache) are started with this executor as their
+/// The engine's async decisions (API key, rate limit, cache) are started with this executor as their
 /// preference, so they run on the event loop of the connection that asked, like the synchronous ones,
 /// instead of hopping to the global concurrent executor and back: a cache hit then completes on the
 /// loop without a thread switch, and a Redis reply resumes the decision directly on the loop.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let eventLoop: any EventLoop
 
-    init(eventLoop: any EventLoop) {
+    public init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         eventLoop.execute {
             job.runSynchronously(on: self.asUnownedTaskExecutor())
@@ -22,10 +22,12 @@ final class EventLoopTaskExecutor: TaskExecutor {
     }
 
     /// One executor per event loop, made on first use.
-    final class PerLoop: Sendable {
+    public final class PerLoop: Sendable {
         private let executors = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
 
-        func executor(for eventLoop: any EventLoop) -> EventLoopTaskExecutor {
+        public init() {}
+
+        public func executor(for eventLoop: any EventLoop) -> EventLoopTaskExecutor {
             executors.withLockedValue { executors in
                 let id = ObjectIdentifier(eventLoop)
                 if let executor = executors[id] { return executor }
