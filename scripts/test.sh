@@ -32,7 +32,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v h2load >/dev/null 2>&1 || missing+=(h2load)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd-analyze)
-python3 -c "import seccomp" >/dev/null 2>&1 || missing+=(python3-seccomp)
+/usr/bin/python3 -c "import seccomp" >/dev/null 2>&1 || missing+=(python3-seccomp)  # the sandbox test runs /usr/bin/python3
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(hiredis-headers)
 if [ ${#missing[@]} -gt 0 ]; then
     log "missing: ${missing[*]}; installing with apt-get"
