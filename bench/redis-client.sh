@@ -17,7 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-swift build -c release --product redis-bench 2>&1 | grep -E "error|Compiling|Build complete" | tail -3 >&2
+swift build -c release --product redis-bench 2>&1 | grep -E "error|Compiling|Build (of product .*)?complete" | tail -3 >&2 || true
 BIN="$(swift build -c release --show-bin-path)/redis-bench"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -9,6 +9,8 @@ import NIOPosix
 public final class RedisConnection: Sendable {
     let channel: any Channel
     public let configuration: RedisConfiguration
+    /// `host:port`, for errors (made once: every command's failure path names it).
+    let address: String
     /// The event loop the connection's I/O runs on.
     public var eventLoop: any EventLoop { channel.eventLoop }
     /// Identifies this connection within its pool.
@@ -23,6 +25,7 @@ public final class RedisConnection: Sendable {
     private init(channel: any Channel, configuration: RedisConfiguration, id: Int) {
         self.channel = channel
         self.configuration = configuration
+        self.address = configuration.url.address
         self.id = id
     }
 
@@ -114,7 +117,7 @@ public final class RedisConnection: Sendable {
             payload: command.encoded, name: command.name, sink: .single(promise),
             timeout: .nanoseconds(Int64((timeout ?? configuration.commandTimeout).nanoseconds)))
         write(request, reply: promise)
-        let reply = try await Self.awaitRedis(promise.futureResult, address: configuration.url.address)
+        let reply = try await Self.awaitRedis(promise.futureResult, address: address)
         return try reply.throwingServerError(command: command.name)
     }
 
@@ -130,14 +133,14 @@ public final class RedisConnection: Sendable {
             sink: .batch(count: commands.count, promise),
             timeout: .nanoseconds(Int64((timeout ?? configuration.commandTimeout).nanoseconds)))
         write(request, reply: promise)
-        return try await Self.awaitRedis(promise.futureResult, address: configuration.url.address)
+        return try await Self.awaitRedis(promise.futureResult, address: address)
     }
 
     /// Writes a request whose reply goes to `reply`. Once the channel has closed its handler is gone from
     /// the pipeline and nothing would ever complete `reply`, so a failed write fails it (a no-op when
     /// the handler already failed it with a more precise error).
     private func write<Value: Sendable>(_ request: RedisRequest, reply: EventLoopPromise<Value>) {
-        let address = configuration.url.address
+        let address = self.address
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { _ in reply.fail(RedisError.connectionClosed(address: address)) }
         channel.writeAndFlush(request, promise: written)
@@ -151,7 +154,7 @@ public final class RedisConnection: Sendable {
                 try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self).onPush = onPush
             }.get()
         } catch {
-            throw .connectionClosed(address: configuration.url.address)
+            throw .connectionClosed(address: address)
         }
     }
 

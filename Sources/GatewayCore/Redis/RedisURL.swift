@@ -102,7 +102,7 @@ public struct RedisURL: Sendable, Hashable {
 
     /// `host:port`, for messages.
     public var address: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 
