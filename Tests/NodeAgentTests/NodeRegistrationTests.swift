@@ -146,15 +146,20 @@ import Testing
     @Test func drainOutlastsAFewUnansweredProbesButNotADeadEngine() async throws {
         try await withRedisClient { redis, server in
             try await withFakeEngine { engine in
-                try await withTemporaryDirectory { directory in
-                    var overrides = agentOverrides(redis: server, engine: engine, node: "n1", directory: directory)
+                /// An agent for `node` with a long drain deadline, registered, its engine busy (3 in flight).
+                func startRegisteredAgent(_ node: String, directory: String) async throws -> RunningAgent {
+                    var overrides = agentOverrides(redis: server, engine: engine, node: node, directory: directory)
                     overrides["drain.deadline"] = "20s"
                     overrides["heartbeat.interval"] = "500ms"
                     overrides["engine.probeTimeout"] = "450ms"
                     let settings = try await readSettings(overrides)
                     engine.setInFlight(3)
                     let running = RunningAgent.start(settings)
-                    try await waitUntil("the node to register") { try await nodeRecord(redis, "n1", has: .state, "up") }
+                    try await waitUntil("the node to register") { try await nodeRecord(redis, node, has: .state, "up") }
+                    return running
+                }
+                try await withTemporaryDirectory { directory in
+                    let running = try await startRegisteredAgent("n1", directory: directory)
                     let before = engine.healthRequests
                     engine.failHealth(count: 2)
                     let stopping = Task { try await running.stop() }
@@ -167,14 +172,7 @@ import Testing
                 }
                 // A dead engine: the drain ends after three unanswered probes, not at the 20 s deadline.
                 try await withTemporaryDirectory { directory in
-                    var overrides = agentOverrides(redis: server, engine: engine, node: "n2", directory: directory)
-                    overrides["drain.deadline"] = "20s"
-                    overrides["heartbeat.interval"] = "500ms"
-                    overrides["engine.probeTimeout"] = "450ms"
-                    let settings = try await readSettings(overrides)
-                    engine.setInFlight(3)
-                    let running = RunningAgent.start(settings)
-                    try await waitUntil("the node to register") { try await nodeRecord(redis, "n2", has: .state, "up") }
+                    let running = try await startRegisteredAgent("n2", directory: directory)
                     engine.failHealth(count: 1_000_000)
                     let clock = ContinuousClock()
                     let started = clock.now
