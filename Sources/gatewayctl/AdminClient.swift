@@ -65,11 +65,13 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 func cell(_ value: Any?) -> String {
     switch value {
     case nil, is NSNull: return "-"
+    // JSON booleans arrive as NSNumbers of type "c"; numbers 0 and 1 also pass `is Bool` (bridging), so
+    // numbers are matched before Bool.
     case let n as NSNumber where String(cString: n.objCType) == "c": return n.boolValue ? "yes" : "no"
-    case let b as Bool: return b ? "yes" : "no"
     case let n as NSNumber:
         let d = n.doubleValue
         return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(format: "%.2f", d)
+    case let b as Bool: return b ? "yes" : "no"
     case let s as String: return s.isEmpty ? "-" : s
     case let a as [Any]: return a.map { cell($0) }.joined(separator: ",")
     default: return "\(value!)"
