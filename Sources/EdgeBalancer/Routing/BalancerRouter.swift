@@ -34,7 +34,8 @@ final class BalancerRouter: ProxyRouter {
     private let logger: Logger
     private let now: @Sendable () -> Instant
     private let budget: Mutex<RetryBudget>
-    private let requests = Mutex<[RequestKey: RequestRecord]>([:])
+    /// Requests between decision and completion; their records ride on the request's annotations.
+    private let inProgress = Atomic<Int>(0)
 
     init(
         configuration: Configuration, tables: RoutingTableBox, passive: PassiveHealth, metrics: BalancerMetrics,
@@ -50,7 +51,7 @@ final class BalancerRouter: ProxyRouter {
     }
 
     /// Requests between decision and completion (for tests and metrics).
-    var requestsInProgress: Int { requests.withLock { $0.count } }
+    var requestsInProgress: Int { inProgress.load(ordering: .relaxed) }
 
     // MARK: ProxyRouter
 
@@ -64,12 +65,13 @@ final class BalancerRouter: ProxyRouter {
             return .decided(.respond(response))
         }
         let record = RequestRecord()
-        requests.withLock { $0[RequestKey(request)] = record }
+        request.annotations.attachment = record
+        inProgress.add(1, ordering: .relaxed)
         return .decided(.forward(plan(for: request, on: candidate, record: record)))
     }
 
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? {
-        guard configuration.retries, let record = requests.withLock({ $0[RequestKey(request)] }) else { return nil }
+        guard configuration.retries, let record = request.annotations.attachment as? RequestRecord else { return nil }
         guard let tried = record.triedNodes(ifRetriesBelow: configuration.maxRetries) else { return nil }
         let now = self.now()
         guard let candidate = tables.table.pick(now: now, excluding: tried) else { return nil }
@@ -84,7 +86,11 @@ final class BalancerRouter: ProxyRouter {
     }
 
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
-        let record = requests.withLock { $0.removeValue(forKey: RequestKey(request)) }
+        let record = request.annotations.attachment as? RequestRecord
+        if record != nil {
+            request.annotations.attachment = nil
+            inProgress.subtract(1, ordering: .relaxed)
+        }
         // Safety net: an attempt the front never reported must not stay counted in flight.
         record?.releaseUnfinishedAttempt()
         metrics.request(status: status, duration: duration)

@@ -2,18 +2,6 @@ import GatewayCore
 import NIOCore
 import Synchronization
 
-/// Identifies a request between decision and completion: its id (which a client may choose) and the
-/// nanosecond it started.
-struct RequestKey: Hashable, Sendable {
-    var id: String
-    var started: UInt64
-
-    init(_ request: ProxyRequest) {
-        id = request.requestID
-        started = request.startedAt.uptimeNanoseconds
-    }
-}
-
 /// What the router remembers about a request in progress: the nodes tried, retries, the last failure.
 final class RequestRecord: Sendable {
     struct Summary: Sendable {

@@ -152,7 +152,7 @@ public struct ProxyRequest: Sendable {
 /// Facts about one request the router records while deciding and reads back when the request completes
 /// (possibly on another thread, hence the lock).
 public final class RequestAnnotations: Sendable {
-    private let state = Mutex<(route: String?, client: String?)>((nil, nil))
+    private let state = Mutex<(route: String?, client: String?, attachment: (any Sendable)?)>((nil, nil, nil))
 
     public init() {}
 
@@ -166,6 +166,13 @@ public final class RequestAnnotations: Sendable {
     public var client: String? {
         get { state.withLock { $0.client } }
         set { state.withLock { $0.client = newValue } }
+    }
+
+    /// What the router keeps with the request between its decision, retries and completion (the
+    /// balancer's record of attempts), so it needs no shared table keyed by request.
+    public var attachment: (any Sendable)? {
+        get { state.withLock { $0.attachment } }
+        set { state.withLock { $0.attachment = newValue } }
     }
 }
 
