@@ -78,52 +78,9 @@ else
 fi
 [ -x "$BALANCER" ] || { echo "no edge-balancer binary at $BALANCER" >&2; exit 1; }
 
-# --- processes and cleanup -------------------------------------------------------------------------
-TMP="$(mktemp -d /tmp/gc-bench-balancer.XXXXXX)"
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget() {  # pid: drop from PIDS
-  local keep=() p
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-stop() {  # pid: TERM, then KILL after 5 s
-  local pid="$1"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  forget "$pid"
-}
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_http() {  # url [expected status] [log to show on failure] [curl options...]: up to 20 s
-  local url="$1" want="${2:-200}" log="${3:-}" code=""
-  shift 3 || shift $#
-  for _ in $(seq 200); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" 2>/dev/null || true)
-    [ "$code" = "$want" ] && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $url ($want, last $code)" >&2
-  [ -n "$log" ] && tail -20 "$log" >&2
-  return 1
-}
+# --- processes and cleanup (bench/lib.sh) ----------------------------------------------------------
+source "$ROOT/bench/lib.sh"
+bench_init balancer
 
 fill() {  # template output KEY=VALUE...: replaces @KEY@
   local tpl="$1" out="$2" expr=() kv
@@ -249,15 +206,6 @@ check_proxy() {  # proxy
 }
 
 # --- measurements ----------------------------------------------------------------------------------
-cpu_ticks() {  # pid: user+system clock ticks of it and its direct children (NGINX workers)
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-    [ -r "/proc/$p/stat" ] || continue
-    total=$((total + $(sed -E 's/^.*\) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-  done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 load_run() {  # case url duration_s out [latency]
   local c="$1" url="$2" d="$3" out="$4"

@@ -63,47 +63,9 @@ else
 fi
 [ -x "$ENGINE" ] || { echo "no engine binary at $ENGINE" >&2; exit 1; }
 
-# --- processes and cleanup -------------------------------------------------------------------------
-TMP="$(mktemp -d /tmp/gc-bench-engine.XXXXXX)"
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Stops one process this script started, and forgets it.
-stop() {
-  local pid="$1" keep=() p
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_http() {  # url [expected status] [log to show on failure] : waits up to 20 s
-  local url="$1" want="${2:-200}" log="${3:-}" code
-  for _ in $(seq 200); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null || true)
-    [ "$code" = "$want" ] && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $url ($want, last $code)" >&2
-  [ -n "$log" ] && tail -20 "$log" >&2
-  return 1
-}
+# --- processes and cleanup (bench/lib.sh) ----------------------------------------------------------
+source "$ROOT/bench/lib.sh"
+bench_init engine
 
 REDIS_PORT=$(free_port)
 BACKEND_PORT=$(free_port)
@@ -290,16 +252,6 @@ check() {  # url want_cache_hit [header]
 }
 
 # --- wrk -------------------------------------------------------------------------------------------
-# CPU time (clock ticks, user + system) of a process and its direct children (NGINX's workers).
-cpu_ticks() {  # pid
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-    [ -r "/proc/$p/stat" ] || continue
-    total=$((total + $(sed -E 's/^.*\) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-  done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 # Prints "req_per_s p99_ms errors cpu_us_per_request" for one measured run (after a warm-up run).
 # With PERF_DIR set, the measured runs of our engine are also recorded with `perf record -g`.

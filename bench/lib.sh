@@ -1,0 +1,64 @@
+# Shared by the benchmark scripts (source it after `set -euo pipefail`): a temporary directory, the
+# processes a script starts and their cleanup, free ports, HTTP readiness, CPU time.
+#
+#   bench_init NAME      makes $TMP (/tmp/gc-bench-NAME.XXXXXX), empties PIDS, sets the EXIT/INT/TERM traps.
+#                        Add every background process's pid to PIDS; KEEP_TMP=1 keeps $TMP for a look.
+
+bench_init() {  # name
+  TMP="$(mktemp -d "/tmp/gc-bench-$1.XXXXXX")"
+  chmod 755 "$TMP"
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {  # every process in PIDS: TERM, then KILL after 5 s; then $TMP goes
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+
+forget() {  # pid: drop from PIDS
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+stop() {  # pid: TERM, then KILL after 5 s, and forget it
+  local pid="$1"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  forget "$pid"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() {  # url [expected status] [log to show on failure] [curl options...]: up to 20 s
+  local url="$1" want="${2:-200}" log="${3:-}" code=""
+  shift 3 || shift $#
+  for _ in $(seq 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" 2>/dev/null || true)
+    [ "$code" = "$want" ] && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $url ($want, last $code)" >&2
+  [ -n "$log" ] && tail -20 "$log" >&2
+  return 1
+}
+
+cpu_ticks() {  # pid: user+system clock ticks of it and its direct children (NGINX's workers)
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$((total + $(sed -E 's/^.*\) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
