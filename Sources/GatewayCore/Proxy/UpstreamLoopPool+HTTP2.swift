@@ -55,10 +55,7 @@ extension UpstreamLoopPool {
         let session = UpstreamH2Session(slot: slot)
         slot.sessions.append(session)
         let target = slot.target
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
+        bootstrap(connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(

@@ -68,10 +68,7 @@ final class UpstreamLoopPool {
     /// Opens an HTTP/1.1 connection; its slot is already counted.
     private func connect(_ slot: UpstreamTargetPool, connectTimeout: TimeAmount, completion: @escaping UpstreamWaiter.Completion) {
         let target = slot.target
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
+        bootstrap(connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -98,6 +95,14 @@ final class UpstreamLoopPool {
                     self.slotFreed(slot)
                 }
             }
+    }
+
+    /// How every upstream connection (HTTP/1.1 or h2c) is opened on this loop.
+    func bootstrap(connectTimeout: TimeAmount) -> ClientBootstrap {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
     }
 
     /// Queues a request until a slot frees up or `connectTimeout` passes.
