@@ -1,0 +1,533 @@
+import NIOCore
+import NIOHTTP1
+
+/// Why bytes could not be read as HTTP/1.1. Every case is answered 400, except
+/// ``headTooLarge`` (431 for a request).
+enum HTTP1ParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The request line or status line is not `METHOD SP target SP HTTP/1.x` / `HTTP/1.x SP code ...`.
+    case invalidStartLine
+    /// An HTTP version other than 1.0 and 1.1.
+    case unsupportedVersion
+    /// A header line without a colon, with a bad name, a control character in its value, or folded.
+    case invalidHeader
+    /// The head (start line and headers, or trailers) is longer than the limit.
+    case headTooLarge
+    /// `Content-Length` that is not a number, or several that disagree.
+    case invalidContentLength
+    /// `Transfer-Encoding` other than a final `chunked`, or together with `Content-Length`.
+    case invalidTransferEncoding
+    /// A malformed chunk-size line or chunk terminator.
+    case invalidChunk
+    /// `CONNECT`, which a reverse proxy does not serve.
+    case unsupportedMethod
+
+    var description: String {
+        switch self {
+        case .invalidStartLine: return "invalid start line"
+        case .unsupportedVersion: return "unsupported HTTP version"
+        case .invalidHeader: return "invalid header line"
+        case .headTooLarge: return "head too large"
+        case .invalidContentLength: return "invalid Content-Length"
+        case .invalidTransferEncoding: return "invalid Transfer-Encoding"
+        case .invalidChunk: return "invalid chunked encoding"
+        case .unsupportedMethod: return "unsupported method"
+        }
+    }
+}
+
+/// One piece of a parsed HTTP/1.1 message.
+enum HTTP1Part: Equatable {
+    case requestHead(HTTPRequestHead)
+    case responseHead(HTTPResponseHead)
+    /// Body bytes, chunk framing removed. A slice of the input: no copy.
+    case body(ByteBuffer)
+    /// The message is complete (trailers, if any, are dropped).
+    case end
+}
+
+/// An incremental HTTP/1.1 parser for the proxy's data plane (RFC 9112): requests on the front,
+/// responses on upstream connections. It reads from the caller's buffer and consumes what it used, one
+/// ``HTTP1Part`` at a time, so the caller decides when to go on (a pipelined request waits in the
+/// buffer until the response before it is done).
+///
+/// It is strict where leniency lets requests be smuggled past a backend: `Transfer-Encoding` together
+/// with `Content-Length`, a `Transfer-Encoding` that does not end in `chunked` (requests), differing
+/// `Content-Length` values, obsolete line folding, and bare CR are errors. A bare LF ends a line.
+///
+/// ```swift
+/// var parser = HTTP1Parser(kind: .request, maxHeadBytes: 32 * 1024)
+/// while let part = try parser.next(&buffer) { handle(part) }   // nil: needs more bytes
+/// ```
+struct HTTP1Parser {
+    enum Kind {
+        case request
+        case response
+    }
+
+    private enum State {
+        /// Waiting for a complete head. `scanned`: bytes already searched for its end.
+        case head(scanned: Int)
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(scanned: Int)
+        /// A response delimited by the connection closing.
+        case untilClose
+        /// Parts end here: a message is complete and ``next(_:)`` must emit `.end`.
+        case endPending
+    }
+
+    let kind: Kind
+    let maxHeadBytes: Int
+    private var state = State.head(scanned: 0)
+    /// Responses: whether the request being answered was HEAD (no body follows any status).
+    var respondingToHEAD = false
+    /// Responses: set when the body runs until the connection closes (the connection cannot be reused).
+    private(set) var readsUntilClose = false
+
+    init(kind: Kind, maxHeadBytes: Int) {
+        self.kind = kind
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    /// Whether the parser is between messages (nothing of the next one parsed yet).
+    var isIdle: Bool {
+        if case .head(0) = state { return true }
+        return false
+    }
+
+    /// The next part from the start of `buffer`, consuming its bytes; nil when more bytes are needed.
+    mutating func next(_ buffer: inout ByteBuffer) throws(HTTP1ParseError) -> HTTP1Part? {
+        while true {
+            switch state {
+            case .head(let scanned):
+                guard let headLength = Self.findEndOfHead(buffer, from: scanned) else {
+                    if buffer.readableBytes > maxHeadBytes { throw .headTooLarge }
+                    state = .head(scanned: max(0, buffer.readableBytes - 3))
+                    return nil
+                }
+                if headLength > maxHeadBytes { throw .headTooLarge }
+                let part = try parseHead(buffer.readableBytesView.prefix(headLength))
+                buffer.moveReaderIndex(forwardBy: headLength)
+                if case .responseHead(let head) = part, head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 {
+                    // Informational (100 Continue, 103 Early Hints): not relayed; the final response follows.
+                    state = .head(scanned: 0)
+                    continue
+                }
+                return part
+            case .fixedBody(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let n = min(remaining, buffer.readableBytes)
+                let slice = buffer.readSlice(length: n)!
+                state = n == remaining ? .endPending : .fixedBody(remaining: remaining - n)
+                return .body(slice)
+            case .chunkSize:
+                guard let (size, lineLength) = try Self.parseChunkSize(buffer) else {
+                    if buffer.readableBytes > 1024 { throw .invalidChunk }  // a chunk-size line, extensions included
+                    return nil
+                }
+                buffer.moveReaderIndex(forwardBy: lineLength)
+                state = size == 0 ? .trailers(scanned: 0) : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let n = min(remaining, buffer.readableBytes)
+                let slice = buffer.readSlice(length: n)!
+                state = n == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+                return .body(slice)
+            case .chunkDataEnd:
+                guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
+                if first == UInt8(ascii: "\n") {
+                    buffer.moveReaderIndex(forwardBy: 1)
+                } else if first == UInt8(ascii: "\r") {
+                    guard let second = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) else { return nil }
+                    guard second == UInt8(ascii: "\n") else { throw .invalidChunk }
+                    buffer.moveReaderIndex(forwardBy: 2)
+                } else {
+                    throw .invalidChunk
+                }
+                state = .chunkSize
+            case .trailers(let scanned):
+                // Either an empty line right away, or trailer fields ending in an empty line: dropped.
+                guard buffer.readableBytes > 0 else { return nil }
+                if let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), scanned == 0 {
+                    if first == UInt8(ascii: "\n") {
+                        buffer.moveReaderIndex(forwardBy: 1)
+                        state = .endPending
+                        continue
+                    }
+                    if first == UInt8(ascii: "\r") {
+                        guard let second = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) else { return nil }
+                        guard second == UInt8(ascii: "\n") else { throw .invalidChunk }
+                        buffer.moveReaderIndex(forwardBy: 2)
+                        state = .endPending
+                        continue
+                    }
+                }
+                guard let length = Self.findEndOfHead(buffer, from: scanned) else {
+                    if buffer.readableBytes > maxHeadBytes { throw .headTooLarge }
+                    state = .trailers(scanned: max(1, buffer.readableBytes - 3))
+                    return nil
+                }
+                if length > maxHeadBytes { throw .headTooLarge }
+                buffer.moveReaderIndex(forwardBy: length)
+                state = .endPending
+            case .untilClose:
+                guard buffer.readableBytes > 0 else { return nil }
+                return .body(buffer.readSlice(length: buffer.readableBytes)!)
+            case .endPending:
+                state = .head(scanned: 0)
+                readsUntilClose = false
+                return .end
+            }
+        }
+    }
+
+    /// The connection closed. For a response delimited by the close, that is its end; anywhere else in a
+    /// message it means the message was cut short (nil).
+    mutating func connectionClosed() -> HTTP1Part? {
+        if case .untilClose = state {
+            state = .head(scanned: 0)
+            readsUntilClose = false
+            return .end
+        }
+        return nil
+    }
+
+    // MARK: - Heads
+
+    /// The length of the head at the start of `buffer` up to and including its empty line, if complete.
+    static func findEndOfHead(_ buffer: ByteBuffer, from scanned: Int) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            let n = bytes.count
+            var i = scanned
+            while i < n {
+                if bytes[i] == UInt8(ascii: "\n") {
+                    // "\n\n" or "\n\r\n"
+                    if i + 1 < n && bytes[i + 1] == UInt8(ascii: "\n") { return i + 2 }
+                    if i + 2 < n && bytes[i + 1] == UInt8(ascii: "\r") && bytes[i + 2] == UInt8(ascii: "\n") { return i + 3 }
+                }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    private mutating func parseHead(_ view: ByteBufferView) throws(HTTP1ParseError) -> HTTP1Part {
+        let result: Result<HTTP1Part, HTTP1ParseError> = view.withContiguousStorageIfAvailable { bytes in
+            do throws(HTTP1ParseError) {
+                return .success(try parseHead(bytes))
+            } catch {
+                return .failure(error)
+            }
+        } ?? .failure(.invalidStartLine)
+        return try result.get()
+    }
+
+    private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> HTTP1Part {
+        var lines = LineReader(bytes: bytes)
+        guard var startLine = try lines.next() else { throw .invalidStartLine }
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
+        if startLine.isEmpty, kind == .request, let next = try lines.next() { startLine = next }
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(8)
+        var framing = Framing()
+        while let line = try lines.next(), !line.isEmpty {
+            let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
+            framing.note(name: name, value: value, bytes: bytes)
+            headers.append((Self.string(bytes, name), Self.string(bytes, value)))
+        }
+        if framing.invalidContentLength { throw .invalidContentLength }
+        switch kind {
+        case .request:
+            let (method, uri, version) = try Self.parseRequestLine(startLine, bytes: bytes)
+            if method == .CONNECT { throw .unsupportedMethod }
+            if framing.hasTransferEncoding {
+                guard framing.chunked, framing.contentLength == nil else { throw .invalidTransferEncoding }
+                state = .chunkSize
+            } else if let length = framing.contentLength, length > 0 {
+                state = .fixedBody(remaining: length)
+            } else {
+                state = .endPending
+            }
+            return .requestHead(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)))
+        case .response:
+            let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
+            let code = status.code
+            if respondingToHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
+                state = .endPending
+            } else if framing.hasTransferEncoding {
+                guard framing.contentLength == nil else { throw .invalidTransferEncoding }
+                if framing.chunked {
+                    state = .chunkSize
+                } else {
+                    readsUntilClose = true
+                    state = .untilClose
+                }
+            } else if let length = framing.contentLength {
+                state = length > 0 ? .fixedBody(remaining: length) : .endPending
+            } else {
+                readsUntilClose = true
+                state = .untilClose
+            }
+            return .responseHead(HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)))
+        }
+    }
+
+    /// What the headers say about the body's length.
+    private struct Framing {
+        var contentLength: Int?
+        var invalidContentLength = false
+        var hasTransferEncoding = false
+        /// Whether the last transfer coding seen is `chunked`.
+        var chunked = false
+
+        mutating func note(name: Range<Int>, value: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) {
+            switch name.count {
+            case 14 where HTTP1Parser.equalsLowercased(bytes, name, "content-length"):
+                // "5" and "5, 5" are one length; anything else (or two different lengths) is invalid.
+                var length: Int?
+                var current: Int?
+                for i in value {
+                    let c = bytes[i]
+                    if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                        let (m, o1) = (current ?? 0).multipliedReportingOverflow(by: 10)
+                        let (s, o2) = m.addingReportingOverflow(Int(c - UInt8(ascii: "0")))
+                        if o1 || o2 { invalidContentLength = true; return }
+                        current = s
+                    } else if c == UInt8(ascii: ",") {
+                        guard let v = current, length == nil || length == v else { invalidContentLength = true; return }
+                        length = v
+                        current = nil
+                    } else if c != UInt8(ascii: " ") && c != UInt8(ascii: "\t") {
+                        invalidContentLength = true
+                        return
+                    }
+                }
+                guard let v = current, length == nil || length == v else { invalidContentLength = true; return }
+                if let contentLength, contentLength != v { invalidContentLength = true; return }
+                contentLength = v
+            case 17 where HTTP1Parser.equalsLowercased(bytes, name, "transfer-encoding"):
+                hasTransferEncoding = true
+                // The last coding in the list decides.
+                var end = value.upperBound
+                while end > value.lowerBound && (bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+                var start = end
+                while start > value.lowerBound && bytes[start - 1] != UInt8(ascii: ",") { start -= 1 }
+                while start < end && (bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t")) { start += 1 }
+                chunked = end - start == 7 && HTTP1Parser.equalsLowercased(bytes, start..<end, "chunked")
+            default:
+                break
+            }
+        }
+    }
+
+    private static func parseRequestLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (HTTPMethod, String, HTTPVersion) {
+        guard let firstSpace = firstIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), firstSpace > line.lowerBound else {
+            throw .invalidStartLine
+        }
+        guard let lastSpace = lastIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), lastSpace > firstSpace + 1 else {
+            throw .invalidStartLine
+        }
+        let methodRange = line.lowerBound..<firstSpace
+        for i in methodRange where !isTokenByte(bytes[i]) { throw .invalidStartLine }
+        let targetRange = (firstSpace + 1)..<lastSpace
+        for i in targetRange where bytes[i] <= 0x20 || bytes[i] == 0x7f { throw .invalidStartLine }
+        let version = try parseVersion((lastSpace + 1)..<line.upperBound, bytes: bytes)
+        return (method(bytes, methodRange), string(bytes, targetRange), version)
+    }
+
+    private static func parseStatusLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (HTTPVersion, HTTPResponseStatus) {
+        // HTTP/1.1 200 OK  (the reason phrase may be empty, even without its space)
+        guard line.count >= 12, bytes[line.lowerBound + 8] == UInt8(ascii: " ") else { throw .invalidStartLine }
+        let version = try parseVersion(line.lowerBound..<(line.lowerBound + 8), bytes: bytes)
+        var code = 0
+        for i in (line.lowerBound + 9)..<(line.lowerBound + 12) {
+            let c = bytes[i]
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { throw .invalidStartLine }
+            code = code * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        guard code >= 100 else { throw .invalidStartLine }
+        if line.count > 12 {
+            guard bytes[line.lowerBound + 12] == UInt8(ascii: " ") else { throw .invalidStartLine }
+            let reason = (line.lowerBound + 13)..<line.upperBound
+            for i in reason where (bytes[i] < 0x20 && bytes[i] != UInt8(ascii: "\t")) || bytes[i] == 0x7f { throw .invalidStartLine }
+            let status = HTTPResponseStatus(statusCode: code)
+            if case .custom = status {
+                return (version, HTTPResponseStatus(statusCode: code, reasonPhrase: string(bytes, reason)))
+            }
+            return (version, status)
+        }
+        return (version, HTTPResponseStatus(statusCode: code))
+    }
+
+    private static func parseVersion(_ range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> HTTPVersion {
+        guard range.count == 8, equalsExactly(bytes, range.lowerBound..<(range.lowerBound + 5), "HTTP/"),
+            bytes[range.lowerBound + 6] == UInt8(ascii: ".")
+        else { throw .invalidStartLine }
+        let major = bytes[range.lowerBound + 5]
+        let minor = bytes[range.lowerBound + 7]
+        guard major == UInt8(ascii: "1") else {
+            if major >= UInt8(ascii: "0") && major <= UInt8(ascii: "9") { throw .unsupportedVersion }
+            throw .invalidStartLine
+        }
+        switch minor {
+        case UInt8(ascii: "1"): return .http1_1
+        case UInt8(ascii: "0"): return .http1_0
+        case UInt8(ascii: "2")...UInt8(ascii: "9"): return .http1_1  // a later 1.x is answered as 1.1 (RFC 9110 §2.5)
+        default: throw .invalidStartLine
+        }
+    }
+
+    /// Splits `name: value`; trims the value's surrounding whitespace.
+    private static func parseHeaderLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (Range<Int>, Range<Int>) {
+        guard let colon = firstIndex(of: UInt8(ascii: ":"), in: line, bytes: bytes), colon > line.lowerBound else {
+            throw .invalidHeader  // also a folded line (it starts with whitespace, which is not a token byte)
+        }
+        for i in line.lowerBound..<colon where !isTokenByte(bytes[i]) { throw .invalidHeader }
+        var start = colon + 1
+        var end = line.upperBound
+        while start < end && (bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t")) { start += 1 }
+        while end > start && (bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+        for i in start..<end {
+            let c = bytes[i]
+            if (c < 0x20 && c != UInt8(ascii: "\t")) || c == 0x7f { throw .invalidHeader }
+        }
+        return (line.lowerBound..<colon, start..<end)
+    }
+
+    /// `size[;extensions]CRLF` at the start of `buffer`: the size and the line's length.
+    private static func parseChunkSize(_ buffer: ByteBuffer) throws(HTTP1ParseError) -> (Int, Int)? {
+        let result: Result<(Int, Int)?, HTTP1ParseError> = buffer.withUnsafeReadableBytes { bytes in
+            var size = 0
+            var digits = 0
+            var i = 0
+            while i < bytes.count {
+                let c = bytes[i]
+                let v: Int
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): v = Int(c - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): v = Int(c - UInt8(ascii: "a") + 10)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): v = Int(c - UInt8(ascii: "A") + 10)
+                default: v = -1
+                }
+                if v < 0 { break }
+                digits += 1
+                if digits > 15 { return .failure(.invalidChunk) }
+                size = size << 4 | v
+                i += 1
+            }
+            guard i < bytes.count else { return .success(nil) }
+            guard digits > 0 else { return .failure(.invalidChunk) }
+            // Extensions (";name=value") are ignored; only the line's end matters.
+            let c = bytes[i]
+            guard c == UInt8(ascii: ";") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\n") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") else {
+                return .failure(.invalidChunk)
+            }
+            while i < bytes.count && bytes[i] != UInt8(ascii: "\n") {
+                if bytes[i] == UInt8(ascii: "\r") && i + 1 < bytes.count && bytes[i + 1] != UInt8(ascii: "\n") { return .failure(.invalidChunk) }
+                i += 1
+            }
+            guard i < bytes.count else { return .success(nil) }
+            return .success((size, i + 1))
+        }
+        return try result.get()
+    }
+
+    // MARK: - Bytes
+
+    /// Lines of a head, without their CRLF (or LF). A CR anywhere else is an error.
+    private struct LineReader {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var position = 0
+
+        mutating func next() throws(HTTP1ParseError) -> Range<Int>? {
+            guard position < bytes.count else { return nil }
+            var i = position
+            while i < bytes.count && bytes[i] != UInt8(ascii: "\n") { i += 1 }
+            guard i < bytes.count else { return nil }
+            var end = i
+            if end > position && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            for j in position..<end where bytes[j] == UInt8(ascii: "\r") { throw .invalidHeader }
+            let line = position..<end
+            position = i + 1
+            return line
+        }
+    }
+
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func firstIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            if bytes[i] == byte { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    private static func lastIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = range.upperBound
+        while i > range.lowerBound {
+            i -= 1
+            if bytes[i] == byte { return i }
+        }
+        return nil
+    }
+
+    static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// Whether `bytes[range]`, lower-cased (ASCII), equals `lowercased`.
+    static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercased: StaticString) -> Bool {
+        guard range.count == lowercased.utf8CodeUnitCount else { return false }
+        let other = lowercased.utf8Start
+        for (k, i) in range.enumerated() {
+            var c = bytes[i]
+            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
+            if c != other[k] { return false }
+        }
+        return true
+    }
+
+    private static func equalsExactly(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let other = text.utf8Start
+        for (k, i) in range.enumerated() where bytes[i] != other[k] { return false }
+        return true
+    }
+
+    /// The common methods without going through a `String`.
+    private static func method(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> HTTPMethod {
+        switch range.count {
+        case 3:
+            if equalsExactly(bytes, range, "GET") { return .GET }
+            if equalsExactly(bytes, range, "PUT") { return .PUT }
+        case 4:
+            if equalsExactly(bytes, range, "POST") { return .POST }
+            if equalsExactly(bytes, range, "HEAD") { return .HEAD }
+        case 5:
+            if equalsExactly(bytes, range, "PATCH") { return .PATCH }
+        case 6:
+            if equalsExactly(bytes, range, "DELETE") { return .DELETE }
+        case 7:
+            if equalsExactly(bytes, range, "OPTIONS") { return .OPTIONS }
+            if equalsExactly(bytes, range, "CONNECT") { return .CONNECT }
+        default:
+            break
+        }
+        return HTTPMethod(rawValue: string(bytes, range))
+    }
+}
