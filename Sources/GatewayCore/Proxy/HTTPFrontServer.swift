@@ -11,7 +11,7 @@ import Synchronization
 
 /// The client-facing listener of the engine and the balancer: HTTP/1.1 and h2c (HTTP/2 with prior
 /// knowledge) on one port, told apart by the HTTP/2 connection preface, both served by
-/// ``ProxyServerHandler`` with the application's ``ProxyRouter``.
+/// ``ProxyStream`` with the application's ``ProxyRouter``.
 ///
 /// On graceful shutdown it stops accepting, closes idle connections, lets requests in progress finish,
 /// and returns when the last connection has closed.
@@ -66,7 +66,7 @@ public final class HTTPFrontServer: Service, Sendable {
     public func run() async throws {
         let limits = configuration.limits
         let tls = configuration.tls
-        let handlerConfiguration = ProxyServerHandler.Configuration(
+        let handlerConfiguration = ProxyStreamConfiguration(
             router: router, pools: pools, limits: limits, scheme: tls == nil ? configuration.scheme : "https", isHTTP2: false,
             counters: counters, logger: logger)
         let connections = self.connections
@@ -141,9 +141,9 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private var buffered: ByteBuffer?
     private let limits: ProxyLimits
-    private let configuration: ProxyServerHandler.Configuration
+    private let configuration: ProxyStreamConfiguration
 
-    init(limits: ProxyLimits, configuration: ProxyServerHandler.Configuration) {
+    init(limits: ProxyLimits, configuration: ProxyStreamConfiguration) {
         self.limits = limits
         self.configuration = configuration
     }
@@ -190,20 +190,18 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 enum FrontPipeline {
     static func configureHTTP1(
         _ sync: ChannelPipeline.SynchronousOperations, position: ChannelPipeline.SynchronousOperations.Position,
-        limits: ProxyLimits, configuration: ProxyServerHandler.Configuration
+        limits: ProxyLimits, configuration: ProxyStreamConfiguration
     ) throws {
-        try sync.addHandlers(
-            [
-                FrontConnectionGuard(limits: limits),
-                HTTPResponseEncoder(configuration: .init()),
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                FrontPipeliningHandler(),
-                ProxyServerHandler(configuration: configuration),
-                NIOCloseOnErrorHandler(),
-            ], position: position)
+        try sync.addHandler(HTTP1FrontHandler(configuration: configuration), position: position)
     }
 
-    static func configureHTTP2(_ sync: ChannelPipeline.SynchronousOperations, limits: ProxyLimits, configuration: ProxyServerHandler.Configuration) throws {
+    /// The client's address (IP); for an HTTP/2 stream channel, the parent connection's.
+    static func clientIP(of channel: any Channel) -> String {
+        let address = channel.remoteAddress ?? channel.parent?.remoteAddress
+        return address?.ipAddress ?? "unknown"
+    }
+
+    static func configureHTTP2(_ sync: ChannelPipeline.SynchronousOperations, limits: ProxyLimits, configuration: ProxyStreamConfiguration) throws {
         var streamConfiguration = configuration
         streamConfiguration.isHTTP2 = true
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
@@ -227,7 +225,7 @@ enum FrontPipeline {
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ServerCodec(),
-                    ProxyServerHandler(configuration: final),
+                    HTTP2StreamClientHandler(configuration: final),
                 ])
             }
         }
@@ -237,7 +235,7 @@ enum FrontPipeline {
 
     /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.
     static func configureTLS(
-        channel: any Channel, context: NIOSSLContext, limits: ProxyLimits, configuration: ProxyServerHandler.Configuration
+        channel: any Channel, context: NIOSSLContext, limits: ProxyLimits, configuration: ProxyStreamConfiguration
     ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOSSLServerHandler(context: context))
@@ -295,6 +293,12 @@ extension ProtocolSniffer: Sendable {}
 
 /// Live counts the front keeps for its gauges.
 final class FrontCounters: Sendable {
-    /// HTTP/2 streams open on client connections (each is served by its own ``ProxyServerHandler``).
+    /// HTTP/2 streams open on client connections (each is served by its own ``ProxyStream``).
     let streams = Atomic<Int>(0)
+}
+
+/// Server-wide events sent down every open connection.
+enum FrontServerEvent: Sendable {
+    /// Graceful shutdown: close when idle, after the response in progress.
+    case drain
 }

@@ -17,9 +17,16 @@ protocol UpstreamExchangeDelegate: AnyObject {
 /// A keep-alive HTTP/1.1 connection to a backend, or one HTTP/2 stream to it (h2c), bound to one event
 /// loop. Either way the exchange speaks HTTP/1-style request and response parts.
 final class UpstreamConnection {
+    /// How the parts travel: serialized by our own HTTP/1.1 handler, or as parts down an HTTP/2 stream
+    /// channel (whose codec turns them into frames).
+    enum Transport {
+        case http1(UpstreamHTTP1Handler)
+        case h2Stream(UpstreamStreamHandler)
+    }
+
     let channel: any Channel
     let target: UpstreamTarget
-    fileprivate let handler: UpstreamChannelHandler
+    let transport: Transport
     /// The exchange using the connection. Strong (a weak reference moves the exchange's handler to
     /// slow side-table reference counting on every retain): every way an exchange ends clears it (the
     /// pool's `release`, the exchange abandoning the connection, the connection closing), so the cycle
@@ -37,68 +44,66 @@ final class UpstreamConnection {
     /// The HTTP/2 connection carrying this stream; nil for an HTTP/1.1 connection.
     let session: UpstreamH2Session?
 
-    /// Wraps `channel`, whose pipeline ends with `handler`, and attaches itself to the handler.
-    init(channel: any Channel, target: UpstreamTarget, handler: UpstreamChannelHandler, slot: UpstreamTargetPool, session: UpstreamH2Session?) {
+    /// Wraps `channel`, whose pipeline ends with the transport's handler, and attaches itself to it.
+    init(channel: any Channel, target: UpstreamTarget, transport: Transport, slot: UpstreamTargetPool, session: UpstreamH2Session?) {
         self.channel = channel
         self.target = target
-        self.handler = handler
+        self.transport = transport
         self.slot = slot
         self.session = session
-        handler.connection = self
+        switch transport {
+        case .http1(let handler): handler.connection = self
+        case .h2Stream(let handler): handler.connection = self
+        }
     }
 
     var isActive: Bool { channel.isActive }
 
     func write(_ part: HTTPClientRequestPart) {
-        channel.write(part, promise: nil)
+        switch transport {
+        case .http1(let handler): handler.write(part)
+        case .h2Stream: channel.write(part, promise: nil)
+        }
     }
 
     func writeAndFlush(_ part: HTTPClientRequestPart) {
-        channel.writeAndFlush(part, promise: nil)
+        write(part)
+        flush()
     }
 
-    func flush() { channel.flush() }
+    func flush() {
+        switch transport {
+        case .http1(let handler): handler.flush()
+        case .h2Stream: channel.flush()
+        }
+    }
 
     /// Stops or resumes reading responses (backpressure from a slow client).
     func setReadingPaused(_ paused: Bool) {
-        handler.setReadingPaused(paused)
+        switch transport {
+        case .http1(let handler): handler.reads.setPaused(paused)
+        case .h2Stream(let handler): handler.reads.setPaused(paused)
+        }
     }
 
     func close() {
         reusable = false
         channel.close(promise: nil)
     }
-}
 
-/// Relays response parts of an upstream connection to its current exchange.
-final class UpstreamChannelHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    // MARK: - From the transport's handler
 
-    /// Strong until the channel goes inactive (then released, ending the cycle through the pipeline), so
-    /// the pool always hears of a close even when nobody holds the connection any more.
-    fileprivate var connection: UpstreamConnection?
-    private var readPaused = false
-    private var pendingRead = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        connection = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let connection, let delegate = connection.delegate else {
-            // A response nobody waits for (the backend spoke out of turn): the connection is unusable.
-            connection?.reusable = false
-            context.close(promise: nil)
+    /// A response part arrived. A part nobody waits for (the backend spoke out of turn) makes the
+    /// connection unusable.
+    func received(_ part: HTTPClientResponsePart) {
+        guard let delegate else {
+            reusable = false
+            channel.close(promise: nil)
             return
         }
-        switch unwrapInboundIn(data) {
+        switch part {
         case .head(let head):
-            if !head.isKeepAlive { connection.reusable = false }
+            if !head.isKeepAlive { reusable = false }
             delegate.upstreamResponseHead(head)
         case .body(let chunk):
             delegate.upstreamResponseBody(chunk)
@@ -107,19 +112,171 @@ final class UpstreamChannelHandler: ChannelDuplexHandler {
         }
     }
 
+    func readComplete() {
+        delegate?.upstreamReadComplete()
+    }
+
+    /// The channel went inactive: the pool and the exchange hear of it once.
+    func closed() {
+        reusable = false
+        pool?.closed(self)
+        delegate?.upstreamClosed()
+        delegate = nil
+        pool = nil
+    }
+
+    func writabilityChanged(isWritable: Bool) {
+        delegate?.upstreamWritabilityChanged(isWritable: isWritable)
+    }
+}
+
+/// `read()` held back while a slow client cannot take the response.
+struct PausableReads {
+    private var paused = false
+    private var pending = false
+    var context: ChannelHandlerContext?
+
+    /// From the handler's `read(context:)`.
+    mutating func read(_ context: ChannelHandlerContext) {
+        if paused {
+            pending = true
+        } else {
+            context.read()
+        }
+    }
+
+    mutating func setPaused(_ paused: Bool) {
+        self.paused = paused
+        if !paused, pending, let context {
+            pending = false
+            context.read()
+        }
+    }
+}
+
+/// An HTTP/1.1 connection to a backend: writes requests as bytes and parses responses with
+/// ``HTTP1Parser``, relaying parts to the connection's exchange without a codec handler per direction.
+final class UpstreamHTTP1Handler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Response heads longer than this are a protocol error (the connection closes; the exchange gets 502).
+    static let maxResponseHeadBytes = 64 * 1024
+
+    /// Strong until the channel goes inactive (then released, ending the cycle through the pipeline), so
+    /// the pool always hears of a close even when nobody holds the connection any more.
+    fileprivate(set) var connection: UpstreamConnection?
+    var reads = PausableReads()
+    private var context: ChannelHandlerContext?
+    private var parser = HTTP1Parser(kind: .response, maxHeadBytes: UpstreamHTTP1Handler.maxResponseHeadBytes)
+    private var input = ByteBuffer()
+    /// The request's head (and small body parts) not yet written, so a request goes out as one buffer.
+    private var outbound: ByteBuffer?
+    private var requestChunked = false
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        reads.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        reads.context = nil
+        connection = nil
+    }
+
+    // MARK: Requests
+
+    func write(_ part: HTTPClientRequestPart) {
+        guard let context else { return }
+        switch part {
+        case .head(let head):
+            parser.respondingToHEAD = head.method == .HEAD
+            requestChunked = head.headers.contains(name: "Transfer-Encoding")
+            var buffer = context.channel.allocator.buffer(
+                capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: head.uri.utf8.count + 32) + 256)
+            HTTP1Serializer.writeRequestHead(head, into: &buffer)
+            outbound = buffer
+        case .body(.byteBuffer(var chunk)):
+            guard chunk.readableBytes > 0 else { return }
+            if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 32) }
+            if requestChunked { HTTP1Serializer.writeChunkHeader(length: chunk.readableBytes, into: &outbound!) }
+            if chunk.readableBytes <= 4096 {
+                outbound!.writeBuffer(&chunk)
+                if requestChunked { outbound!.writeStaticString("\r\n") }
+            } else {
+                context.write(wrapOutboundOut(outbound!), promise: nil)
+                context.write(wrapOutboundOut(chunk), promise: nil)
+                outbound = nil
+                if requestChunked {
+                    outbound = context.channel.allocator.buffer(capacity: 32)
+                    outbound!.writeStaticString("\r\n")
+                }
+            }
+        case .body(.fileRegion):
+            preconditionFailure("the proxy does not send file regions upstream")
+        case .end:
+            if requestChunked {
+                if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 8) }
+                outbound!.writeStaticString(HTTP1Serializer.lastChunk)
+            }
+        }
+    }
+
+    func flush() {
+        guard let context else { return }
+        if let buffer = outbound {
+            outbound = nil
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+        context.flush()
+    }
+
+    // MARK: Responses
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if input.readableBytes == 0 {
+            input = bytes
+        } else {
+            input.writeBuffer(&bytes)
+        }
+        while let connection {
+            let part: HTTP1Part?
+            do {
+                part = try parser.next(&input)
+            } catch {
+                // Not HTTP: the exchange sees the connection close (502 before any response byte).
+                connection.reusable = false
+                context.close(promise: nil)
+                return
+            }
+            guard let part else { return }
+            switch part {
+            case .responseHead(let head):
+                if parser.readsUntilClose { connection.reusable = false }
+                connection.received(.head(head))
+            case .body(let chunk):
+                connection.received(.body(chunk))
+            case .end:
+                connection.received(.end(nil))
+            case .requestHead:
+                preconditionFailure("a response parser produced a request head")
+            }
+        }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
-        connection?.delegate?.upstreamReadComplete()
-        context.fireChannelReadComplete()
+        connection?.readComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if let connection {
             self.connection = nil
-            connection.reusable = false
-            connection.pool?.closed(connection)
-            connection.delegate?.upstreamClosed()
-            connection.delegate = nil
-            connection.pool = nil
+            // A response delimited by the close ends here.
+            if case .end? = parser.connectionClosed() { connection.received(.end(nil)) }
+            connection.closed()
         }
         context.fireChannelInactive()
     }
@@ -129,29 +286,68 @@ final class UpstreamChannelHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        connection?.delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        connection?.writabilityChanged(isWritable: context.channel.isWritable)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        reads.read(context)
+    }
+}
+
+/// Relays the response parts of one upstream HTTP/2 stream (after NIO's HTTP/2-to-HTTP/1 client codec)
+/// to its connection's exchange.
+final class UpstreamStreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// Strong until the channel goes inactive, as in ``UpstreamHTTP1Handler``.
+    fileprivate(set) var connection: UpstreamConnection?
+    var reads = PausableReads()
+
+    func handlerAdded(context: ChannelHandlerContext) { reads.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        reads.context = nil
+        connection = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connection?.received(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        connection?.readComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let connection {
+            self.connection = nil
+            connection.closed()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.writabilityChanged(isWritable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
     func read(context: ChannelHandlerContext) {
-        if readPaused {
-            pendingRead = true
-        } else {
-            context.read()
-        }
-    }
-
-    func setReadingPaused(_ paused: Bool) {
-        readPaused = paused
-        if !paused, pendingRead, let context {
-            pendingRead = false
-            context.read()
-        }
+        reads.read(context)
     }
 }
 
 @available(*, unavailable)
-extension UpstreamChannelHandler: Sendable {}
+extension UpstreamHTTP1Handler: Sendable {}
+
+@available(*, unavailable)
+extension UpstreamStreamHandler: Sendable {}
 
 @available(*, unavailable)
 extension UpstreamConnection: Sendable {}

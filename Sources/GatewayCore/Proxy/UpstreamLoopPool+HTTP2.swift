@@ -106,16 +106,16 @@ extension UpstreamLoopPool {
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http),
-                    UpstreamChannelHandler(),
+                    UpstreamStreamHandler(),
                 ])
             }
         }
         .assumeIsolated()
         .whenComplete { result in
             if case .success(let stream) = result, stream.isActive,
-                let handler = try? stream.pipeline.syncOperations.handler(type: UpstreamChannelHandler.self)
+                let handler = try? stream.pipeline.syncOperations.handler(type: UpstreamStreamHandler.self)
             {
-                let connection = UpstreamConnection(channel: stream, target: slot.target, handler: handler, slot: slot, session: session)
+                let connection = UpstreamConnection(channel: stream, target: slot.target, transport: .h2Stream(handler), slot: slot, session: session)
                 connection.pool = self
                 completion(.success((connection, reused)))
                 return

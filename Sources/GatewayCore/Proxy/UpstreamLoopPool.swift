@@ -71,8 +71,7 @@ final class UpstreamLoopPool {
         bootstrap(connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamChannelHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHTTP1Handler())
                 }
             }
             .connect(host: target.host, port: target.port)
@@ -81,13 +80,13 @@ final class UpstreamLoopPool {
                 switch result {
                 case .success(let channel):
                     // Inactive already: its close went by before the connection existed to report it.
-                    guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamChannelHandler.self) else {
+                    guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHTTP1Handler.self) else {
                         channel.close(promise: nil)
                         self.slotFreed(slot)
                         completion(.failure(ChannelError.ioOnClosedChannel))
                         return
                     }
-                    let connection = UpstreamConnection(channel: channel, target: target, handler: handler, slot: slot, session: nil)
+                    let connection = UpstreamConnection(channel: channel, target: target, transport: .http1(handler), slot: slot, session: nil)
                     connection.pool = self
                     completion(.success((connection, false)))
                 case .failure(let error):

@@ -3,36 +3,44 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// What the proxy handler tells the connection guard in front of the HTTP/1 decoder.
-enum FrontConnectionEvent: Sendable {
-    /// A request head was decoded: stop the header-read timer.
-    case requestHeadReceived
-    /// The response to the current request is complete: the connection is idle again.
-    case responseCompleted
+/// The client side of an exchange: an HTTP/1.1 connection (``HTTP1FrontHandler``) or one HTTP/2 stream
+/// (``HTTP2FrontHandler``). A ``ProxyStream`` writes its response through it. Called on its event loop.
+protocol ProxyClient: AnyObject {
+    var eventLoop: any EventLoop { get }
+    /// Whether the client's connection takes more bytes now (backpressure on the upstream response).
+    var isWritable: Bool { get }
+    func sendResponseHead(_ head: HTTPResponseHead)
+    func sendResponseBody(_ chunk: ByteBuffer)
+    /// The response is complete. `close`: the HTTP/1.1 connection closes after it (request bytes may be
+    /// left unread, or the client asked to close).
+    func sendResponseEnd(close: Bool)
+    func flushResponse()
+    /// Stops or resumes delivering the request body (backpressure from the upstream connection).
+    func setRequestBodyPaused(_ paused: Bool)
+    /// The response cannot be completed: an HTTP/1.1 connection is closed, an HTTP/2 stream reset.
+    func abortResponse()
 }
 
-/// Serves one HTTP/1.1 connection or one HTTP/2 stream: asks the router what to do with each request,
-/// answers locally or forwards to a backend over a pooled keep-alive connection, streaming bodies both
-/// ways with backpressure, and retries a failed idempotent request on another backend when no
-/// response byte has gone back yet.
+/// What every ``ProxyStream`` of a front listener shares.
+struct ProxyStreamConfiguration: Sendable {
+    var router: any ProxyRouter
+    var pools: UpstreamPools
+    var limits: ProxyLimits
+    var scheme: String
+    var isHTTP2: Bool
+    var counters: FrontCounters
+    var logger: Logger
+}
+
+/// Serves the requests of one HTTP/1.1 connection (one at a time) or one HTTP/2 stream: asks the
+/// router what to do with each request, answers locally or forwards to a backend over a pooled
+/// keep-alive connection, streaming bodies both ways with backpressure, and retries a failed idempotent
+/// request on another backend when no response byte has gone back yet.
 ///
-/// Requests on one HTTP/1 connection are handled one at a time; `HTTPServerPipelineHandler` in front
-/// holds pipelined requests back until the previous response is complete, so answers go out in order.
-final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    struct Configuration: Sendable {
-        var router: any ProxyRouter
-        var pools: UpstreamPools
-        var limits: ProxyLimits
-        var scheme: String
-        var isHTTP2: Bool
-        var counters: FrontCounters
-        var logger: Logger
-    }
-
+/// It knows nothing of the client's wire protocol: the front handler parses requests and feeds them in
+/// (``requestHead(_:)``, ``requestBody(_:)``, ``requestEnd()``), and the response goes out through its
+/// ``ProxyClient``. The client holds the stream and the stream the client until ``clientClosed()``.
+final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     /// Where one request is.
     private enum Phase {
         /// Waiting for the router's decision; body parts are held.
@@ -77,86 +85,35 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         }
     }
 
-    private let configuration: Configuration
-    private var context: ChannelHandlerContext?
+    private let configuration: ProxyStreamConfiguration
+    /// Strong until ``clientClosed()``: the client holds this stream, and the stream its client.
+    private var client: Client?
+    private let eventLoop: any EventLoop
     private var exchange: Exchange?
-    private var readPaused = false
-    private var pendingRead = false
-    private var clientIP = ""
-    private var connectionGuard: FrontConnectionGuard?
-    /// The upstream pool of this connection's event loop, looked up once.
-    private var cachedLoopPool: UpstreamLoopPool?
-    /// After answering before the request body was read (413, early errors): the rest of the body is
-    /// read and dropped until the client closes, so closing does not reset the connection (a reset can
-    /// destroy the answer before the client reads it). Bounded by ``lingerTimeout``.
-    private var discardingInput = false
-    static let lingerTimeout: TimeAmount = .seconds(2)
-    /// The response-timeout timer and when it fires. One timer per connection serves every exchange: it
+    private let clientIP: String
+    /// The upstream pool of this stream's event loop, looked up once.
+    private let loopPool: UpstreamLoopPool
+    /// The response-timeout timer and when it fires. One timer per stream serves every exchange: it
     /// may fire early (then it is set again for the exchange's deadline) or find no deadline (then it
     /// stops), so a keep-alive request costs no timer scheduling or cancelling in the common case.
     private var responseTimer: Scheduled<Void>?
     private var responseTimerAt: NIODeadline?
 
-    init(configuration: Configuration) {
+    init(configuration: ProxyStreamConfiguration, client: Client, clientIP: String) {
         self.configuration = configuration
+        self.client = client
+        self.eventLoop = client.eventLoop
+        self.clientIP = clientIP
+        self.loopPool = configuration.pools.pool(for: client.eventLoop)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        clientIP = Self.clientIP(of: context.channel)
-        if configuration.isHTTP2 { configuration.counters.streams.add(1, ordering: .relaxed) }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        connectionGuard = nil
-        if configuration.isHTTP2 { configuration.counters.streams.subtract(1, ordering: .relaxed) }
-        responseTimer?.cancel()
-        responseTimer = nil
-    }
-
-    private func loopPool(_ context: ChannelHandlerContext) -> UpstreamLoopPool {
-        if let cachedLoopPool { return cachedLoopPool }
-        let pool = configuration.pools.pool(for: context.eventLoop)
-        cachedLoopPool = pool
-        return pool
-    }
-
-    static func clientIP(of channel: any Channel) -> String {
-        // For an HTTP/2 stream the address is the parent connection's.
-        let address = channel.remoteAddress ?? channel.parent?.remoteAddress
-        return address?.ipAddress ?? "unknown"
-    }
+    /// Whether a request is in progress (its response not complete).
+    var isBusy: Bool { exchange != nil }
 
     // MARK: - Inbound from the client
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if discardingInput { return }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            received(head, context: context)
-        case .body(let chunk):
-            receivedBody(chunk, context: context)
-        case .end:
-            receivedEnd(context: context)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if let exchange, exchange.phase == .forwarding { exchange.upstream?.flush() }
-        context.fireChannelReadComplete()
-    }
-
-    private func received(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        if !configuration.isHTTP2 {
-            // The guard in front of the decoder, told directly where requests begin and end. Found on the
-            // first request: handlers added together after another are added last one first.
-            if connectionGuard == nil { connectionGuard = try? context.pipeline.syncOperations.handler(type: FrontConnectionGuard.self) }
-            assert(connectionGuard != nil, "an HTTP/1 front pipeline without its FrontConnectionGuard")
-            connectionGuard?.note(.requestHeadReceived)
-        }
+    func requestHead(_ head: HTTPRequestHead, host: String) {
         let requestID = RequestID.accept(head.headers.first(name: RequestID.headerName))
-        let host = head.headers.first(name: "Host") ?? ""
         let requestIsChunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
         var forwarded = head
         HopByHop.strip(&forwarded.headers)
@@ -170,24 +127,24 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 
         let limits = configuration.limits
         if Self.headerBytes(head) > limits.maxHeaderBytes {
-            respondLocally(exchange, .error(.requestHeaderFieldsTooLarge, "request headers larger than \(limits.maxHeaderBytes) bytes", requestID: requestID), context: context)
+            respondLocally(exchange, .error(.requestHeaderFieldsTooLarge, "request headers larger than \(limits.maxHeaderBytes) bytes", requestID: requestID))
             return
         }
         if let length = head.headers.first(name: "Content-Length") {
             guard let n = Int(length), n >= 0 else {
-                respondLocally(exchange, .error(.badRequest, "invalid Content-Length", requestID: requestID), context: context)
+                respondLocally(exchange, .error(.badRequest, "invalid Content-Length", requestID: requestID))
                 return
             }
             if n > limits.maxBodyBytes {
-                respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(limits.maxBodyBytes) bytes", requestID: requestID), context: context)
+                respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(limits.maxBodyBytes) bytes", requestID: requestID))
                 return
             }
         }
-        switch configuration.router.decide(request, eventLoop: context.eventLoop) {
+        switch configuration.router.decide(request, eventLoop: eventLoop) {
         case .decided(let decision):
             decided(exchange, .success(decision))
         case .pending(let future):
-            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            future.hop(to: eventLoop).assumeIsolated().whenComplete { [self] result in
                 self.decided(exchange, result)
             }
         }
@@ -199,20 +156,20 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         return n
     }
 
-    private func receivedBody(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
+    func requestBody(_ chunk: ByteBuffer) {
         guard let exchange else { return }
         exchange.bodyBytes += chunk.readableBytes
         if exchange.bodyBytes > configuration.limits.maxBodyBytes {
             if exchange.phase == .respondingLocally { return }
             if exchange.responseStarted {
-                abortClient(context: context)
+                abortClient()
             } else {
                 // The attempt in progress ends here: tell the router (it counts requests in flight per node).
                 if let plan = exchange.plan, exchange.phase == .connecting || exchange.phase == .forwarding {
                     report(exchange, plan: plan, failure: .clientClosed)
                 }
                 abandonUpstream(exchange)
-                respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID), context: context)
+                respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID))
             }
             return
         }
@@ -231,76 +188,81 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         }
     }
 
-    private func receivedEnd(context: ChannelHandlerContext) {
+    func requestEnd() {
         guard let exchange else { return }
         exchange.requestEnded = true
         if exchange.phase == .forwarding, let upstream = exchange.upstream {
             upstream.writeAndFlush(.end(nil))
-            requestFullySent(exchange, context: context)
+            requestFullySent(exchange)
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        if let exchange {
-            self.exchange = nil
-            exchange.responseDeadline = nil
-            responseTimer?.cancel()
-            responseTimer = nil
-            responseTimerAt = nil
-            if exchange.phase == .forwarding || exchange.phase == .connecting {
-                exchange.plan?.tap?.responseAborted()
-                if let plan = exchange.plan {
-                    report(exchange, plan: plan, failure: .clientClosed)
-                }
+    /// The end of one burst of request bytes: send what was relayed upstream.
+    func clientReadComplete() {
+        if let exchange, exchange.phase == .forwarding { exchange.upstream?.flush() }
+    }
+
+    /// The client went away (connection closed, stream reset): the exchange in progress ends.
+    func clientClosed() {
+        responseTimer?.cancel()
+        responseTimer = nil
+        responseTimerAt = nil
+        client = nil
+        guard let exchange else { return }
+        self.exchange = nil
+        exchange.responseDeadline = nil
+        if exchange.phase == .forwarding || exchange.phase == .connecting {
+            exchange.plan?.tap?.responseAborted()
+            if let plan = exchange.plan {
+                report(exchange, plan: plan, failure: .clientClosed)
             }
-            abandonUpstream(exchange)
-            configuration.router.completed(
-                exchange.request, status: exchange.responseStatus ?? HTTPResponseStatus(statusCode: 499),
-                bytesSent: exchange.bytesSent, duration: Self.since(exchange.request.startedAt))
         }
-        context.fireChannelInactive()
+        abandonUpstream(exchange)
+        configuration.router.completed(
+            exchange.request, status: exchange.responseStatus ?? HTTPResponseStatus(statusCode: 499),
+            bytesSent: exchange.bytesSent, duration: Self.since(exchange.request.startedAt))
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.fireErrorCaught(error)
+    func clientWritabilityChanged(isWritable: Bool) {
+        exchange?.upstream?.setReadingPaused(!isWritable)
     }
 
     // MARK: - Deciding and connecting
 
     private func decided(_ exchange: Exchange, _ result: Result<ProxyDecision, any Error>) {
-        guard exchange === self.exchange, let context else { return }
+        guard exchange === self.exchange, client != nil else { return }
         switch result {
         case .success(.respond(let response)):
-            respondLocally(exchange, response, context: context)
+            respondLocally(exchange, response)
         case .success(.forward(let plan)):
             exchange.plan = plan
-            connect(exchange, context: context)
+            connect(exchange)
         case .failure(let error):
             configuration.logger.error("routing failed", metadata: ["request.id": "\(exchange.request.requestID)", "error": "\(error)"])
-            respondLocally(exchange, .error(.internalServerError, "internal error", requestID: exchange.request.requestID), context: context)
+            respondLocally(exchange, .error(.internalServerError, "internal error", requestID: exchange.request.requestID))
         }
     }
 
-    private func connect(_ exchange: Exchange, context: ChannelHandlerContext) {
+    private func connect(_ exchange: Exchange) {
         guard let plan = exchange.plan else { return }
         exchange.phase = .connecting
         exchange.attempts += 1
-        let pool = loopPool(context)
+        let pool = loopPool
         pool.acquire(plan.target, connectTimeout: plan.connectTimeout) { [self] result in
-            guard exchange === self.exchange, exchange.phase == .connecting, let context = self.context else {
+            guard exchange === self.exchange, exchange.phase == .connecting, self.client != nil else {
                 if case .success(let acquired) = result { pool.release(acquired.connection) }
                 return
             }
             switch result {
             case .success(let acquired):
-                self.startForwarding(exchange, on: acquired.connection, reused: acquired.reused, context: context)
+                self.startForwarding(exchange, on: acquired.connection, reused: acquired.reused)
             case .failure(let error):
-                self.upstreamFailedBeforeResponse(exchange, failure: ProxyOutcome.Failure(acquireError: error), context: context)
+                self.upstreamFailedBeforeResponse(exchange, failure: ProxyOutcome.Failure(acquireError: error))
             }
         }
     }
 
-    private func startForwarding(_ exchange: Exchange, on upstream: UpstreamConnection, reused: Bool, context: ChannelHandlerContext) {
+    private func startForwarding(_ exchange: Exchange, on upstream: UpstreamConnection, reused: Bool) {
         guard var head = exchange.plan?.head else { return }
         exchange.upstream = upstream
         exchange.upstreamReused = reused
@@ -319,27 +281,26 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         for chunk in body { upstream.write(.body(.byteBuffer(chunk))) }
         if exchange.requestEnded {
             upstream.writeAndFlush(.end(nil))
-            requestFullySent(exchange, context: context)
+            requestFullySent(exchange)
         } else {
             upstream.flush()
         }
-        readPaused = !upstream.channel.isWritable
+        client?.setRequestBodyPaused(!upstream.channel.isWritable)
     }
 
-    private func requestFullySent(_ exchange: Exchange, context: ChannelHandlerContext) {
+    private func requestFullySent(_ exchange: Exchange) {
         guard let plan = exchange.plan, !exchange.responseStarted else { return }
         let deadline = NIODeadline.now() + plan.responseTimeout
         exchange.responseDeadline = deadline
         if let at = responseTimerAt, at <= deadline { return }  // fires first, then moves to the deadline
-        scheduleResponseTimer(at: deadline, context: context)
+        scheduleResponseTimer(at: deadline)
     }
 
-    private func scheduleResponseTimer(at when: NIODeadline, context: ChannelHandlerContext) {
+    private func scheduleResponseTimer(at when: NIODeadline) {
         responseTimer?.cancel()
         responseTimerAt = when
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        responseTimer = context.eventLoop.scheduleTask(deadline: when) {
-            loopBound.value.responseTimerFired()
+        responseTimer = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
+            self.responseTimerFired()
         }
     }
 
@@ -348,7 +309,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         responseTimerAt = nil
         guard let exchange, let deadline = exchange.responseDeadline, !exchange.responseStarted else { return }
         if NIODeadline.now() < deadline {
-            if let context { scheduleResponseTimer(at: deadline, context: context) }
+            scheduleResponseTimer(at: deadline)
             return
         }
         exchange.responseDeadline = nil
@@ -359,7 +320,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
     // MARK: - Upstream delegate
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
-        guard let exchange, let context, let plan = exchange.plan else { return }
+        guard let exchange, let client, let plan = exchange.plan else { return }
         exchange.responseDeadline = nil
         exchange.responseStarted = true
         exchange.responseStatus = head.status
@@ -374,28 +335,28 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             exchange.closeAfterResponse = true
         }
         plan.tap?.responseHead(response)
-        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        client.sendResponseHead(response)
     }
 
     func upstreamResponseBody(_ chunk: ByteBuffer) {
-        guard let exchange, let context else { return }
+        guard let exchange, let client else { return }
         exchange.bytesSent += chunk.readableBytes
         exchange.plan?.tap?.responseBody(chunk)
-        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
-        if !context.channel.isWritable { exchange.upstream?.setReadingPaused(true) }
+        client.sendResponseBody(chunk)
+        if !client.isWritable { exchange.upstream?.setReadingPaused(true) }
     }
 
     func upstreamReadComplete() {
-        context?.flush()
+        client?.flushResponse()
     }
 
     func upstreamResponseEnd() {
-        guard let exchange, let context, let plan = exchange.plan, let upstream = exchange.upstream else { return }
+        guard let exchange, client != nil, let plan = exchange.plan, let upstream = exchange.upstream else { return }
         plan.tap?.responseEnd()
         exchange.upstream = nil
         upstream.delegate = nil
         if exchange.requestEnded {
-            loopPool(context).release(upstream)
+            loopPool.release(upstream)
         } else {
             // The backend answered before the request was fully sent: that connection cannot be reused,
             // and the rest of the client's body is discarded.
@@ -403,11 +364,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             exchange.closeAfterResponse = true
         }
         report(exchange, plan: plan, failure: nil)
-        finish(exchange, context: context)
+        finish(exchange)
     }
 
     func upstreamClosed() {
-        guard let exchange, let context, exchange.phase == .forwarding else { return }
+        guard let exchange, client != nil, exchange.phase == .forwarding else { return }
         exchange.upstream = nil
         if exchange.responseStarted {
             // Part of the response went out: the client must learn it is incomplete.
@@ -415,23 +376,19 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             if let plan = exchange.plan { report(exchange, plan: plan, failure: .upstreamClosed) }
             // Reported: closing the client must not report the same attempt again (as .clientClosed).
             exchange.plan = nil
-            abortClient(context: context)
+            abortClient()
             return
         }
-        upstreamFailedBeforeResponse(exchange, failure: exchange.timedOut ? .responseTimeout : .upstreamClosed, context: context)
+        upstreamFailedBeforeResponse(exchange, failure: exchange.timedOut ? .responseTimeout : .upstreamClosed)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
-        readPaused = !isWritable
-        if isWritable, pendingRead, let context {
-            pendingRead = false
-            context.read()
-        }
+        client?.setRequestBodyPaused(!isWritable)
     }
 
     // MARK: - Failures and retries
 
-    private func upstreamFailedBeforeResponse(_ exchange: Exchange, failure: ProxyOutcome.Failure, context: ChannelHandlerContext) {
+    private func upstreamFailedBeforeResponse(_ exchange: Exchange, failure: ProxyOutcome.Failure) {
         guard let plan = exchange.plan else { return }
         exchange.responseDeadline = nil
         report(exchange, plan: plan, failure: failure)
@@ -439,13 +396,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         if canReplay && exchange.attempts < 3 {
             // A reused keep-alive connection the backend had already closed: same backend, once.
             if failure == .upstreamClosed && exchange.upstreamReused && exchange.attempts == 1 {
-                connect(exchange, context: context)
+                connect(exchange)
                 return
             }
             if plan.retryable, var next = configuration.router.retry(after: plan, failure: failure, request: exchange.request) {
                 if next.onComplete == nil { next.onComplete = plan.onComplete }
                 exchange.plan = next
-                connect(exchange, context: context)
+                connect(exchange)
                 return
             }
         }
@@ -458,7 +415,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         default:
             response = .error(.badGateway, "backend \(plan.target) is unavailable", requestID: exchange.request.requestID)
         }
-        respondLocally(exchange, response, context: context)
+        respondLocally(exchange, response)
     }
 
     private func report(_ exchange: Exchange, plan: ForwardPlan, failure: ProxyOutcome.Failure?) {
@@ -481,14 +438,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
         }
     }
 
-    private func abortClient(context: ChannelHandlerContext) {
+    private func abortClient() {
         if let exchange { abandonUpstream(exchange) }
-        context.close(promise: nil)
+        client?.abortResponse()
     }
 
     // MARK: - Local answers and completion
 
-    private func respondLocally(_ exchange: Exchange, _ response: HTTPResponse, context: ChannelHandlerContext) {
+    private func respondLocally(_ exchange: Exchange, _ response: HTTPResponse) {
+        guard let client else { return }
         exchange.phase = .respondingLocally
         exchange.pendingBody = []
         exchange.responseStarted = true
@@ -501,64 +459,23 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
             head.headers.replaceOrAdd(name: "Connection", value: "close")
             exchange.closeAfterResponse = true
         }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        client.sendResponseHead(head)
         if exchange.request.head.method != .HEAD && response.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+            client.sendResponseBody(response.body)
         }
         exchange.bytesSent += response.body.readableBytes
-        finish(exchange, context: context)
+        finish(exchange)
     }
 
-    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
+    private func finish(_ exchange: Exchange) {
         exchange.responseDeadline = nil
         self.exchange = nil
-        readPaused = false
         configuration.router.completed(
             exchange.request, status: exchange.responseStatus ?? .ok, bytesSent: exchange.bytesSent,
             duration: Self.since(exchange.request.startedAt))
-        if exchange.closeAfterResponse {
-            // A body still arriving: half-close (the client sees the answer, then EOF) and drain it.
-            let linger = !exchange.requestEnded && !configuration.isHTTP2
-            if linger { discardingInput = true }
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                guard linger else {
-                    context.close(promise: nil)
-                    return
-                }
-                Self.closeLingering(context)
-            }
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            connectionGuard?.note(.responseCompleted)
-        }
-        if pendingRead {
-            pendingRead = false
-            context.read()
-        }
-    }
-
-    /// Closes the output side now (the client reads the answer, then EOF) and the whole connection when
-    /// the client closes, or after ``lingerTimeout``. Used when unread request bytes may still arrive.
-    static func closeLingering(_ context: ChannelHandlerContext) {
-        context.close(mode: .output, promise: nil)
-        let channel = context.channel
-        let lingering = channel.eventLoop.scheduleTask(in: lingerTimeout) { channel.close(promise: nil) }
-        channel.closeFuture.whenComplete { _ in lingering.cancel() }
-    }
-
-    // MARK: - Backpressure
-
-    func read(context: ChannelHandlerContext) {
-        if readPaused {
-            pendingRead = true
-        } else {
-            context.read()
-        }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        exchange?.upstream?.setReadingPaused(!context.channel.isWritable)
-        context.fireChannelWritabilityChanged()
+        guard let client else { return }
+        client.setRequestBodyPaused(false)
+        client.sendResponseEnd(close: exchange.closeAfterResponse)
     }
 
     static func since(_ start: NIODeadline) -> Duration {
@@ -567,4 +484,4 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamExchangeDelegate {
 }
 
 @available(*, unavailable)
-extension ProxyServerHandler: Sendable {}
+extension ProxyStream: Sendable {}

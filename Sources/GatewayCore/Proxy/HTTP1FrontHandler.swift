@@ -1,0 +1,436 @@
+import NIOCore
+import NIOHTTP1
+
+/// One client connection speaking HTTP/1.1: the only handler of its pipeline (after TLS, if any). It
+/// parses requests with ``HTTP1Parser``, hands them to the connection's ``ProxyStream`` one at a time,
+/// and writes the stream's responses as bytes, so a request and its answer cross no other handler.
+///
+/// - **Pipelining**: the bytes of a request that arrive while the previous response is in progress stay
+///   unparsed in the input buffer until that response is complete, so answers go out in request order.
+///   Reading goes on meanwhile (a keep-alive client sends its next request only after the answer, and
+///   stopping reads would cost two `epoll_ctl` calls per request); it stops once more than a head's worth
+///   of pipelined bytes is waiting.
+/// - **Limits and clocks**: an idle connection (no request, no bytes) closes after `idleTimeout`; a head
+///   that has started but not finished within `headerReadTimeout` gets 408; a head longer than
+///   `maxHeaderBytes` gets 431; bytes that are not HTTP/1.1 get 400. Each answer is JSON with a request
+///   id, then the connection closes. One timer per connection serves both clocks and is moved, not
+///   rescheduled, when a deadline moves later.
+/// - **Closing with unread input** (an early answer to a request whose body is still arriving): the
+///   output side closes after the answer and the rest of the input is read and dropped until the client
+///   closes or ``lingerTimeout`` passes, so the close does not reset the connection before the client
+///   reads the answer.
+final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let lingerTimeout: TimeAmount = .seconds(2)
+
+    private enum State {
+        /// Between requests: no head yet (its first bytes may have arrived).
+        case awaitingHead
+        /// A head went to the stream and the response is not complete.
+        case inRequest
+        /// The connection is closing; input is read and dropped.
+        case closing
+    }
+
+    /// How the body of the response in progress is framed on the wire.
+    private enum Framing {
+        /// No body bytes go out (HEAD, 204, 304).
+        case none
+        case contentLength
+        case chunked
+        /// HTTP/1.0 client, unknown length: the body ends when the connection closes.
+        case untilClose
+    }
+
+    private let configuration: ProxyStreamConfiguration
+    private var limits: ProxyLimits { configuration.limits }
+    private var context: ChannelHandlerContext?
+    private var stream: ProxyStream<HTTP1FrontHandler>?
+    private var state = State.awaitingHead
+    private var parser: HTTP1Parser
+    /// Bytes read and not yet parsed.
+    private var input: ByteBuffer
+    private var requestEnded = true
+    private var requestIsHEAD = false
+    private var framing = Framing.none
+    /// The response head (and small body parts) not yet written, so they go out as one buffer.
+    private var outbound: ByteBuffer?
+    private var responseInProgress = false
+    private var closeAfterResponse = false
+    private var bodyPaused = false
+    private var readPending = false
+    private var processScheduled = false
+    private var drainRequested = false
+    /// The pending timer and when it fires; it may fire before ``deadline`` (then it is set again for the
+    /// deadline) or find no deadline (then it does nothing).
+    private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
+    /// When the running clock runs out (idle, or header-read when `deadlineIsHeader`); nil when stopped.
+    private var deadline: NIODeadline?
+    private var deadlineIsHeader = false
+
+    init(configuration: ProxyStreamConfiguration) {
+        self.configuration = configuration
+        self.parser = HTTP1Parser(kind: .request, maxHeadBytes: configuration.limits.maxHeaderBytes)
+        self.input = ByteBuffer()
+    }
+
+    // MARK: - ProxyClient
+
+    var eventLoop: any EventLoop { context!.eventLoop }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func sendResponseHead(_ head: HTTPResponseHead) {
+        guard let context else { return }
+        var head = head
+        let code = head.status.code
+        responseInProgress = true
+        if requestIsHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
+            framing = .none
+        } else if head.headers.contains(name: "Content-Length") {
+            framing = .contentLength
+        } else if head.version == .http1_1 {
+            framing = .chunked
+            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else {
+            framing = .untilClose
+            closeAfterResponse = true
+        }
+        if (framing == .untilClose || drainRequested) && !head.headers.contains(name: "Connection") {
+            head.headers.add(name: "Connection", value: "close")
+            closeAfterResponse = true
+        }
+        var buffer = context.channel.allocator.buffer(capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: 64) + 512)
+        HTTP1Serializer.writeResponseHead(head, into: &buffer)
+        outbound = buffer
+    }
+
+    func sendResponseBody(_ chunk: ByteBuffer) {
+        guard let context, chunk.readableBytes > 0 else { return }
+        switch framing {
+        case .none:
+            return
+        case .contentLength, .untilClose:
+            if outbound != nil && chunk.readableBytes <= 4096 {
+                var chunk = chunk
+                outbound!.writeBuffer(&chunk)
+            } else {
+                writeOutbound(context)
+                context.write(wrapOutboundOut(chunk), promise: nil)
+            }
+        case .chunked:
+            if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 24) }
+            HTTP1Serializer.writeChunkHeader(length: chunk.readableBytes, into: &outbound!)
+            if chunk.readableBytes <= 4096 {
+                var chunk = chunk
+                outbound!.writeBuffer(&chunk)
+                outbound!.writeStaticString("\r\n")
+            } else {
+                writeOutbound(context)
+                context.write(wrapOutboundOut(chunk), promise: nil)
+                outbound = context.channel.allocator.buffer(capacity: 24)
+                outbound!.writeStaticString("\r\n")
+            }
+        }
+    }
+
+    func flushResponse() {
+        guard let context else { return }
+        writeOutbound(context)
+        context.flush()
+    }
+
+    func sendResponseEnd(close: Bool) {
+        guard let context else { return }
+        if framing == .chunked {
+            if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 8) }
+            outbound!.writeStaticString(HTTP1Serializer.lastChunk)
+        }
+        responseInProgress = false
+        if close || closeAfterResponse || drainRequested {
+            closeAfterAnswer(context)
+            return
+        }
+        writeOutbound(context)
+        context.flush()
+        state = .awaitingHead
+        arm(after: limits.idleTimeout, header: false)
+        if input.readableBytes > 0 {
+            // A pipelined request waits: parse it from a fresh tick, not from inside the stream's call.
+            scheduleProcessing()
+        } else if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func setRequestBodyPaused(_ paused: Bool) {
+        guard paused != bodyPaused else { return }
+        bodyPaused = paused
+        if !paused && input.readableBytes > 0 { scheduleProcessing() }
+        if !paused, readPending, let context, !readBlocked {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func abortResponse() {
+        state = .closing
+        context?.close(promise: nil)
+    }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        input = context.channel.allocator.buffer(capacity: 0)
+        stream = ProxyStream(configuration: configuration, client: self, clientIP: FrontPipeline.clientIP(of: context.channel))
+        if context.channel.isActive { arm(after: limits.idleTimeout, header: false) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        stream?.clientClosed()
+        stream = nil
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(after: limits.idleTimeout, header: false)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        state = .closing
+        timer?.cancel()
+        timer = nil
+        deadline = nil
+        stream?.clientClosed()
+        stream = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .closing = state { return }
+        var bytes = unwrapInboundIn(data)
+        if input.readableBytes == 0 {
+            input = bytes
+        } else {
+            input.writeBuffer(&bytes)
+        }
+        process(context)
+        if case .awaitingHead = state, input.readableBytes > 0, !deadlineIsHeader {
+            // A head has started and is not complete: the header-read clock replaces the idle clock. (A
+            // head that arrives whole, the usual case, never starts it.)
+            arm(after: limits.headerReadTimeout, header: true)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        stream?.clientReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stream?.clientWritabilityChanged(isWritable: context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset or a TLS failure: nothing more can be said on this connection.
+        state = .closing
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case FrontServerEvent.drain = event {
+            drainRequested = true
+            if case .awaitingHead = state, input.readableBytes == 0 {
+                state = .closing
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if bodyPaused || readBlocked {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Pipelined bytes past a head's worth wait for the response in progress before more are read.
+    private var readBlocked: Bool {
+        if case .inRequest = state, requestEnded, input.readableBytes > limits.maxHeaderBytes { return true }
+        return false
+    }
+
+    // MARK: - Parsing
+
+    private func process(_ context: ChannelHandlerContext) {
+        while true {
+            switch state {
+            case .closing:
+                return
+            case .inRequest:
+                if requestEnded || bodyPaused { return }
+            case .awaitingHead:
+                break
+            }
+            let part: HTTP1Part?
+            do {
+                part = try parser.next(&input)
+            } catch {
+                parseFailed(error, context: context)
+                return
+            }
+            guard let part, let stream else { return }
+            switch part {
+            case .requestHead(let head):
+                state = .inRequest
+                requestEnded = false
+                requestIsHEAD = head.method == .HEAD
+                closeAfterResponse = false
+                deadline = nil  // no clock while a request is in progress
+                stream.requestHead(head, host: head.headers.first(name: "Host") ?? "")
+            case .body(let chunk):
+                stream.requestBody(chunk)
+            case .end:
+                requestEnded = true
+                stream.requestEnd()
+            case .responseHead:
+                preconditionFailure("a request parser produced a response head")
+            }
+        }
+    }
+
+    private func scheduleProcessing() {
+        guard !processScheduled, let context else { return }
+        processScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.processScheduled = false
+            guard let context = self.context else { return }
+            self.process(context)
+            self.stream?.clientReadComplete()  // send on what was relayed from the buffer
+            if case .closing = self.state { return }
+            if case .awaitingHead = self.state, self.input.readableBytes > 0, !self.deadlineIsHeader {
+                self.arm(after: self.limits.headerReadTimeout, header: true)
+            }
+            if self.readPending && !self.bodyPaused && !self.readBlocked {
+                self.readPending = false
+                context.read()
+            }
+        }
+    }
+
+    /// Bytes that are not HTTP/1.1: a JSON 400 (431 for a head past the limit) and a close; only the
+    /// close when a response has already started.
+    private func parseFailed(_ error: HTTP1ParseError, context: ChannelHandlerContext) {
+        if case .inRequest = state {
+            // Mid-body: the exchange in progress ends here.
+            stream?.clientClosed()
+            stream = nil
+        }
+        if responseInProgress {
+            state = .closing
+            context.close(promise: nil)
+            return
+        }
+        let status: HTTPResponseStatus = error == .headTooLarge ? .requestHeaderFieldsTooLarge : .badRequest
+        let message = error == .headTooLarge ? "request headers larger than \(limits.maxHeaderBytes) bytes" : "malformed HTTP request (\(error))"
+        refuse(context: context, status: status, message: message)
+    }
+
+    /// Writes a minimal JSON error and closes (after the rest of the input, see ``closeLingering``).
+    private func refuse(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
+        state = .closing
+        deadline = nil
+        let requestID = RequestID.generate()
+        let body = HTTPResponse.errorBody(message, requestID: requestID)
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)")
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            Self.closeLingering(context)
+        }
+    }
+
+    // MARK: - Writing and closing
+
+    private func writeOutbound(_ context: ChannelHandlerContext) {
+        if let buffer = outbound {
+            outbound = nil
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    /// After the answer: close, lingering if the request's bytes are not all read.
+    private func closeAfterAnswer(_ context: ChannelHandlerContext) {
+        let linger = !requestEnded
+        state = .closing
+        deadline = nil
+        let last = outbound ?? context.channel.allocator.buffer(capacity: 0)
+        outbound = nil
+        context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+            if linger {
+                Self.closeLingering(context)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// Closes the output side now (the client reads the answer, then EOF) and the whole connection when
+    /// the client closes, or after ``lingerTimeout``. Used when unread request bytes may still arrive.
+    static func closeLingering(_ context: ChannelHandlerContext) {
+        context.close(mode: .output, promise: nil)
+        let channel = context.channel
+        let lingering = channel.eventLoop.scheduleTask(in: lingerTimeout) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in lingering.cancel() }
+    }
+
+    // MARK: - Clocks
+
+    private func arm(after delay: TimeAmount, header: Bool) {
+        let deadline = NIODeadline.now() + delay
+        self.deadline = deadline
+        deadlineIsHeader = header
+        if let timerAt, timerAt <= deadline { return }  // fires first, then sets itself for the deadline
+        schedule(at: deadline)
+    }
+
+    private func schedule(at when: NIODeadline) {
+        guard let context else { return }
+        timer?.cancel()
+        timerAt = when
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
+            self.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerAt = nil
+        guard let deadline, let context else { return }
+        if NIODeadline.now() < deadline {
+            schedule(at: deadline)
+            return
+        }
+        self.deadline = nil
+        guard case .awaitingHead = state else { return }
+        if deadlineIsHeader && input.readableBytes > 0 {
+            refuse(context: context, status: .requestTimeout, message: "request head not received within \(limits.headerReadTimeout)")
+        } else {
+            state = .closing
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HTTP1FrontHandler: Sendable {}
