@@ -292,13 +292,13 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             }
             guard let part, let stream else { return }
             switch part {
-            case .requestHead(let head):
+            case .requestHead(let head, let info):
                 state = .inRequest
                 requestEnded = false
                 requestIsHEAD = head.method == .HEAD
                 closeAfterResponse = false
                 deadline = nil  // no clock while a request is in progress
-                stream.requestHead(head, host: head.headers.first(name: "Host") ?? "")
+                stream.requestHead(head, info: info)
             case .body(let chunk):
                 stream.requestBody(chunk)
             case .end:

@@ -63,7 +63,9 @@ final class HTTP2StreamClientHandler: ChannelDuplexHandler, ProxyClient {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let stream else { return }
         switch unwrapInboundIn(data) {
-        case .head(let head): stream.requestHead(head, host: head.headers.first(name: "Host") ?? "")
+        case .head(var head):
+            let info = HopByHop.requestInfo(stripping: &head.headers, version: head.version)
+            stream.requestHead(head, info: info)
         case .body(let chunk): stream.requestBody(chunk)
         case .end: stream.requestEnd()
         }

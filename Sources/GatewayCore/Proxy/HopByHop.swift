@@ -53,10 +53,15 @@ public enum HopByHop {
     /// Sets `X-Forwarded-For` (appending the client), `X-Forwarded-Proto`, `X-Forwarded-Host` and
     /// `X-Request-ID` on a request going upstream; values the client sent for the last three are replaced.
     /// One pass finds which are present; the usual request has none and costs four appends.
-    public static func addForwarded(_ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String) {
+    ///
+    /// `replacing: false` says the headers are known to hold none of these (the HTTP/1.1 parser tells),
+    /// which skips the pass over them.
+    public static func addForwarded(
+        _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
+    ) {
         var forwardedFor: String?
         var replace: [String] = []
-        for (name, value) in headers {
+        for (name, value) in headers where replacing {
             guard name.utf8.count >= 12, (name.utf8.first ?? 0) | 0x20 == UInt8(ascii: "x") else { continue }
             if equalsIgnoringASCIICase(name, "X-Forwarded-For") {
                 forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
@@ -72,5 +77,26 @@ public enum HopByHop {
         headers.add(name: "X-Forwarded-Proto", value: scheme)
         if !host.isEmpty { headers.add(name: "X-Forwarded-Host", value: host) }
         headers.add(name: RequestID.headerName, value: requestID)
+    }
+
+    /// Removes the hop-by-hop headers of a head that did not come from ``HTTP1Parser`` (an HTTP/2
+    /// stream) and reads what the proxy needs from it, as the parser would.
+    static func requestInfo(stripping headers: inout HTTPHeaders, version: HTTPVersion) -> HTTP1HeadInfo {
+        let keepAlive = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers).isKeepAlive
+        let chunked = headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+        strip(&headers)
+        var info = HTTP1HeadInfo(keepAlive: keepAlive, chunked: chunked)
+        for (name, value) in headers {
+            if info.host == nil && equalsIgnoringASCIICase(name, "Host") {
+                info.host = value
+            } else if info.requestID == nil && equalsIgnoringASCIICase(name, RequestID.headerName) {
+                info.requestID = value
+            } else if equalsIgnoringASCIICase(name, "X-Forwarded-For") || equalsIgnoringASCIICase(name, "X-Forwarded-Proto")
+                || equalsIgnoringASCIICase(name, "X-Forwarded-Host")
+            {
+                info.hasForwardedHeaders = true
+            }
+        }
+        return info
     }
 }

@@ -112,16 +112,18 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     // MARK: - Inbound from the client
 
-    func requestHead(_ head: HTTPRequestHead, host: String) {
-        let requestID = RequestID.accept(head.headers.first(name: RequestID.headerName))
-        let requestIsChunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+    /// A request begins. `head` comes without hop-by-hop headers; `info` says what they said.
+    func requestHead(_ head: HTTPRequestHead, info: HTTP1HeadInfo) {
+        let requestID = RequestID.accept(info.requestID)
+        let host = info.host ?? ""
         var forwarded = head
-        HopByHop.strip(&forwarded.headers)
-        HopByHop.addForwarded(&forwarded.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID)
+        HopByHop.addForwarded(
+            &forwarded.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
+            replacing: info.hasForwardedHeaders || info.requestID != nil)
         let request = ProxyRequest(
             head: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
             httpVersion: head.version, startedAt: .now())
-        let exchange = Exchange(request: request, wantsKeepAlive: head.isKeepAlive || configuration.isHTTP2, requestIsChunked: requestIsChunked)
+        let exchange = Exchange(request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked)
         self.exchange = exchange
         if request.isIdempotent { exchange.replayBody = [] }
 
@@ -325,9 +327,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.responseStarted = true
         exchange.responseStatus = head.status
         exchange.firstByteAt = .now()
-        var response = head
+        var response = head  // without hop-by-hop headers (the upstream handlers leave them out)
         response.version = exchange.request.httpVersion
-        HopByHop.strip(&response.headers)  // keeps Content-Length
         for (name, value) in plan.responseHeaders { response.headers.replaceOrAdd(name: name, value: value) }
         response.headers.replaceOrAdd(name: RequestID.headerName, value: exchange.request.requestID)
         if !exchange.wantsKeepAlive && !configuration.isHTTP2 {

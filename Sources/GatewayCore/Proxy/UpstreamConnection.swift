@@ -93,8 +93,8 @@ final class UpstreamConnection {
 
     // MARK: - From the transport's handler
 
-    /// A response part arrived. A part nobody waits for (the backend spoke out of turn) makes the
-    /// connection unusable.
+    /// A response part arrived (a head without hop-by-hop headers). A part nobody waits for (the
+    /// backend spoke out of turn) makes the connection unusable.
     func received(_ part: HTTPClientResponsePart) {
         guard let delegate else {
             reusable = false
@@ -103,7 +103,6 @@ final class UpstreamConnection {
         }
         switch part {
         case .head(let head):
-            if !head.isKeepAlive { reusable = false }
             delegate.upstreamResponseHead(head)
         case .body(let chunk):
             delegate.upstreamResponseBody(chunk)
@@ -254,8 +253,8 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
             }
             guard let part else { return }
             switch part {
-            case .responseHead(let head):
-                if parser.readsUntilClose { connection.reusable = false }
+            case .responseHead(let head, let info):
+                if !info.keepAlive { connection.reusable = false }
                 connection.received(.head(head))
             case .body(let chunk):
                 connection.received(.body(chunk))
@@ -313,7 +312,12 @@ final class UpstreamStreamHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection?.received(unwrapInboundIn(data))
+        guard case .head(var head) = unwrapInboundIn(data) else {
+            connection?.received(unwrapInboundIn(data))
+            return
+        }
+        HopByHop.strip(&head.headers)  // HTTP/2 has none to speak of; what the codec adds stays on this hop
+        connection?.received(.head(head))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

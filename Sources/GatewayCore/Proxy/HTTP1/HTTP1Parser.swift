@@ -35,10 +35,26 @@ enum HTTP1ParseError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// What a proxy needs to know of a head besides its headers, learned while parsing it.
+struct HTTP1HeadInfo: Equatable, Sendable {
+    /// Whether the connection stays open after this message (version and `Connection`).
+    var keepAlive: Bool
+    /// Whether the body is chunked on the wire.
+    var chunked = false
+    /// Requests: the `Host` value.
+    var host: String?
+    /// Requests: the `X-Request-ID` value.
+    var requestID: String?
+    /// Requests: whether any `X-Forwarded-For`, `-Proto` or `-Host` header is present.
+    var hasForwardedHeaders = false
+}
+
 /// One piece of a parsed HTTP/1.1 message.
 enum HTTP1Part: Equatable {
-    case requestHead(HTTPRequestHead)
-    case responseHead(HTTPResponseHead)
+    /// A request head, without hop-by-hop headers (RFC 9110 §7.6.1; ``HTTP1HeadInfo`` says what they said).
+    case requestHead(HTTPRequestHead, HTTP1HeadInfo)
+    /// A response head, without hop-by-hop headers.
+    case responseHead(HTTPResponseHead, HTTP1HeadInfo)
     /// Body bytes, chunk framing removed. A slice of the input: no copy.
     case body(ByteBuffer)
     /// The message is complete (trailers, if any, are dropped).
@@ -53,6 +69,10 @@ enum HTTP1Part: Equatable {
 /// It is strict where leniency lets requests be smuggled past a backend: `Transfer-Encoding` together
 /// with `Content-Length`, a `Transfer-Encoding` that does not end in `chunked` (requests), differing
 /// `Content-Length` values, obsolete line folding, and bare CR are errors. A bare LF ends a line.
+///
+/// Heads come out without their hop-by-hop headers (`Connection` and the fields it names,
+/// `Keep-Alive`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`, `Proxy-*`): a proxy must not forward
+/// them, and leaving them out here saves a pass over the headers on every message.
 ///
 /// ```swift
 /// var parser = HTTP1Parser(kind: .request, maxHeadBytes: 32 * 1024)
@@ -110,7 +130,7 @@ struct HTTP1Parser {
                 if headLength > maxHeadBytes { throw .headTooLarge }
                 let part = try parseHead(buffer.readableBytesView.prefix(headLength))
                 buffer.moveReaderIndex(forwardBy: headLength)
-                if case .responseHead(let head) = part, head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 {
+                if case .responseHead(let head, _) = part, head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 {
                     // Informational (100 Continue, 103 Early Hints): not relayed; the final response follows.
                     state = .head(scanned: 0)
                     continue
@@ -214,13 +234,10 @@ struct HTTP1Parser {
     }
 
     private mutating func parseHead(_ view: ByteBufferView) throws(HTTP1ParseError) -> HTTP1Part {
-        let result: Result<HTTP1Part, HTTP1ParseError> = view.withContiguousStorageIfAvailable { bytes in
-            do throws(HTTP1ParseError) {
-                return .success(try parseHead(bytes))
-            } catch {
-                return .failure(error)
-            }
-        } ?? .failure(.invalidStartLine)
+        let result: Result<HTTP1Part, HTTP1ParseError> =
+            view.withContiguousStorageIfAvailable { bytes in
+                do throws(HTTP1ParseError) { return .success(try parseHead(bytes)) } catch { return .failure(error) }
+            } ?? .failure(.invalidStartLine)
         return try result.get()
     }
 
@@ -234,14 +251,31 @@ struct HTTP1Parser {
         var framing = Framing()
         while let line = try lines.next(), !line.isEmpty {
             let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
-            framing.note(name: name, value: value, bytes: bytes)
-            headers.append((Self.string(bytes, name), Self.string(bytes, value)))
+            switch framing.note(name: name, value: value, bytes: bytes) {
+            case .hopByHop: continue
+            case .keep: headers.append((Self.string(bytes, name), Self.string(bytes, value)))
+            case .host:
+                let v = Self.string(bytes, value)
+                if framing.host == nil { framing.host = v }
+                headers.append((Self.string(bytes, name), v))
+            case .requestID:
+                let v = Self.string(bytes, value)
+                if framing.requestID == nil { framing.requestID = v }
+                headers.append((Self.string(bytes, name), v))
+            }
         }
         if framing.invalidContentLength { throw .invalidContentLength }
+        if !framing.connectionTokens.isEmpty {
+            // Fields the Connection header names are hop-by-hop too (Content-Length never is).
+            headers.removeAll { header in framing.connectionTokens.contains { HopByHop.equalsIgnoringASCIICase($0, header.0) } }
+        }
         switch kind {
         case .request:
             let (method, uri, version) = try Self.parseRequestLine(startLine, bytes: bytes)
             if method == .CONNECT { throw .unsupportedMethod }
+            let info = HTTP1HeadInfo(
+                keepAlive: framing.keepAlive(version), chunked: framing.hasTransferEncoding, host: framing.host, requestID: framing.requestID,
+                hasForwardedHeaders: framing.hasForwardedHeaders)
             if framing.hasTransferEncoding {
                 guard framing.chunked, framing.contentLength == nil else { throw .invalidTransferEncoding }
                 state = .chunkSize
@@ -250,15 +284,17 @@ struct HTTP1Parser {
             } else {
                 state = .endPending
             }
-            return .requestHead(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)))
+            return .requestHead(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)), info)
         case .response:
             let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
             let code = status.code
+            var info = HTTP1HeadInfo(keepAlive: framing.keepAlive(version))
             if respondingToHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
                 state = .endPending
             } else if framing.hasTransferEncoding {
                 guard framing.contentLength == nil else { throw .invalidTransferEncoding }
                 if framing.chunked {
+                    info.chunked = true
                     state = .chunkSize
                 } else {
                     readsUntilClose = true
@@ -270,65 +306,153 @@ struct HTTP1Parser {
                 readsUntilClose = true
                 state = .untilClose
             }
-            return .responseHead(HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)))
+            if readsUntilClose { info.keepAlive = false }
+            return .responseHead(HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), info)
         }
     }
 
-    /// What the headers say about the body's length.
+    /// What a header line means to the parser.
+    private enum Disposition {
+        case keep
+        /// Not forwarded (its meaning is kept in ``Framing``).
+        case hopByHop
+        case host
+        case requestID
+    }
+
+    /// What the headers say about the body's length and the connection, and the values a proxy reads.
     private struct Framing {
         var contentLength: Int?
         var invalidContentLength = false
         var hasTransferEncoding = false
         /// Whether the last transfer coding seen is `chunked`.
         var chunked = false
+        var sawClose = false
+        var sawKeepAlive = false
+        /// Other fields `Connection` names (hop-by-hop as well).
+        var connectionTokens: [String] = []
+        var host: String?
+        var requestID: String?
+        var hasForwardedHeaders = false
 
-        mutating func note(name: Range<Int>, value: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) {
+        func keepAlive(_ version: HTTPVersion) -> Bool {
+            if sawClose { return false }
+            return version.minor >= 1 || sawKeepAlive
+        }
+
+        mutating func note(name: Range<Int>, value: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Disposition {
             switch name.count {
+            case 2 where HTTP1Parser.equalsLowercased(bytes, name, "te"): return .hopByHop
+            case 4 where HTTP1Parser.equalsLowercased(bytes, name, "host"): return .host
+            case 7 where HTTP1Parser.equalsLowercased(bytes, name, "upgrade") || HTTP1Parser.equalsLowercased(bytes, name, "trailer"):
+                return .hopByHop
+            case 10 where HTTP1Parser.equalsLowercased(bytes, name, "connection"):
+                noteConnection(value, bytes: bytes)
+                return .hopByHop
+            case 10 where HTTP1Parser.equalsLowercased(bytes, name, "keep-alive"): return .hopByHop
+            case 12 where HTTP1Parser.equalsLowercased(bytes, name, "x-request-id"): return .requestID
+            case 15 where HTTP1Parser.equalsLowercased(bytes, name, "x-forwarded-for"):
+                hasForwardedHeaders = true
+                return .keep
+            case 16
+            where HTTP1Parser.equalsLowercased(bytes, name, "x-forwarded-host") || HTTP1Parser.equalsLowercased(bytes, name, "proxy-connection"):
+                if bytes[name.lowerBound] | 0x20 == UInt8(ascii: "x") {
+                    hasForwardedHeaders = true
+                    return .keep
+                }
+                return .hopByHop
+            case 17 where HTTP1Parser.equalsLowercased(bytes, name, "x-forwarded-proto"):
+                hasForwardedHeaders = true
+                return .keep
+            case 18 where HTTP1Parser.equalsLowercased(bytes, name, "proxy-authenticate"): return .hopByHop
+            case 19 where HTTP1Parser.equalsLowercased(bytes, name, "proxy-authorization"): return .hopByHop
             case 14 where HTTP1Parser.equalsLowercased(bytes, name, "content-length"):
-                // "5" and "5, 5" are one length; anything else (or two different lengths) is invalid.
-                var length: Int?
-                var current: Int?
-                for i in value {
-                    let c = bytes[i]
-                    if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
-                        let (m, o1) = (current ?? 0).multipliedReportingOverflow(by: 10)
-                        let (s, o2) = m.addingReportingOverflow(Int(c - UInt8(ascii: "0")))
-                        if o1 || o2 { invalidContentLength = true; return }
-                        current = s
-                    } else if c == UInt8(ascii: ",") {
-                        guard let v = current, length == nil || length == v else { invalidContentLength = true; return }
-                        length = v
-                        current = nil
-                    } else if c != UInt8(ascii: " ") && c != UInt8(ascii: "\t") {
+                noteContentLength(value, bytes: bytes)
+                return .keep
+            case 17 where HTTP1Parser.equalsLowercased(bytes, name, "transfer-encoding"):
+                noteTransferEncoding(value, bytes: bytes)
+                return .hopByHop
+            default: return .keep
+            }
+        }
+
+        /// `close`, `keep-alive`, and the names of other hop-by-hop fields.
+        private mutating func noteConnection(_ value: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) {
+            var start = value.lowerBound
+            while start < value.upperBound {
+                var end = start
+                while end < value.upperBound && bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var a = start
+                var b = end
+                while a < b && (bytes[a] == UInt8(ascii: " ") || bytes[a] == UInt8(ascii: "\t")) { a += 1 }
+                while b > a && (bytes[b - 1] == UInt8(ascii: " ") || bytes[b - 1] == UInt8(ascii: "\t")) { b -= 1 }
+                if HTTP1Parser.equalsLowercased(bytes, a..<b, "close") {
+                    sawClose = true
+                } else if HTTP1Parser.equalsLowercased(bytes, a..<b, "keep-alive") {
+                    sawKeepAlive = true
+                } else if a < b && !HTTP1Parser.equalsLowercased(bytes, a..<b, "content-length") {
+                    connectionTokens.append(HTTP1Parser.string(bytes, a..<b))
+                }
+                start = end + 1
+            }
+        }
+
+        private mutating func noteContentLength(_ value: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) {
+            // "5" and "5, 5" are one length; anything else (or two different lengths) is invalid.
+            var length: Int?
+            var current: Int?
+            for i in value {
+                let c = bytes[i]
+                if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                    let (m, o1) = (current ?? 0).multipliedReportingOverflow(by: 10)
+                    let (s, o2) = m.addingReportingOverflow(Int(c - UInt8(ascii: "0")))
+                    if o1 || o2 {
                         invalidContentLength = true
                         return
                     }
+                    current = s
+                } else if c == UInt8(ascii: ",") {
+                    guard let v = current, length == nil || length == v else {
+                        invalidContentLength = true
+                        return
+                    }
+                    length = v
+                    current = nil
+                } else if c != UInt8(ascii: " ") && c != UInt8(ascii: "\t") {
+                    invalidContentLength = true
+                    return
                 }
-                guard let v = current, length == nil || length == v else { invalidContentLength = true; return }
-                if let contentLength, contentLength != v { invalidContentLength = true; return }
-                contentLength = v
-            case 17 where HTTP1Parser.equalsLowercased(bytes, name, "transfer-encoding"):
-                hasTransferEncoding = true
-                // The last coding in the list decides.
-                var end = value.upperBound
-                while end > value.lowerBound && (bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
-                var start = end
-                while start > value.lowerBound && bytes[start - 1] != UInt8(ascii: ",") { start -= 1 }
-                while start < end && (bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t")) { start += 1 }
-                chunked = end - start == 7 && HTTP1Parser.equalsLowercased(bytes, start..<end, "chunked")
-            default:
-                break
             }
+            guard let v = current, length == nil || length == v else {
+                invalidContentLength = true
+                return
+            }
+            if let contentLength, contentLength != v {
+                invalidContentLength = true
+                return
+            }
+            contentLength = v
+        }
+
+        private mutating func noteTransferEncoding(_ value: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) {
+            hasTransferEncoding = true
+            // The last coding in the list decides.
+            var end = value.upperBound
+            while end > value.lowerBound && (bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+            var start = end
+            while start > value.lowerBound && bytes[start - 1] != UInt8(ascii: ",") { start -= 1 }
+            while start < end && (bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t")) { start += 1 }
+            chunked = end - start == 7 && HTTP1Parser.equalsLowercased(bytes, start..<end, "chunked")
         }
     }
 
-    private static func parseRequestLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (HTTPMethod, String, HTTPVersion) {
+    private static func parseRequestLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (
+        HTTPMethod, String, HTTPVersion
+    ) {
         guard let firstSpace = firstIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), firstSpace > line.lowerBound else {
             throw .invalidStartLine
         }
-        guard let lastSpace = lastIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), lastSpace > firstSpace + 1 else {
-            throw .invalidStartLine
-        }
+        guard let lastSpace = lastIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), lastSpace > firstSpace + 1 else { throw .invalidStartLine }
         let methodRange = line.lowerBound..<firstSpace
         for i in methodRange where !isTokenByte(bytes[i]) { throw .invalidStartLine }
         let targetRange = (firstSpace + 1)..<lastSpace
@@ -337,7 +461,9 @@ struct HTTP1Parser {
         return (method(bytes, methodRange), string(bytes, targetRange), version)
     }
 
-    private static func parseStatusLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (HTTPVersion, HTTPResponseStatus) {
+    private static func parseStatusLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (
+        HTTPVersion, HTTPResponseStatus
+    ) {
         // HTTP/1.1 200 OK  (the reason phrase may be empty, even without its space)
         guard line.count >= 12, bytes[line.lowerBound + 8] == UInt8(ascii: " ") else { throw .invalidStartLine }
         let version = try parseVersion(line.lowerBound..<(line.lowerBound + 8), bytes: bytes)
@@ -353,9 +479,7 @@ struct HTTP1Parser {
             let reason = (line.lowerBound + 13)..<line.upperBound
             for i in reason where (bytes[i] < 0x20 && bytes[i] != UInt8(ascii: "\t")) || bytes[i] == 0x7f { throw .invalidStartLine }
             let status = HTTPResponseStatus(statusCode: code)
-            if case .custom = status {
-                return (version, HTTPResponseStatus(statusCode: code, reasonPhrase: string(bytes, reason)))
-            }
+            if case .custom = status { return (version, HTTPResponseStatus(statusCode: code, reasonPhrase: string(bytes, reason))) }
             return (version, status)
         }
         return (version, HTTPResponseStatus(statusCode: code))
@@ -421,9 +545,8 @@ struct HTTP1Parser {
             guard digits > 0 else { return .failure(.invalidChunk) }
             // Extensions (";name=value") are ignored; only the line's end matters.
             let c = bytes[i]
-            guard c == UInt8(ascii: ";") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\n") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") else {
-                return .failure(.invalidChunk)
-            }
+            guard c == UInt8(ascii: ";") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\n") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t")
+            else { return .failure(.invalidChunk) }
             while i < bytes.count && bytes[i] != UInt8(ascii: "\n") {
                 if bytes[i] == UInt8(ascii: "\r") && i + 1 < bytes.count && bytes[i + 1] != UInt8(ascii: "\n") { return .failure(.invalidChunk) }
                 i += 1
@@ -457,14 +580,12 @@ struct HTTP1Parser {
 
     static func isTokenByte(_ c: UInt8) -> Bool {
         switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"),
+            UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"),
+            UInt8(ascii: "~"):
             return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
+        default: return false
         }
     }
 
@@ -518,15 +639,12 @@ struct HTTP1Parser {
         case 4:
             if equalsExactly(bytes, range, "POST") { return .POST }
             if equalsExactly(bytes, range, "HEAD") { return .HEAD }
-        case 5:
-            if equalsExactly(bytes, range, "PATCH") { return .PATCH }
-        case 6:
-            if equalsExactly(bytes, range, "DELETE") { return .DELETE }
+        case 5: if equalsExactly(bytes, range, "PATCH") { return .PATCH }
+        case 6: if equalsExactly(bytes, range, "DELETE") { return .DELETE }
         case 7:
             if equalsExactly(bytes, range, "OPTIONS") { return .OPTIONS }
             if equalsExactly(bytes, range, "CONNECT") { return .CONNECT }
-        default:
-            break
+        default: break
         }
         return HTTPMethod(rawValue: string(bytes, range))
     }
