@@ -195,11 +195,13 @@ enum FrontPipeline {
         try sync.addHandler(HTTP1FrontHandler(configuration: configuration), position: position)
     }
 
-    /// The client's address (IP); for an HTTP/2 stream channel, the parent connection's.
+    /// The client's address (IP).
     static func clientIP(of channel: any Channel) -> String {
-        let address = channel.remoteAddress ?? channel.parent?.remoteAddress
-        return address?.ipAddress ?? "unknown"
+        channel.remoteAddress?.ipAddress ?? "unknown"
     }
+
+    /// Each HTTP/2 stream's window (and the connection's, topped up to the same size).
+    static let initialWindowSize = 1 << 20
 
     static func configureHTTP2(_ sync: ChannelPipeline.SynchronousOperations, limits: ProxyLimits, configuration: ProxyStreamConfiguration) throws {
         var streamConfiguration = configuration
@@ -208,29 +210,16 @@ enum FrontPipeline {
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
-            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            HTTP2Setting(parameter: .initialWindowSize, value: initialWindowSize),
         ]
         // Rapid-reset protection: a client that opens and cancels streams in a flood is cut off.
         connectionConfiguration.maximumRecentlyResetStreams = 32
         var perStream = NIOHTTP2Handler.StreamConfiguration()
         perStream.streamResetFrameRateLimit.maximumCount = 200
         perStream.streamResetFrameRateLimit.windowLength = .seconds(10)
-        let final = streamConfiguration
-        _ = try sync.configureHTTP2Pipeline(
-            mode: .server,
-            connectionConfiguration: connectionConfiguration,
-            streamConfiguration: perStream,
-            position: .last
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandlers([
-                    HTTP2FramePayloadToHTTP1ServerCodec(),
-                    HTTP2StreamClientHandler(configuration: final),
-                ])
-            }
-        }
-        // A connection error (malformed frames, a flood of resets) has sent GOAWAY: close that connection.
-        try sync.addHandler(NIOCloseOnErrorHandler())
+        try sync.addHandler(
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: perStream))
+        try sync.addHandler(HTTP2FrontHandler(configuration: streamConfiguration, targetWindow: initialWindowSize))
     }
 
     /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.

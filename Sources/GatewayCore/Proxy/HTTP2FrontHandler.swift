@@ -1,0 +1,412 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+import Synchronization
+
+/// One client connection speaking HTTP/2, after `NIOHTTP2Handler` (which runs the protocol: framing,
+/// HPACK, stream states, flow-control accounting, SETTINGS, PING, the limits on concurrent streams,
+/// header list size and reset floods). Every stream is served right here by a ``ProxyStream`` with an
+/// ``HTTP2FrontStream`` as its client, without a child channel and pipeline per stream, or a
+/// conversion of every frame to HTTP/1 parts and back.
+///
+/// - Flow control: the connection and each stream get WINDOW_UPDATE frames as their windows drain
+///   below half (as NIO's stream multiplexer does); a stream whose request body the backend is not
+///   taking gets none until it is, which stops that client upload only. A stream whose client window is
+///   exhausted stops reading its backend response.
+/// - Graceful shutdown: GOAWAY naming the last stream accepted, then a close when the open streams have
+///   finished.
+final class HTTP2FrontHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let configuration: ProxyStreamConfiguration
+    /// The window size the connection and each stream are topped up to (the initial window size the
+    /// connection's SETTINGS announce).
+    let targetWindow: Int
+    private(set) var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: HTTP2FrontStream] = [:]
+    private var clientIP = "unknown"
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var goAwaySent = false
+    /// Whether frames were written since the last flush.
+    private var needsFlush = false
+
+    init(configuration: ProxyStreamConfiguration, targetWindow: Int) {
+        var configuration = configuration
+        configuration.isHTTP2 = true
+        self.configuration = configuration
+        self.targetWindow = targetWindow
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientIP = FrontPipeline.clientIP(of: context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closeAllStreams()
+        self.context = nil
+    }
+
+    // MARK: - Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = streams[frame.streamID] {
+                // Trailers: the request ends (their fields are not forwarded).
+                if headers.endStream { stream.receivedEnd() }
+            } else {
+                openStream(frame.streamID, headers: headers, context: context)
+            }
+        case .data(let data):
+            guard let stream = streams[frame.streamID] else { return }
+            if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 { stream.receivedBody(buffer) }
+            if data.endStream { stream.receivedEnd() }
+        case .rstStream:
+            streams[frame.streamID]?.reset()
+        default:
+            break  // connection-level frames are NIOHTTP2Handler's
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.readComplete() }
+        flushIfNeeded()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let event as NIOHTTP2WindowUpdatedEvent:
+            windowUpdated(event)
+        case let event as StreamClosedEvent:
+            if let stream = streams.removeValue(forKey: event.streamID) { stream.closed() }
+            if goAwaySent && streams.isEmpty { context.close(promise: nil) }
+        case FrontServerEvent.drain:
+            drain(context: context)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeAllStreams()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        for stream in streams.values { stream.connectionWritabilityChanged(writable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream error has reset that stream already (its StreamClosedEvent follows). Anything else is
+        // a connection error: NIOHTTP2Handler has sent GOAWAY, and the connection closes.
+        if error is NIOHTTP2Errors.StreamError { return }
+        context.close(promise: nil)
+    }
+
+    // MARK: - Streams
+
+    private func openStream(_ id: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
+        if goAwaySent && id > lastStreamID { return }  // past the GOAWAY: NIOHTTP2Handler refuses it
+        lastStreamID = max(lastStreamID, id)
+        guard let head = Self.requestHead(headers.headers) else {
+            write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
+            flushIfNeeded()
+            return
+        }
+        let stream = HTTP2FrontStream(id: id, connection: self)
+        streams[id] = stream
+        configuration.counters.streams.add(1, ordering: .relaxed)
+        stream.start(configuration: configuration, clientIP: clientIP, head: head.0, info: head.1, endStream: headers.endStream)
+    }
+
+    /// An HTTP/1-style request head from an HTTP/2 header block: the pseudo-headers become the method,
+    /// target and `Host`; cookie fields split by HTTP/2 are joined again. Nil without `:method` or `:path`.
+    static func requestHead(_ block: HPACKHeaders) -> (HTTPRequestHead, HTTP1HeadInfo)? {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(block.count + 1)
+        var cookies: String?
+        var info = HTTP1HeadInfo(keepAlive: true)
+        for (name, value, _) in block {
+            if name.utf8.first == UInt8(ascii: ":") {
+                switch name {
+                case ":method": method = value
+                case ":path": path = value
+                case ":authority": authority = value
+                default: break
+                }
+                continue
+            }
+            switch name {
+            case "cookie":
+                cookies = cookies.map { $0 + "; " + value } ?? value
+                continue
+            case "host":
+                if info.host == nil { info.host = value }
+            case "x-request-id":
+                if info.requestID == nil { info.requestID = value }
+            case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host":
+                info.hasForwardedHeaders = true
+            case "te", "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection":
+                continue  // not allowed in HTTP/2 (TE: trailers is): never forwarded
+            default:
+                break
+            }
+            headers.append((name, value))
+        }
+        guard let method, let path else { return nil }
+        if info.host == nil, let authority {
+            info.host = authority
+            headers.append(("host", authority))
+        }
+        if let cookies { headers.append(("cookie", cookies)) }
+        let head = HTTPRequestHead(
+            version: .init(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: path, headers: HTTPHeaders(headers))
+        return (head, info)
+    }
+
+    private func closeAllStreams() {
+        let open = streams
+        streams = [:]
+        for stream in open.values { stream.closed() }
+    }
+
+    /// Called by a stream once it is closed.
+    func streamFinished() {
+        configuration.counters.streams.subtract(1, ordering: .relaxed)
+    }
+
+    // MARK: - Flow control
+
+    private func windowUpdated(_ event: NIOHTTP2WindowUpdatedEvent) {
+        if event.streamID == .rootStream {
+            if let size = event.inboundWindowSize, let increment = Self.increment(window: size, target: targetWindow) {
+                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
+            }
+            return
+        }
+        guard let stream = streams[event.streamID] else { return }
+        if let size = event.inboundWindowSize { stream.inboundWindowChanged(size) }
+        if let size = event.outboundWindowSize { stream.outboundWindowChanged(size) }
+    }
+
+    /// How much to add to a window of `window` bytes: back up to `target` once it has drained below half.
+    static func increment(window: Int, target: Int) -> Int? {
+        guard window < target / 2 else { return nil }
+        return min(target - window, Int(Int32.max))
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: - Writing
+
+    func write(_ frame: HTTP2Frame) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        needsFlush = true
+    }
+
+    func flushIfNeeded() {
+        guard needsFlush, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    // MARK: - Shutdown
+
+    private func drain(context: ChannelHandlerContext) {
+        guard !goAwaySent else { return }
+        goAwaySent = true
+        write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)))
+        flushIfNeeded()
+        if streams.isEmpty { context.close(promise: nil) }
+    }
+}
+
+/// One HTTP/2 stream of an ``HTTP2FrontHandler``: the ``ProxyClient`` of its ``ProxyStream``.
+///
+/// The response goes out as a HEADERS frame and DATA frames; the last DATA frame of a body is held until
+/// the next part is known, so `END_STREAM` rides on it (a small response is two frames, not three).
+final class HTTP2FrontStream: ProxyClient {
+    let id: HTTP2StreamID
+    /// Strong until the stream closes.
+    private var connection: HTTP2FrontHandler?
+    private var stream: ProxyStream<HTTP2FrontStream>?
+    private var pendingHeaders: HPACKHeaders?
+    private var heldChunk: ByteBuffer?
+    private var responseEnded = false
+    private var requestEnded = false
+    /// Request-body flow control: window updates wait while the backend is not taking the body.
+    private var bodyPaused = false
+    private var inboundWindow: Int?
+    /// The client's window for this stream's response; nil until NIO reports it.
+    private var outboundWindow: Int?
+    private var isClosed = false
+
+    init(id: HTTP2StreamID, connection: HTTP2FrontHandler) {
+        self.id = id
+        self.connection = connection
+    }
+
+    func start(configuration: ProxyStreamConfiguration, clientIP: String, head: HTTPRequestHead, info: HTTP1HeadInfo, endStream: Bool) {
+        let stream = ProxyStream(configuration: configuration, client: self, clientIP: clientIP)
+        self.stream = stream
+        stream.requestHead(head, info: info)
+        if endStream { receivedEnd() }
+    }
+
+    // MARK: From the connection
+
+    func receivedBody(_ chunk: ByteBuffer) {
+        guard !requestEnded else { return }
+        stream?.requestBody(chunk)
+    }
+
+    func receivedEnd() {
+        guard !requestEnded else { return }
+        requestEnded = true
+        stream?.requestEnd()
+    }
+
+    func readComplete() {
+        stream?.clientReadComplete()
+    }
+
+    /// The client reset the stream.
+    func reset() {
+        closed()
+    }
+
+    /// The stream is closed (both sides ended, or reset): the exchange in progress, if any, ends.
+    func closed() {
+        guard !isClosed else { return }
+        isClosed = true
+        let stream = self.stream
+        self.stream = nil
+        stream?.clientClosed()
+        connection?.streamFinished()
+        connection = nil
+    }
+
+    func connectionWritabilityChanged(_ writable: Bool) {
+        stream?.clientWritabilityChanged(isWritable: writable && (outboundWindow ?? 1) > 0)
+    }
+
+    func inboundWindowChanged(_ size: Int) {
+        inboundWindow = size
+        if !bodyPaused { topUpInboundWindow() }
+    }
+
+    func outboundWindowChanged(_ size: Int) {
+        let wasWritable = (outboundWindow ?? 1) > 0
+        outboundWindow = size
+        let writable = size > 0
+        if writable != wasWritable { stream?.clientWritabilityChanged(isWritable: writable && (connection?.isWritable ?? false)) }
+    }
+
+    private func topUpInboundWindow() {
+        guard !requestEnded, let window = inboundWindow, let connection,
+            let increment = HTTP2FrontHandler.increment(window: window, target: connection.targetWindow)
+        else { return }
+        inboundWindow = window + increment
+        connection.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+    }
+
+    // MARK: ProxyClient
+
+    var eventLoop: any EventLoop { connection!.context!.eventLoop }
+
+    var isWritable: Bool { (connection?.isWritable ?? false) && (outboundWindow ?? 1) > 0 }
+
+    func sendResponseHead(_ head: HTTPResponseHead) {
+        var block = HPACKHeaders()
+        block.reserveCapacity(head.headers.count + 1)
+        block.add(name: ":status", value: String(head.status.code))
+        for (name, value) in head.headers {
+            block.add(name: Self.lowercased(name), value: value)
+        }
+        pendingHeaders = block
+    }
+
+    func sendResponseBody(_ chunk: ByteBuffer) {
+        guard chunk.readableBytes > 0 else { return }
+        writePending(endStream: false)
+        heldChunk = chunk
+    }
+
+    func flushResponse() {
+        writePending(endStream: false)
+        connection?.flushIfNeeded()
+    }
+
+    func sendResponseEnd(close: Bool) {
+        guard !responseEnded else { return }
+        responseEnded = true
+        if let headers = pendingHeaders, heldChunk == nil {
+            pendingHeaders = nil
+            connection?.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))))
+        } else if heldChunk != nil {
+            writePending(endStream: true)
+        } else {
+            connection?.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
+        }
+        connection?.flushIfNeeded()
+        if !requestEnded {
+            // Answered before the request body ended: the rest is not wanted (RFC 9113 §8.1).
+            connection?.write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)))
+            connection?.flushIfNeeded()
+        }
+    }
+
+    func setRequestBodyPaused(_ paused: Bool) {
+        guard paused != bodyPaused else { return }
+        bodyPaused = paused
+        if !paused {
+            topUpInboundWindow()
+            connection?.flushIfNeeded()
+        }
+    }
+
+    func abortResponse() {
+        guard !isClosed else { return }
+        responseEnded = true
+        connection?.write(HTTP2Frame(streamID: id, payload: .rstStream(.internalError)))
+        connection?.flushIfNeeded()
+    }
+
+    /// Writes what is held: the headers, then the held chunk (the last one with `endStream`).
+    private func writePending(endStream: Bool) {
+        guard let connection else { return }
+        if let headers = pendingHeaders {
+            pendingHeaders = nil
+            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false))))
+        }
+        if let chunk = heldChunk {
+            heldChunk = nil
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk), endStream: endStream))))
+        }
+    }
+
+    /// HTTP/2 field names are lower case; most names need no copy.
+    static func lowercased(_ name: String) -> String {
+        for byte in name.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+            return name.lowercased()
+        }
+        return name
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2FrontHandler: Sendable {}
+
+@available(*, unavailable)
+extension HTTP2FrontStream: Sendable {}
