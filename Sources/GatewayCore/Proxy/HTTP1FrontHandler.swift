@@ -64,13 +64,14 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     private var readPending = false
     private var processScheduled = false
     private var drainRequested = false
-    /// The pending timer and when it fires; it may fire before ``deadline`` (then it is set again for the
-    /// deadline) or find no deadline (then it does nothing).
-    private var timer: Scheduled<Void>?
-    private var timerAt: NIODeadline?
+    /// The idle and header-read clocks' timer; it may fire before ``deadline`` (then it is set again for
+    /// the deadline) or find no deadline (then it does nothing).
+    private var timer = LazyTimer()
     /// When the running clock runs out (idle, or header-read when `deadlineIsHeader`); nil when stopped.
     private var deadline: NIODeadline?
     private var deadlineIsHeader = false
+    /// The response-timeout timer of the stream's exchanges.
+    private var responseTimer = LazyTimer()
 
     init(configuration: ProxyStreamConfiguration) {
         self.configuration = configuration
@@ -178,6 +179,16 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
         }
     }
 
+    func responseDeadlineSet(_ deadline: NIODeadline) {
+        guard let context else { return }
+        responseTimer.arm(at: deadline, on: context.eventLoop) { [self] in self.responseTimerFired() }
+    }
+
+    private func responseTimerFired() {
+        responseTimer.fired()
+        if let next = stream?.checkResponseDeadline(now: .now()) { responseDeadlineSet(next) }
+    }
+
     func abortResponse() {
         state = .closing
         context?.close(promise: nil)
@@ -193,8 +204,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
+        responseTimer.cancel()
         stream?.clientClosed()
         stream = nil
         self.context = nil
@@ -207,8 +218,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
 
     func channelInactive(context: ChannelHandlerContext) {
         state = .closing
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
+        responseTimer.cancel()
         deadline = nil
         stream?.clientClosed()
         stream = nil
@@ -397,28 +408,18 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     // MARK: - Clocks
 
     private func arm(after delay: TimeAmount, header: Bool) {
+        guard let context else { return }
         let deadline = NIODeadline.now() + delay
         self.deadline = deadline
         deadlineIsHeader = header
-        if let timerAt, timerAt <= deadline { return }  // fires first, then sets itself for the deadline
-        schedule(at: deadline)
-    }
-
-    private func schedule(at when: NIODeadline) {
-        guard let context else { return }
-        timer?.cancel()
-        timerAt = when
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
-            self.timerFired()
-        }
+        timer.arm(at: deadline, on: context.eventLoop) { [self] in self.timerFired() }
     }
 
     private func timerFired() {
-        timer = nil
-        timerAt = nil
+        timer.fired()
         guard let deadline, let context else { return }
         if NIODeadline.now() < deadline {
-            schedule(at: deadline)
+            timer.arm(at: deadline, on: context.eventLoop) { [self] in self.timerFired() }
             return
         }
         self.deadline = nil

@@ -32,6 +32,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     private var goAwaySent = false
     /// Whether frames were written since the last flush.
     private var needsFlush = false
+    /// Whether a flush is scheduled for the end of this event-loop tick.
+    private var flushScheduled = false
+    /// One response-timeout timer for all streams.
+    private var responseTimer = LazyTimer()
 
     init(configuration: ProxyStreamConfiguration, targetWindow: Int) {
         var configuration = configuration
@@ -46,6 +50,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        responseTimer.cancel()
         closeAllStreams()
         self.context = nil
     }
@@ -93,6 +98,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        responseTimer.cancel()
         closeAllStreams()
         context.fireChannelInactive()
     }
@@ -221,6 +227,35 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
         context.flush()
     }
 
+    /// Flushes once the event loop has handled the I/O of this tick: the responses that many streams'
+    /// backends delivered together go out in one write.
+    func scheduleFlush() {
+        guard needsFlush, !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.flushScheduled = false
+            self.flushIfNeeded()
+        }
+    }
+
+    // MARK: - Response timeouts
+
+    func responseDeadlineSet(_ deadline: NIODeadline) {
+        guard let context else { return }
+        responseTimer.arm(at: deadline, on: context.eventLoop) { [self] in self.responseTimerFired() }
+    }
+
+    /// Times out the streams whose response is overdue and watches the earliest deadline left.
+    private func responseTimerFired() {
+        responseTimer.fired()
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for stream in Array(streams.values) {
+            if let deadline = stream.checkResponseDeadline(now: now) { next = min(next ?? deadline, deadline) }
+        }
+        if let next { responseDeadlineSet(next) }
+    }
+
     // MARK: - Shutdown
 
     private func drain(context: ChannelHandlerContext) {
@@ -345,7 +380,7 @@ final class HTTP2FrontStream: ProxyClient {
 
     func flushResponse() {
         writePending(endStream: false)
-        connection?.flushIfNeeded()
+        connection?.scheduleFlush()
     }
 
     func sendResponseEnd(close: Bool) {
@@ -359,12 +394,11 @@ final class HTTP2FrontStream: ProxyClient {
         } else {
             connection?.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
         }
-        connection?.flushIfNeeded()
         if !requestEnded {
             // Answered before the request body ended: the rest is not wanted (RFC 9113 §8.1).
             connection?.write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)))
-            connection?.flushIfNeeded()
         }
+        connection?.scheduleFlush()
     }
 
     func setRequestBodyPaused(_ paused: Bool) {
@@ -374,6 +408,14 @@ final class HTTP2FrontStream: ProxyClient {
             topUpInboundWindow()
             connection?.flushIfNeeded()
         }
+    }
+
+    func responseDeadlineSet(_ deadline: NIODeadline) {
+        connection?.responseDeadlineSet(deadline)
+    }
+
+    func checkResponseDeadline(now: NIODeadline) -> NIODeadline? {
+        stream?.checkResponseDeadline(now: now)
     }
 
     func abortResponse() {

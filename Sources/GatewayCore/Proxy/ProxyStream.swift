@@ -17,6 +17,9 @@ protocol ProxyClient: AnyObject {
     func flushResponse()
     /// Stops or resumes delivering the request body (backpressure from the upstream connection).
     func setRequestBodyPaused(_ paused: Bool)
+    /// Calls the stream's ``ProxyStream/checkResponseDeadline(now:)`` at `deadline` or a little later.
+    /// The client keeps one timer for all its streams.
+    func responseDeadlineSet(_ deadline: NIODeadline)
     /// The response cannot be completed: an HTTP/1.1 connection is closed, an HTTP/2 stream reset.
     func abortResponse()
 }
@@ -93,11 +96,6 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     private let clientIP: String
     /// The upstream pool of this stream's event loop, looked up once.
     private let loopPool: UpstreamLoopPool
-    /// The response-timeout timer and when it fires. One timer per stream serves every exchange: it
-    /// may fire early (then it is set again for the exchange's deadline) or find no deadline (then it
-    /// stops), so a keep-alive request costs no timer scheduling or cancelling in the common case.
-    private var responseTimer: Scheduled<Void>?
-    private var responseTimerAt: NIODeadline?
 
     init(configuration: ProxyStreamConfiguration, client: Client, clientIP: String) {
         self.configuration = configuration
@@ -206,9 +204,6 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     /// The client went away (connection closed, stream reset): the exchange in progress ends.
     func clientClosed() {
-        responseTimer?.cancel()
-        responseTimer = nil
-        responseTimerAt = nil
         client = nil
         guard let exchange else { return }
         self.exchange = nil
@@ -294,29 +289,18 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         guard let plan = exchange.plan, !exchange.responseStarted else { return }
         let deadline = NIODeadline.now() + plan.responseTimeout
         exchange.responseDeadline = deadline
-        if let at = responseTimerAt, at <= deadline { return }  // fires first, then moves to the deadline
-        scheduleResponseTimer(at: deadline)
+        client?.responseDeadlineSet(deadline)
     }
 
-    private func scheduleResponseTimer(at when: NIODeadline) {
-        responseTimer?.cancel()
-        responseTimerAt = when
-        responseTimer = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
-            self.responseTimerFired()
-        }
-    }
-
-    private func responseTimerFired() {
-        responseTimer = nil
-        responseTimerAt = nil
-        guard let exchange, let deadline = exchange.responseDeadline, !exchange.responseStarted else { return }
-        if NIODeadline.now() < deadline {
-            scheduleResponseTimer(at: deadline)
-            return
-        }
+    /// From the client's timer: times the exchange out if its response head is overdue. Returns the
+    /// deadline still to watch, if any.
+    func checkResponseDeadline(now: NIODeadline) -> NIODeadline? {
+        guard let exchange, let deadline = exchange.responseDeadline, !exchange.responseStarted else { return nil }
+        if now < deadline { return deadline }
         exchange.responseDeadline = nil
         exchange.timedOut = true
         exchange.upstream?.close()  // reported through upstreamClosed
+        return nil
     }
 
     // MARK: - Upstream delegate
