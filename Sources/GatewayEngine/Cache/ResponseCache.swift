@@ -173,6 +173,21 @@ final class ResponseCache: Sendable {
         }
     }
 
+    /// The fresh stored response for `key`, found without waiting: what ``fetch(key:policy:requestHeaders:loader:)``
+    /// would answer as a hit. Nil when there is none, or when the request's own `Cache-Control` asks
+    /// to go around the cache (then `fetch` decides).
+    func cachedHit(key: CacheKey, policy: CachePolicy, requestHeaders: HTTPHeaders) -> Result? {
+        guard policy.enabled, policy.methods.contains(key.method) else { return nil }
+        let request = CacheControl(requestHeaders)
+        if request.noStore || request.noCache { return nil }
+        let now = self.now()
+        return state.withLockedValue { s -> Result? in
+            guard let entry = s.entries.get(key), entry.expiresAt > now else { return nil }
+            s.stats.hits += 1
+            return Result(response: entry.response, status: .hit, age: now - entry.storedAt)
+        }
+    }
+
     /// Calls the loader and stores what may be stored. As the leader of a flight, hands the outcome to
     /// the waiters.
     private func load(

@@ -1,9 +1,24 @@
+import GatewayCore
+
 /// A target's `http://host[:port][/base]` URL, split into what the proxy needs.
 struct BackendURL: Sendable, Hashable, CustomStringConvertible {
-    var host: String
-    var port: Int
+    let host: String
+    let port: Int
     /// Path prefix prepended to forwarded paths; empty for none (never ends with `/`).
-    var basePath: String
+    let basePath: String
+    /// `host:port`, IPv6 in brackets (the `Host` header sent to the target).
+    let authority: String
+    /// The upstream target the proxy connects to, named by the URL (made once, not per request).
+    let target: UpstreamTarget
+
+    init(host: String, port: Int, basePath: String) {
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        self.authority = authority
+        self.target = UpstreamTarget(id: "http://\(authority)\(basePath)", host: host, port: port)
+    }
 
     /// Parses `text`, or returns nil with the reason in `problem`.
     static func parse(_ text: String) -> Result<BackendURL, Problem> {
@@ -54,10 +69,5 @@ struct BackendURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// `host:port`, IPv6 in brackets.
-    var authority: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-    }
-
-    var description: String { "http://\(authority)\(basePath)" }
+    var description: String { target.id }
 }

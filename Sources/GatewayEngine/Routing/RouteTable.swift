@@ -86,7 +86,7 @@ final class RouteTable: Sendable {
         let path = path.isEmpty ? "/" : path
         if let host = host.map(Self.normalizedHost), !host.isEmpty {
             if let index = exactHosts[host], let match = index.match(path) { return match }
-            for (suffix, index) in wildcardHosts where host.count > suffix.count && host.hasSuffix(suffix) {
+            for (suffix, index) in wildcardHosts where host.utf8.count > suffix.utf8.count && host.utf8.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) {
                 if let match = index.match(path) { return match }
             }
         }
@@ -95,6 +95,7 @@ final class RouteTable: Sendable {
 
     /// Lower case, without the port or a trailing dot.
     static func normalizedHost(_ host: String) -> String {
+        if let plain = normalizedASCIIHost(host) { return plain }
         var h = Substring(host)
         if h.hasPrefix("[") {
             if let close = h.firstIndex(of: "]") { h = h[...close] }
@@ -103,6 +104,26 @@ final class RouteTable: Sendable {
         }
         if h.hasSuffix(".") { h = h.dropLast() }
         return h.lowercased()
+    }
+
+    /// ``normalizedHost(_:)`` for the usual `name[:port]` in ASCII without a bracket, byte by byte; nil
+    /// for anything else.
+    static func normalizedASCIIHost(_ host: String) -> String? {
+        let bytes = host.utf8
+        var end = bytes.endIndex
+        var needsLowercasing = false
+        for i in bytes.indices {
+            let c = bytes[i]
+            if c >= 0x80 || c == UInt8(ascii: "[") { return nil }
+            if c == UInt8(ascii: ":") {
+                end = i
+                break
+            }
+            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { needsLowercasing = true }
+        }
+        if end > bytes.startIndex && bytes[bytes.index(before: end)] == UInt8(ascii: ".") { end = bytes.index(before: end) }
+        let name = end == bytes.endIndex ? host : String(host[..<end])
+        return needsLowercasing ? name.lowercased() : name
     }
 
     static func version(of sortedDefinitions: [APIDefinition]) -> String {
@@ -147,22 +168,26 @@ private struct PathIndex: Sendable {
         self.prefixes = prefixes
     }
 
-    /// Tries the path, then each shorter prefix ending at a `/`: `/a/b/c`, `/a/b`, `/a`, `/`.
+    /// Tries the path, then each shorter prefix ending at a `/`: `/a/b/c`, `/a/b`, `/a`, `/`. (Byte
+    /// offsets on the UTF-8 view: `/` is one byte and never part of another character.)
     func match(_ path: String) -> RouteMatch? {
         guard !prefixes.isEmpty else { return nil }
-        var candidate = Substring(path)
+        let bytes = path.utf8
+        var end = bytes.endIndex
         while true {
-            if let route = prefixes[String(candidate)] {
-                return RouteMatch(route: route, matchedPrefix: String(candidate), forwardedPath: forwarded(path, route, candidate))
+            let candidate = end == bytes.endIndex ? path : String(path[..<end])
+            if let route = prefixes[candidate] {
+                return RouteMatch(route: route, matchedPrefix: candidate, forwardedPath: forwarded(path, route, prefixEnd: end))
             }
-            guard candidate.count > 1, let slash = candidate.lastIndex(of: "/") else { return nil }
-            candidate = slash == candidate.startIndex ? candidate[...slash] : candidate[..<slash]
+            guard bytes.distance(from: bytes.startIndex, to: end) > 1,
+                let slash = bytes[..<end].lastIndex(of: UInt8(ascii: "/"))
+            else { return nil }
+            end = slash == bytes.startIndex ? bytes.index(after: slash) : slash
         }
     }
 
-    private func forwarded(_ path: String, _ route: APIRoute, _ prefix: Substring) -> String {
-        guard route.definition.stripListenPath, prefix != "/" else { return path }
-        let rest = path.dropFirst(prefix.count)
-        return rest.isEmpty ? "/" : String(rest)
+    private func forwarded(_ path: String, _ route: APIRoute, prefixEnd: String.Index) -> String {
+        guard route.definition.stripListenPath, path[..<prefixEnd] != "/" else { return path }
+        return prefixEnd == path.endIndex ? "/" : String(path[prefixEnd...])
     }
 }

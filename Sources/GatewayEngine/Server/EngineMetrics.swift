@@ -1,19 +1,30 @@
 import GatewayCore
 import Metrics
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// The engine's metrics, created once and cached by their few dimensions (API id, status class,
 /// reason); never a request id or a client as a dimension.
 final class EngineMetrics: Sendable {
-    private struct Key: Hashable {
-        var api: String
-        var statusClass: String
+    /// The per-request metrics of one API (and of requests that matched none, as API `-`), made once.
+    final class API: Sendable {
+        /// By status class: 1xx ... 5xx, then anything else.
+        let requests: [Metrics.Counter]
+        let latency: Metrics.Timer
+        let backendLatency: Metrics.Timer
+
+        init(_ api: String) {
+            requests = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"].map {
+                Metrics.Counter(label: "gc_engine_requests_total", dimensions: [("api", api), ("status_class", $0)])
+            }
+            latency = Metrics.Timer(label: "gc_engine_request_duration_seconds", dimensions: [("api", api)], preferredDisplayUnit: .seconds)
+            backendLatency = Metrics.Timer(
+                label: "gc_engine_backend_duration_seconds", dimensions: [("api", api)], preferredDisplayUnit: .seconds)
+        }
     }
 
-    private let requests = NIOLockedValueBox<[Key: Metrics.Counter]>([:])
-    private let latency = NIOLockedValueBox<[String: Metrics.Timer]>([:])
-    private let backendLatency = NIOLockedValueBox<[String: Metrics.Timer]>([:])
-    private let reasons = NIOLockedValueBox<[String: Metrics.Counter]>([:])
+    private let apis = NIOLockedValueBox<[String: API]>([:])
+    private let reasons = NIOLockedValueBox<[ReasonKey: Metrics.Counter]>([:])
     let inFlightGauge = Gauge(label: "gc_engine_in_flight_requests")
     let definitionsVersion = Gauge(label: "gc_engine_definitions_version")
     let redisUp = Gauge(label: "gc_engine_redis_up")
@@ -22,7 +33,7 @@ final class EngineMetrics: Sendable {
     /// Requests and errors so far, and a window of recent latencies, for `/health` (the node agent reads
     /// them to report load).
     private let window = NIOLockedValueBox(LatencyWindow())
-    private let inFlightBox = NIOLockedValueBox(0)
+    private let inFlightCount = Atomic<Int>(0)
 
     struct LatencyWindow {
         var samples = [Double](repeating: 0, count: 2048)
@@ -32,38 +43,26 @@ final class EngineMetrics: Sendable {
         var errors = 0
     }
 
-    func requestStarted() {
-        let n = inFlightBox.withLockedValue { n -> Int in
-            n += 1
-            return n
+    /// The metrics of `api`: made on its first request, then looked up (once per request, by the router).
+    func api(_ id: String) -> API {
+        apis.withLockedValue { cache in
+            if let api = cache[id] { return api }
+            let api = API(id)
+            cache[id] = api
+            return api
         }
-        inFlightGauge.record(n)
     }
 
-    var inFlight: Int { inFlightBox.withLockedValue { $0 } }
+    func requestStarted() {
+        inFlightGauge.record(inFlightCount.add(1, ordering: .relaxed).newValue)
+    }
 
-    func requestFinished(api: String, status: Int, duration: Duration) {
-        let n = inFlightBox.withLockedValue { n -> Int in
-            n = max(0, n - 1)
-            return n
-        }
-        inFlightGauge.record(n)
-        let statusClass = "\(status / 100)xx"
-        let key = Key(api: api, statusClass: statusClass)
-        let counter = requests.withLockedValue { cache in
-            if let c = cache[key] { return c }
-            let c = Metrics.Counter(label: "gc_engine_requests_total", dimensions: [("api", api), ("status_class", statusClass)])
-            cache[key] = c
-            return c
-        }
-        counter.increment()
-        let timer = latency.withLockedValue { cache in
-            if let t = cache[api] { return t }
-            let t = Metrics.Timer(label: "gc_engine_request_duration_seconds", dimensions: [("api", api)], preferredDisplayUnit: .seconds)
-            cache[api] = t
-            return t
-        }
-        timer.recordNanoseconds(duration.nanoseconds)
+    var inFlight: Int { max(0, inFlightCount.load(ordering: .relaxed)) }
+
+    func requestFinished(_ api: API, status: Int, duration: Duration) {
+        inFlightGauge.record(max(0, inFlightCount.subtract(1, ordering: .relaxed).newValue))
+        api.requests[(1...5).contains(status / 100) ? status / 100 - 1 : 5].increment()
+        api.latency.recordNanoseconds(duration.nanoseconds)
         let ms = duration.seconds * 1000
         window.withLockedValue { w in
             w.samples[w.next] = ms
@@ -74,27 +73,25 @@ final class EngineMetrics: Sendable {
         }
     }
 
-    func backendResponded(api: String, duration: Duration) {
-        let timer = backendLatency.withLockedValue { cache in
-            if let t = cache[api] { return t }
-            let t = Metrics.Timer(label: "gc_engine_backend_duration_seconds", dimensions: [("api", api)], preferredDisplayUnit: .seconds)
-            cache[api] = t
-            return t
-        }
-        timer.recordNanoseconds(duration.nanoseconds)
+    func backendResponded(_ api: API, duration: Duration) {
+        api.backendLatency.recordNanoseconds(duration.nanoseconds)
     }
 
     /// Counts an event by kind and reason: `auth_failure`/`bad_signature`, `rate_limited`/`rate`, `cache`/`hit`.
     func count(_ kind: String, _ reason: String) {
-        let label = "gc_engine_\(kind)_total"
         let counter = reasons.withLockedValue { cache in
-            let id = label + "|" + reason
-            if let c = cache[id] { return c }
-            let c = Metrics.Counter(label: label, dimensions: [("reason", reason)])
-            cache[id] = c
+            let key = ReasonKey(kind: kind, reason: reason)
+            if let c = cache[key] { return c }
+            let c = Metrics.Counter(label: "gc_engine_\(kind)_total", dimensions: [("reason", reason)])
+            cache[key] = c
             return c
         }
         counter.increment()
+    }
+
+    private struct ReasonKey: Hashable {
+        var kind: String
+        var reason: String
     }
 
     /// p50 and p99 of recent requests in milliseconds, requests and errors so far.

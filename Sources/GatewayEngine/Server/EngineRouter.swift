@@ -62,9 +62,14 @@ final class EngineRouter: ProxyRouter {
         }
         let definition = match.route.definition
         request.annotations.route = definition.id
+        request.annotations.attachment = metrics.api(definition.id)
         let cacheable = definition.cache.enabled && definition.cache.methods.contains(request.head.method.rawValue)
-        if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil && !cacheable {
-            return .decided(forward(match, request, extraHeaders: [:]))
+        if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil {
+            if !cacheable { return .decided(forward(match, request, extraHeaders: [:])) }
+            // A hit needs no I/O: answered here, without a task.
+            if let hit = cache.cachedHit(key: cacheKey(definition, request), policy: definition.cache, requestHeaders: request.head.headers) {
+                return .decided(.respond(cachedResponse(hit, extraHeaders: [:])))
+            }
         }
         // On this connection's event loop (see EventLoopTaskExecutor), not the global executor.
         let promise = eventLoop.makePromise(of: ProxyDecision.self)
@@ -165,19 +170,11 @@ final class EngineRouter: ProxyRouter {
 
     private func fromCache(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders, eventLoop: any EventLoop) async -> ProxyDecision {
         let definition = match.route.definition
-        let key = CacheKey(
-            apiID: definition.id, method: request.head.method.rawValue, host: request.host, uri: request.head.uri,
-            headers: request.head.headers, policy: definition.cache)
         do {
-            let result = try await cache.fetch(key: key, policy: definition.cache, requestHeaders: request.head.headers) {
+            let result = try await cache.fetch(key: cacheKey(definition, request), policy: definition.cache, requestHeaders: request.head.headers) {
                 try await self.load(match, request, eventLoop: eventLoop)
             }
-            metrics.count("cache", result.status.rawValue)
-            var response = HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body)
-            response.headers.replaceOrAdd(name: "X-Cache", value: result.status.header)
-            if result.status == .hit { response.headers.replaceOrAdd(name: "Age", value: String(result.age.components.seconds)) }
-            for (name, value) in extraHeaders { response.headers.replaceOrAdd(name: name, value: value) }
-            return .respond(response)
+            return .respond(cachedResponse(result, extraHeaders: extraHeaders))
         } catch let error as UpstreamPools.FetchError {
             let status: HTTPResponseStatus = (error == .responseTimeout || error == .connectTimeout) ? .gatewayTimeout : .badGateway
             return .respond(.error(status, "backend unavailable", requestID: request.requestID))
@@ -186,6 +183,22 @@ final class EngineRouter: ProxyRouter {
         } catch {
             return .respond(.error(.badGateway, "backend unavailable", requestID: request.requestID))
         }
+    }
+
+    private func cacheKey(_ definition: APIDefinition, _ request: ProxyRequest) -> CacheKey {
+        CacheKey(
+            apiID: definition.id, method: request.head.method.rawValue, host: request.host, uri: request.head.uri,
+            headers: request.head.headers, policy: definition.cache)
+    }
+
+    /// The answer for a cache result: `X-Cache`, `Age` on hits, and the rate-limit headers.
+    private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders) -> HTTPResponse {
+        metrics.count("cache", result.status.rawValue)
+        var response = HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body)
+        response.headers.replaceOrAdd(name: "X-Cache", value: result.status.header)
+        if result.status == .hit { response.headers.replaceOrAdd(name: "Age", value: String(result.age.components.seconds)) }
+        for (name, value) in extraHeaders { response.headers.replaceOrAdd(name: name, value: value) }
+        return response
     }
 
     private struct NoTarget: Error {
@@ -203,7 +216,7 @@ final class EngineRouter: ProxyRouter {
             let head = upstreamHead(match, request, url: url)
             let timeouts = match.route.definition.timeouts
             let started = ContinuousClock.now
-            let target = UpstreamTarget(id: url.description, host: url.host, port: url.port)
+            let target = url.target
             let maxBytes = maxCachedResponseBytes
             do {
                 let response = try await eventLoop.flatSubmit {
@@ -212,7 +225,7 @@ final class EngineRouter: ProxyRouter {
                         responseTimeout: .milliseconds(Int64(timeouts.responseMilliseconds)), maxResponseBytes: maxBytes,
                         on: eventLoop)
                 }.get()
-                metrics.backendResponded(api: match.route.definition.id, duration: ContinuousClock.now - started)
+                metrics.backendResponded(metrics.api(match.route.definition.id), duration: ContinuousClock.now - started)
                 var headers = response.headers
                 HopByHop.strip(&headers)
                 headers.remove(name: "Content-Length")
@@ -241,12 +254,12 @@ final class EngineRouter: ProxyRouter {
     private func plan(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders, excluding: UpstreamTarget?) -> ForwardPlan? {
         let balancer = match.route.balancer
         var choice = balancer.next()
-        if let excluding, let picked = choice, Self.target(picked.url) == excluding, balancer.targets.count > 1 {
+        if let excluding, let picked = choice, picked.url.target == excluding, balancer.targets.count > 1 {
             choice = balancer.next()
         }
         guard let (index, url) = choice else { return nil }
         let definition = match.route.definition
-        let target = Self.target(url)
+        let target = url.target
         if let excluding, target == excluding { return nil }
         var plan = ForwardPlan(target: target, head: upstreamHead(match, request, url: url))
         plan.connectTimeout = .milliseconds(Int64(definition.timeouts.connectMilliseconds))
@@ -255,7 +268,7 @@ final class EngineRouter: ProxyRouter {
         plan.retryable = request.isIdempotent && balancer.targets.count > 1
         let metrics = self.metrics
         let retryAfter = targetRetryAfter
-        let api = definition.id
+        let api = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(definition.id)
         plan.onComplete = { outcome in
             switch outcome.failure {
             case .connectFailed?, .connectTimeout?:
@@ -268,7 +281,7 @@ final class EngineRouter: ProxyRouter {
             case .poolExhausted?:
                 metrics.count("backend_failures", "pool_exhausted")
             case .clientClosed?, nil:
-                if let ttfb = outcome.timeToFirstByte { metrics.backendResponded(api: api, duration: ttfb) }
+                if let ttfb = outcome.timeToFirstByte { metrics.backendResponded(api, duration: ttfb) }
             }
         }
         return plan
@@ -279,14 +292,14 @@ final class EngineRouter: ProxyRouter {
         return plan(match, request, extraHeaders: failed.responseHeaders, excluding: failed.target)
     }
 
-    private static func target(_ url: BackendURL) -> UpstreamTarget {
-        UpstreamTarget(id: url.description, host: url.host, port: url.port)
-    }
-
     private func upstreamHead(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> HTTPRequestHead {
         var head = request.head
-        let query = Self.query(of: request.head.uri)
-        head.uri = match.upstreamPath(for: url) + (query.isEmpty ? "" : "?" + query)
+        let uri = request.head.uri
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            head.uri = match.upstreamPath(for: url) + uri[q...]
+        } else {
+            head.uri = match.upstreamPath(for: url)
+        }
         head.headers.replaceOrAdd(name: "Host", value: url.authority)
         return head
     }
@@ -295,7 +308,8 @@ final class EngineRouter: ProxyRouter {
 
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
         let api = request.annotations.route ?? "-"
-        metrics.requestFinished(api: api, status: Int(status.code), duration: duration)
+        let apiMetrics = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(api)
+        metrics.requestFinished(apiMetrics, status: Int(status.code), duration: duration)
         guard let accessLog else { return }
         accessLog.info(
             "request",
@@ -310,12 +324,12 @@ final class EngineRouter: ProxyRouter {
     // MARK: - Paths
 
     static func path(of uri: String) -> String {
-        if let q = uri.firstIndex(of: "?") { return String(uri[..<q]) }
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) { return String(uri[..<q]) }
         return uri
     }
 
     static func query(of uri: String) -> String {
-        if let q = uri.firstIndex(of: "?") { return String(uri[uri.index(after: q)...]) }
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) { return String(uri[uri.utf8.index(after: q)...]) }
         return ""
     }
 
