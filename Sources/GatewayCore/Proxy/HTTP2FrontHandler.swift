@@ -215,9 +215,12 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
 
     // MARK: - Writing
 
-    func write(_ frame: HTTP2Frame) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(frame), promise: nil)
+    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: promise)
         needsFlush = true
     }
 
@@ -384,21 +387,26 @@ final class HTTP2FrontStream: ProxyClient {
     }
 
     func sendResponseEnd(close: Bool) {
-        guard !responseEnded else { return }
+        guard !responseEnded, let connection else { return }
         responseEnded = true
+        // Answered before the request ended (its HEADERS had no END_STREAM yet, or a body is arriving):
+        // once the response is out, and if the request still has not ended, the rest is refused with
+        // RST_STREAM(NO_ERROR) (RFC 9113 §8.1). Not before: NIO drops a reset stream's queued DATA.
+        let sent: EventLoopPromise<Void>? = requestEnded ? nil : connection.context?.eventLoop.makePromise()
         if let headers = pendingHeaders, heldChunk == nil {
             pendingHeaders = nil
-            connection?.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))))
+            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), promise: sent)
         } else if heldChunk != nil {
-            writePending(endStream: true)
+            writePending(endStream: true, promise: sent)
         } else {
-            connection?.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: sent)
         }
-        if !requestEnded {
-            // Answered before the request body ended: the rest is not wanted (RFC 9113 §8.1).
-            connection?.write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)))
+        connection.scheduleFlush()
+        sent?.futureResult.assumeIsolated().whenSuccess { [self] in
+            guard !self.requestEnded, !self.isClosed, let connection = self.connection else { return }
+            connection.write(HTTP2Frame(streamID: self.id, payload: .rstStream(.noError)))
+            connection.scheduleFlush()
         }
-        connection?.scheduleFlush()
     }
 
     func setRequestBodyPaused(_ paused: Bool) {
@@ -426,15 +434,20 @@ final class HTTP2FrontStream: ProxyClient {
     }
 
     /// Writes what is held: the headers, then the held chunk (the last one with `endStream`).
-    private func writePending(endStream: Bool) {
-        guard let connection else { return }
+    private func writePending(endStream: Bool, promise: EventLoopPromise<Void>? = nil) {
+        guard let connection else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         if let headers = pendingHeaders {
             pendingHeaders = nil
             connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false))))
         }
         if let chunk = heldChunk {
             heldChunk = nil
-            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk), endStream: endStream))))
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk), endStream: endStream))), promise: promise)
+        } else {
+            promise?.succeed()
         }
     }
 

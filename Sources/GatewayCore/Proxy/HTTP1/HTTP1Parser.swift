@@ -124,6 +124,9 @@ struct HTTP1Parser {
             case .head(let scanned):
                 guard let headLength = Self.findEndOfHead(buffer, from: scanned) else {
                     if buffer.readableBytes > maxHeadBytes { throw .headTooLarge }
+                    // Bytes that cannot begin a request (a TLS ClientHello on the plain port, say) are
+                    // refused now, not after the header-read timeout.
+                    if kind == .request && scanned == 0 && !Self.couldStartRequest(buffer) { throw .invalidStartLine }
                     state = .head(scanned: max(0, buffer.readableBytes - 3))
                     return nil
                 }
@@ -230,6 +233,25 @@ struct HTTP1Parser {
                 i += 1
             }
             return nil
+        }
+    }
+
+    /// Whether the first bytes of `buffer` can be the start of a request line: optional empty lines,
+    /// then a method token of at most 32 bytes followed by a space, then no control characters.
+    static func couldStartRequest(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            var i = 0
+            while i < bytes.count && (bytes[i] == UInt8(ascii: "\r") || bytes[i] == UInt8(ascii: "\n")) { i += 1 }
+            let methodStart = i
+            while i < bytes.count && bytes[i] != UInt8(ascii: " ") {
+                guard isTokenByte(bytes[i]), i - methodStart < 32 else { return false }
+                i += 1
+            }
+            while i < bytes.count && bytes[i] != UInt8(ascii: "\r") && bytes[i] != UInt8(ascii: "\n") {
+                guard bytes[i] >= 0x20 && bytes[i] != 0x7f else { return false }
+                i += 1
+            }
+            return true
         }
     }
 
