@@ -1,0 +1,187 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import GatewayCore
+
+/// Everything `parser` makes of `bytes`, fed whole or in pieces of `step` bytes.
+private func parse(_ bytes: String, kind: HTTP1Parser.Kind = .request, step: Int? = nil, maxHead: Int = 8192, headRequest: Bool = false) throws(HTTP1ParseError) -> [HTTP1Part] {
+    var parser = HTTP1Parser(kind: kind, maxHeadBytes: maxHead)
+    parser.respondingToHEAD = headRequest
+    var parts: [HTTP1Part] = []
+    var buffer = ByteBuffer()
+    let all = Array(bytes.utf8)
+    var offset = 0
+    repeat {
+        let n = min(step ?? all.count, all.count - offset)
+        buffer.writeBytes(all[offset..<(offset + n)])
+        offset += n
+        while let part = try parser.next(&buffer) { parts.append(part) }
+    } while offset < all.count
+    return parts
+}
+
+/// The request head of `parts`, with its info.
+private func requestHead(_ parts: [HTTP1Part]) -> (HTTPRequestHead, HTTP1HeadInfo)? {
+    for case .requestHead(let head, let info) in parts { return (head, info) }
+    return nil
+}
+
+/// The body bytes of `parts`, joined.
+private func body(_ parts: [HTTP1Part]) -> String {
+    var out = ""
+    for case .body(let chunk) in parts { out += String(buffer: chunk) }
+    return out
+}
+
+@Suite struct HTTP1ParserTests {
+    /// A GET with headers: method, target, version and headers as sent; Host and X-Request-ID reported.
+    @Test func parsesAGetRequest() throws {
+        let parts = try parse("GET /a/b?c=1 HTTP/1.1\r\nHost: example.com\r\nX-Request-ID: abc\r\nAccept:  */* \r\n\r\n")
+        let (head, info) = try #require(requestHead(parts))
+        #expect(head.method == .GET && head.uri == "/a/b?c=1" && head.version == .http1_1)
+        #expect(head.headers.first(name: "accept") == "*/*")
+        #expect(info.host == "example.com" && info.requestID == "abc" && info.keepAlive && !info.chunked && !info.hasForwardedHeaders)
+        #expect(parts.last == .end && parts.count == 2)
+    }
+
+    /// The same bytes fed one at a time give the same parts.
+    @Test func bytesArrivingOneByOneGiveTheSameParts() throws {
+        let text = "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+        let whole = try parse(text)
+        let split = try parse(text, step: 1)
+        #expect(requestHead(whole)?.0 == requestHead(split)?.0)
+        #expect(body(whole) == "hello" && body(split) == "hello")
+        #expect(whole.last == .end && split.last == .end)
+    }
+
+    /// Hop-by-hop headers, and the fields Connection names, are left out; Content-Length stays even when
+    /// Connection names it; Connection: close says the connection does not stay open.
+    @Test func leavesOutHopByHopHeaders() throws {
+        let parts = try parse(
+            "POST / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret, Content-Length\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n"
+                + "TE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: Basic x\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\nok")
+        let (head, info) = try #require(requestHead(parts))
+        let names = head.headers.map { $0.name.lowercased() }
+        #expect(names == ["host", "content-length", "x-kept"], "\(names)")
+        #expect(!info.keepAlive)
+        #expect(body(parts) == "ok")
+    }
+
+    /// HTTP/1.0 closes unless it asks to keep alive; X-Forwarded-* headers are noticed.
+    @Test func http10KeepAliveAndForwardedHeaders() throws {
+        let plain = try #require(requestHead(try parse("GET / HTTP/1.0\r\n\r\n")))
+        #expect(plain.0.version == .http1_0 && !plain.1.keepAlive)
+        let kept = try #require(requestHead(try parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n")))
+        #expect(kept.1.keepAlive && kept.1.hasForwardedHeaders)
+    }
+
+    /// A chunked body with extensions and trailers comes out without its framing, whole or byte by byte.
+    @Test func decodesChunkedBodies() throws {
+        let text = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        for step in [nil, 1, 3] {
+            let parts = try parse(text, step: step)
+            #expect(requestHead(parts)?.1.chunked == true)
+            #expect(body(parts) == "hello world")
+            #expect(parts.last == .end)
+        }
+    }
+
+    /// Two requests in one buffer come out one after the other.
+    @Test func pipelinedRequests() throws {
+        let parts = try parse("GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nxGET /3 HTTP/1.1\r\n\r\n")
+        let uris = parts.compactMap { part -> String? in
+            if case .requestHead(let head, _) = part { return head.uri }
+            return nil
+        }
+        #expect(uris == ["/1", "/2", "/3"])
+        #expect(parts.filter { $0 == .end }.count == 3)
+    }
+
+    /// Framing that could smuggle a request past a backend is refused, as are malformed lines.
+    @Test func refusesAmbiguousOrMalformedRequests() {
+        let cases: [(String, HTTP1ParseError)] = [
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", .invalidTransferEncoding),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", .invalidTransferEncoding),
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", .invalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", .invalidContentLength),
+            ("GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", .invalidHeader),
+            ("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", .invalidHeader),
+            ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", .invalidHeader),
+            ("GET / HTTP/2.0\r\n\r\n", .unsupportedVersion),
+            ("GET /\r\n\r\n", .invalidStartLine),
+            ("CONNECT example.com:443 HTTP/1.1\r\n\r\n", .unsupportedMethod),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", .invalidChunk),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", .invalidChunk),
+        ]
+        for (text, expected) in cases {
+            #expect(throws: expected, "\(text.debugDescription)") { try parse(text) }
+        }
+    }
+
+    /// A head past the limit is refused as soon as the limit is passed, complete or not.
+    @Test func refusesHeadsPastTheLimit() {
+        let long = "GET / HTTP/1.1\r\nX-Long: " + String(repeating: "a", count: 300) + "\r\n"
+        #expect(throws: HTTP1ParseError.headTooLarge) { try parse(long, maxHead: 200) }
+        #expect(throws: HTTP1ParseError.headTooLarge) { try parse(long + "\r\n", maxHead: 200) }
+    }
+
+    /// Bytes that cannot start a request (a TLS ClientHello) are refused without waiting for a line end.
+    @Test func refusesNonHTTPBytesAtOnce() {
+        let clientHello = String(decoding: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03], as: UTF8.self)
+        #expect(throws: HTTP1ParseError.invalidStartLine) { try parse(clientHello) }
+        // An incomplete but plausible start is waited for.
+        #expect((try? parse("GET /partial HTTP/1.")) == [])
+    }
+
+    /// Responses: a Content-Length body; no body after 204, 304 or a HEAD request; a 100 Continue before
+    /// the final answer is skipped; a body without length runs until the connection closes.
+    @Test func parsesResponses() throws {
+        let ok = try parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", kind: .response)
+        guard case .responseHead(let head, let info) = ok.first else { Issue.record("no head"); return }
+        #expect(head.status == .ok && info.keepAlive && !head.headers.contains(name: "connection"))
+        #expect(body(ok) == "hi" && ok.last == .end)
+
+        for text in ["HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"] {
+            #expect(try parse(text, kind: .response).last == .end)
+        }
+        #expect(try parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", kind: .response, headRequest: true).last == .end)
+
+        let continued = try parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", kind: .response)
+        guard case .responseHead(let final, _) = continued.first else { Issue.record("no head"); return }
+        #expect(final.status == .created && continued.count == 2)
+
+        var parser = HTTP1Parser(kind: .response, maxHeadBytes: 1024)
+        var buffer = ByteBuffer(string: "HTTP/1.0 200 OK\r\n\r\nstream")
+        var parts: [HTTP1Part] = []
+        while let part = try parser.next(&buffer) { parts.append(part) }
+        guard case .responseHead(_, let closeInfo) = parts.first else { Issue.record("no head"); return }
+        #expect(!closeInfo.keepAlive && parser.readsUntilClose && body(parts) == "stream")
+        #expect(parser.connectionClosed() == .end)
+    }
+
+    /// The serializer writes heads and chunk framing as the parser reads them.
+    @Test func serializerRoundTrips() throws {
+        var buffer = ByteBuffer()
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: "0")
+        HTTP1Serializer.writeResponseHead(HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers), into: &buffer)
+        #expect(String(buffer: buffer) == "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+        buffer.clear()
+        HTTP1Serializer.writeRequestHead(HTTPRequestHead(version: .http1_1, method: .PATCH, uri: "/x?y", headers: ["Host": "h"]), into: &buffer)
+        let parts = try parse(String(buffer: buffer))
+        #expect(requestHead(parts)?.0.method == .PATCH && requestHead(parts)?.0.uri == "/x?y" && requestHead(parts)?.1.host == "h")
+
+        for (length, hex) in [(1, "1"), (255, "ff"), (4096, "1000"), (1_000_000, "f4240")] {
+            buffer.clear()
+            HTTP1Serializer.writeChunkHeader(length: length, into: &buffer)
+            #expect(String(buffer: buffer) == hex + "\r\n")
+        }
+        for value in [0, 7, 10, 200, 65535, 123_456_789] {
+            buffer.clear()
+            HTTP1Serializer.writeDecimal(value, into: &buffer)
+            #expect(String(buffer: buffer) == String(value))
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import GatewayTesting
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import GatewayCore
+
+/// `/slow…` goes to the slow backend with a short response timeout, `/local` is answered at once by the
+/// router (no I/O), everything else goes to the fast backend.
+private struct TwoBackendRouter: ProxyRouter {
+    var fast: UpstreamTarget
+    var slow: UpstreamTarget
+
+    func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
+        if request.head.uri == "/local" {
+            var response = HTTPResponse.error(.serviceUnavailable, "answered locally", requestID: request.requestID)
+            response.headers.add(name: "Retry-After", value: "1")
+            return .decided(.respond(response))
+        }
+        let slow = request.head.uri.hasPrefix("/slow")
+        var plan = ForwardPlan(target: slow ? self.slow : fast, head: request.head)
+        plan.responseTimeout = slow ? .milliseconds(300) : .seconds(5)
+        return .decided(.forward(plan))
+    }
+}
+
+private func withH2Front(
+    router: any ProxyRouter, _ body: @escaping @Sendable (Int, HTTPFrontServer) async throws -> Void
+) async throws {
+    let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
+    let server = HTTPFrontServer(
+        configuration: .init(host: "127.0.0.1", port: 0), router: router, pools: pools, logger: Logger(label: "test"))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.run() }
+        let port = try await server.listeningAddress.port!
+        defer { group.cancelAll() }
+        try await body(port, server)
+    }
+    pools.closeAll()
+}
+
+/// The HTTP/2 front (``HTTP2FrontHandler``) with curl as the client: local answers, streamed bodies
+/// larger than the flow-control windows both ways, and response timeouts of one stream among others.
+@Suite struct HTTP2FrontTests {
+    /// A response the router gives at once, before the request's END_STREAM has been read, arrives
+    /// whole: headers, body and status.
+    @Test func localAnswerArrivesWhole() async throws {
+        let backend = try await TestHTTPBackend.start(name: "fast")
+        let target = UpstreamTarget(host: "127.0.0.1", port: backend.port)
+        try await withH2Front(router: TwoBackendRouter(fast: target, slow: target)) { port, _ in
+            let (status, output) = try await runCurl(["--http2-prior-knowledge", "-i", "http://127.0.0.1:\(port)/local"])
+            #expect(status == 0, "\(output)")
+            #expect(output.hasPrefix("HTTP/2 503"), "\(output)")
+            #expect(output.lowercased().contains("retry-after: 1"), "\(output)")
+            #expect(output.contains("{\"error\":\"answered locally\",\"request_id\":"), "\(output)")
+        }
+        await backend.stop()
+    }
+
+    /// A 3 MB response (past the client's 64 KiB default stream window) and a 3 MB upload (past ours) go
+    /// through byte for byte: window updates flow both ways.
+    @Test func bodiesLargerThanTheWindowsStreamBothWays() async throws {
+        let backend = try await TestHTTPBackend.start(name: "fast")
+        let target = UpstreamTarget(host: "127.0.0.1", port: backend.port)
+        let size = 3 * 1024 * 1024
+        let big = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gc-h2-big-\(UUID().uuidString)")
+        let received = FileManager.default.temporaryDirectory.appendingPathComponent("gc-h2-got-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(at: received)
+        }
+        try Data(big.readableBytesView).write(to: file)
+        try await withH2Front(router: TwoBackendRouter(fast: target, slow: target)) { port, _ in
+            backend.setFixedBody(big)
+            let download = try await runCurl(
+                ["--http2-prior-knowledge", "-o", received.path, "-w", "%{http_code} %{http_version} %{size_download}", "http://127.0.0.1:\(port)/big"])
+            #expect(download.output == "200 2 \(size)", "\(download.output)")
+            #expect(try Data(contentsOf: received) == Data(contentsOf: file))
+
+            backend.setFixedBody(nil)
+            let upload = try await runCurl(
+                ["--http2-prior-knowledge", "--data-binary", "@" + file.path, "-H", "Content-Type: application/octet-stream",
+                 "http://127.0.0.1:\(port)/upload"])
+            #expect(upload.status == 0, "\(upload.output)")
+            #expect(upload.output.contains("\"body_bytes\":\(size)"), "\(upload.output)")
+        }
+        await backend.stop()
+    }
+
+    /// On one connection, a stream whose backend is slower than the response timeout gets 504 while a
+    /// stream to a fast backend next to it gets 200 without waiting for it; afterwards no stream is
+    /// left open. (h2load: one connection, both requests in flight at once.)
+    @Test func oneStreamTimesOutWhileItsNeighbourIsAnswered() async throws {
+        let fast = try await TestHTTPBackend.start(name: "fast")
+        let slow = try await TestHTTPBackend.start(name: "slow")
+        slow.setDelay(.seconds(3))
+        let router = TwoBackendRouter(
+            fast: UpstreamTarget(host: "127.0.0.1", port: fast.port), slow: UpstreamTarget(host: "127.0.0.1", port: slow.port))
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("gc-h2load-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: log) }
+        try await withH2Front(router: router) { port, server in
+            let (_, output) = try await runTool(
+                "/usr/bin/h2load",
+                ["-n", "2", "-c", "1", "-m", "2", "--log-file", log.path, "http://127.0.0.1:\(port)/slow", "http://127.0.0.1:\(port)/fast"])
+            #expect(output.contains("status codes: 1 2xx, 0 3xx, 0 4xx, 1 5xx"), "\(output)")
+            // Log lines: start time (µs), status, latency (µs).
+            let entries = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").map { $0.split(separator: "\t") }
+            let latency = { (status: String) in entries.first { $0.count >= 3 && $0[1] == status }.flatMap { Int($0[2]) } }
+            let timedOut = try #require(latency("504"), "\(entries)")
+            let answered = try #require(latency("200"), "\(entries)")
+            #expect(timedOut >= 250_000 && timedOut < 2_000_000, "the 504 came after \(timedOut) µs, not after the 300 ms timeout")
+            #expect(answered < timedOut, "the 200 waited for its neighbour (\(answered) µs)")
+            try await waitUntil("no open HTTP/2 stream", timeout: .seconds(5)) { server.activeStreamCount == 0 }
+        }
+        await fast.stop()
+        await slow.stop()
+    }
+}
