@@ -309,7 +309,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
                 requestIsHEAD = head.method == .HEAD
                 closeAfterResponse = false
                 deadline = nil  // no clock while a request is in progress
-                stream.requestHead(head, info: info)
+                stream.requestHead(head, info: info, endsHere: !parser.isBodyPending)
             case .body(let chunk):
                 stream.requestBody(chunk)
             case .end:
@@ -382,7 +382,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
 
     /// After the answer: close, lingering if the request's bytes are not all read.
     private func closeAfterAnswer(_ context: ChannelHandlerContext) {
-        let linger = !requestEnded
+        let linger = !requestEnded && parser.isBodyPending
         state = .closing
         deadline = nil
         let last = outbound ?? context.channel.allocator.buffer(capacity: 0)

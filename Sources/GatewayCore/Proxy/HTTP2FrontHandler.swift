@@ -298,8 +298,8 @@ final class HTTP2FrontStream: ProxyClient {
     func start(configuration: ProxyStreamConfiguration, clientIP: String, head: HTTPRequestHead, info: HTTP1HeadInfo, endStream: Bool) {
         let stream = ProxyStream(configuration: configuration, client: self, clientIP: clientIP)
         self.stream = stream
-        stream.requestHead(head, info: info)
-        if endStream { receivedEnd() }
+        requestEnded = endStream
+        stream.requestHead(head, info: info, endsHere: endStream)
     }
 
     // MARK: From the connection

@@ -111,7 +111,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     // MARK: - Inbound from the client
 
     /// A request begins. `head` comes without hop-by-hop headers; `info` says what they said.
-    func requestHead(_ head: HTTPRequestHead, info: HTTP1HeadInfo) {
+    /// `endsHere`: the request has no body (its end may still be reported, and is then ignored), so an
+    /// answer given at once does not have to close an HTTP/1.1 connection for unread bytes.
+    func requestHead(_ head: HTTPRequestHead, info: HTTP1HeadInfo, endsHere: Bool) {
         let requestID = RequestID.accept(info.requestID)
         let host = info.host ?? ""
         var forwarded = head
@@ -122,6 +124,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             head: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
             httpVersion: head.version, startedAt: .now())
         let exchange = Exchange(request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked)
+        exchange.requestEnded = endsHere
         self.exchange = exchange
         if request.isIdempotent { exchange.replayBody = [] }
 
@@ -189,7 +192,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     func requestEnd() {
-        guard let exchange else { return }
+        guard let exchange, !exchange.requestEnded else { return }
         exchange.requestEnded = true
         if exchange.phase == .forwarding, let upstream = exchange.upstream {
             upstream.writeAndFlush(.end(nil))

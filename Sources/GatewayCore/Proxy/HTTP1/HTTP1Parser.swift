@@ -111,6 +111,15 @@ struct HTTP1Parser {
         self.maxHeadBytes = maxHeadBytes
     }
 
+    /// Whether body bytes of the current message are still to come (false right after a head that has
+    /// no body: its `.end` follows without more bytes).
+    var isBodyPending: Bool {
+        switch state {
+        case .fixedBody, .chunkSize, .chunkData, .chunkDataEnd, .trailers, .untilClose: return true
+        case .head, .endPending: return false
+        }
+    }
+
     /// Whether the parser is between messages (nothing of the next one parsed yet).
     var isIdle: Bool {
         if case .head(0) = state { return true }

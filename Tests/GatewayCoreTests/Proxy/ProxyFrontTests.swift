@@ -42,9 +42,25 @@ private func withH2Front(
     pools.closeAll()
 }
 
-/// The HTTP/2 front (``HTTP2FrontHandler``) with curl as the client: local answers, streamed bodies
-/// larger than the flow-control windows both ways, and response timeouts of one stream among others.
-@Suite struct HTTP2FrontTests {
+/// The front handlers (``HTTP1FrontHandler``, ``HTTP2FrontHandler``) with curl and h2load as clients:
+/// local answers, streamed bodies larger than the flow-control windows both ways, and response
+/// timeouts of one stream among others.
+@Suite struct ProxyFrontTests {
+    /// An answer the router gives at once to a request without a body keeps the HTTP/1.1 connection
+    /// open: 20 such requests on one curl connection all get it, over one connect.
+    @Test func immediateLocalAnswersKeepHTTP1ConnectionsOpen() async throws {
+        let backend = try await TestHTTPBackend.start(name: "fast")
+        let target = UpstreamTarget(host: "127.0.0.1", port: backend.port)
+        try await withH2Front(router: TwoBackendRouter(fast: target, slow: target)) { port, _ in
+            let urls = (0..<20).flatMap { _ in ["-o", "/dev/null", "http://127.0.0.1:\(port)/local"] }
+            let (_, output) = try await runCurl(["-w", "%{http_code} %{num_connects}\n"] + urls)
+            let lines = output.split(separator: "\n")
+            #expect(lines.count == 20 && lines.allSatisfy { $0.hasPrefix("503 ") }, "\(output)")
+            #expect(lines.filter { $0 == "503 1" }.count == 1, "reconnected: \(output)")
+        }
+        await backend.stop()
+    }
+
     /// A response the router gives at once, before the request's END_STREAM has been read, arrives
     /// whole: headers, body and status.
     @Test func localAnswerArrivesWhole() async throws {
