@@ -261,7 +261,7 @@ run_wrk() {  # label pid url header warm-up(yes/no)
   out="$TMP/wrk-$label.txt"
   if [ -n "${PERF_DIR:-}" ] && [ "$pid" = "$ENGINE_PID" ]; then
     mkdir -p "$PERF_DIR"
-    perf record -q -F 999 -g -p "$pid" -o "$PERF_DIR/$label.data" >/dev/null 2>&1 &
+    perf record -q -F 999 ${PERF_CALLGRAPH:--g} -p "$pid" -o "$PERF_DIR/$label.data" >/dev/null 2>&1 &
     perf_pid=$!
     PIDS+=($perf_pid)
   fi

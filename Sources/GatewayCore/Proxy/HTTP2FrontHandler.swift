@@ -370,7 +370,8 @@ final class HTTP2FrontStream: ProxyClient {
         block.reserveCapacity(head.headers.count + 1)
         block.add(name: ":status", value: String(head.status.code))
         for (name, value) in head.headers {
-            block.add(name: Self.lowercased(name), value: value)
+            let name = Self.lowercased(name)
+            block.add(name: name, value: value, indexing: Self.indexing(name))
         }
         pendingHeaders = block
     }
@@ -448,6 +449,16 @@ final class HTTP2FrontStream: ProxyClient {
             connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk), endStream: endStream))), promise: promise)
         } else {
             promise?.succeed()
+        }
+    }
+
+    /// How HPACK may remember a response field: not a value that is new on every response (the request
+    /// id would push every reusable entry out of the client's dynamic table), never a cookie.
+    static func indexing(_ name: String) -> HPACKIndexing {
+        switch name {
+        case "x-request-id": return .nonIndexable
+        case "set-cookie": return .neverIndexed
+        default: return .indexable
         }
     }
 
