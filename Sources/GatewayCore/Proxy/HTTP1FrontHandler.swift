@@ -53,6 +53,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     private var parser: HTTP1Parser
     /// Bytes read and not yet parsed.
     private var input: ByteBuffer
+    /// Put in place of a fully parsed input, so the channel's receive buffer is free to be reused (NIO
+    /// reuses it only when nothing else holds it).
+    private let noInput = ByteBuffer()
     private var requestEnded = true
     private var requestIsHEAD = false
     private var framing = Framing.none
@@ -198,7 +201,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        input = context.channel.allocator.buffer(capacity: 0)
+        input = noInput
         stream = ProxyStream(configuration: configuration, client: self, clientIP: FrontPipeline.clientIP(of: context.channel))
         if context.channel.isActive { arm(after: limits.idleTimeout, header: false) }
     }
@@ -235,6 +238,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             input.writeBuffer(&bytes)
         }
         process(context)
+        if input.readableBytes == 0 { input = noInput }
         if case .awaitingHead = state, input.readableBytes > 0, !deadlineIsHeader {
             // A head has started and is not complete: the header-read clock replaces the idle clock. (A
             // head that arrives whole, the usual case, never starts it.)
@@ -294,15 +298,15 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             case .awaitingHead:
                 break
             }
-            let part: HTTP1Part?
+            let next: HTTP1Part?
             do {
-                part = try parser.next(&input)
+                next = try parser.next(&input)
             } catch {
                 parseFailed(error, context: context)
                 return
             }
-            guard let part, let stream else { return }
-            switch part {
+            guard let part = consume next, let stream else { return }
+            switch consume part {
             case .requestHead(let head, let info):
                 state = .inRequest
                 requestEnded = false

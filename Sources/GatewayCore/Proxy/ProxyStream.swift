@@ -113,27 +113,29 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     /// A request begins. `head` comes without hop-by-hop headers; `info` says what they said.
     /// `endsHere`: the request has no body (its end may still be reported, and is then ignored), so an
     /// answer given at once does not have to close an HTTP/1.1 connection for unread bytes.
-    func requestHead(_ head: HTTPRequestHead, info: HTTP1HeadInfo, endsHere: Bool) {
+    func requestHead(_ head: consuming HTTPRequestHead, info: HTTP1HeadInfo, endsHere: Bool) {
         let requestID = RequestID.accept(info.requestID)
         let host = info.host ?? ""
-        var forwarded = head
+        let version = head.version
+        let headBytes = Self.headerBytes(head)
+        var forwarded = consume head  // taken over: the headers below are added in place, not to a copy
         HopByHop.addForwarded(
             &forwarded.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
             replacing: info.hasForwardedHeaders || info.requestID != nil)
         let request = ProxyRequest(
             head: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
-            httpVersion: head.version, startedAt: .now())
+            httpVersion: version, startedAt: .now())
         let exchange = Exchange(request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked)
         exchange.requestEnded = endsHere
         self.exchange = exchange
         if request.isIdempotent { exchange.replayBody = [] }
 
         let limits = configuration.limits
-        if Self.headerBytes(head) > limits.maxHeaderBytes {
+        if headBytes > limits.maxHeaderBytes {
             respondLocally(exchange, .error(.requestHeaderFieldsTooLarge, "request headers larger than \(limits.maxHeaderBytes) bytes", requestID: requestID))
             return
         }
-        if let length = head.headers.first(name: "Content-Length") {
+        if let length = request.head.headers.first(name: "Content-Length") {
             guard let n = Int(length), n >= 0 else {
                 respondLocally(exchange, .error(.badRequest, "invalid Content-Length", requestID: requestID))
                 return
@@ -212,7 +214,6 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         self.exchange = nil
         exchange.responseDeadline = nil
         if exchange.phase == .forwarding || exchange.phase == .connecting {
-            exchange.plan?.tap?.responseAborted()
             if let plan = exchange.plan {
                 report(exchange, plan: plan, failure: .clientClosed)
             }
@@ -268,7 +269,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.upstreamReused = reused
         exchange.phase = .forwarding
         upstream.delegate = self
-        head.version = .http1_1  // hop-by-hop headers (Connection among them) were stripped on arrival
+        // Upstream requests are HTTP/1.1 whatever the client spoke (the serializer writes the version);
+        // hop-by-hop headers (Connection among them) were left out on arrival.
         if !head.headers.contains(name: "Content-Length") {
             let mayHaveBody = exchange.requestIsChunked || (configuration.isHTTP2 && !exchange.requestEnded) || exchange.bodyBytes > 0
             if mayHaveBody { head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
@@ -308,28 +310,26 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     // MARK: - Upstream delegate
 
-    func upstreamResponseHead(_ head: HTTPResponseHead) {
+    func upstreamResponseHead(_ head: consuming HTTPResponseHead) {
         guard let exchange, let client, let plan = exchange.plan else { return }
         exchange.responseDeadline = nil
         exchange.responseStarted = true
         exchange.responseStatus = head.status
         exchange.firstByteAt = .now()
-        var response = head  // without hop-by-hop headers (the upstream handlers leave them out)
-        response.version = exchange.request.httpVersion
+        var response = consume head  // without hop-by-hop headers (the upstream handlers leave them out)
+        if !configuration.isHTTP2 && response.version != exchange.request.httpVersion { response.version = exchange.request.httpVersion }
         for (name, value) in plan.responseHeaders { response.headers.replaceOrAdd(name: name, value: value) }
         response.headers.replaceOrAdd(name: RequestID.headerName, value: exchange.request.requestID)
         if !exchange.wantsKeepAlive && !configuration.isHTTP2 {
             response.headers.replaceOrAdd(name: "Connection", value: "close")
             exchange.closeAfterResponse = true
         }
-        plan.tap?.responseHead(response)
         client.sendResponseHead(response)
     }
 
     func upstreamResponseBody(_ chunk: ByteBuffer) {
         guard let exchange, let client else { return }
         exchange.bytesSent += chunk.readableBytes
-        exchange.plan?.tap?.responseBody(chunk)
         client.sendResponseBody(chunk)
         if !client.isWritable { exchange.upstream?.setReadingPaused(true) }
     }
@@ -340,7 +340,6 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     func upstreamResponseEnd() {
         guard let exchange, client != nil, let plan = exchange.plan, let upstream = exchange.upstream else { return }
-        plan.tap?.responseEnd()
         exchange.upstream = nil
         upstream.delegate = nil
         if exchange.requestEnded {
@@ -360,7 +359,6 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.upstream = nil
         if exchange.responseStarted {
             // Part of the response went out: the client must learn it is incomplete.
-            exchange.plan?.tap?.responseAborted()
             if let plan = exchange.plan { report(exchange, plan: plan, failure: .upstreamClosed) }
             // Reported: closing the client must not report the same attempt again (as .clientClosed).
             exchange.plan = nil

@@ -42,8 +42,6 @@ public struct ForwardPlan: Sendable {
     /// Whether a failure before any response byte may be retried on another target (the request is
     /// idempotent and its body, if any, was small enough to keep).
     public var retryable: Bool = false
-    /// Sees the backend's response as it streams to the client (to fill a cache, say).
-    public var tap: (any ResponseTap)?
     /// Told how the exchange ended (metrics, passive health, latency estimates).
     public var onComplete: (@Sendable (ProxyOutcome) -> Void)?
 
@@ -51,15 +49,6 @@ public struct ForwardPlan: Sendable {
         self.target = target
         self.head = head
     }
-}
-
-/// Observes a backend response as it is relayed. Called on the connection's event loop.
-public protocol ResponseTap: Sendable {
-    func responseHead(_ head: HTTPResponseHead)
-    func responseBody(_ chunk: ByteBuffer)
-    func responseEnd()
-    /// The response did not complete (backend failed or client went away).
-    func responseAborted()
 }
 
 /// How an exchange with a backend ended.

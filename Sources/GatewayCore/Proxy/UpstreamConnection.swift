@@ -5,7 +5,8 @@ import NIOPosix
 /// Receives the response of the exchange currently using an upstream connection.
 /// All calls happen on the connection's event loop.
 protocol UpstreamExchangeDelegate: AnyObject {
-    func upstreamResponseHead(_ head: HTTPResponseHead)
+    /// Taken over (consumed), so the exchange can add its headers without copying the head's.
+    func upstreamResponseHead(_ head: consuming HTTPResponseHead)
     func upstreamResponseBody(_ chunk: ByteBuffer)
     func upstreamResponseEnd()
     /// The end of one read burst: flush what was relayed.
@@ -95,13 +96,13 @@ final class UpstreamConnection {
 
     /// A response part arrived (a head without hop-by-hop headers). A part nobody waits for (the
     /// backend spoke out of turn) makes the connection unusable.
-    func received(_ part: HTTPClientResponsePart) {
+    func received(_ part: consuming HTTPClientResponsePart) {
         guard let delegate else {
             reusable = false
             channel.close(promise: nil)
             return
         }
-        switch part {
+        switch consume part {
         case .head(let head):
             delegate.upstreamResponseHead(head)
         case .body(let chunk):
@@ -170,6 +171,8 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var parser = HTTP1Parser(kind: .response, maxHeadBytes: UpstreamHTTP1Handler.maxResponseHeadBytes)
     private var input = ByteBuffer()
+    /// Put in place of a fully read input, so the channel's receive buffer is free to be reused.
+    private let noInput = ByteBuffer()
     /// The request's head (and small body parts) not yet written, so a request goes out as one buffer.
     private var outbound: ByteBuffer?
     private var requestChunked = false
@@ -241,18 +244,19 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
         } else {
             input.writeBuffer(&bytes)
         }
+        defer { if input.readableBytes == 0 { input = noInput } }
         while let connection {
-            let part: HTTP1Part?
+            let next: HTTP1Part?
             do {
-                part = try parser.next(&input)
+                next = try parser.next(&input)
             } catch {
                 // Not HTTP: the exchange sees the connection close (502 before any response byte).
                 connection.reusable = false
                 context.close(promise: nil)
                 return
             }
-            guard let part else { return }
-            switch part {
+            guard let part = consume next else { return }
+            switch consume part {
             case .responseHead(let head, let info):
                 if !info.keepAlive { connection.reusable = false }
                 connection.received(.head(head))

@@ -15,14 +15,13 @@ enum HTTP1Serializer {
         writeHeaders(head.headers, into: &buffer)
     }
 
-    /// `METHOD target HTTP/1.1` and the headers, ending with the empty line.
+    /// `METHOD target HTTP/1.1` and the headers, ending with the empty line. Always HTTP/1.1, whatever
+    /// `head.version` says (the proxy speaks HTTP/1.1 to backends for HTTP/1.0 and HTTP/2 clients alike).
     static func writeRequestHead(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) {
         buffer.writeString(head.method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.uri)
-        buffer.writeInteger(UInt8(ascii: " "))
-        writeVersion(head.version, into: &buffer)
-        buffer.writeStaticString("\r\n")
+        buffer.writeStaticString(" HTTP/1.1\r\n")
         writeHeaders(head.headers, into: &buffer)
     }
 
