@@ -30,6 +30,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     private var clientIP = "unknown"
     private var lastStreamID = HTTP2StreamID.rootStream
     private var goAwaySent = false
+    /// Set when the drained connection has started to close.
+    private var closing = false
     /// Whether frames were written since the last flush.
     private var needsFlush = false
     /// Whether a flush is scheduled for the end of this event-loop tick.
@@ -89,7 +91,13 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
             windowUpdated(event)
         case let event as StreamClosedEvent:
             if let stream = streams.removeValue(forKey: event.streamID) { stream.closed() }
-            if goAwaySent && streams.isEmpty { context.close(promise: nil) }
+            if goAwaySent && streams.isEmpty {
+                // NIO reports a stream closed while it writes the stream's last frames (inside a flush):
+                // close from a fresh tick, once that flush is done.
+                context.eventLoop.assumeIsolated().execute { [self] in
+                    if let context = self.context { self.closeIfDrained(context: context) }
+                }
+            }
         case FrontServerEvent.drain:
             drain(context: context)
         default:
@@ -195,6 +203,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
 
     private func windowUpdated(_ event: NIOHTTP2WindowUpdatedEvent) {
         if event.streamID == .rootStream {
+            // After GOAWAY with no stream left, the connection takes no frames but the last ones.
+            if goAwaySent && streams.isEmpty { return }
             if let size = event.inboundWindowSize, let increment = Self.increment(window: size, target: targetWindow) {
                 write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
             }
@@ -266,7 +276,19 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
         goAwaySent = true
         write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)))
         flushIfNeeded()
-        if streams.isEmpty { context.close(promise: nil) }
+        closeIfDrained(context: context)
+    }
+
+    /// After GOAWAY, once the last stream has closed: the output side closes when what was written has
+    /// gone out, then the connection.
+    private func closeIfDrained(context: ChannelHandlerContext) {
+        guard goAwaySent, streams.isEmpty, !closing else { return }
+        closing = true
+        needsFlush = true
+        flushIfNeeded()
+        let outputClosed = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: outputClosed)
+        outputClosed.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 

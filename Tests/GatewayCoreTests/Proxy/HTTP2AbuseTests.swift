@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ServiceLifecycle
 import Testing
 
 /// Forwards everything to one backend.
@@ -69,6 +70,58 @@ private struct ForwardAll: ProxyRouter {
             let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/fine"])
             #expect(ok.output == "200")
         }
+    }
+
+    /// Graceful shutdown with a request in flight on an HTTP/2 connection: the client gets GOAWAY at once,
+    /// the stream in flight still gets its whole answer, and then the connection closes.
+    @Test func gracefulShutdownSendsGoAwayAndFinishesTheStream() async throws {
+        let backend = try await TestHTTPBackend.start(name: "b")
+        backend.setDelay(.milliseconds(800))
+        let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
+        let logger = Logger(label: "test")
+        let server = HTTPFrontServer(
+            configuration: .init(host: "127.0.0.1", port: 0),
+            router: ForwardAll(target: .init(host: "127.0.0.1", port: backend.port)), pools: pools, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let port = try await server.listeningAddress.port!
+            // GET / on stream 1: :method GET, :scheme http, :path / from HPACK's static table.
+            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])
+            async let reply = RawTCP.exchange(port: port, request: request, timeout: .seconds(10)) { _ in false }
+            try await waitUntil("the request to reach the backend") { backend.requestCount == 1 }
+            await group.triggerGracefulShutdown()
+            let frames = Self.frames(in: try await reply)
+            let goAway = try #require(frames.firstIndex { $0.type == 0x7 }, "no GOAWAY in \(frames)")
+            let answer = try #require(frames.firstIndex { $0.type == 0x1 && $0.stream == 1 }, "no response HEADERS in \(frames)")
+            #expect(goAway < answer, "GOAWAY came only after the response: \(frames)")
+            #expect(frames[answer].payload.first == 0x88, "not :status 200: \(frames[answer])")
+            #expect(frames.contains { $0.stream == 1 && ($0.type == 0x0 || $0.type == 0x1) && $0.flags & 0x1 != 0 }, "stream 1 never ended: \(frames)")
+            try await tasks.next()
+        }
+        pools.closeAll()
+        await backend.stop()
+    }
+
+    private struct Frame: CustomStringConvertible {
+        var type: UInt8
+        var flags: UInt8
+        var stream: UInt32
+        var payload: [UInt8]
+        var description: String { "(type \(type) flags \(flags) stream \(stream) \(payload.count) bytes)" }
+    }
+
+    private static func frames(in bytes: [UInt8]) -> [Frame] {
+        var frames: [Frame] = []
+        var i = 0
+        while i + 9 <= bytes.count {
+            let length = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
+            let stream = UInt32(bytes[i + 5] & 0x7f) << 24 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 8 | UInt32(bytes[i + 8])
+            let end = min(bytes.count, i + 9 + length)
+            frames.append(Frame(type: bytes[i + 3], flags: bytes[i + 4], stream: stream, payload: Array(bytes[(i + 9)..<end])))
+            i += 9 + length
+        }
+        return frames
     }
 
     private static func containsFrame(type: UInt8, in bytes: [UInt8]) -> Bool {
