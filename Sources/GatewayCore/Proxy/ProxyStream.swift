@@ -105,9 +105,6 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         self.loopPool = configuration.pools.pool(for: client.eventLoop)
     }
 
-    /// Whether a request is in progress (its response not complete).
-    var isBusy: Bool { exchange != nil }
-
     // MARK: - Inbound from the client
 
     /// A request begins. `head` comes without hop-by-hop headers; `info` says what they said.

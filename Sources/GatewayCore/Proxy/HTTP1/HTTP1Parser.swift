@@ -120,12 +120,6 @@ struct HTTP1Parser {
         }
     }
 
-    /// Whether the parser is between messages (nothing of the next one parsed yet).
-    var isIdle: Bool {
-        if case .head(0) = state { return true }
-        return false
-    }
-
     /// The next part from the start of `buffer`, consuming its bytes; nil when more bytes are needed.
     mutating func next(_ buffer: inout ByteBuffer) throws(HTTP1ParseError) -> HTTP1Part? {
         while true {
