@@ -141,25 +141,39 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     }
 
     /// An HTTP/1-style request head from an HTTP/2 header block: the pseudo-headers become the method,
-    /// target and `Host`; cookie fields split by HTTP/2 are joined again. Nil without `:method` or `:path`.
+    /// target and `Host`; cookie fields split by HTTP/2 are joined again.
+    ///
+    /// Nil for a malformed block (RFC 9113 §8.1.1, §8.2, §8.3): a pseudo-header that is unknown,
+    /// repeated or after a regular field, or whose value holds a space or control character; no
+    /// `:method`, `:scheme` or `:path`, or an empty `:path`; CONNECT; a field name that is not a
+    /// lower-case token; a connection-specific field, or `TE` other than `trailers`; a value with NUL,
+    /// CR or LF. (This is the check NIO's header block validation makes, done in the pass that builds
+    /// the head; the front turns NIO's off.) These are what could smuggle a second request or header
+    /// into the HTTP/1.1 message sent upstream.
     static func requestHead(_ block: HPACKHeaders) -> (HTTPRequestHead, HTTP1HeadInfo)? {
         var method: String?
         var path: String?
+        var scheme: String?
         var authority: String?
+        var regularSeen = false
         var headers: [(String, String)] = []
         headers.reserveCapacity(block.count + 1)
         var cookies: String?
         var info = HTTP1HeadInfo(keepAlive: true)
         for (name, value, _) in block {
             if name.utf8.first == UInt8(ascii: ":") {
+                guard !regularSeen, isValidPseudoHeaderValue(value) else { return nil }
                 switch name {
-                case ":method": method = value
-                case ":path": path = value
-                case ":authority": authority = value
-                default: break
+                case ":method" where method == nil: method = value
+                case ":path" where path == nil: path = value
+                case ":scheme" where scheme == nil: scheme = value
+                case ":authority" where authority == nil: authority = value
+                default: return nil  // unknown (":protocol", ":status") or repeated
                 }
                 continue
             }
+            regularSeen = true
+            guard isValidFieldName(name), isValidFieldValue(value) else { return nil }
             switch name {
             case "cookie":
                 cookies = cookies.map { $0 + "; " + value } ?? value
@@ -170,14 +184,17 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
                 if info.requestID == nil { info.requestID = value }
             case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host":
                 info.hasForwardedHeaders = true
-            case "te", "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection":
-                continue  // not allowed in HTTP/2 (TE: trailers is): never forwarded
+            case "te":
+                guard value == "trailers" else { return nil }
+                continue  // hop-by-hop: not forwarded
+            case "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection":
+                return nil
             default:
                 break
             }
             headers.append((name, value))
         }
-        guard let method, let path else { return nil }
+        guard let method, let path, !path.isEmpty, scheme != nil, method != "CONNECT" else { return nil }
         if info.host == nil, let authority {
             info.host = authority
             headers.append(("host", authority))
@@ -186,6 +203,26 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
         let head = HTTPRequestHead(
             version: .init(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: path, headers: HTTPHeaders(headers))
         return (head, info)
+    }
+
+    /// A lower-case token (RFC 9110 §5.6.2; HTTP/2 field names are lower case).
+    static func isValidFieldName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { c in
+            switch c {
+            case 0x21, 0x23...0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x30...0x39, 0x5e...0x7a, 0x7c, 0x7e: return true
+            default: return false
+            }
+        }
+    }
+
+    /// No NUL, CR or LF (RFC 9113 §8.2.1).
+    static func isValidFieldValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 == 0x00 || $0 == 0x0a || $0 == 0x0d }
+    }
+
+    /// No control character, space or DEL: a pseudo-header value becomes part of the request line.
+    static func isValidPseudoHeaderValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 <= 0x20 || $0 == 0x7f }
     }
 
     private func closeAllStreams() {

@@ -214,6 +214,10 @@ enum FrontPipeline {
         ]
         // Rapid-reset protection: a client that opens and cancels streams in a flood is cut off.
         connectionConfiguration.maximumRecentlyResetStreams = 32
+        // Request header blocks are validated by HTTP2FrontHandler while it builds the request (the
+        // same rules, one pass instead of two); responses carry headers our HTTP/1.1 parser or our
+        // code made. Content lengths are still checked against DATA by NIO.
+        connectionConfiguration.headerBlockValidation = .disabled
         var perStream = NIOHTTP2Handler.StreamConfiguration()
         perStream.streamResetFrameRateLimit.maximumCount = 200
         perStream.streamResetFrameRateLimit.windowLength = .seconds(10)

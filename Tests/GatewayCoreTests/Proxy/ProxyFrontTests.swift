@@ -2,6 +2,7 @@ import Foundation
 import GatewayTesting
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import NIOPosix
 import Testing
@@ -59,6 +60,37 @@ private func withH2Front(
             #expect(lines.filter { $0 == "503 1" }.count == 1, "reconnected: \(output)")
         }
         await backend.stop()
+    }
+
+    /// HTTP/2 header blocks become HTTP/1-style heads (Host from `:authority`, cookies joined), and
+    /// malformed blocks, which could smuggle into the HTTP/1.1 request sent upstream, are refused.
+    @Test func http2HeaderBlocksAreCheckedWhileTheyBecomeHeads() throws {
+        func block(_ fields: [(String, String)]) -> HPACKHeaders { HPACKHeaders(fields) }
+        let base = [(":method", "GET"), (":scheme", "http"), (":path", "/a?b"), (":authority", "example.com")]
+        let (head, info) = try #require(HTTP2FrontHandler.requestHead(block(base + [("cookie", "a=1"), ("cookie", "b=2"), ("te", "trailers"), ("x-request-id", "r1")])))
+        #expect(head.method == .GET && head.uri == "/a?b")
+        #expect(head.headers.first(name: "host") == "example.com" && info.host == "example.com" && info.requestID == "r1")
+        #expect(head.headers.first(name: "cookie") == "a=1; b=2" && !head.headers.contains(name: "te"))
+
+        let malformed: [[(String, String)]] = [
+            base + [("x-a", "1\r\nX-Injected: yes")],           // CR LF in a value
+            base + [("x-a", "nul\u{0}")],
+            base + [("X-Upper", "1")],                             // upper-case name
+            base + [("bad name", "1")],
+            base + [("connection", "close")],                      // connection-specific
+            base + [("transfer-encoding", "chunked")],
+            base + [("te", "gzip")],
+            [(":method", "GET"), (":scheme", "http"), (":path", "/a HTTP/1.1\r\nX: y")],   // request-line smuggling
+            [(":method", "GET"), (":scheme", "http"), (":path", "")],
+            [(":method", "GET"), (":path", "/")],                  // no :scheme
+            [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":path", "/again")],
+            [(":method", "GET"), (":scheme", "http"), ("x-a", "1"), (":path", "/")],        // pseudo after regular
+            [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":status", "200")],
+            [(":method", "CONNECT"), (":authority", "example.com:443")],
+        ]
+        for fields in malformed {
+            #expect(HTTP2FrontHandler.requestHead(block(fields)) == nil, "accepted \(fields)")
+        }
     }
 
     /// A response the router gives at once, before the request's END_STREAM has been read, arrives
