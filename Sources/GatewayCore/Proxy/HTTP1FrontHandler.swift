@@ -307,12 +307,13 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             }
             guard let part = consume next, let stream else { return }
             switch consume part {
-            case .requestHead(let head, let info):
+            case .requestHead(var head, let info):
                 state = .inRequest
                 requestEnded = false
                 requestIsHEAD = head.method == .HEAD
                 closeAfterResponse = false
                 deadline = nil  // no clock while a request is in progress
+                if parser.isBodyPending && head.version == .http1_1 { answerExpectContinue(&head, context: context) }
                 stream.requestHead(head, info: info, endsHere: !parser.isBodyPending)
             case .body(let chunk):
                 stream.requestBody(chunk)
@@ -323,6 +324,18 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
                 preconditionFailure("a request parser produced a response head")
             }
         }
+    }
+
+    /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body. The front gives
+    /// it at once (as NGINX does) and does not pass the expectation on; a backend's own 100 would not
+    /// reach the client anyway (interim responses are not relayed), so without this the client would
+    /// wait out its timeout (curl: 1 s) before every large upload.
+    private func answerExpectContinue(_ head: inout HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let expect = head.headers.first(name: "Expect"), expect.lowercased() == "100-continue" else { return }
+        head.headers.remove(name: "Expect")
+        var buffer = context.channel.allocator.buffer(capacity: 25)
+        buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
     private func scheduleProcessing() {
