@@ -313,8 +313,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
                 requestIsHEAD = head.method == .HEAD
                 closeAfterResponse = false
                 deadline = nil  // no clock while a request is in progress
-                if parser.isBodyPending && head.version == .http1_1 { answerExpectContinue(&head, context: context) }
+                let expectsContinue = parser.isBodyPending && head.version == .http1_1 && Self.takeExpectContinue(&head)
                 stream.requestHead(head, info: info, endsHere: !parser.isBodyPending)
+                // Not when the request was answered at once (413 for a declared length past the limit, say).
+                if expectsContinue, case .inRequest = state, !responseInProgress { sendContinue(context) }
             case .body(let chunk):
                 stream.requestBody(chunk)
             case .end:
@@ -327,12 +329,16 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     }
 
     /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body. The front gives
-    /// it at once (as NGINX does) and does not pass the expectation on; a backend's own 100 would not
-    /// reach the client anyway (interim responses are not relayed), so without this the client would
-    /// wait out its timeout (curl: 1 s) before every large upload.
-    private func answerExpectContinue(_ head: inout HTTPRequestHead, context: ChannelHandlerContext) {
-        guard let expect = head.headers.first(name: "Expect"), expect.lowercased() == "100-continue" else { return }
+    /// it (as NGINX does) and does not pass the expectation on; a backend's own 100 would not reach the
+    /// client anyway (interim responses are not relayed), so without this the client would wait out its
+    /// timeout (curl: 1 s) before every large upload. Removes the field and says whether it was there.
+    static func takeExpectContinue(_ head: inout HTTPRequestHead) -> Bool {
+        guard let expect = head.headers.first(name: "Expect"), expect.lowercased() == "100-continue" else { return false }
         head.headers.remove(name: "Expect")
+        return true
+    }
+
+    private func sendContinue(_ context: ChannelHandlerContext) {
         var buffer = context.channel.allocator.buffer(capacity: 25)
         buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
