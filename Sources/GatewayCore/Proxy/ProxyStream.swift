@@ -167,8 +167,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                 abortClient()
             } else {
                 // The attempt in progress ends here: tell the router (it counts requests in flight per node).
-                if let plan = exchange.plan, exchange.phase == .connecting || exchange.phase == .forwarding {
-                    report(exchange, plan: plan, failure: .clientClosed)
+                if exchange.phase == .connecting || exchange.phase == .forwarding {
+                    report(exchange, failure: .clientClosed)
                 }
                 abandonUpstream(exchange)
                 respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID))
@@ -211,9 +211,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         self.exchange = nil
         exchange.responseDeadline = nil
         if exchange.phase == .forwarding || exchange.phase == .connecting {
-            if let plan = exchange.plan {
-                report(exchange, plan: plan, failure: .clientClosed)
-            }
+            report(exchange, failure: .clientClosed)
         }
         abandonUpstream(exchange)
         configuration.router.completed(
@@ -227,9 +225,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     // MARK: - Deciding and connecting
 
-    private func decided(_ exchange: Exchange, _ result: Result<ProxyDecision, any Error>) {
+    private func decided(_ exchange: Exchange, _ result: consuming Result<ProxyDecision, any Error>) {
         guard exchange === self.exchange, client != nil else { return }
-        switch result {
+        switch consume result {
         case .success(.respond(let response)):
             respondLocally(exchange, response)
         case .success(.forward(let plan)):
@@ -242,11 +240,12 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     private func connect(_ exchange: Exchange) {
-        guard let plan = exchange.plan else { return }
+        // Fields read from the plan in place: copying the whole plan retains every reference in it.
+        guard let target = exchange.plan?.target, let connectTimeout = exchange.plan?.connectTimeout else { return }
         exchange.phase = .connecting
         exchange.attempts += 1
         let pool = loopPool
-        pool.acquire(plan.target, connectTimeout: plan.connectTimeout) { [self] result in
+        pool.acquire(target, connectTimeout: connectTimeout) { [self] result in
             guard exchange === self.exchange, exchange.phase == .connecting, self.client != nil else {
                 if case .success(let acquired) = result { pool.release(acquired.connection) }
                 return
@@ -288,8 +287,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     private func requestFullySent(_ exchange: Exchange) {
-        guard let plan = exchange.plan, !exchange.responseStarted else { return }
-        let deadline = NIODeadline.now() + plan.responseTimeout
+        guard let responseTimeout = exchange.plan?.responseTimeout, !exchange.responseStarted else { return }
+        let deadline = NIODeadline.now() + responseTimeout
         exchange.responseDeadline = deadline
         client?.responseDeadlineSet(deadline)
     }
@@ -308,14 +307,16 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     // MARK: - Upstream delegate
 
     func upstreamResponseHead(_ head: consuming HTTPResponseHead) {
-        guard let exchange, let client, let plan = exchange.plan else { return }
+        guard let exchange, let client, exchange.plan != nil else { return }
         exchange.responseDeadline = nil
         exchange.responseStarted = true
         exchange.responseStatus = head.status
         exchange.firstByteAt = .now()
         var response = consume head  // without hop-by-hop headers (the upstream handlers leave them out)
         if !configuration.isHTTP2 && response.version != exchange.request.httpVersion { response.version = exchange.request.httpVersion }
-        for (name, value) in plan.responseHeaders { response.headers.replaceOrAdd(name: name, value: value) }
+        if let extra = exchange.plan?.responseHeaders, !extra.isEmpty {
+            for (name, value) in extra { response.headers.replaceOrAdd(name: name, value: value) }
+        }
         response.headers.replaceOrAdd(name: RequestID.headerName, value: exchange.request.requestID)
         if !exchange.wantsKeepAlive && !configuration.isHTTP2 {
             response.headers.replaceOrAdd(name: "Connection", value: "close")
@@ -336,7 +337,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     func upstreamResponseEnd() {
-        guard let exchange, client != nil, let plan = exchange.plan, let upstream = exchange.upstream else { return }
+        guard let exchange, client != nil, exchange.plan != nil, let upstream = exchange.upstream else { return }
         exchange.upstream = nil
         upstream.delegate = nil
         if exchange.requestEnded {
@@ -347,7 +348,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             upstream.close()
             exchange.closeAfterResponse = true
         }
-        report(exchange, plan: plan, failure: nil)
+        report(exchange, failure: nil)
         finish(exchange)
     }
 
@@ -356,7 +357,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.upstream = nil
         if exchange.responseStarted {
             // Part of the response went out: the client must learn it is incomplete.
-            if let plan = exchange.plan { report(exchange, plan: plan, failure: .upstreamClosed) }
+            report(exchange, failure: .upstreamClosed)
             // Reported: closing the client must not report the same attempt again (as .clientClosed).
             exchange.plan = nil
             abortClient()
@@ -374,7 +375,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     private func upstreamFailedBeforeResponse(_ exchange: Exchange, failure: ProxyOutcome.Failure) {
         guard let plan = exchange.plan else { return }
         exchange.responseDeadline = nil
-        report(exchange, plan: plan, failure: failure)
+        report(exchange, failure: failure)
         let canReplay = exchange.request.isIdempotent && exchange.replayBody != nil && failure != .responseTimeout
         if canReplay && exchange.attempts < 3 {
             // A reused keep-alive connection the backend had already closed: same backend, once.
@@ -401,14 +402,15 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         respondLocally(exchange, response)
     }
 
-    private func report(_ exchange: Exchange, plan: ForwardPlan, failure: ProxyOutcome.Failure?) {
-        guard let onComplete = plan.onComplete else { return }
+    /// Tells the plan's `onComplete` how the attempt in progress ended (nothing without a plan).
+    private func report(_ exchange: Exchange, failure: ProxyOutcome.Failure?) {
+        guard let onComplete = exchange.plan?.onComplete, let target = exchange.plan?.target else { return }
         let ttfb: Duration? = {
             guard let sent = exchange.requestSentAt, let first = exchange.firstByteAt else { return nil }
             return .nanoseconds((first - sent).nanoseconds)
         }()
         onComplete(ProxyOutcome(
-            target: plan.target, status: exchange.responseStatus, failure: failure, timeToFirstByte: ttfb,
+            target: target, status: exchange.responseStatus, failure: failure, timeToFirstByte: ttfb,
             total: Self.since(exchange.requestSentAt ?? exchange.request.startedAt), responseStarted: exchange.responseStarted))
     }
 
