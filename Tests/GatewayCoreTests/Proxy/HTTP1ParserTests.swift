@@ -1,3 +1,4 @@
+import GatewayTesting
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -163,7 +164,7 @@ private func body(_ parts: [HTTP1Part]) -> String {
     /// Valid messages cut at random places give the same parts as when fed whole, and random bytes
     /// (10,000 inputs, seeded) end in parts or an error, never a crash or a loop that does not end.
     @Test func randomCutsAndRandomBytes() throws {
-        var rng = SplitMix(seed: 0x5eed)
+        var rng = SplitMix64(seed: 0x5eed)
         let messages = [
             "GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
             "POST /b HTTP/1.1\r\nContent-Length: 11\r\nX-A: 1\r\n\r\nhello world",
@@ -230,18 +231,5 @@ private func body(_ parts: [HTTP1Part]) -> String {
             HTTP1Serializer.writeDecimal(value, into: &buffer)
             #expect(String(buffer: buffer) == String(value))
         }
-    }
-}
-
-/// A small seeded generator, so a failure can be replayed.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
