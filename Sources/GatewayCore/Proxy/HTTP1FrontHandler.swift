@@ -61,6 +61,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     private var framing = Framing.none
     /// The response head (and small body parts) not yet written, so they go out as one buffer.
     private var outbound: ByteBuffer?
+    /// The last such buffer, written and reused for the next response once the socket has taken it.
+    private var headBuffers = ReusableBuffer()
     private var responseInProgress = false
     private var closeAfterResponse = false
     private var bodyPaused = false
@@ -108,7 +110,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             head.headers.add(name: "Connection", value: "close")
             closeAfterResponse = true
         }
-        var buffer = context.channel.allocator.buffer(capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: 64) + 512)
+        var buffer = headBuffers.take(context, capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: 64) + 512)
         HTTP1Serializer.writeResponseHead(head, into: &buffer)
         outbound = buffer
     }
@@ -400,6 +402,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
         if let buffer = outbound {
             outbound = nil
             context.write(wrapOutboundOut(buffer), promise: nil)
+            headBuffers.keep(buffer)
         }
     }
 

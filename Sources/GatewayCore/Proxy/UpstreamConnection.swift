@@ -175,6 +175,8 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
     private let noInput = ByteBuffer()
     /// The request's head (and small body parts) not yet written, so a request goes out as one buffer.
     private var outbound: ByteBuffer?
+    /// The last such buffer, reused for the next request once the socket has taken it.
+    private var headBuffers = ReusableBuffer()
     private var requestChunked = false
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -196,8 +198,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
         case .head(let head):
             parser.respondingToHEAD = head.method == .HEAD
             requestChunked = head.headers.contains(name: "Transfer-Encoding")
-            var buffer = context.channel.allocator.buffer(
-                capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: head.uri.utf8.count + 32) + 256)
+            var buffer = headBuffers.take(context, capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: head.uri.utf8.count + 32) + 256)
             HTTP1Serializer.writeRequestHead(head, into: &buffer)
             outbound = buffer
         case .body(.byteBuffer(var chunk)):
@@ -231,6 +232,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
         if let buffer = outbound {
             outbound = nil
             context.write(wrapOutboundOut(buffer), promise: nil)
+            headBuffers.keep(buffer)
         }
         context.flush()
     }
@@ -359,3 +361,25 @@ extension UpstreamStreamHandler: Sendable {}
 
 @available(*, unavailable)
 extension UpstreamConnection: Sendable {}
+
+/// One output buffer a connection writes again and again. A buffer handed to the channel is shared
+/// with it until the socket has taken its bytes; reusing it after that costs no allocation, and reusing
+/// it before (a slow peer) only makes ByteBuffer copy, never touches the bytes in flight.
+struct ReusableBuffer {
+    private var buffer: ByteBuffer?
+
+    /// An empty buffer of at least `capacity` bytes: the kept one when nothing else holds it.
+    mutating func take(_ context: ChannelHandlerContext, capacity: Int) -> ByteBuffer {
+        if var kept = buffer.take() {
+            kept.clear(minimumCapacity: capacity)
+            return kept
+        }
+        return context.channel.allocator.buffer(capacity: capacity)
+    }
+
+    /// Keeps `written` (already handed to the channel) for the next ``take(_:capacity:)``, unless it
+    /// grew large (a burst of body chunks): an idle connection holds at most 16 KiB this way.
+    mutating func keep(_ written: ByteBuffer) {
+        buffer = written.capacity <= 16 * 1024 ? written : nil
+    }
+}
