@@ -9,8 +9,12 @@ final class RequestRecord: Sendable {
         var attempts = 0
         var retries = 0
         var failure: ProxyOutcome.Failure?
-        var tried: [String] = []
+        /// The nodes tried: the first on its own, so a request that is not retried allocates no array.
+        var firstTried: String?
+        var laterTried: [String] = []
         var current: Attempt?
+
+        var tried: [String] { (firstTried.map { [$0] } ?? []) + laterTried }
     }
 
     private let state = Mutex(Summary())
@@ -21,7 +25,7 @@ final class RequestRecord: Sendable {
         state.withLock {
             $0.node = node
             $0.attempts += 1
-            $0.tried.append(node)
+            if $0.firstTried == nil { $0.firstTried = node } else { $0.laterTried.append(node) }
             $0.current = attempt
             $0.failure = nil
         }

@@ -245,6 +245,11 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.phase = .connecting
         exchange.attempts += 1
         let pool = loopPool
+        // The usual case, an idle keep-alive connection, without a callback.
+        if let idle = pool.takeIdle(target) {
+            startForwarding(exchange, on: idle, reused: true)
+            return
+        }
         pool.acquire(target, connectTimeout: connectTimeout) { [self] result in
             guard exchange === self.exchange, exchange.phase == .connecting, self.client != nil else {
                 if case .success(let acquired) = result { pool.release(acquired.connection) }

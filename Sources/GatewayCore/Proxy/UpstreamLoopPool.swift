@@ -42,12 +42,9 @@ final class UpstreamLoopPool {
             acquireStream(slot, connectTimeout: connectTimeout, completion: completion)
             return
         }
-        // Closed idle connections still count until their close is processed (see `closed`).
-        while let connection = slot.idle.popLast() {
-            if connection.isActive {
-                completion(.success((connection, true)))
-                return
-            }
+        if let connection = takeIdle(from: slot) {
+            completion(.success((connection, true)))
+            return
         }
         guard slot.held < limitPerTarget else {
             wait(in: slot, connectTimeout: connectTimeout, completion: completion)
@@ -55,6 +52,21 @@ final class UpstreamLoopPool {
         }
         slot.held += 1
         connect(slot, connectTimeout: connectTimeout, completion: completion)
+    }
+
+    /// An idle HTTP/1.1 connection to `target`, if one is open (nil with h2c: streams go through
+    /// ``acquire(_:connectTimeout:completion:)``).
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
+        guard configuration.upstreamProtocol == .http1 else { return nil }
+        return takeIdle(from: slot(for: target))
+    }
+
+    private func takeIdle(from slot: UpstreamTargetPool) -> UpstreamConnection? {
+        // Closed idle connections still count until their close is processed (see `closed`).
+        while let connection = slot.idle.popLast() {
+            if connection.isActive { return connection }
+        }
+        return nil
     }
 
     private func slot(for target: UpstreamTarget) -> UpstreamTargetPool {
