@@ -25,6 +25,7 @@
 #   THREADS="1 2" ROUNDS=3 DURATION=10 bench/balancer.sh
 #   BALANCER_BIN=path/to/edge-balancer bench/balancer.sh   (skip the build)
 #   PERF_DIR=/tmp/perf bench/balancer.sh           (also `perf record -g` our measured runs)
+#   CASES="h1" FAILOVER=0 bench/balancer.sh        (only some cases, no failover run: for quick comparisons)
 #
 # Needs (installed with apt-get when missing): haproxy, nginx (or nginx-light), wrk, h2load
 # (nghttp2-client), openssl, curl, python3.
@@ -37,6 +38,7 @@ THREADS="${THREADS:-1}"
 DURATION="${DURATION:-10}"          # seconds per measured run
 WARMUP="${WARMUP:-3}"               # seconds of warm-up before each measured run
 ROUNDS="${ROUNDS:-1}"
+CASES="${CASES:-h1 h2c h2-tls}"
 CONNECTIONS="${CONNECTIONS:-50}"    # wrk
 H2_CLIENTS="${H2_CLIENTS:-10}"      # h2load -c
 H2_STREAMS="${H2_STREAMS:-10}"      # h2load -m
@@ -332,7 +334,7 @@ for N in $THREADS; do
   start_nginx "$N"
   for p in ours haproxy nginx; do check_proxy "$p"; done
   if [ -n "${PRINT_CONFIGS:-}" ]; then cat "$TMP/haproxy-$N/haproxy.cfg" "$TMP/nginx-$N/nginx.conf" >&2; fi
-  for c in h1 h2c h2-tls; do
+  for c in $CASES; do
     for r in $(seq "$ROUNDS"); do
       for p in ours haproxy nginx; do
         res=$(measure "$p" "$c" "$r")

@@ -18,6 +18,7 @@
 #   ENGINE_BIN=path/to/gateway-engine bench/engine.sh   (skip the build; only for trying the script)
 #   ENGINE_GROUP=own bench/engine.sh                    (engine eventLoops=N + the default singleton group; see start_engine)
 #   PERF_DIR=/tmp/perf bench/engine.sh                  (also `perf record -g` our engine in each measured run)
+#   CASES="keyless cache-hit" bench/engine.sh           (only some cases: for quick comparisons)
 #
 # Needs: nginx, wrk, redis-server, redis-cli, libhiredis-dev (installed with apt-get when missing), python3.
 set -euo pipefail
@@ -31,6 +32,7 @@ WARMUP="${WARMUP:-3s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 WRK_THREADS="${WRK_THREADS:-1}"
 ROUNDS="${ROUNDS:-1}"
+CASES="${CASES:-keyless api-key cache-hit}"
 SCRATCH="${SCRATCH:-.build-release}"
 
 # --- tools -----------------------------------------------------------------------------------------
@@ -292,6 +294,7 @@ ROWS="$TMP/rows.txt"
 # ROUNDS measured runs per proxy, alternating ours and NGINX; the table shows each column's median.
 bench_case() {  # threads case ours_url ours_header nginx_url nginx_label
   local n="$1" name="$2" ours theirs r warm
+  case " $CASES " in *" $name "*) ;; *) return 0 ;; esac
   for r in $(seq "$ROUNDS"); do
     warm=no; [ "$r" = 1 ] && warm=yes
     ours=$(run_wrk "ours-$name-$n-$r" "$ENGINE_PID" "$3" "$4" "$warm")

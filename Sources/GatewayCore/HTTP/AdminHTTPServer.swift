@@ -229,6 +229,7 @@ final class AdminConnectionHandler: ChannelInboundHandler {
     private func write(_ response: HTTPResponse, head: HTTPRequestHead, requestID: String, keepAlive: Bool, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         var response = response
+        response.headers = response.allHeaders
         response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         response.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
         if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }

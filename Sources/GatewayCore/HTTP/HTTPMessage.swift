@@ -80,11 +80,22 @@ public struct HTTPResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
     public var body: ByteBuffer
+    /// Fields written after ``headers``, each replacing any of the same name there. For answers whose
+    /// `headers` are shared (a cached response's): adding to them would copy them for every answer.
+    public var addedHeaders: HTTPHeaders = [:]
 
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer(), addedHeaders: HTTPHeaders = [:]) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.addedHeaders = addedHeaders
+    }
+
+    /// ``headers`` with ``addedHeaders`` applied.
+    public var allHeaders: HTTPHeaders {
+        var all = headers
+        for (name, value) in addedHeaders { all.replaceOrAdd(name: name, value: value) }
+        return all
     }
 
     /// A JSON response from an `Encodable` value.

@@ -90,28 +90,25 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func sendResponseHead(_ head: HTTPResponseHead) {
+    func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras) {
         guard let context else { return }
-        var head = head
+        var extras = extras
         let code = head.status.code
         responseInProgress = true
         if requestIsHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
             framing = .none
-        } else if head.headers.contains(name: "Content-Length") {
+        } else if extras.hasContentLength(head.headers) {
             framing = .contentLength
         } else if head.version == .http1_1 {
             framing = .chunked
-            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            extras.chunked = true
         } else {
             framing = .untilClose
-            closeAfterResponse = true
         }
-        if (framing == .untilClose || drainRequested) && !head.headers.contains(name: "Connection") {
-            head.headers.add(name: "Connection", value: "close")
-            closeAfterResponse = true
-        }
-        var buffer = headBuffers.take(context, capacity: HTTP1Serializer.estimatedSize(of: head.headers, plus: 64) + 512)
-        HTTP1Serializer.writeResponseHead(head, into: &buffer)
+        if framing == .untilClose || drainRequested { extras.close = true }
+        if extras.close { closeAfterResponse = true }
+        var buffer = headBuffers.take(context, capacity: 1024)  // the serializer grows it for a larger head
+        HTTP1Serializer.writeResponseHead(head, extras: extras, into: &buffer)
         outbound = buffer
     }
 

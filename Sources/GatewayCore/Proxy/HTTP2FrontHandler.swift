@@ -424,11 +424,17 @@ final class HTTP2FrontStream: ProxyClient {
 
     var isWritable: Bool { (connection?.isWritable ?? false) && (outboundWindow ?? 1) > 0 }
 
-    func sendResponseHead(_ head: HTTPResponseHead) {
+    func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras) {
         var block = HPACKHeaders()
-        block.reserveCapacity(head.headers.count + 1)
+        block.reserveCapacity(head.headers.count + extras.fields.count + 3)
         block.add(name: ":status", value: String(head.status.code))
-        for (name, value) in head.headers {
+        for (name, value) in head.headers where !extras.replaces(name) {
+            let name = Self.lowercased(name)
+            block.add(name: name, value: value, indexing: Self.indexing(name))
+        }
+        block.add(name: "x-request-id", value: extras.requestID, indexing: .nonIndexable)
+        if let length = extras.contentLength { block.add(name: "content-length", value: String(length)) }
+        for (name, value) in extras.fields {
             let name = Self.lowercased(name)
             block.add(name: name, value: value, indexing: Self.indexing(name))
         }

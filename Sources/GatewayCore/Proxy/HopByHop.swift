@@ -73,10 +73,14 @@ public enum HopByHop {
             }
         }
         for name in replace { headers.remove(name: name) }
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP)
-        headers.add(name: "X-Forwarded-Proto", value: scheme)
-        if !host.isEmpty { headers.add(name: "X-Forwarded-Host", value: host) }
-        headers.add(name: RequestID.headerName, value: requestID)
+        // Appended as one block: `add(name:value:)` checks each (constant, ASCII) name byte by byte.
+        var added: [(String, String)] = []
+        added.reserveCapacity(4)
+        added.append(("X-Forwarded-For", forwardedFor.map { $0 + ", " + clientIP } ?? clientIP))
+        added.append(("X-Forwarded-Proto", scheme))
+        if !host.isEmpty { added.append(("X-Forwarded-Host", host)) }
+        added.append((RequestID.headerName, requestID))
+        headers.add(contentsOf: HTTPHeaders(added))
     }
 
     /// Removes the hop-by-hop headers of a head that did not come from ``HTTP1Parser`` (an HTTP/2

@@ -9,7 +9,8 @@ protocol ProxyClient: AnyObject {
     var eventLoop: any EventLoop { get }
     /// Whether the client's connection takes more bytes now (backpressure on the upstream response).
     var isWritable: Bool { get }
-    func sendResponseHead(_ head: HTTPResponseHead)
+    /// The response head, with `extras` added as it is written (see ``ResponseHeadExtras``).
+    func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras)
     func sendResponseBody(_ chunk: ByteBuffer)
     /// The response is complete. `close`: the HTTP/1.1 connection closes after it (request bytes may be
     /// left unread, or the client asked to close).
@@ -265,19 +266,19 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     private func startForwarding(_ exchange: Exchange, on upstream: UpstreamConnection, reused: Bool) {
-        guard var head = exchange.plan?.head else { return }
+        guard let head = exchange.plan?.head else { return }
         exchange.upstream = upstream
         exchange.upstreamReused = reused
         exchange.phase = .forwarding
         upstream.delegate = self
         // Upstream requests are HTTP/1.1 whatever the client spoke (the serializer writes the version);
-        // hop-by-hop headers (Connection among them) were left out on arrival.
-        if !head.headers.contains(name: "Content-Length") {
-            let mayHaveBody = exchange.requestIsChunked || (configuration.isHTTP2 && !exchange.requestEnded) || exchange.bodyBytes > 0
-            if mayHaveBody { head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
+        // hop-by-hop headers (Connection, Transfer-Encoding among them) were left out on arrival.
+        var chunked = false
+        if exchange.requestIsChunked || (configuration.isHTTP2 && !exchange.requestEnded) || exchange.bodyBytes > 0 {
+            chunked = !head.headers.contains(name: "Content-Length")
         }
         exchange.requestSentAt = .now()
-        upstream.write(.head(head))
+        upstream.writeHead(head, uri: exchange.plan?.uri, host: exchange.plan?.host, chunked: chunked)
         // On a retry the pending body was consumed by the first attempt: replay what was kept.
         let body = exchange.attempts > 1 ? (exchange.replayBody ?? []) : exchange.pendingBody
         exchange.pendingBody = []
@@ -319,15 +320,13 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.firstByteAt = .now()
         var response = consume head  // without hop-by-hop headers (the upstream handlers leave them out)
         if !configuration.isHTTP2 && response.version != exchange.request.httpVersion { response.version = exchange.request.httpVersion }
-        if let extra = exchange.plan?.responseHeaders, !extra.isEmpty {
-            for (name, value) in extra { response.headers.replaceOrAdd(name: name, value: value) }
-        }
-        response.headers.replaceOrAdd(name: RequestID.headerName, value: exchange.request.requestID)
+        var extras = ResponseHeadExtras(requestID: exchange.request.requestID)
+        if let fields = exchange.plan?.responseHeaders, !fields.isEmpty { extras.fields = fields }
         if !exchange.wantsKeepAlive && !configuration.isHTTP2 {
-            response.headers.replaceOrAdd(name: "Connection", value: "close")
+            extras.close = true
             exchange.closeAfterResponse = true
         }
-        client.sendResponseHead(response)
+        client.sendResponseHead(response, extras: extras)
     }
 
     func upstreamResponseBody(_ chunk: ByteBuffer) {
@@ -441,15 +440,16 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.pendingBody = []
         exchange.responseStarted = true
         exchange.responseStatus = response.status
-        var head = HTTPResponseHead(version: exchange.request.httpVersion, status: response.status, headers: response.headers)
-        head.headers.replaceOrAdd(name: RequestID.headerName, value: exchange.request.requestID)
-        head.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        // The response's own headers are not copied: the front writes the added fields after them.
+        let head = HTTPResponseHead(version: exchange.request.httpVersion, status: response.status, headers: response.headers)
+        var extras = ResponseHeadExtras(
+            requestID: exchange.request.requestID, contentLength: response.body.readableBytes, fields: response.addedHeaders)
         if (!exchange.requestEnded || !exchange.wantsKeepAlive) && !configuration.isHTTP2 {
             // Unread body bytes would be taken for the next request: close after answering.
-            head.headers.replaceOrAdd(name: "Connection", value: "close")
+            extras.close = true
             exchange.closeAfterResponse = true
         }
-        client.sendResponseHead(head)
+        client.sendResponseHead(head, extras: extras)
         if exchange.request.head.method != .HEAD && response.body.readableBytes > 0 {
             client.sendResponseBody(response.body)
         }

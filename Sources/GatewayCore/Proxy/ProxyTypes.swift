@@ -34,6 +34,11 @@ public struct ForwardPlan: Sendable {
     /// The head sent to the backend; the front has already removed hop-by-hop headers and set
     /// `X-Forwarded-*` and `X-Request-ID`.
     public var head: HTTPRequestHead
+    /// The request target sent upstream in place of `head.uri` (nil: `head.uri` as it is). Set apart
+    /// from `head` so that a rewritten request does not copy the client's head.
+    public var uri: String?
+    /// The `Host` sent upstream in place of the client's (nil: the client's is kept).
+    public var host: String?
     public var connectTimeout: TimeAmount = .seconds(2)
     /// From the end of the request to the response head.
     public var responseTimeout: TimeAmount = .seconds(30)
@@ -141,7 +146,7 @@ public struct ProxyRequest: Sendable {
 /// Facts about one request the router records while deciding and reads back when the request completes
 /// (possibly on another thread, hence the lock).
 public final class RequestAnnotations: Sendable {
-    private let state = Mutex<(route: String?, client: String?, attachment: (any Sendable)?)>((nil, nil, nil))
+    private let state = Mutex<(route: String?, client: String?, attachment: (any AnyObject & Sendable)?)>((nil, nil, nil))
 
     public init() {}
 
@@ -158,8 +163,9 @@ public final class RequestAnnotations: Sendable {
     }
 
     /// What the router keeps with the request between its decision, retries and completion (the
-    /// balancer's record of attempts), so it needs no shared table keyed by request.
-    public var attachment: (any Sendable)? {
+    /// balancer's record of attempts), so it needs no shared table keyed by request. An object, so that
+    /// reading it back as its class is a class cast, not a general dynamic cast.
+    public var attachment: (any AnyObject & Sendable)? {
         get { state.withLock { $0.attachment } }
         set { state.withLock { $0.attachment = newValue } }
     }

@@ -25,11 +25,18 @@ struct CacheKey: Sendable, Hashable, CustomStringConvertible {
 
     /// Builds the key for a request under an API's cache policy.
     init(apiID: String, method: String, host: String, uri: String, headers: HTTPHeaders, policy: CachePolicy) {
-        let (path, query): (Substring, Substring) =
-            if let q = uri.firstIndex(of: "?") { (uri[..<q], uri[uri.index(after: q)...]) } else { (Substring(uri), "") }
+        let path: String
+        let query: String
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            path = String(uri[..<q])
+            query = String(uri[uri.utf8.index(after: q)...])
+        } else {
+            path = uri
+            query = ""
+        }
         self.init(
-            apiID: apiID, method: method, host: RouteTable.normalizedHost(host), path: String(path), query: String(query),
-            vary: policy.varyHeaders.map { headers[$0].joined(separator: ", ") })
+            apiID: apiID, method: method, host: RouteTable.normalizedHost(host), path: path, query: query,
+            vary: policy.varyHeaders.isEmpty ? [] : policy.varyHeaders.map { headers[$0].joined(separator: ", ") })
     }
 
     /// `host/path?query`: the resource, as an exact purge names it (all methods and variants).

@@ -26,7 +26,8 @@ struct LRUList<Key: Hashable, Value> {
     mutating func get(_ key: Key) -> Value? {
         guard let i = index[key] else { return nil }
         moveToNewest(i)
-        return nodes[i]?.value
+        // Through the buffer: reads the value in place instead of copying the whole node (its key too) out.
+        return nodes.withUnsafeBufferPointer { $0[i]?.value }
     }
 
     /// The value, without touching the order.

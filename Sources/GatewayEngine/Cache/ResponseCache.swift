@@ -24,7 +24,7 @@ import NIOHTTP1
 /// Thread-safe; the lock is never held across an `await`.
 final class ResponseCache: Sendable {
     /// How a response was obtained, for `X-Cache` and metrics.
-    enum Status: String, Sendable, Hashable {
+    enum Status: String, Sendable, Hashable, CaseIterable {
         /// Served from the cache.
         case hit
         /// Waited for another request's backend call for the same key.

@@ -60,14 +60,17 @@ final class EngineRouter: ProxyRouter {
         guard let match = holder.table.match(host: request.host, path: path) else {
             return .decided(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))
         }
-        let definition = match.route.definition
-        request.annotations.route = definition.id
-        request.annotations.attachment = metrics.api(definition.id)
-        let cacheable = definition.cache.enabled && definition.cache.methods.contains(request.head.method.rawValue)
-        if definition.auth.mode == .keyless && definition.rateLimit == nil && definition.quota == nil {
+        // The definition's fields are read in place: a copy of the whole definition retains every one of them.
+        let route = match.route
+        request.annotations.route = route.definition.id
+        request.annotations.attachment = metrics.api(route.definition.id)
+        let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
+        if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
             if !cacheable { return .decided(forward(match, request, extraHeaders: [:])) }
             // A hit needs no I/O: answered here, without a task.
-            if let hit = cache.cachedHit(key: cacheKey(definition, request), policy: definition.cache, requestHeaders: request.head.headers) {
+            if let hit = cache.cachedHit(
+                key: cacheKey(route.definition, request), policy: route.definition.cache, requestHeaders: request.head.headers)
+            {
                 return .decided(.respond(cachedResponse(hit, extraHeaders: [:])))
             }
         }
@@ -193,12 +196,13 @@ final class EngineRouter: ProxyRouter {
 
     /// The answer for a cache result: `X-Cache`, `Age` on hits, and the rate-limit headers.
     private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders) -> HTTPResponse {
-        metrics.count("cache", result.status.rawValue)
-        var response = HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body)
-        response.headers.replaceOrAdd(name: "X-Cache", value: result.status.header)
-        if result.status == .hit { response.headers.replaceOrAdd(name: "Age", value: String(result.age.components.seconds)) }
-        for (name, value) in extraHeaders { response.headers.replaceOrAdd(name: name, value: value) }
-        return response
+        metrics.cacheResult(result.status)
+        // The stored headers are shared by every answer: the added fields go alongside, not into a copy.
+        var added: [(String, String)] = [("X-Cache", result.status.header)]
+        added.reserveCapacity(2 + extraHeaders.count)
+        if result.status == .hit { added.append(("Age", String(result.age.components.seconds))) }
+        for (name, value) in extraHeaders { added.append((name, value)) }
+        return HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body, addedHeaders: HTTPHeaders(added))
     }
 
     private struct NoTarget: Error {
@@ -258,17 +262,20 @@ final class EngineRouter: ProxyRouter {
             choice = balancer.next()
         }
         guard let (index, url) = choice else { return nil }
-        let definition = match.route.definition
+        let route = match.route  // its definition's fields read in place, not copied
         let target = url.target
         if let excluding, target == excluding { return nil }
-        var plan = ForwardPlan(target: target, head: upstreamHead(match, request, url: url))
-        plan.connectTimeout = .milliseconds(Int64(definition.timeouts.connectMilliseconds))
-        plan.responseTimeout = .milliseconds(Int64(definition.timeouts.responseMilliseconds))
+        // The client's head goes as it is; the target and Host are written in its place (no copy of it).
+        var plan = ForwardPlan(target: target, head: request.head)
+        plan.uri = upstreamURI(match, request, url: url)
+        plan.host = url.authority
+        plan.connectTimeout = .milliseconds(Int64(route.definition.timeouts.connectMilliseconds))
+        plan.responseTimeout = .milliseconds(Int64(route.definition.timeouts.responseMilliseconds))
         plan.responseHeaders = extraHeaders
         plan.retryable = request.isIdempotent && balancer.targets.count > 1
         let metrics = self.metrics
         let retryAfter = targetRetryAfter
-        let api = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(definition.id)
+        let api = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(route.definition.id)
         plan.onComplete = { outcome in
             switch outcome.failure {
             case .connectFailed?, .connectTimeout?:
@@ -294,14 +301,18 @@ final class EngineRouter: ProxyRouter {
 
     private func upstreamHead(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> HTTPRequestHead {
         var head = request.head
-        let uri = request.head.uri
-        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            head.uri = match.upstreamPath(for: url) + uri[q...]
-        } else {
-            head.uri = match.upstreamPath(for: url)
-        }
+        head.uri = upstreamURI(match, request, url: url)
         head.headers.replaceOrAdd(name: "Host", value: url.authority)
         return head
+    }
+
+    /// The request target at the backend: the API's forwarded path under the target's base path, and the query.
+    private func upstreamURI(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> String {
+        let uri = request.head.uri
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            return match.upstreamPath(for: url) + uri[q...]
+        }
+        return match.upstreamPath(for: url)
     }
 
     // MARK: - Completion

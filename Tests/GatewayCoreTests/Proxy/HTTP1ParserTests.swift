@@ -213,8 +213,9 @@ private func body(_ parts: [HTTP1Part]) -> String {
         var buffer = ByteBuffer()
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: "0")
-        HTTP1Serializer.writeResponseHead(HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers), into: &buffer)
-        #expect(String(buffer: buffer) == "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        HTTP1Serializer.writeResponseHead(
+            HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers), extras: ResponseHeadExtras(requestID: "r"), into: &buffer)
+        #expect(String(buffer: buffer) == "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nX-Request-ID: r\r\n\r\n")
 
         buffer.clear()
         HTTP1Serializer.writeRequestHead(HTTPRequestHead(version: .http1_1, method: .PATCH, uri: "/x?y", headers: ["Host": "h"]), into: &buffer)
@@ -231,5 +232,37 @@ private func body(_ parts: [HTTP1Part]) -> String {
             HTTP1Serializer.writeDecimal(value, into: &buffer)
             #expect(String(buffer: buffer) == String(value))
         }
+    }
+
+    /// Fields added while writing replace the head's fields of the same names (any letter case), and a
+    /// rewritten target and Host take the place of the head's.
+    @Test func serializerAddsAndReplacesFields() throws {
+        var buffer = ByteBuffer(string: "kept:")  // written after what the buffer holds
+        let headers: HTTPHeaders = [
+            "Content-Type": "text/plain", "x-request-id": "from-backend", "content-length": "3", "X-Cache": "MISS", "Age": "9",
+        ]
+        var extras = ResponseHeadExtras(requestID: "rid-1", contentLength: 12, close: true, fields: ["X-Cache": "HIT", "Age": "0"])
+        extras.chunked = false
+        HTTP1Serializer.writeResponseHead(HTTPResponseHead(version: .http1_0, status: .ok, headers: headers), extras: extras, into: &buffer)
+        #expect(
+            String(buffer: buffer)
+                == "kept:HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nX-Request-ID: rid-1\r\nContent-Length: 12\r\n"
+                + "Connection: close\r\nX-Cache: HIT\r\nAge: 0\r\n\r\n")
+        #expect(extras.hasContentLength([:]) && !ResponseHeadExtras(requestID: "r").hasContentLength(["A": "b"]))
+
+        // A long head (past the buffer's first capacity) is written whole.
+        buffer = ByteBuffer()
+        let long = String(repeating: "v", count: 5000)
+        HTTP1Serializer.writeResponseHead(
+            HTTPResponseHead(version: .http1_1, status: .init(statusCode: 299), headers: ["X-Long": long]),
+            extras: ResponseHeadExtras(requestID: "r"), into: &buffer)
+        #expect(String(buffer: buffer) == "HTTP/1.1 299 \r\nX-Long: \(long)\r\nX-Request-ID: r\r\n\r\n")
+
+        buffer.clear()
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x?q=1", headers: ["host": "public.example", "Accept": "*/*"])
+        HTTP1Serializer.writeRequestHead(head, uri: "/x?q=1", host: "10.0.0.7:8080", chunked: true, into: &buffer)
+        #expect(
+            String(buffer: buffer)
+                == "GET /x?q=1 HTTP/1.1\r\nHost: 10.0.0.7:8080\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\n\r\n")
     }
 }
