@@ -36,7 +36,7 @@ import NIOCore
 /// | `upstream.protocol` | `http1` | `http1` (keep-alive pools) or `h2c` (HTTP/2 with prior knowledge, requests multiplexed as streams) |
 /// | `limits.maxConnections`, `limits.maxHeaderBytes`, `limits.maxBodyBytes` | `10000`, `32KiB`, `10MiB` | |
 /// | `limits.maxReplayBodyBytes`, `limits.maxConcurrentStreams` | `64KiB`, `100` | |
-/// | `limits.headerReadTimeout`, `limits.idleTimeout` | `10s`, `60s` | |
+/// | `limits.headerReadTimeout`, `limits.bodyReadTimeout`, `limits.idleTimeout` | `10s`, `30s`, `60s` | |
 /// | `accessLog.level` | `info` | `off`, `debug` or `info` |
 struct BalancerSettings: Sendable {
     /// The TLS listener (the shared front's: ALPN h2 + http/1.1, certificate and key reread on SIGHUP).
@@ -82,6 +82,7 @@ struct BalancerSettings: Sendable {
         limits.maxReplayBodyBytes = v.byteSize("limits.maxReplayBodyBytes", default: limits.maxReplayBodyBytes, in: 0...(64 << 20))
         limits.maxConcurrentStreams = v.int("limits.maxConcurrentStreams", default: limits.maxConcurrentStreams, in: 1...10_000)
         limits.headerReadTimeout = v.duration("limits.headerReadTimeout", default: .seconds(10), min: .milliseconds(10)).timeAmount
+        limits.bodyReadTimeout = v.duration("limits.bodyReadTimeout", default: .seconds(30), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
         let maxIdlePerNode = v.int("upstream.maxIdlePerNode", default: 64, in: 0...10_000)
         let maxConnectionsPerNode = v.int("upstream.maxConnectionsPerNode", default: 1024, in: 1...1_000_000)

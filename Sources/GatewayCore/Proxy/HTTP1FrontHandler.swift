@@ -11,10 +11,11 @@ import NIOHTTP1
 ///   stopping reads would cost two `epoll_ctl` calls per request); it stops once more than a head's worth
 ///   of pipelined bytes is waiting.
 /// - **Limits and clocks**: an idle connection (no request, no bytes) closes after `idleTimeout`; a head
-///   that has started but not finished within `headerReadTimeout` gets 408; a head longer than
-///   `maxHeaderBytes` gets 431; bytes that are not HTTP/1.1 get 400. Each answer is JSON with a request
-///   id, then the connection closes. One timer per connection serves both clocks and is moved, not
-///   rescheduled, when a deadline moves later.
+///   that has started but not finished within `headerReadTimeout` gets 408; a request body that brings
+///   no byte for `bodyReadTimeout` while it is being read gets 408 (a close once the response has
+///   started); a head longer than `maxHeaderBytes` gets 431; bytes that are not HTTP/1.1 get 400. Each
+///   answer is JSON with a request id, then the connection closes. One timer per connection serves the
+///   three clocks and is moved, not rescheduled, when a deadline moves later.
 /// - **Closing with unread input** (an early answer to a request whose body is still arriving): the
 ///   output side closes after the answer and the rest of the input is read and dropped until the client
 ///   closes or ``lingerTimeout`` passes, so the close does not reset the connection before the client
@@ -69,12 +70,22 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     private var readPending = false
     private var processScheduled = false
     private var drainRequested = false
-    /// The idle and header-read clocks' timer; it may fire before ``deadline`` (then it is set again for
-    /// the deadline) or find no deadline (then it does nothing).
+    /// Which clock ``deadline`` belongs to.
+    private enum Clock {
+        /// No request in progress and no byte of the next one.
+        case idle
+        /// A head has started and is not complete.
+        case header
+        /// A request body is being read.
+        case body
+    }
+
+    /// The clocks' timer; it may fire before ``deadline`` (then it is set again for the deadline) or find
+    /// no deadline (then it does nothing).
     private var timer = LazyTimer()
-    /// When the running clock runs out (idle, or header-read when `deadlineIsHeader`); nil when stopped.
+    /// When the running clock runs out; nil when stopped (a request is waiting for its response).
     private var deadline: NIODeadline?
-    private var deadlineIsHeader = false
+    private var clock = Clock.idle
     /// The response-timeout timer of the stream's exchanges.
     private var responseTimer = LazyTimer()
 
@@ -161,7 +172,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
         writeOutbound(context)
         context.flush()
         state = .awaitingHead
-        arm(after: limits.idleTimeout, header: false)
+        arm(after: limits.idleTimeout, .idle)
         if input.readableBytes > 0 {
             // A pipelined request waits: parse it from a fresh tick, not from inside the stream's call.
             scheduleProcessing()
@@ -202,7 +213,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
         self.context = context
         input = noInput
         stream = ProxyStream(configuration: configuration, client: self, clientIP: FrontPipeline.clientIP(of: context.channel))
-        if context.channel.isActive { arm(after: limits.idleTimeout, header: false) }
+        if context.channel.isActive { arm(after: limits.idleTimeout, .idle) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -214,7 +225,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        arm(after: limits.idleTimeout, header: false)
+        arm(after: limits.idleTimeout, .idle)
         context.fireChannelActive()
     }
 
@@ -230,6 +241,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .closing = state { return }
+        if clock == .body, deadline != nil {
+            // Body bytes arrived: the clock starts again (the timer is moved when it fires, not now).
+            deadline = .now() + limits.bodyReadTimeout
+        }
         var bytes = unwrapInboundIn(data)
         if input.readableBytes == 0 {
             input = bytes
@@ -238,10 +253,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
         }
         process(context)
         if input.readableBytes == 0 { input = noInput }
-        if case .awaitingHead = state, input.readableBytes > 0, !deadlineIsHeader {
+        if case .awaitingHead = state, input.readableBytes > 0, clock != .header {
             // A head has started and is not complete: the header-read clock replaces the idle clock. (A
             // head that arrives whole, the usual case, never starts it.)
-            arm(after: limits.headerReadTimeout, header: true)
+            arm(after: limits.headerReadTimeout, .header)
         }
     }
 
@@ -311,7 +326,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
                 requestEnded = false
                 requestIsHEAD = head.method == .HEAD
                 closeAfterResponse = false
-                deadline = nil  // no clock while a request is in progress
+                if parser.isBodyPending {
+                    arm(after: limits.bodyReadTimeout, .body)
+                } else {
+                    deadline = nil  // no clock while a request waits for its response
+                }
                 let expectsContinue = parser.isBodyPending && head.version == .http1_1 && Self.takeExpectContinue(&head)
                 stream.requestHead(head, info: info, endsHere: !parser.isBodyPending)
                 // Not when the request was answered at once (413 for a declared length past the limit, say).
@@ -320,6 +339,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
                 stream.requestBody(chunk)
             case .end:
                 requestEnded = true
+                if clock == .body { deadline = nil }
                 stream.requestEnd()
             case .responseHead:
                 preconditionFailure("a request parser produced a response head")
@@ -352,8 +372,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             self.process(context)
             self.stream?.clientReadComplete()  // send on what was relayed from the buffer
             if case .closing = self.state { return }
-            if case .awaitingHead = self.state, self.input.readableBytes > 0, !self.deadlineIsHeader {
-                self.arm(after: self.limits.headerReadTimeout, header: true)
+            if case .awaitingHead = self.state, self.input.readableBytes > 0, self.clock != .header {
+                self.arm(after: self.limits.headerReadTimeout, .header)
             }
             if self.readPending && !self.bodyPaused && !self.readBlocked {
                 self.readPending = false
@@ -430,11 +450,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
 
     // MARK: - Clocks
 
-    private func arm(after delay: TimeAmount, header: Bool) {
+    private func arm(after delay: TimeAmount, _ clock: Clock) {
         guard let context else { return }
         let deadline = NIODeadline.now() + delay
         self.deadline = deadline
-        deadlineIsHeader = header
+        self.clock = clock
         timer.arm(at: deadline, on: context.eventLoop) { [self] in self.timerFired() }
     }
 
@@ -446,8 +466,18 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             return
         }
         self.deadline = nil
+        if clock == .body {
+            guard case .inRequest = state, !requestEnded else { return }
+            if bodyPaused || readBlocked {
+                // The proxy stopped reading (its backend is slow to take the body): not the client's stall.
+                arm(after: limits.bodyReadTimeout, .body)
+                return
+            }
+            stream?.requestBodyTimedOut(after: limits.bodyReadTimeout)
+            return
+        }
         guard case .awaitingHead = state else { return }
-        if deadlineIsHeader && input.readableBytes > 0 {
+        if clock == .header && input.readableBytes > 0 {
             refuse(context: context, status: .requestTimeout, message: "request head not received within \(limits.headerReadTimeout)")
         } else {
             state = .closing

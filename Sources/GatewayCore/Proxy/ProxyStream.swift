@@ -200,6 +200,21 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         }
     }
 
+    /// The client stopped sending its request body for `timeout`: 408 if no response has started (the
+    /// attempt in progress ends, the connection closes after the answer), else the connection is cut.
+    func requestBodyTimedOut(after timeout: TimeAmount) {
+        guard let exchange, !exchange.requestEnded else { return }
+        if exchange.responseStarted {
+            abortClient()
+            return
+        }
+        if exchange.phase == .connecting || exchange.phase == .forwarding {
+            report(exchange, failure: .clientClosed)
+        }
+        abandonUpstream(exchange)
+        respondLocally(exchange, .error(.requestTimeout, "request body stalled: no bytes for \(timeout)", requestID: exchange.request.requestID))
+    }
+
     /// The end of one burst of request bytes: send what was relayed upstream.
     func clientReadComplete() {
         if let exchange, exchange.phase == .forwarding { exchange.upstream?.flush() }

@@ -40,6 +40,7 @@ public struct EngineConfiguration: Sendable {
         limits.maxBodyBytes = v.byteSize("limits.maxBodyBytes", default: 10 << 20, in: 0...(1 << 32))
         limits.maxConnections = v.int("limits.maxConnections", default: 10_000, in: 1...1_000_000)
         limits.headerReadTimeout = v.duration("limits.headerReadTimeout", default: .seconds(10), min: .milliseconds(10)).timeAmount
+        limits.bodyReadTimeout = v.duration("limits.bodyReadTimeout", default: .seconds(30), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
         limits.maxConcurrentStreams = v.int("limits.maxConcurrentStreams", default: 100, in: 1...10_000)
         return EngineConfiguration(

@@ -9,7 +9,10 @@ import Testing
 extension EngineIntegration {
     /// Requests the engine refuses, on the data listener and the admin listener.
     @Suite struct BadInput {
-        static let limits = ["limits.maxBodyBytes": "1024", "limits.maxHeaderBytes": "2048", "limits.headerReadTimeout": "300ms"]
+        static let limits = [
+            "limits.maxBodyBytes": "1024", "limits.maxHeaderBytes": "2048", "limits.headerReadTimeout": "300ms",
+            "limits.bodyReadTimeout": "300ms",
+        ]
 
         /// Reads what the engine sends for `request` until it closes the connection.
         static func exchange(_ port: Int, _ request: String, timeout: Duration = .seconds(5)) async throws -> [UInt8] {
@@ -71,6 +74,42 @@ extension EngineIntegration {
                 #expect(responses.first?.header("Connection") == "close")
                 #expect(elapsed >= .milliseconds(280) && elapsed < .milliseconds(1500), "closed after \(elapsed)")
                 try await waitUntil("the engine to drop the connection", timeout: .seconds(10)) { cluster.first.engine.front.connectionCount == 0 }
+            }
+        }
+
+        /// A client that stops in the middle of its request body gets 408 once `limits.bodyReadTimeout`
+        /// (300 ms) passes without a byte, and its connection is closed; one whose body keeps coming, more
+        /// slowly than that in all but never pausing that long, is answered.
+        @Test func stalledBodyGets408AfterTheBodyReadTimeout() async throws {
+            try await withBackends(["sink"]) { backends in
+                try await withEngines(settings: Self.limits) { cluster in
+                    try await cluster.putAPI(apiJSON("sink", path: "/sink", targets: [backends[0].port]))
+                    let port = cluster.first.port
+                    let head = "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+                    let start = ContinuousClock.now
+                    let stalled = try await RawTCP.exchange(
+                        port: port, request: Array((head + String(repeating: "s", count: 10)).utf8), timeout: .seconds(3)
+                    ) { _ in false }
+                    let elapsed = ContinuousClock.now - start
+                    let responses = parseRawResponses(stalled)
+                    #expect(responses.map(\.status) == [408])
+                    #expect(responses.first?.header("Connection") == "close")
+                    #expect(responses.first?.string("request_id") == responses.first?.header("X-Request-ID"))
+                    #expect(elapsed >= .milliseconds(280) && elapsed < .milliseconds(1500), "answered after \(elapsed)")
+
+                    // 100 bytes over ~0.8 s, 20 at a time every 0.16 s: slower than the timeout in all, never paused that long.
+                    let steady = try await RawTCP.exchange(
+                        port: port, request: Array((head + String(repeating: "a", count: 20)).utf8),
+                        later: (0..<4).map { _ in (pause: .milliseconds(160), bytes: Array(String(repeating: "b", count: 20).utf8)) },
+                        timeout: .seconds(5)
+                    ) { bytes in parseRawResponses(bytes).first.map { $0.body.count == Int($0.header("Content-Length") ?? "") } ?? false }
+                    let answered = parseRawResponses(steady)
+                    #expect(answered.map(\.status) == [200])
+                    #expect(answered.first?.json?["body_bytes"] as? Int == 100)
+                    try await waitUntil("the engine to drop both connections", timeout: .seconds(10)) {
+                        cluster.first.engine.front.connectionCount == 0
+                    }
+                }
             }
         }
 
