@@ -5,12 +5,18 @@ struct LRUList<Key: Hashable, Value> {
     fileprivate struct Node {
         var key: Key
         var value: Value
+    }
+
+    /// A slot's place in the use order. Kept apart from the nodes, so that reordering on every hit
+    /// touches two integers per neighbour and never copies a node (its key and value) out and back.
+    fileprivate struct Links {
         var newer: Int?
         var older: Int?
     }
 
     private var index: [Key: Int] = [:]
     private var nodes: [Node?] = []
+    private var links: [Links] = []
     private var free: [Int] = []
     /// Most recently used.
     private var newest: Int?
@@ -32,7 +38,8 @@ struct LRUList<Key: Hashable, Value> {
 
     /// The value, without touching the order.
     func peek(_ key: Key) -> Value? {
-        index[key].flatMap { nodes[$0]?.value }
+        guard let i = index[key] else { return nil }
+        return nodes.withUnsafeBufferPointer { $0[i]?.value }
     }
 
     /// Inserts or replaces, making the entry most recent; returns the replaced value.
@@ -44,16 +51,18 @@ struct LRUList<Key: Hashable, Value> {
             moveToNewest(i)
             return old
         }
-        let node = Node(key: key, value: value, newer: nil, older: newest)
+        let node = Node(key: key, value: value)
         let i: Int
         if let reused = free.popLast() {
             i = reused
             nodes[i] = node
+            links[i] = Links(newer: nil, older: newest)
         } else {
             i = nodes.count
             nodes.append(node)
+            links.append(Links(newer: nil, older: newest))
         }
-        if let n = newest { nodes[n]?.newer = i }
+        if let n = newest { links[n].newer = i }
         newest = i
         if oldest == nil { oldest = i }
         index[key] = i
@@ -96,7 +105,7 @@ struct LRUList<Key: Hashable, Value> {
         var cursor = newest
         while let i = cursor, let node = nodes[i] {
             keys.append(node.key)
-            cursor = node.older
+            cursor = links[i].older
         }
         return keys
     }
@@ -104,21 +113,20 @@ struct LRUList<Key: Hashable, Value> {
     private mutating func moveToNewest(_ i: Int) {
         guard newest != i else { return }
         unlink(i)
-        nodes[i]?.older = newest
-        nodes[i]?.newer = nil
-        if let n = newest { nodes[n]?.newer = i }
+        links[i] = Links(newer: nil, older: newest)
+        if let n = newest { links[n].newer = i }
         newest = i
         if oldest == nil { oldest = i }
     }
 
     private mutating func unlink(_ i: Int) {
-        guard let node = nodes[i] else { return }
-        if let newer = node.newer { nodes[newer]?.older = node.older } else { newest = node.older }
-        if let older = node.older { nodes[older]?.newer = node.newer } else { oldest = node.newer }
-        nodes[i]?.newer = nil
-        nodes[i]?.older = nil
+        let link = links[i]
+        if let newer = link.newer { links[newer].older = link.older } else { newest = link.older }
+        if let older = link.older { links[older].newer = link.newer } else { oldest = link.newer }
+        links[i] = Links(newer: nil, older: nil)
     }
 }
 
 extension LRUList: Sendable where Key: Sendable, Value: Sendable {}
 extension LRUList.Node: Sendable where Key: Sendable, Value: Sendable {}
+extension LRUList.Links: Sendable {}

@@ -36,6 +36,16 @@ final class ResponseCache: Sendable {
 
         /// The `X-Cache` header value.
         var header: String { self == .hit || self == .coalesced ? "HIT" : "MISS" }
+
+        /// The position in `allCases`.
+        var index: Int {
+            switch self {
+            case .hit: 0
+            case .coalesced: 1
+            case .miss: 2
+            case .bypass: 3
+            }
+        }
     }
 
     struct Result: Sendable {

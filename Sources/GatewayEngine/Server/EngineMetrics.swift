@@ -25,13 +25,12 @@ final class EngineMetrics: Sendable {
 
     /// `gc_engine_cache_total` by result, made once: counted on every cacheable request, without the
     /// lock and lookup of ``count(_:_:)``.
-    private let cacheResults: [ResponseCache.Status: Metrics.Counter] = Dictionary(
-        uniqueKeysWithValues: ResponseCache.Status.allCases.map {
-            ($0, Metrics.Counter(label: "gc_engine_cache_total", dimensions: [("reason", $0.rawValue)]))
-        })
+    private let cacheResults: [Metrics.Counter] = ResponseCache.Status.allCases.map {
+        Metrics.Counter(label: "gc_engine_cache_total", dimensions: [("reason", $0.rawValue)])
+    }
 
     func cacheResult(_ status: ResponseCache.Status) {
-        cacheResults[status]?.increment()
+        cacheResults[status.index].increment()
     }
 
     private let apis = NIOLockedValueBox<[String: API]>([:])

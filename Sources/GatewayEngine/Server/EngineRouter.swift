@@ -198,8 +198,9 @@ final class EngineRouter: ProxyRouter {
     private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders) -> HTTPResponse {
         metrics.cacheResult(result.status)
         // The stored headers are shared by every answer: the added fields go alongside, not into a copy.
-        var added: [(String, String)] = [("X-Cache", result.status.header)]
+        var added: [(String, String)] = []
         added.reserveCapacity(2 + extraHeaders.count)
+        added.append(("X-Cache", result.status.header))
         if result.status == .hit { added.append(("Age", String(result.age.components.seconds))) }
         for (name, value) in extraHeaders { added.append((name, value)) }
         return HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body, addedHeaders: HTTPHeaders(added))

@@ -277,4 +277,35 @@ private final class FakeBackend: Sendable {
         #expect(removed.map(\.key) == ["c"] && lru.keysNewestFirst == ["d"])
         #expect(lru.removeLeastRecent()?.key == "d" && lru.isEmpty && lru.removeLeastRecent() == nil)
     }
+
+    /// 20,000 seeded random operations keep the same order and values as a plain array kept newest first.
+    @Test func matchesASimpleModelUnderRandomOperations() {
+        var random = SplitMix64(seed: 0x1ce_ca4e)
+        var lru = LRUList<Int, Int>()
+        var model: [(key: Int, value: Int)] = []  // newest first
+        for step in 0..<20_000 {
+            let key = Int.random(in: 0..<40, using: &random)
+            switch Int.random(in: 0..<10, using: &random) {
+            case 0..<4:
+                let old = model.firstIndex { $0.key == key }.map { model.remove(at: $0).value }
+                model.insert((key, step), at: 0)
+                #expect(lru.set(key, step) == old)
+            case 4..<7:
+                let found = model.firstIndex { $0.key == key }.map { model.remove(at: $0) }
+                if let found { model.insert(found, at: 0) }
+                #expect(lru.get(key) == found?.value)
+            case 7, 8:
+                let found = model.firstIndex { $0.key == key }.map { model.remove(at: $0).value }
+                #expect(lru.remove(key) == found)
+            default:
+                let oldest = model.popLast()
+                let taken = lru.removeLeastRecent()
+                #expect(taken?.key == oldest?.key && taken?.value == oldest?.value)
+            }
+            if step % 97 == 0 {
+                #expect(lru.keysNewestFirst == model.map(\.key) && lru.count == model.count, "after step \(step)")
+            }
+        }
+        #expect(ResponseCache.Status.allCases.enumerated().allSatisfy { $0.offset == $0.element.index })
+    }
 }
