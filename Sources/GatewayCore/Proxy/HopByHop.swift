@@ -1,5 +1,36 @@
 import NIOHTTP1
 
+/// What a proxy adds to a request it forwards: `X-Forwarded-For` (the client's chain, then the client),
+/// `X-Forwarded-Proto`, `X-Forwarded-Host` (when the request named a host) and `X-Request-ID`. Kept
+/// apart from the request's head and written as the head goes upstream, so a request answered locally
+/// (a cache hit, a refusal) never adds them.
+public struct ForwardedFields: Sendable, Equatable {
+    public var forwardedFor: String
+    public var proto: String
+    /// Empty: no `X-Forwarded-Host`.
+    public var host: String
+    public var requestID: String
+
+    public init(forwardedFor: String, proto: String, host: String, requestID: String) {
+        self.forwardedFor = forwardedFor
+        self.proto = proto
+        self.host = host
+        self.requestID = requestID
+    }
+
+    /// As header fields, for a head that is built rather than written by ``HTTP1Serializer``.
+    public var headers: HTTPHeaders {
+        // One block: `HTTPHeaders.add(name:value:)` would check each (constant, ASCII) name byte by byte.
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(4)
+        fields.append(("X-Forwarded-For", forwardedFor))
+        fields.append(("X-Forwarded-Proto", proto))
+        if !host.isEmpty { fields.append(("X-Forwarded-Host", host)) }
+        fields.append((RequestID.headerName, requestID))
+        return HTTPHeaders(fields)
+    }
+}
+
 /// Header hygiene for proxies (RFC 9110 §7.6.1): hop-by-hop headers stay on their hop.
 public enum HopByHop {
     static let fixed: Set<String> = [
@@ -59,6 +90,16 @@ public enum HopByHop {
     public static func addForwarded(
         _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
     ) {
+        let fields = takeForwarded(&headers, clientIP: clientIP, scheme: scheme, host: host, requestID: requestID, replacing: replacing)
+        headers.add(contentsOf: fields.headers)
+    }
+
+    /// The fields ``addForwarded(_:clientIP:scheme:host:requestID:replacing:)`` adds, with the client's own
+    /// versions taken out of `headers` (its `X-Forwarded-For` becomes the front of ours), for a writer
+    /// that adds them as it sends the head.
+    public static func takeForwarded(
+        _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
+    ) -> ForwardedFields {
         var forwardedFor: String?
         var replace: [String] = []
         for (name, value) in headers where replacing {
@@ -73,14 +114,8 @@ public enum HopByHop {
             }
         }
         for name in replace { headers.remove(name: name) }
-        // Appended as one block: `add(name:value:)` checks each (constant, ASCII) name byte by byte.
-        var added: [(String, String)] = []
-        added.reserveCapacity(4)
-        added.append(("X-Forwarded-For", forwardedFor.map { $0 + ", " + clientIP } ?? clientIP))
-        added.append(("X-Forwarded-Proto", scheme))
-        if !host.isEmpty { added.append(("X-Forwarded-Host", host)) }
-        added.append((RequestID.headerName, requestID))
-        headers.add(contentsOf: HTTPHeaders(added))
+        return ForwardedFields(
+            forwardedFor: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP, proto: scheme, host: host, requestID: requestID)
     }
 
     /// Removes the hop-by-hop headers of a head that did not come from ``HTTP1Parser`` (an HTTP/2

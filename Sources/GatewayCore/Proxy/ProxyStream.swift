@@ -116,12 +116,12 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         let host = info.host ?? ""
         let version = head.version
         let headBytes = Self.headerBytes(head)
-        var forwarded = consume head  // taken over: the headers below are added in place, not to a copy
-        HopByHop.addForwarded(
-            &forwarded.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
+        var head = consume head  // taken over: the client's forwarded fields are removed in place, not from a copy
+        let forwarded = HopByHop.takeForwarded(
+            &head.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
             replacing: info.hasForwardedHeaders || info.requestID != nil)
         let request = ProxyRequest(
-            head: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
+            head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
             httpVersion: version, startedAt: .now())
         let exchange = Exchange(request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked)
         exchange.requestEnded = endsHere
@@ -293,7 +293,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             chunked = !head.headers.contains(name: "Content-Length")
         }
         exchange.requestSentAt = .now()
-        upstream.writeHead(head, uri: exchange.plan?.uri, host: exchange.plan?.host, chunked: chunked)
+        upstream.writeHead(head, uri: exchange.plan?.uri, host: exchange.plan?.host, forwarded: exchange.request.forwarded, chunked: chunked)
         // On a retry the pending body was consumed by the first attempt: replay what was kept.
         let body = exchange.attempts > 1 ? (exchange.replayBody ?? []) : exchange.pendingBody
         exchange.pendingBody = []

@@ -31,8 +31,8 @@ public enum ProxyDecision: Sendable {
 /// How to forward one request.
 public struct ForwardPlan: Sendable {
     public var target: UpstreamTarget
-    /// The head sent to the backend; the front has already removed hop-by-hop headers and set
-    /// `X-Forwarded-*` and `X-Request-ID`.
+    /// The head sent to the backend; the front has already removed hop-by-hop headers, and adds the
+    /// request's ``ProxyRequest/forwarded`` fields (`X-Forwarded-*`, `X-Request-ID`) as it sends it.
     public var head: HTTPRequestHead
     /// The request target sent upstream in place of `head.uri` (nil: `head.uri` as it is). Set apart
     /// from `head` so that a rewritten request does not copy the client's head.
@@ -121,8 +121,11 @@ extension ProxyRouter {
 
 /// A request as the router sees it.
 public struct ProxyRequest: Sendable {
-    /// The head as received, with hop-by-hop headers removed and `X-Forwarded-*`, `X-Request-ID` set.
+    /// The head as received, with hop-by-hop headers and the client's `X-Forwarded-*` and `X-Request-ID`
+    /// removed (``forwarded`` has their replacements).
     public var head: HTTPRequestHead
+    /// What goes upstream with the head (the client's `X-Forwarded-For` chain included).
+    public var forwarded: ForwardedFields
     public var requestID: String
     /// The client's address (IP), for `X-Forwarded-For` and per-client limits.
     public var clientIP: String

@@ -67,17 +67,18 @@ final class UpstreamConnection {
         }
     }
 
-    /// A request head with the plan's rewrites (see ``ForwardPlan/uri`` and ``ForwardPlan/host``) and,
-    /// when `chunked`, `Transfer-Encoding: chunked`. The HTTP/1.1 transport writes them as it serializes,
-    /// without a copy of `head`.
-    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, chunked: Bool) {
+    /// A request head with the plan's rewrites (see ``ForwardPlan/uri`` and ``ForwardPlan/host``), the
+    /// request's forwarded fields and, when `chunked`, `Transfer-Encoding: chunked`. The HTTP/1.1
+    /// transport writes them as it serializes, without a copy of `head`.
+    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, forwarded: ForwardedFields?, chunked: Bool) {
         switch transport {
         case .http1(let handler):
-            handler.writeHead(head, uri: uri, host: host, chunked: chunked)
+            handler.writeHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked)
         case .h2Stream:
             var head = head
             if let uri { head.uri = uri }
             if let host { head.headers.replaceOrAdd(name: "Host", value: host) }
+            if let forwarded { head.headers.add(contentsOf: forwarded.headers) }
             if chunked { head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
         }
@@ -208,13 +209,13 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
 
     // MARK: Requests
 
-    /// See ``UpstreamConnection/writeHead(_:uri:host:chunked:)``.
-    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, chunked: Bool) {
+    /// See ``UpstreamConnection/writeHead(_:uri:host:forwarded:chunked:)``.
+    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, forwarded: ForwardedFields?, chunked: Bool) {
         guard let context else { return }
         parser.respondingToHEAD = head.method == .HEAD
         requestChunked = chunked || head.headers.contains(name: "Transfer-Encoding")
         var buffer = headBuffers.take(context, capacity: 1024)  // the serializer grows it for a larger head
-        HTTP1Serializer.writeRequestHead(head, uri: uri, host: host, chunked: chunked, into: &buffer)
+        HTTP1Serializer.writeRequestHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked, into: &buffer)
         outbound = buffer
     }
 
@@ -222,7 +223,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
         guard let context else { return }
         switch part {
         case .head(let head):
-            writeHead(head, uri: nil, host: nil, chunked: false)
+            writeHead(head, uri: nil, host: nil, forwarded: nil, chunked: false)
         case .body(.byteBuffer(var chunk)):
             guard chunk.readableBytes > 0 else { return }
             if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 32) }

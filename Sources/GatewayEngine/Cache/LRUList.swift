@@ -1,13 +1,8 @@
 /// A map that remembers use order: lookups through ``get(_:)`` make an entry the most recent, and
-/// ``removeLeastRecent()`` takes the oldest. Nodes live in one array linked by index, so there are no
-/// per-entry allocations beyond the values themselves.
+/// ``removeLeastRecent()`` takes the oldest. Entries live in arrays linked by index, so there are no
+/// per-entry allocations beyond the keys and values themselves.
 struct LRUList<Key: Hashable, Value> {
-    fileprivate struct Node {
-        var key: Key
-        var value: Value
-    }
-
-    /// A slot's place in the use order. Kept apart from the nodes, so that reordering on every hit
+    /// A slot's place in the use order. Kept apart from the keys and values, so that reordering on every hit
     /// touches two integers per neighbour and never copies a node (its key and value) out and back.
     fileprivate struct Links {
         var newer: Int?
@@ -15,7 +10,9 @@ struct LRUList<Key: Hashable, Value> {
     }
 
     private var index: [Key: Int] = [:]
-    private var nodes: [Node?] = []
+    /// Slot by slot (nil: a free slot). Keys and values apart, so a lookup copies out only the value.
+    private var keys: [Key?] = []
+    private var values: [Value?] = []
     private var links: [Links] = []
     private var free: [Int] = []
     /// Most recently used.
@@ -32,34 +29,34 @@ struct LRUList<Key: Hashable, Value> {
     mutating func get(_ key: Key) -> Value? {
         guard let i = index[key] else { return nil }
         moveToNewest(i)
-        // Through the buffer: reads the value in place instead of copying the whole node (its key too) out.
-        return nodes.withUnsafeBufferPointer { $0[i]?.value }
+        return values[i]
     }
 
     /// The value, without touching the order.
     func peek(_ key: Key) -> Value? {
         guard let i = index[key] else { return nil }
-        return nodes.withUnsafeBufferPointer { $0[i]?.value }
+        return values[i]
     }
 
     /// Inserts or replaces, making the entry most recent; returns the replaced value.
     @discardableResult
     mutating func set(_ key: Key, _ value: Value) -> Value? {
         if let i = index[key] {
-            let old = nodes[i]?.value
-            nodes[i]?.value = value
+            let old = values[i]
+            values[i] = value
             moveToNewest(i)
             return old
         }
-        let node = Node(key: key, value: value)
         let i: Int
         if let reused = free.popLast() {
             i = reused
-            nodes[i] = node
+            keys[i] = key
+            values[i] = value
             links[i] = Links(newer: nil, older: newest)
         } else {
-            i = nodes.count
-            nodes.append(node)
+            i = keys.count
+            keys.append(key)
+            values.append(value)
             links.append(Links(newer: nil, older: newest))
         }
         if let n = newest { links[n].newer = i }
@@ -72,24 +69,25 @@ struct LRUList<Key: Hashable, Value> {
     @discardableResult
     mutating func remove(_ key: Key) -> Value? {
         guard let i = index.removeValue(forKey: key) else { return nil }
-        let value = nodes[i]?.value
+        let value = values[i]
         unlink(i)
-        nodes[i] = nil
+        keys[i] = nil
+        values[i] = nil
         free.append(i)
         return value
     }
 
     mutating func removeLeastRecent() -> (key: Key, value: Value)? {
-        guard let i = oldest, let node = nodes[i] else { return nil }
-        remove(node.key)
-        return (node.key, node.value)
+        guard let i = oldest, let key = keys[i], let value = values[i] else { return nil }
+        remove(key)
+        return (key, value)
     }
 
     /// Removes every entry matching `predicate`; returns what was removed.
     mutating func removeAll(where predicate: (Key, Value) -> Bool) -> [(key: Key, value: Value)] {
         var removed: [(key: Key, value: Value)] = []
-        for case let node? in nodes where predicate(node.key, node.value) {
-            removed.append((node.key, node.value))
+        for i in keys.indices {
+            if let key = keys[i], let value = values[i], predicate(key, value) { removed.append((key, value)) }
         }
         for (key, _) in removed { remove(key) }
         return removed
@@ -101,13 +99,13 @@ struct LRUList<Key: Hashable, Value> {
 
     /// Keys from most to least recent (for tests).
     var keysNewestFirst: [Key] {
-        var keys: [Key] = []
+        var order: [Key] = []
         var cursor = newest
-        while let i = cursor, let node = nodes[i] {
-            keys.append(node.key)
+        while let i = cursor, let key = keys[i] {
+            order.append(key)
             cursor = links[i].older
         }
-        return keys
+        return order
     }
 
     private mutating func moveToNewest(_ i: Int) {
@@ -128,5 +126,4 @@ struct LRUList<Key: Hashable, Value> {
 }
 
 extension LRUList: Sendable where Key: Sendable, Value: Sendable {}
-extension LRUList.Node: Sendable where Key: Sendable, Value: Sendable {}
 extension LRUList.Links: Sendable {}

@@ -304,6 +304,7 @@ final class EngineRouter: ProxyRouter {
         var head = request.head
         head.uri = upstreamURI(match, request, url: url)
         head.headers.replaceOrAdd(name: "Host", value: url.authority)
+        head.headers.add(contentsOf: request.forwarded.headers)
         return head
     }
 

@@ -260,9 +260,12 @@ private func body(_ parts: [HTTP1Part]) -> String {
 
         buffer.clear()
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/x?q=1", headers: ["host": "public.example", "Accept": "*/*"])
-        HTTP1Serializer.writeRequestHead(head, uri: "/x?q=1", host: "10.0.0.7:8080", chunked: true, into: &buffer)
+        let forwarded = ForwardedFields(forwardedFor: "10.1.1.1, 127.0.0.1", proto: "https", host: "public.example", requestID: "rid")
+        HTTP1Serializer.writeRequestHead(head, uri: "/x?q=1", host: "10.0.0.7:8080", forwarded: forwarded, chunked: true, into: &buffer)
         #expect(
             String(buffer: buffer)
-                == "GET /x?q=1 HTTP/1.1\r\nHost: 10.0.0.7:8080\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\n\r\n")
+                == "GET /x?q=1 HTTP/1.1\r\nHost: 10.0.0.7:8080\r\nAccept: */*\r\nX-Forwarded-For: 10.1.1.1, 127.0.0.1\r\n"
+                + "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\nX-Request-ID: rid\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(forwarded.headers.map(\.name) == ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"])
     }
 }

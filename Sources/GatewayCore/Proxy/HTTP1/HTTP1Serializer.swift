@@ -83,15 +83,20 @@ enum HTTP1Serializer {
 
     /// `METHOD target HTTP/1.1` and the headers, ending with the empty line. Always HTTP/1.1, whatever
     /// `head.version` says (the proxy speaks HTTP/1.1 to backends for HTTP/1.0 and HTTP/2 clients alike).
-    /// `uri`: the target in place of `head.uri`; `host`: a `Host` field in place of the head's; `chunked`:
-    /// a `Transfer-Encoding: chunked` field is added.
+    /// `uri`: the target in place of `head.uri`; `host`: a `Host` field in place of the head's;
+    /// `forwarded`: those fields are added; `chunked`: a `Transfer-Encoding: chunked` field is added.
     static func writeRequestHead(
-        _ head: HTTPRequestHead, uri: String? = nil, host: String? = nil, chunked: Bool = false, into buffer: inout ByteBuffer
+        _ head: HTTPRequestHead, uri: String? = nil, host: String? = nil, forwarded: ForwardedFields? = nil, chunked: Bool = false,
+        into buffer: inout ByteBuffer
     ) {
         let method = head.method.rawValue
         let target = uri ?? head.uri
         var size = method.utf8.count + 1 + target.utf8.count + 11 + fieldsSize(head.headers) + (chunked ? 28 : 0) + 2
         if let host { size += host.utf8.count + 8 }
+        if let forwarded {
+            size += 21 + forwarded.forwardedFor.utf8.count + 23 + forwarded.proto.utf8.count + 22 + forwarded.host.utf8.count
+            size += 16 + forwarded.requestID.utf8.count
+        }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var w = RawWriter(out)
             w.putString(method)
@@ -102,6 +107,12 @@ enum HTTP1Serializer {
             for (name, value) in head.headers {
                 if host != nil && name.utf8.count == 4 && HopByHop.equalsIgnoringASCIICase(name, "Host") { continue }
                 w.putField(name, value)
+            }
+            if let forwarded {
+                w.putField("X-Forwarded-For", forwarded.forwardedFor)
+                w.putField("X-Forwarded-Proto", forwarded.proto)
+                if !forwarded.host.isEmpty { w.putField("X-Forwarded-Host", forwarded.host) }
+                w.putField(RequestID.headerName, forwarded.requestID)
             }
             if chunked { w.put("Transfer-Encoding: chunked\r\n") }
             w.put("\r\n")
