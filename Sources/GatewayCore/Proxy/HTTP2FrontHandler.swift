@@ -348,6 +348,10 @@ final class HTTP2FrontStream: ProxyClient {
     /// The client's window for this stream's response; nil until NIO reports it.
     private var outboundWindow: Int?
     private var isClosed = false
+    /// While the request body is being read: when it times out without another DATA frame (see
+    /// ``ProxyLimits/bodyReadTimeout``); moved on with every frame, checked by the connection's timer.
+    private var bodyDeadline: NIODeadline?
+    private var bodyReadTimeout = TimeAmount.seconds(30)
 
     init(id: HTTP2StreamID, connection: HTTP2FrontHandler) {
         self.id = id
@@ -358,6 +362,12 @@ final class HTTP2FrontStream: ProxyClient {
         let stream = ProxyStream(configuration: configuration, client: self, clientIP: clientIP)
         self.stream = stream
         requestEnded = endStream
+        if !endStream {
+            bodyReadTimeout = configuration.limits.bodyReadTimeout
+            let deadline = NIODeadline.now() + bodyReadTimeout
+            bodyDeadline = deadline
+            connection?.responseDeadlineSet(deadline)
+        }
         stream.requestHead(head, info: info, endsHere: endStream)
     }
 
@@ -365,12 +375,15 @@ final class HTTP2FrontStream: ProxyClient {
 
     func receivedBody(_ chunk: ByteBuffer) {
         guard !requestEnded else { return }
+        // The clock starts again; the connection's timer finds the later deadline when it fires.
+        if bodyDeadline != nil { bodyDeadline = .now() + bodyReadTimeout }
         stream?.requestBody(chunk)
     }
 
     func receivedEnd() {
         guard !requestEnded else { return }
         requestEnded = true
+        bodyDeadline = nil
         stream?.requestEnd()
     }
 
@@ -488,8 +501,21 @@ final class HTTP2FrontStream: ProxyClient {
         connection?.responseDeadlineSet(deadline)
     }
 
+    /// The response deadline and the request body's (see ``bodyDeadline``): times out what is overdue and
+    /// returns the earliest deadline still to watch.
     func checkResponseDeadline(now: NIODeadline) -> NIODeadline? {
-        stream?.checkResponseDeadline(now: now)
+        let response = stream?.checkResponseDeadline(now: now)
+        guard let body = bodyDeadline, !requestEnded, !isClosed else { return response }
+        if bodyPaused {
+            // The proxy withholds window updates (its backend is slow to take the body): not the client's stall.
+            let later = now + bodyReadTimeout
+            bodyDeadline = later
+            return min(response ?? later, later)
+        }
+        if now < body { return min(response ?? body, body) }
+        bodyDeadline = nil
+        stream?.requestBodyTimedOut(after: bodyReadTimeout)
+        return response
     }
 
     func abortResponse() {

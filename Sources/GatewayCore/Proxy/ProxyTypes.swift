@@ -185,8 +185,8 @@ public struct ProxyLimits: Sendable, Hashable {
     /// From connection start (or the end of the previous response) to a complete request head; slower
     /// clients get 408 and are closed.
     public var headerReadTimeout: TimeAmount = .seconds(10)
-    /// HTTP/1.1: a request body that brings no byte for this long (while the proxy is reading it) gets
-    /// 408, or a close once the response has started.
+    /// A request body that brings no byte for this long (while the proxy is reading it) gets 408, or a
+    /// close (HTTP/1.1) or stream reset (HTTP/2) once the response has started.
     public var bodyReadTimeout: TimeAmount = .seconds(30)
     /// A connection with nothing in flight and nothing read for this long is closed.
     public var idleTimeout: TimeAmount = .seconds(60)

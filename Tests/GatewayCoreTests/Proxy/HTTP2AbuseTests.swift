@@ -3,6 +3,7 @@ import GatewayCore
 import GatewayTesting
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
@@ -27,11 +28,12 @@ private struct ForwardAll: ProxyRouter {
                 UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
     }
 
-    private func withFront(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    private func withFront(bodyReadTimeout: TimeAmount = .seconds(30), _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
         let backend = try await TestHTTPBackend.start(name: "b")
         let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
         var limits = ProxyLimits()
         limits.maxHeaderBytes = 4096
+        limits.bodyReadTimeout = bodyReadTimeout
         let server = HTTPFrontServer(
             configuration: .init(host: "127.0.0.1", port: 0, limits: limits),
             router: ForwardAll(target: .init(host: "127.0.0.1", port: backend.port)), pools: pools, logger: Logger(label: "test"))
@@ -68,6 +70,34 @@ private struct ForwardAll: ProxyRouter {
             let code = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: \(big)", "http://127.0.0.1:\(port)/big"])
             #expect(code.output != "200")
             let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/fine"])
+            #expect(ok.output == "200")
+        }
+    }
+
+    /// A stream whose request body stops (HEADERS without END_STREAM, one DATA frame, then nothing) gets a
+    /// 408 once `bodyReadTimeout` (300 ms) passes and is then reset; the connection stays usable.
+    @Test func stalledRequestBodyGets408() async throws {
+        try await withFront(bodyReadTimeout: .milliseconds(300)) { port in
+            // POST / on stream 1 (:method POST, :scheme http, :path / from HPACK's static table), END_HEADERS only.
+            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: [0x83, 0x86, 0x84])
+                + Self.frame(type: 0x0, stream: 1, payload: Array("start".utf8))
+            let start = ContinuousClock.now
+            let reply = try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
+                Self.frames(in: bytes).contains { $0.type == 0x3 && $0.stream == 1 }
+            }
+            let elapsed = ContinuousClock.now - start
+            let frames = Self.frames(in: reply)
+            let answer = try #require(frames.firstIndex { $0.type == 0x1 && $0.stream == 1 }, "no response HEADERS in \(frames)")
+            var block = ByteBuffer(bytes: frames[answer].payload)
+            var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+            let headers = try decoder.decodeHeaders(from: &block)
+            #expect(headers.first(name: ":status") == "408", "\(headers)")
+            #expect(headers.first(name: "x-request-id") != nil)
+            let body = frames.filter { $0.type == 0x0 && $0.stream == 1 }.flatMap(\.payload)
+            #expect(String(decoding: body, as: UTF8.self).contains("request body stalled"), "\(frames)")
+            #expect(frames.contains { $0.type == 0x3 && $0.stream == 1 })
+            #expect(elapsed >= .milliseconds(280) && elapsed < .seconds(2), "answered after \(elapsed)")
+            let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
             #expect(ok.output == "200")
         }
     }
