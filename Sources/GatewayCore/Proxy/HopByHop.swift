@@ -81,22 +81,13 @@ public enum HopByHop {
         }
     }
 
-    /// Sets `X-Forwarded-For` (appending the client), `X-Forwarded-Proto`, `X-Forwarded-Host` and
-    /// `X-Request-ID` on a request going upstream; values the client sent for the last three are replaced.
-    /// One pass finds which are present; the usual request has none and costs four appends.
+    /// The fields a request going upstream carries (``ForwardedFields``): `X-Forwarded-For` is the
+    /// client's own chain with the client appended; the client's `X-Forwarded-*` and `X-Request-ID` are
+    /// taken out of `headers` (so they are replaced, never duplicated). One pass finds which are present;
+    /// the usual request has none.
     ///
     /// `replacing: false` says the headers are known to hold none of these (the HTTP/1.1 parser tells),
     /// which skips the pass over them.
-    public static func addForwarded(
-        _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
-    ) {
-        let fields = takeForwarded(&headers, clientIP: clientIP, scheme: scheme, host: host, requestID: requestID, replacing: replacing)
-        headers.add(contentsOf: fields.headers)
-    }
-
-    /// The fields ``addForwarded(_:clientIP:scheme:host:requestID:replacing:)`` adds, with the client's own
-    /// versions taken out of `headers` (its `X-Forwarded-For` becomes the front of ours), for a writer
-    /// that adds them as it sends the head.
     public static func takeForwarded(
         _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
     ) -> ForwardedFields {

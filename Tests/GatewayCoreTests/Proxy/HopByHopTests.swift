@@ -47,7 +47,10 @@ import Testing
             "x-forwarded-for": "10.0.0.1", "X-Forwarded-For": "10.0.0.2", "X-FORWARDED-PROTO": "https",
             "X-Forwarded-Host": "evil", "x-request-id": "theirs", "Accept": "*/*",
         ]
-        HopByHop.addForwarded(&headers, clientIP: "127.0.0.9", scheme: "http", host: "api.example", requestID: "ours")
+        let fields = HopByHop.takeForwarded(&headers, clientIP: "127.0.0.9", scheme: "http", host: "api.example", requestID: "ours")
+        #expect(fields == ForwardedFields(forwardedFor: "10.0.0.1, 10.0.0.2, 127.0.0.9", proto: "http", host: "api.example", requestID: "ours"))
+        #expect(headers.map(\.name) == ["Accept"], "the client's own values are taken out")
+        headers.add(contentsOf: fields.headers)
         #expect(headers["X-Forwarded-For"] == ["10.0.0.1, 10.0.0.2, 127.0.0.9"])
         #expect(headers["X-Forwarded-Proto"] == ["http"])
         #expect(headers["X-Forwarded-Host"] == ["api.example"])
@@ -55,7 +58,8 @@ import Testing
         #expect(headers["Accept"] == ["*/*"])
 
         var fresh: HTTPHeaders = ["Host": "a"]
-        HopByHop.addForwarded(&fresh, clientIP: "::1", scheme: "https", host: "", requestID: "r1")
+        let freshFields = HopByHop.takeForwarded(&fresh, clientIP: "::1", scheme: "https", host: "", requestID: "r1")
+        fresh.add(contentsOf: freshFields.headers)
         #expect(fresh.map(\.name) == ["Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID"])
     }
 }
