@@ -160,7 +160,8 @@ enum HTTP1Serializer {
     }
 }
 
-/// Appends bytes to memory known to be large enough (the caller sized it); checked in debug builds.
+/// Appends bytes to memory the caller sized for them. Every write is bounds-checked (in release builds
+/// too): a size computed wrongly stops the process instead of writing past the buffer.
 struct RawWriter {
     private let base: UnsafeMutableRawBufferPointer
     private(set) var count = 0
@@ -171,14 +172,14 @@ struct RawWriter {
 
     @inline(__always)
     mutating func put(_ byte: UInt8) {
-        assert(count < base.count)
+        precondition(count < base.count, "head larger than its computed size")
         base[count] = byte
         count += 1
     }
 
     @inline(__always)
     mutating func put(_ bytes: UnsafeRawBufferPointer) {
-        assert(count + bytes.count <= base.count)
+        precondition(count + bytes.count <= base.count, "head larger than its computed size")
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         (base.baseAddress! + count).copyMemory(from: source, byteCount: bytes.count)
         count += bytes.count
@@ -215,7 +216,7 @@ struct RawWriter {
             v /= 10
             digits += 1
         }
-        assert(count + digits <= base.count)
+        precondition(count + digits <= base.count, "head larger than its computed size")
         v = value
         var i = count + digits - 1
         while i >= count {
