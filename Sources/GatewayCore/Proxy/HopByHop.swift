@@ -18,16 +18,36 @@ public struct ForwardedFields: Sendable, Equatable {
         self.requestID = requestID
     }
 
+    /// Each field, in the order they go out (the one list both ``headers`` and ``HTTP1Serializer`` use).
+    @inline(__always)
+    func forEach(_ body: (_ name: String, _ value: String) -> Void) {
+        body("X-Forwarded-For", forwardedFor)
+        body("X-Forwarded-Proto", proto)
+        if !host.isEmpty { body("X-Forwarded-Host", host) }
+        body(RequestID.headerName, requestID)
+    }
+
     /// As header fields, for a head that is built rather than written by ``HTTP1Serializer``.
     public var headers: HTTPHeaders {
         // One block: `HTTPHeaders.add(name:value:)` would check each (constant, ASCII) name byte by byte.
         var fields: [(String, String)] = []
         fields.reserveCapacity(4)
-        fields.append(("X-Forwarded-For", forwardedFor))
-        fields.append(("X-Forwarded-Proto", proto))
-        if !host.isEmpty { fields.append(("X-Forwarded-Host", host)) }
-        fields.append((RequestID.headerName, requestID))
+        forEach { fields.append(($0, $1)) }
         return HTTPHeaders(fields)
+    }
+}
+
+extension HTTPRequestHead {
+    /// The head a backend gets, built as a value: `uri` in place of the target, `host` in place of the
+    /// `Host` field, the forwarded fields added. For heads that are not written by ``HTTP1Serializer``
+    /// (which writes the same rewrites as it serializes, without this copy): HTTP/2 upstream streams and
+    /// the engine's cache fetches.
+    public func rewrittenForUpstream(uri: String?, host: String?, forwarded: ForwardedFields?) -> HTTPRequestHead {
+        var head = self
+        if let uri { head.uri = uri }
+        if let host { head.headers.replaceOrAdd(name: "Host", value: host) }
+        if let forwarded { head.headers.add(contentsOf: forwarded.headers) }
+        return head
     }
 }
 

@@ -75,10 +75,7 @@ final class UpstreamConnection {
         case .http1(let handler):
             handler.writeHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked)
         case .h2Stream:
-            var head = head
-            if let uri { head.uri = uri }
-            if let host { head.headers.replaceOrAdd(name: "Host", value: host) }
-            if let forwarded { head.headers.add(contentsOf: forwarded.headers) }
+            var head = head.rewrittenForUpstream(uri: uri, host: host, forwarded: forwarded)
             if chunked { head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
         }

@@ -301,11 +301,7 @@ final class EngineRouter: ProxyRouter {
     }
 
     private func upstreamHead(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> HTTPRequestHead {
-        var head = request.head
-        head.uri = upstreamURI(match, request, url: url)
-        head.headers.replaceOrAdd(name: "Host", value: url.authority)
-        head.headers.add(contentsOf: request.forwarded.headers)
-        return head
+        request.head.rewrittenForUpstream(uri: upstreamURI(match, request, url: url), host: url.authority, forwarded: request.forwarded)
     }
 
     /// The request target at the backend: the API's forwarded path under the target's base path, and the query.

@@ -93,10 +93,7 @@ enum HTTP1Serializer {
         let target = uri ?? head.uri
         var size = method.utf8.count + 1 + target.utf8.count + 11 + fieldsSize(head.headers) + (chunked ? 28 : 0) + 2
         if let host { size += host.utf8.count + 8 }
-        if let forwarded {
-            size += 21 + forwarded.forwardedFor.utf8.count + 23 + forwarded.proto.utf8.count + 22 + forwarded.host.utf8.count
-            size += 16 + forwarded.requestID.utf8.count
-        }
+        forwarded?.forEach { size += $0.utf8.count + $1.utf8.count + 4 }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var w = RawWriter(out)
             w.putString(method)
@@ -108,12 +105,7 @@ enum HTTP1Serializer {
                 if host != nil && name.utf8.count == 4 && HopByHop.equalsIgnoringASCIICase(name, "Host") { continue }
                 w.putField(name, value)
             }
-            if let forwarded {
-                w.putField("X-Forwarded-For", forwarded.forwardedFor)
-                w.putField("X-Forwarded-Proto", forwarded.proto)
-                if !forwarded.host.isEmpty { w.putField("X-Forwarded-Host", forwarded.host) }
-                w.putField(RequestID.headerName, forwarded.requestID)
-            }
+            forwarded?.forEach { w.putField($0, $1) }
             if chunked { w.put("Transfer-Encoding: chunked\r\n") }
             w.put("\r\n")
             return w.count
