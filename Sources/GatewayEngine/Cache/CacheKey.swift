@@ -36,7 +36,7 @@ struct CacheKey: Sendable, Hashable, CustomStringConvertible {
         }
         self.init(
             apiID: apiID, method: method, host: RouteTable.normalizedHost(host), path: path, query: query,
-            vary: policy.varyHeaders.isEmpty ? [] : policy.varyHeaders.map { headers[$0].joined(separator: ", ") })
+            vary: policy.varyHeaders.map { headers[$0].joined(separator: ", ") })
     }
 
     /// `host/path?query`: the resource, as an exact purge names it (all methods and variants).
