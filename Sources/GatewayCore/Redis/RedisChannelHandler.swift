@@ -56,6 +56,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// timer per timeout period instead of one per command.
     private var timerAt: NIODeadline?
     private var context: ChannelHandlerContext?
+    /// Whether a flush is queued behind the event loop's pending tasks.
+    private var flushQueued = false
 
     init(address: String, maxReplyBytes: Int) {
         self.reader = RESPReader(maxReplyBytes: maxReplyBytes)
@@ -91,6 +93,18 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             }
         }
         context.write(wrapOutboundOut(request.payload), promise: promise)
+    }
+
+    /// Flushes wait until the tasks already queued on the event loop have run, so the commands that many
+    /// tasks send in one turn of the loop (one per request, on a shared connection) leave in one write,
+    /// and Redis answers them with one read and one write too.
+    func flush(context: ChannelHandlerContext) {
+        guard !flushQueued else { return }
+        flushQueued = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushQueued = false
+            self.context?.flush()
+        }
     }
 
     // MARK: Inbound

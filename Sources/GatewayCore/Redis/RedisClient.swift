@@ -21,10 +21,17 @@ public final class RedisClient: Sendable {
         self.pool = RedisConnectionPool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
-    /// Sends one command on a pooled connection. An error reply throws ``RedisError/server(command:message:)``.
+    /// Sends one command: on the event loop's shared connection, or on a leased one for a command that
+    /// needs its own (``RedisCommand/needsOwnConnection``). An error reply throws
+    /// ``RedisError/server(command:message:)``.
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RedisValue {
-        try await pool.withConnection { connection throws(RedisError) in
+        if command.needsOwnConnection {
+            return try await pool.withConnection { connection throws(RedisError) in
+                try await connection.send(command, timeout: timeout)
+            }
+        }
+        return try await pool.withSharedConnection { connection throws(RedisError) in
             try await connection.send(command, timeout: timeout)
         }
     }
@@ -36,9 +43,17 @@ public final class RedisClient: Sendable {
     }
 
     /// Sends the commands in one write on one connection; replies come back in order, error replies in
-    /// their place as ``RedisValue/error(_:)``.
+    /// their place as ``RedisValue/error(_:)``. One write keeps them together on the connection, so a
+    /// `MULTI` … `EXEC` pipeline may share it too; other commands that need their own connection lease one.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RedisValue] {
-        try await pool.withConnection { connection throws(RedisError) in
+        let transaction = commands.first?.name == "MULTI" && commands.last?.name == "EXEC"
+            && !commands.dropFirst().dropLast().contains { $0.needsOwnConnection }
+        if !transaction && commands.contains(where: \.needsOwnConnection) {
+            return try await pool.withConnection { connection throws(RedisError) in
+                try await connection.pipeline(commands, timeout: timeout)
+            }
+        }
+        return try await pool.withSharedConnection { connection throws(RedisError) in
             try await connection.pipeline(commands, timeout: timeout)
         }
     }

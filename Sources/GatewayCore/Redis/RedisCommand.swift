@@ -50,6 +50,24 @@ public struct RedisCommand: Sendable {
         self.encoded = buffer
     }
 
+    /// Whether the command can hold its connection waiting for something to happen (blocking pops,
+    /// stream reads, which may carry `BLOCK`, `WAIT`) or changes what the connection's later replies mean
+    /// (pub/sub, `MONITOR`, `WATCH`, `MULTI`, `SELECT`, `RESET`...): such a command needs a connection of
+    /// its own, never a shared one.
+    public var needsOwnConnection: Bool {
+        if Self.ownConnection.contains(name) { return true }
+        // Names are usually written in capitals; others are compared in capitals.
+        guard name.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) else { return false }
+        return Self.ownConnection.contains(name.uppercased())
+    }
+
+    private static let ownConnection: Set<String> = [
+        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP",
+        "WAIT", "WAITAOF", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",
+        "WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "SELECT", "RESET", "HELLO", "AUTH", "CLIENT", "READONLY", "READWRITE",
+        "ASKING", "DEBUG", "SWAPDB",
+    ]
+
     @inline(__always)
     private static func writeBulk(_ s: String, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("$")

@@ -3,12 +3,19 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// A bounded pool of Redis connections with a wait queue.
+/// A bounded pool of Redis connections with a wait queue, and one shared connection per event loop.
 ///
 /// A caller leases a connection for its commands and gives it back; when all are busy it waits in line
 /// until one is free or its lease deadline passes. Failed connects back off exponentially with jitter;
 /// while backing off with nothing live, leases fail at once with the last connect error rather than pile
 /// up, so callers can answer fast (for example 503) while Redis is down.
+///
+/// Plain commands (a reply per command, no connection state) need no lease: ``withSharedConnection(_:)``
+/// gives a task running on an event loop that loop's shared connection, on which any number of callers
+/// have commands in flight at once. Their writes are flushed together once per turn of the loop (see
+/// ``RedisChannelHandler``), so the commands of many concurrent requests cost one write and one read,
+/// here and in Redis, instead of one each. Blocking commands, pub/sub and anything that keeps state on
+/// the connection must lease.
 public final class RedisConnectionPool: Sendable {
     private struct Storage {
         var machine: ConnectionPoolStateMachine
@@ -22,8 +29,22 @@ public final class RedisConnectionPool: Sendable {
         var timeout: Scheduled<Void>?
     }
 
+    /// The shared connection of one event loop.
+    private struct Lane {
+        var connection: RedisConnection?
+        var connecting = false
+        var failures = 0
+        var nextAttempt = NIODeadline.uptimeNanoseconds(0)
+    }
+
+    private struct Lanes {
+        var byLoop: [ObjectIdentifier: Lane] = [:]
+        var closed = false
+    }
+
     public let configuration: RedisConfiguration
     private let storage: NIOLockedValueBox<Storage>
+    private let lanes = NIOLockedValueBox(Lanes())
     private let eventLoopGroup: any EventLoopGroup
     private let backoff: Backoff
     private let logger: Logger
@@ -52,6 +73,75 @@ public final class RedisConnectionPool: Sendable {
         } catch {
             release(connection)
             throw error
+        }
+    }
+
+    /// Runs `body` with the calling event loop's shared connection, which other callers use at the same
+    /// time: for plain commands only (no blocking commands, no `SUBSCRIBE`, no `WATCH`/`MULTI` spread
+    /// over several writes). Off an event loop, or while that loop's shared connection is not up (it is
+    /// opened on first use and reopened with backoff after a failure), `body` runs on a leased connection
+    /// instead, so Redis being down or restarting is reported exactly as ``withConnection(_:)`` reports it.
+    public func withSharedConnection<T: Sendable>(
+        _ body: (RedisConnection) async throws(RedisError) -> T
+    ) async throws(RedisError) -> T {
+        if let shared = sharedConnection() { return try await body(shared) }
+        return try await withConnection(body)
+    }
+
+    private func sharedConnection() -> RedisConnection? {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return nil }
+        let key = ObjectIdentifier(loop)
+        let (connection, open): (RedisConnection?, Bool) = lanes.withLockedValue { lanes in
+            if let connection = lanes.byLoop[key]?.connection, connection.isActive { return (connection, false) }
+            guard !lanes.closed else { return (nil, false) }
+            var lane = lanes.byLoop[key] ?? Lane()
+            lane.connection = nil
+            let open = !lane.connecting && NIODeadline.now() >= lane.nextAttempt
+            if open { lane.connecting = true }
+            lanes.byLoop[key] = lane
+            return (nil, open)
+        }
+        if open { openShared(on: loop, key: key) }
+        return connection
+    }
+
+    private func openShared(on loop: any EventLoop, key: ObjectIdentifier) {
+        Task {
+            let result: Result<RedisConnection, RedisError>
+            do throws(RedisError) {
+                result = .success(try await RedisConnection.connect(configuration: configuration, eventLoop: loop, id: -1))
+            } catch {
+                result = .failure(error)
+            }
+            let keep: Bool = lanes.withLockedValue { lanes in
+                var lane = lanes.byLoop[key] ?? Lane()
+                lane.connecting = false
+                defer { lanes.byLoop[key] = lane }
+                switch result {
+                case .success(let connection):
+                    guard !lanes.closed else { return false }
+                    lane.connection = connection
+                    lane.failures = 0
+                    return true
+                case .failure:
+                    lane.failures += 1
+                    lane.nextAttempt = .now() + backoff.delay(afterFailures: lane.failures).timeAmount
+                    return false
+                }
+            }
+            switch result {
+            case .success(let connection) where !keep:
+                await connection.close()
+            case .success(let connection):
+                connection.closeFuture.whenComplete { [self] _ in
+                    // Forget it (the next command opens a new one); a later connection is left alone.
+                    lanes.withLockedValue { lanes in
+                        if lanes.byLoop[key]?.connection === connection { lanes.byLoop[key]?.connection = nil }
+                    }
+                }
+            case .failure(let error):
+                logger.debug("redis shared connection failed", metadata: ["redis.url": "\(configuration.url)", "error": "\(error)"])
+            }
         }
     }
 
@@ -203,8 +293,16 @@ public final class RedisConnectionPool: Sendable {
         run(action, waiter: nil)
     }
 
-    /// Closes idle connections and fails waiters; leased connections close when given back.
+    /// Closes idle and shared connections and fails waiters; leased connections close when given back.
+    /// Commands in flight on a shared connection fail with ``RedisError/connectionClosed(address:)``.
     public func shutdown() async {
+        let shared: [RedisConnection] = lanes.withLockedValue { lanes in
+            lanes.closed = true
+            defer { lanes.byLoop = [:] }
+            return lanes.byLoop.values.compactMap(\.connection)
+        }
+        // Not awaited: a shared connection lives on its caller's event loop, which may already be gone.
+        for connection in shared where connection.isActive { connection.channel.close(promise: nil) }
         let (connections, waiters): ([RedisConnection], [Waiter]) = storage.withLockedValue { storage in
             let (close, fail) = storage.machine.shutdown()
             let connections = close.compactMap { storage.connections.removeValue(forKey: $0) }
@@ -221,5 +319,10 @@ public final class RedisConnectionPool: Sendable {
     /// Connection counts, for metrics and tests.
     public var stats: (idle: Int, leased: Int, connecting: Int, waiting: Int) {
         storage.withLockedValue { ($0.machine.idleCount, $0.machine.leasedCount, $0.machine.connectingCount, $0.machine.waiterCount) }
+    }
+
+    /// Open shared connections (one at most per event loop that has sent commands).
+    public var sharedCount: Int {
+        lanes.withLockedValue { $0.byLoop.values.filter { $0.connection?.isActive == true }.count }
     }
 }
