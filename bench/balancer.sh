@@ -24,6 +24,9 @@
 #   bench/balancer.sh                              THREADS="1", 10 s per measured run
 #   THREADS="1 2" ROUNDS=3 DURATION=10 bench/balancer.sh
 #   BALANCER_BIN=path/to/edge-balancer bench/balancer.sh   (skip the build)
+#   STDLIB=dynamic bench/balancer.sh               (link the Swift runtime dynamically; by default the build
+#                                                  is the one scripts/install.sh deploys: release,
+#                                                  --static-swift-stdlib)
 #   PERF_DIR=/tmp/perf bench/balancer.sh           (also `perf record -g` our measured runs)
 #   CASES="h1" FAILOVER=0 bench/balancer.sh        (only some cases, no failover run: for quick comparisons)
 #
@@ -45,7 +48,15 @@ H2_STREAMS="${H2_STREAMS:-10}"      # h2load -m
 FAILOVER="${FAILOVER:-1}"
 FAILOVER_DURATION="${FAILOVER_DURATION:-10}"
 FAILOVER_KILL_AT="${FAILOVER_KILL_AT:-3}"
-SCRATCH="${SCRATCH:-.build-release}"
+# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically. STDLIB=dynamic
+# builds against the shared runtime instead (slower: calls into the runtime, retain and release above all,
+# go through the PLT, and its thread-local reads through __tls_get_addr).
+STDLIB="${STDLIB:-static}"
+case "$STDLIB" in
+  static) BUILD_FLAGS=(-c release --static-swift-stdlib); SCRATCH="${SCRATCH:-.build-static}" ;;
+  dynamic) BUILD_FLAGS=(-c release); SCRATCH="${SCRATCH:-.build-release}" ;;
+  *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
+esac
 export CONNECTIONS FAILOVER_DURATION FAILOVER_KILL_AT
 TPL="$ROOT/bench/balancer"
 
@@ -74,9 +85,9 @@ HAPROXY="$(command -v haproxy)"
 if [ -n "${BALANCER_BIN:-}" ]; then
   BALANCER="$BALANCER_BIN"
 else
-  echo "building edge-balancer (release, scratch $SCRATCH; waits if another build holds the lock)..." >&2
-  swift build -c release --product edge-balancer --scratch-path "$SCRATCH" 2>&1 | grep -E "error:|Compiling|Build complete" | tail -3 >&2 || true
-  BALANCER="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/edge-balancer"
+  echo "building edge-balancer (release, $STDLIB Swift runtime, scratch $SCRATCH; waits if another build holds the lock)..." >&2
+  swift build "${BUILD_FLAGS[@]}" --product edge-balancer --scratch-path "$SCRATCH" 2>&1 | grep -E "error:|Compiling|Build complete" | tail -3 >&2 || true
+  BALANCER="$(swift build "${BUILD_FLAGS[@]}" --scratch-path "$SCRATCH" --show-bin-path)/edge-balancer"
 fi
 [ -x "$BALANCER" ] || { echo "no edge-balancer binary at $BALANCER" >&2; exit 1; }
 
@@ -363,6 +374,7 @@ echo
 echo "edge-balancer vs HAProxy $("$HAPROXY" -v | head -1 | awk '{print $3}') and NGINX $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), two backends (single-process NGINX, ${#BODY}-byte body), all on 127.0.0.1"
 echo "h1: wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency (keep-alive); h2c, h2-tls: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D $DURATION; ${WARMUP}s warm-up before each run; rounds: $ROUNDS (median)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before $LOAD_BEFORE, after $LOAD_AFTER; compiler processes running before/after: $BUSY_BEFORE/$BUSY_AFTER"
+echo "our build: $([ -n "${BALANCER_BIN:-}" ] && echo "prebuilt $BALANCER" || echo "release, $STDLIB Swift runtime ($SCRATCH)")"
 echo "TLS (h2load's view): $(awk '!seen[$2]++ { p=$2; $1=""; $2=""; sub(/^ +/, ""); printf "%s %s; ", p, $0 }' "$CIPHERS")"
 echo
 python3 - "$ROWS" "$FAILS" <<'EOF'

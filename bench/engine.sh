@@ -16,6 +16,9 @@
 #   bench/engine.sh                      threads "1 2", 10 s per measured run, 50 connections, 1 round
 #   THREADS="1" DURATION=10s CONNECTIONS=50 WARMUP=3s ROUNDS=3 bench/engine.sh   (ROUNDS: medians)
 #   ENGINE_BIN=path/to/gateway-engine bench/engine.sh   (skip the build; only for trying the script)
+#   STDLIB=dynamic bench/engine.sh                      (link the Swift runtime dynamically; by default the
+#                                                        build is the one scripts/install.sh deploys:
+#                                                        release, --static-swift-stdlib)
 #   ENGINE_GROUP=own bench/engine.sh                    (engine eventLoops=N + the default singleton group; see start_engine)
 #   PERF_DIR=/tmp/perf bench/engine.sh                  (also `perf record -g` our engine in each measured run)
 #   CASES="keyless cache-hit" bench/engine.sh           (only some cases: for quick comparisons)
@@ -33,7 +36,15 @@ CONNECTIONS="${CONNECTIONS:-50}"
 WRK_THREADS="${WRK_THREADS:-1}"
 ROUNDS="${ROUNDS:-1}"
 CASES="${CASES:-keyless api-key cache-hit}"
-SCRATCH="${SCRATCH:-.build-release}"
+# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically. STDLIB=dynamic
+# builds against the shared runtime instead (slower: calls into the runtime, retain and release above all,
+# go through the PLT, and its thread-local reads through __tls_get_addr).
+STDLIB="${STDLIB:-static}"
+case "$STDLIB" in
+  static) BUILD_FLAGS=(-c release --static-swift-stdlib); SCRATCH="${SCRATCH:-.build-static}" ;;
+  dynamic) BUILD_FLAGS=(-c release); SCRATCH="${SCRATCH:-.build-release}" ;;
+  *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
+esac
 
 # --- tools -----------------------------------------------------------------------------------------
 need=()
@@ -59,9 +70,9 @@ NGINX="$(command -v nginx)"
 if [ -n "${ENGINE_BIN:-}" ]; then
   ENGINE="$ENGINE_BIN"  # a prebuilt binary (for trying the script); the figures need the release build
 else
-  echo "building gateway-engine (release, scratch $SCRATCH)..." >&2
-  swift build -c release --product gateway-engine --scratch-path "$SCRATCH" 2>&1 | grep -E "error:|Build complete" >&2 || true
-  ENGINE="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/gateway-engine"
+  echo "building gateway-engine (release, $STDLIB Swift runtime, scratch $SCRATCH)..." >&2
+  swift build "${BUILD_FLAGS[@]}" --product gateway-engine --scratch-path "$SCRATCH" 2>&1 | grep -E "error:|Build complete" >&2 || true
+  ENGINE="$(swift build "${BUILD_FLAGS[@]}" --scratch-path "$SCRATCH" --show-bin-path)/gateway-engine"
 fi
 [ -x "$ENGINE" ] || { echo "no engine binary at $ENGINE" >&2; exit 1; }
 
@@ -334,6 +345,7 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "gateway-engine vs NGINX $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $WRK_THREADS thread(s) -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), keep-alive, 127.0.0.1, $ROUNDS round(s)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average before $LOAD_BEFORE, after $LOAD_AFTER"
+echo "our build: $([ -n "${ENGINE_BIN:-}" ] && echo "prebuilt $ENGINE" || echo "release, $STDLIB Swift runtime ($SCRATCH)")"
 if [ "$ENGINE_GROUP" = singleton ]; then
   echo "threads: engine eventLoops=0 with NIO_SINGLETON_GROUP_LOOP_COUNT=N (N event loops for everything), NGINX worker_processes N"
 else

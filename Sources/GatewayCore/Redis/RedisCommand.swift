@@ -52,8 +52,8 @@ public struct RedisCommand: Sendable {
 
     /// Whether the command can hold its connection waiting for something to happen (blocking pops,
     /// stream reads, which may carry `BLOCK`, `WAIT`) or changes what the connection's later replies mean
-    /// (pub/sub, `MONITOR`, `WATCH`, `MULTI`, `SELECT`, `RESET`...): such a command needs a connection of
-    /// its own, never a shared one.
+    /// (pub/sub, `MONITOR`, `WATCH`, `MULTI`, `SELECT`, `RESET`, `QUIT`, replication...): such a command
+    /// needs a connection of its own, never a shared one.
     public var needsOwnConnection: Bool {
         if Self.ownConnection.contains(name) { return true }
         // Names are usually written in capitals; others are compared in capitals.
@@ -65,7 +65,7 @@ public struct RedisCommand: Sendable {
         "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP",
         "WAIT", "WAITAOF", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",
         "WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD", "SELECT", "RESET", "HELLO", "AUTH", "CLIENT", "READONLY", "READWRITE",
-        "ASKING", "DEBUG", "SWAPDB",
+        "ASKING", "DEBUG", "SWAPDB", "QUIT", "SYNC", "PSYNC", "REPLCONF",
     ]
 
     @inline(__always)

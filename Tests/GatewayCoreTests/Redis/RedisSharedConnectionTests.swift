@@ -97,7 +97,7 @@ struct RedisSharedConnectionTests {
 
     /// Which commands never go on a shared connection.
     @Test func commandsThatNeedTheirOwnConnection() {
-        for name in ["XREAD", "xread", "BLPOP", "SUBSCRIBE", "WATCH", "MULTI", "EXEC", "SELECT", "WAIT", "Client"] {
+        for name in ["XREAD", "xread", "BLPOP", "SUBSCRIBE", "WATCH", "MULTI", "EXEC", "SELECT", "WAIT", "Client", "QUIT"] {
             #expect(RedisCommand(name).needsOwnConnection, "\(name)")
         }
         for name in ["EVALSHA", "GET", "SET", "INCR", "XADD", "PUBLISH", "hgetall", "SCRIPT"] {
