@@ -58,12 +58,13 @@ struct OutlierDetector: Sendable {
     mutating func record(_ outcome: Outcome, node: String, now: Instant) -> Action {
         guard configuration.enabled, var state = nodes[node] else { return .none }
         if let until = state.ejectedUntil, until > now { return .none }  // answers from before the ejection
-        defer { nodes[node] = state }
         switch outcome {
         case .success:
-            state.consecutiveFailures = 0
+            // The usual answer changes nothing: no write back.
+            if state.consecutiveFailures != 0 { nodes[node]?.consecutiveFailures = 0 }
             return .none
         case .failure:
+            defer { nodes[node] = state }
             state.consecutiveFailures += 1
             guard state.consecutiveFailures >= configuration.consecutiveFailures else { return .none }
             let ejected = nodes.lazy.filter { $0.key != node && ($0.value.ejectedUntil.map { $0 > now } ?? false) }.count
