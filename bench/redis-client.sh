@@ -3,6 +3,8 @@
 # GET and SET, 50 connections, pipeline 1 and 16. Prints ops/s of each and the ratio.
 #
 #   bench/redis-client.sh [requests]      (default 500000 per case)
+#   STDLIB=dynamic bench/redis-client.sh  (Swift runtime linked dynamically; by default statically, as
+#                                          scripts/install.sh builds the services)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -17,8 +19,15 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-swift build -c release --product redis-bench 2>&1 | grep -E "error|Compiling|Build (of product .*)?complete" | tail -3 >&2 || true
-BIN="$(swift build -c release --show-bin-path)/redis-bench"
+STDLIB="${STDLIB:-static}"
+case "$STDLIB" in
+  static) BUILD_FLAGS=(-c release --static-swift-stdlib --scratch-path .build-static) ;;
+  dynamic) BUILD_FLAGS=(-c release --scratch-path .build-release) ;;
+  *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
+esac
+swift build "${BUILD_FLAGS[@]}" --product redis-bench 2>&1 | grep -E "error|Compiling|Build (of product .*)?complete" | tail -3 >&2 || true
+BIN="$(swift build "${BUILD_FLAGS[@]}" --show-bin-path)/redis-bench"
+echo "our build: release, $STDLIB Swift runtime"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DIR=$(mktemp -d)
