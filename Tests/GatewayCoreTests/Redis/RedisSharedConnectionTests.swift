@@ -46,6 +46,50 @@ struct RedisSharedConnectionTests {
         }
     }
 
+    /// `MULTI` … `EXEC` pipelines from many tasks on one loop, mixed with plain commands on the same shared
+    /// connection, stay whole: each transaction's two increments are consecutive, every command counts
+    /// once, and an aborted transaction leaves the connection answering the next commands.
+    @Test func transactionsShareTheConnectionWithoutInterleaving() async throws {
+        try await withRedisClient { client, _ async throws in
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            try await waitForSharedConnection(client, on: loop)
+            let pooled = client.pool.stats.idle
+            let key = uniqueKey("tx")
+            let pairs = try await onLoop(loop) {
+                try await withThrowingTaskGroup(of: [Int64]?.self) { group in
+                    for i in 0..<200 {
+                        group.addTask {
+                            if i % 2 == 0 {
+                                _ = try await client.send("INCR", .string(key))
+                                return nil
+                            }
+                            let replies = try await client.transaction([RedisCommand("INCR", .string(key)), RedisCommand("INCR", .string(key))])
+                            return replies.map { $0.int ?? -1 }
+                        }
+                    }
+                    var pairs: [[Int64]] = []
+                    for try await pair in group { if let pair { pairs.append(pair) } }
+                    return pairs
+                }
+            }
+            #expect(pairs.count == 100)
+            #expect(pairs.allSatisfy { $0.count == 2 && $0[1] == $0[0] + 1 }, "\(pairs.filter { $0.count != 2 || $0[1] != $0[0] + 1 })")
+            // On the loop itself (not through `redisError`, whose worker task runs off the loop).
+            let aborted = try await onLoop(loop) { () async throws -> Bool in
+                do {
+                    _ = try await client.transaction([RedisCommand("INCR", .string(key)), RedisCommand("GET")])
+                    return false
+                } catch let error as RedisError {
+                    guard case .server("EXEC", let message) = error else { return false }
+                    return message.hasPrefix("EXECABORT")
+                }
+            }
+            #expect(aborted)
+            #expect(try await onLoop(loop) { try await client.get(key) } == "300")
+            #expect(client.pool.sharedCount == 1 && client.pool.stats.idle == pooled)
+        }
+    }
+
     /// A blocking read sent from the loop takes a leased connection: while it waits for an entry, other
     /// commands from the same loop are answered at once; then the entry reaches the waiting read.
     @Test func blockingCommandsDoNotHoldUpTheSharedConnection() async throws {
