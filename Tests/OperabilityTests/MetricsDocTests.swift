@@ -4,12 +4,14 @@ import Testing
 /// docs/observability.md names every metric the services create.
 struct MetricsDocTests {
     /// Every `Counter`/`Gauge`/`Timer` label in Sources/{GatewayEngine,NodeAgent,EdgeBalancer}, and every
-    /// `gc_engine_<kind>_total` made by `EngineMetrics.count(kind, reason)`, appears in the doc.
+    /// `gc_engine_<kind>_total` made by `EngineMetrics.count(kind, reason)`, and the Redis connection gauges
+    /// each `RedisPoolMetrics(prefix:)` makes, appear in the doc.
     @Test func everyMetricIsDocumented() throws {
         let doc = try String(contentsOfFile: PackageRoot.path + "/docs/observability.md", encoding: .utf8)
         var names = Set<String>()
         let fixed = #/(?:Counter|Gauge|Timer)\(label: "([a-z_]+)"/#
         let counted = #/metrics\.count\("([a-z_]+)"/#
+        let redisPool = #/RedisPoolMetrics\(prefix: "([a-z_]+)"/#
         for directory in ["Sources/GatewayEngine", "Sources/NodeAgent", "Sources/EdgeBalancer"] {
             let root = PackageRoot.path + "/" + directory
             let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
@@ -17,6 +19,9 @@ struct MetricsDocTests {
                 let source = try String(contentsOfFile: root + "/" + file, encoding: .utf8)
                 names.formUnion(source.matches(of: fixed).map { String($0.output.1) })
                 names.formUnion(source.matches(of: counted).map { "gc_engine_\($0.output.1)_total" })
+                for match in source.matches(of: redisPool) {
+                    names.formUnion(["\(match.output.1)_redis_connections", "\(match.output.1)_redis_waiters"])
+                }
             }
         }
         #expect(names.count > 30, "found only \(names.sorted())")

@@ -100,7 +100,7 @@ final class BalancerApp: Sendable {
             })
         BalancerAdminRoutes.add(to: &adminRouter, controller: controller, store: store, logger: logger)
         admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, logger: logger)
-        gauges = FrontGauges(front: front, tlsFront: tlsFront, metrics: metrics)
+        gauges = FrontGauges(front: front, tlsFront: tlsFront, redis: redis, metrics: metrics)
         upstreamGauges = UpstreamGauges(pools: pools)
     }
 

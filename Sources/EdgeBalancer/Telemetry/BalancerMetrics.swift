@@ -1,4 +1,5 @@
 import CoreMetrics
+import GatewayCore
 import Metrics
 import NIOHTTP1
 
@@ -33,6 +34,7 @@ final class BalancerMetrics: Sendable {
     let activeConnections: Gauge
     /// Open HTTP/2 streams on client connections.
     let activeStreams: Gauge
+    let redisPool = RedisPoolMetrics(prefix: "balancer")
 
     init() {
         requestsByClass = StatusClass.allCases.map {

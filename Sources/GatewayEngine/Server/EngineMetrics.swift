@@ -38,6 +38,7 @@ final class EngineMetrics: Sendable {
     let inFlightGauge = Gauge(label: "gc_engine_in_flight_requests")
     let definitionsVersion = Gauge(label: "gc_engine_definitions_version")
     let redisUp = Gauge(label: "gc_engine_redis_up")
+    let redisPool = RedisPoolMetrics(prefix: "gc_engine")
     let draining = Gauge(label: "gc_engine_draining")
 
     /// Requests and errors so far, and a window of recent latencies, for `/health` (the node agent reads

@@ -6,6 +6,7 @@ struct AgentMetrics: Sendable {
     let heartbeatAge = Gauge(label: "node_agent_heartbeat_age_seconds")
     let heartbeatFailures = Metrics.Counter(label: "node_agent_heartbeat_failures_total")
     let redisUp = Gauge(label: "node_agent_redis_up")
+    let redisPool = RedisPoolMetrics(prefix: "node_agent")
     let engineHealth: [NodeHealth: Gauge] = Dictionary(
         uniqueKeysWithValues: NodeHealth.allCases.map { ($0, Gauge(label: "node_agent_engine_health", dimensions: [("health", $0.rawValue)])) })
     let probeCounters: [NodeHealth: Metrics.Counter] = Dictionary(

@@ -61,9 +61,11 @@ final class AgentStatusStore: Sendable {
         metrics.record(snapshot)
     }
 
-    /// Refreshes the gauges that move with time alone (heartbeat age, invalidation lag).
-    func refreshGauges() {
+    /// Refreshes the gauges that move with time alone (heartbeat age, invalidation lag), and those of the
+    /// Redis client's connections.
+    func refreshGauges(redis: RedisConnectionPool? = nil) {
         metrics.record(current)
+        if let redis { metrics.redisPool.record(redis) }
     }
 
     func heartbeatSucceeded(state: NodeState) {

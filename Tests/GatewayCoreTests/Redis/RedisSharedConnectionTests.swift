@@ -1,5 +1,7 @@
 import GatewayCore
 import GatewayTesting
+import Metrics
+import MetricsTestKit
 import NIOCore
 import NIOPosix
 import Testing
@@ -136,6 +138,25 @@ struct RedisSharedConnectionTests {
             }
             try await waitForSharedConnection(client, on: loop)
             #expect(try await onLoop(loop) { try await client.get(key) } == "after")
+        }
+    }
+
+    /// The pool's gauges: the loop's shared connection, the pooled ones by state, no waiters.
+    @Test func poolGaugesCountSharedAndPooledConnections() async throws {
+        try await withRedisClient { client, _ async throws in
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            try await waitForSharedConnection(client, on: loop)
+            let held = try await client.pool.lease()
+            let metrics = TestMetrics()
+            let gauges = withMetricsFactory(metrics) { RedisPoolMetrics(prefix: "test") }
+            gauges.record(client.pool)
+            let stats = client.pool.stats
+            #expect(try metrics.expectGauge("test_redis_connections", [("state", "shared")]).lastValue == 1)
+            #expect(try metrics.expectGauge("test_redis_connections", [("state", "leased")]).lastValue == 1)
+            #expect(try metrics.expectGauge("test_redis_connections", [("state", "idle")]).lastValue == Double(stats.idle))
+            #expect(try metrics.expectGauge("test_redis_connections", [("state", "connecting")]).lastValue == Double(stats.connecting))
+            #expect(try metrics.expectGauge("test_redis_waiters").lastValue == 0)
+            client.pool.release(held)
         }
     }
 
