@@ -24,6 +24,7 @@ public struct CommonSettings: Sendable {
         redis.connectTimeout = v.duration("redis.connectTimeout", default: .seconds(2), min: .milliseconds(1))
         redis.commandTimeout = v.duration("redis.commandTimeout", default: .seconds(2), min: .milliseconds(1))
         redis.leaseTimeout = v.duration("redis.leaseTimeout", default: .seconds(2), min: .milliseconds(1))
+        redis.idleTimeout = v.duration("redis.idleTimeout", default: .seconds(60), min: .milliseconds(100))
         redis.maxReplyBytes = v.byteSize("redis.maxReplyBytes", default: 64 << 20, in: 1024...(1 << 30))
         redis.clientName = serviceName
         let keyPrefix = v.string("redis.keyPrefix", default: "gc")

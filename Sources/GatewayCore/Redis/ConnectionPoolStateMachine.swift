@@ -33,6 +33,11 @@ struct ConnectionPoolStateMachine: Sendable {
         case failWaiters([Int], RedisError)
     }
 
+    private struct IdleConnection: Equatable {
+        var id: Int
+        var since: NIODeadline
+    }
+
     private enum State: Equatable {
         case running
         case shutdown
@@ -40,7 +45,9 @@ struct ConnectionPoolStateMachine: Sendable {
 
     let maxConnections: Int
     private var state: State = .running
-    private var idle: [Int] = []
+    /// Idle connections, the most recently returned last (leases take from the end, so the ones at the
+    /// front are those idle longest).
+    private var idle: [IdleConnection] = []
     private var leased: Set<Int> = []
     private var connecting = 0
     private var waiters = CircularBuffer<Int>()
@@ -59,19 +66,19 @@ struct ConnectionPoolStateMachine: Sendable {
     var connectingCount: Int { connecting }
     var waiterCount: Int { waiters.count }
     var failuresInARow: Int { consecutiveFailures }
-    func isIdle(_ id: Int) -> Bool { idle.contains(id) }
+    func isIdle(_ id: Int) -> Bool { idle.contains { $0.id == id } }
     private var total: Int { idle.count + leased.count + connecting }
 
     /// Takes an idle connection if there is one, without queueing.
     mutating func leaseIdle() -> Int? {
-        guard state == .running, let id = idle.popLast() else { return nil }
+        guard state == .running, let id = idle.popLast()?.id else { return nil }
         leased.insert(id)
         return id
     }
 
     mutating func lease(waiter: Int, now: NIODeadline) -> LeaseAction {
         guard state == .running else { return .fail(.shutdown) }
-        if let id = idle.popLast() {
+        if let id = idle.popLast()?.id {
             leased.insert(id)
             return .lease(connection: id)
         }
@@ -92,7 +99,7 @@ struct ConnectionPoolStateMachine: Sendable {
         return .wait
     }
 
-    mutating func connected(_ id: Int) -> ReleaseAction {
+    mutating func connected(_ id: Int, now: NIODeadline) -> ReleaseAction {
         connecting -= 1
         consecutiveFailures = 0
         retryAfter = nil
@@ -102,7 +109,7 @@ struct ConnectionPoolStateMachine: Sendable {
             leased.insert(id)
             return .lease(connection: id, waiter: waiter)
         }
-        idle.append(id)
+        idle.append(IdleConnection(id: id, since: now))
         return .none
     }
 
@@ -126,13 +133,24 @@ struct ConnectionPoolStateMachine: Sendable {
             leased.insert(id)
             return .lease(connection: id, waiter: waiter)
         }
-        idle.append(id)
+        idle.append(IdleConnection(id: id, since: now))
         return .none
+    }
+
+    /// Connections idle since before `now - timeout`, longest idle first, leaving at least `keep` idle:
+    /// they are taken out of the pool for the caller to close.
+    mutating func expireIdle(now: NIODeadline, timeout: TimeAmount, keep: Int) -> [Int] {
+        var expired: [Int] = []
+        while idle.count > keep, let oldest = idle.first, oldest.since + timeout <= now {
+            idle.removeFirst()
+            expired.append(oldest.id)
+        }
+        return expired
     }
 
     /// An idle connection closed (the server went away, or an idle timeout on its side).
     mutating func closed(_ id: Int, now: NIODeadline) -> ReleaseAction {
-        guard let index = idle.firstIndex(of: id) else { return .none }
+        guard let index = idle.firstIndex(where: { $0.id == id }) else { return .none }
         idle.remove(at: index)
         return replaceLost(now: now)
     }
@@ -154,7 +172,7 @@ struct ConnectionPoolStateMachine: Sendable {
     /// Stops the pool: returns the idle connections to close and the waiters to fail.
     mutating func shutdown() -> (close: [Int], fail: [Int]) {
         state = .shutdown
-        let toClose = idle
+        let toClose = idle.map(\.id)
         idle = []
         let toFail = Array(waiters)
         waiters.removeAll()

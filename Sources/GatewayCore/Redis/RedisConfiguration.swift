@@ -9,6 +9,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var poolSize: Int = 16
     /// How long a caller waits for a free pooled connection before ``RedisError/poolTimeout(after:)``.
     public var leaseTimeout: Duration = .seconds(2)
+    /// A pooled connection left idle this long is closed; the pool keeps one idle connection regardless.
+    public var idleTimeout: Duration = .seconds(60)
     /// Replies larger than this close their connection with a protocol error.
     public var maxReplyBytes: Int = 64 * 1024 * 1024
     /// Reconnect backoff after a failed connect: starts here, doubles, jittered, up to ``maxBackoff``.

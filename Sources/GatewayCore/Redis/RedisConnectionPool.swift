@@ -48,6 +48,8 @@ public final class RedisConnectionPool: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let backoff: Backoff
     private let logger: Logger
+    /// Closes connections idle longer than ``RedisConfiguration/idleTimeout``.
+    private let idleSweep = NIOLockedValueBox<RepeatedTask?>(nil)
 
     public init(
         configuration: RedisConfiguration,
@@ -59,6 +61,22 @@ public final class RedisConnectionPool: Sendable {
         self.logger = logger
         self.backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         self.storage = NIOLockedValueBox(Storage(machine: ConnectionPoolStateMachine(maxConnections: configuration.poolSize)))
+        // Checked twice per timeout (at most every 5 s): a connection lives at most 1.5 timeouts idle.
+        let every = TimeAmount.nanoseconds(max(10_000_000, min(configuration.idleTimeout.nanoseconds / 2, 5_000_000_000)))
+        let sweep = eventLoopGroup.any().scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] task in
+            guard let self else { return task.cancel() }
+            self.closeIdleConnections()
+        }
+        idleSweep.withLockedValue { $0 = sweep }
+    }
+
+    /// Closes pooled connections idle longer than the idle timeout, keeping one.
+    private func closeIdleConnections() {
+        let timeout = configuration.idleTimeout.timeAmount
+        let expired: [RedisConnection] = storage.withLockedValue { storage in
+            storage.machine.expireIdle(now: .now(), timeout: timeout, keep: 1).compactMap { storage.connections.removeValue(forKey: $0) }
+        }
+        for connection in expired { connection.channel.close(promise: nil) }
     }
 
     /// Runs `body` with a leased connection and gives the connection back afterwards.
@@ -257,7 +275,7 @@ public final class RedisConnectionPool: Sendable {
                 connection.closeFuture.whenComplete { [self] _ in self.connectionClosed(id) }
                 let (action, waiter): (ConnectionPoolStateMachine.ReleaseAction, Waiter?) = storage.withLockedValue { storage in
                     storage.connections[id] = connection
-                    let action = storage.machine.connected(id)
+                    let action = storage.machine.connected(id, now: .now())
                     return (action, Self.takeWaiter(for: action, from: &storage))
                 }
                 run(action, waiter: waiter)
@@ -296,6 +314,7 @@ public final class RedisConnectionPool: Sendable {
     /// Closes idle and shared connections and fails waiters; leased connections close when given back.
     /// Commands in flight on a shared connection fail with ``RedisError/connectionClosed(address:)``.
     public func shutdown() async {
+        idleSweep.withLockedValue { $0?.cancel() }
         let shared: [RedisConnection] = lanes.withLockedValue { lanes in
             lanes.closed = true
             defer { lanes.byLoop = [:] }

@@ -15,7 +15,7 @@ struct ConnectionPoolStateMachineTests {
         #expect(machine.leaseIdle() == nil)
         #expect(machine.lease(waiter: 1, now: t0) == .waitAndConnect(connection: 1))
         #expect(machine.connectingCount == 1 && machine.waiterCount == 1)
-        #expect(machine.connected(1) == .lease(connection: 1, waiter: 1))
+        #expect(machine.connected(1, now: t0) == .lease(connection: 1, waiter: 1))
         #expect(machine.leasedCount == 1 && machine.waiterCount == 0)
 
         #expect(machine.release(1, isActive: true, now: t0) == .none)
@@ -33,8 +33,8 @@ struct ConnectionPoolStateMachineTests {
         #expect(machine.lease(waiter: 2, now: t0) == .waitAndConnect(connection: 2))
         #expect(machine.lease(waiter: 3, now: t0) == .wait)
         #expect(machine.lease(waiter: 4, now: t0) == .wait)
-        #expect(machine.connected(2) == .lease(connection: 2, waiter: 1))
-        #expect(machine.connected(1) == .lease(connection: 1, waiter: 2))
+        #expect(machine.connected(2, now: t0) == .lease(connection: 2, waiter: 1))
+        #expect(machine.connected(1, now: t0) == .lease(connection: 1, waiter: 2))
         #expect(machine.release(1, isActive: true, now: t0) == .lease(connection: 1, waiter: 3))
         #expect(machine.release(2, isActive: true, now: t0) == .lease(connection: 2, waiter: 4))
         #expect(machine.release(1, isActive: true, now: t0) == .none)
@@ -57,7 +57,7 @@ struct ConnectionPoolStateMachineTests {
     @Test func connectFailureKeepsWaitersWhileAConnectionIsLeased() {
         var machine = ConnectionPoolStateMachine(maxConnections: 2)
         _ = machine.lease(waiter: 1, now: t0)
-        #expect(machine.connected(1) == .lease(connection: 1, waiter: 1))
+        #expect(machine.connected(1, now: t0) == .lease(connection: 1, waiter: 1))
         #expect(machine.lease(waiter: 2, now: t0) == .waitAndConnect(connection: 2))
         #expect(machine.connectFailed(refused, now: t0, backoff: .milliseconds(100)) == .none)
         #expect(machine.waiterCount == 1)
@@ -80,7 +80,7 @@ struct ConnectionPoolStateMachineTests {
     @Test func backoffQueuesWhenSomethingIsLeased() {
         var machine = ConnectionPoolStateMachine(maxConnections: 3)
         _ = machine.lease(waiter: 1, now: t0)
-        _ = machine.connected(1)
+        _ = machine.connected(1, now: t0)
         #expect(machine.lease(waiter: 2, now: t0) == .waitAndConnect(connection: 2))
         #expect(machine.connectFailed(refused, now: t0, backoff: .seconds(1)) == .none)
         #expect(machine.lease(waiter: 3, now: t0 + .milliseconds(10)) == .wait)
@@ -95,7 +95,7 @@ struct ConnectionPoolStateMachineTests {
         _ = machine.connectFailed(refused, now: t0, backoff: .seconds(10))
         #expect(machine.failuresInARow == 1)
         #expect(machine.lease(waiter: 2, now: t0 + .seconds(10)) == .waitAndConnect(connection: 2))
-        #expect(machine.connected(2) == .lease(connection: 2, waiter: 2))
+        #expect(machine.connected(2, now: t0) == .lease(connection: 2, waiter: 2))
         #expect(machine.failuresInARow == 0)
         _ = machine.release(2, isActive: false, now: t0 + .seconds(10))
         // No backoff left over: the next caller connects at once.
@@ -106,22 +106,43 @@ struct ConnectionPoolStateMachineTests {
     @Test func lostConnectionIsReplacedForWaiters() {
         var machine = ConnectionPoolStateMachine(maxConnections: 1)
         _ = machine.lease(waiter: 1, now: t0)
-        _ = machine.connected(1)
+        _ = machine.connected(1, now: t0)
         #expect(machine.lease(waiter: 2, now: t0) == .wait)
         #expect(machine.release(1, isActive: false, now: t0) == .connect(connection: 2))
         #expect(machine.connectingCount == 1 && machine.leasedCount == 0)
 
         // Without waiters a dead connection is just forgotten.
-        #expect(machine.connected(2) == .lease(connection: 2, waiter: 2))
+        #expect(machine.connected(2, now: t0) == .lease(connection: 2, waiter: 2))
         #expect(machine.release(2, isActive: false, now: t0) == .none)
         #expect(machine.leasedCount == 0 && machine.idleCount == 0 && machine.connectingCount == 0)
+    }
+
+    /// Idle connections past the timeout leave the pool longest-idle first, down to the number kept; one
+    /// given back since stays, and the next lease takes the most recently returned.
+    @Test func idleConnectionsExpireLongestIdleFirst() {
+        var machine = ConnectionPoolStateMachine(maxConnections: 4)
+        for waiter in 1...4 { _ = machine.lease(waiter: waiter, now: t0) }
+        for id in 1...4 { _ = machine.connected(id, now: t0) }
+        #expect(machine.release(3, isActive: true, now: t0) == .none)
+        #expect(machine.release(1, isActive: true, now: t0 + .seconds(1)) == .none)
+        #expect(machine.release(4, isActive: true, now: t0 + .seconds(2)) == .none)
+        #expect(machine.release(2, isActive: true, now: t0 + .seconds(50)) == .none)
+        // Nothing is idle for 60 s yet.
+        #expect(machine.expireIdle(now: t0 + .seconds(59), timeout: .seconds(60), keep: 1).isEmpty)
+        // 3 and 1 have been; 4 has not (idle since t0 + 2 s).
+        #expect(machine.expireIdle(now: t0 + .seconds(61), timeout: .seconds(60), keep: 1) == [3, 1])
+        #expect(machine.idleCount == 2)
+        // Much later everything is past the timeout, but one connection is kept: the most recent.
+        #expect(machine.expireIdle(now: t0 + .seconds(500), timeout: .seconds(60), keep: 1) == [4])
+        #expect(machine.lease(waiter: 5, now: t0 + .seconds(500)) == .lease(connection: 2))
+        #expect(machine.expireIdle(now: t0 + .seconds(900), timeout: .seconds(60), keep: 1).isEmpty)
     }
 
     /// An idle connection that closes leaves the pool; a later caller opens a new one.
     @Test func closedIdleConnectionLeavesThePool() {
         var machine = ConnectionPoolStateMachine(maxConnections: 1)
         _ = machine.lease(waiter: 1, now: t0)
-        _ = machine.connected(1)
+        _ = machine.connected(1, now: t0)
         _ = machine.release(1, isActive: true, now: t0)
         #expect(machine.closed(1, now: t0) == .none)
         #expect(machine.idleCount == 0)
@@ -133,7 +154,7 @@ struct ConnectionPoolStateMachineTests {
     @Test func waiterThatGaveUpIsRemoved() {
         var machine = ConnectionPoolStateMachine(maxConnections: 1)
         _ = machine.lease(waiter: 1, now: t0)
-        _ = machine.connected(1)
+        _ = machine.connected(1, now: t0)
         #expect(machine.lease(waiter: 2, now: t0) == .wait)
         let removed = machine.removeWaiter(2)
         let removedAgain = machine.removeWaiter(2)
@@ -149,8 +170,8 @@ struct ConnectionPoolStateMachineTests {
         _ = machine.lease(waiter: 1, now: t0)
         _ = machine.lease(waiter: 2, now: t0)
         _ = machine.lease(waiter: 3, now: t0)
-        #expect(machine.connected(1) == .lease(connection: 1, waiter: 1))
-        #expect(machine.connected(2) == .lease(connection: 2, waiter: 2))
+        #expect(machine.connected(1, now: t0) == .lease(connection: 1, waiter: 1))
+        #expect(machine.connected(2, now: t0) == .lease(connection: 2, waiter: 2))
         #expect(machine.lease(waiter: 4, now: t0) == .wait)
         #expect(machine.release(1, isActive: true, now: t0) == .lease(connection: 1, waiter: 3))
         #expect(machine.release(1, isActive: true, now: t0) == .lease(connection: 1, waiter: 4))
@@ -161,7 +182,7 @@ struct ConnectionPoolStateMachineTests {
         #expect(machine.lease(waiter: 5, now: t0) == .fail(.shutdown))
         #expect(machine.leaseIdle() == nil)
         #expect(machine.release(2, isActive: true, now: t0) == .close(connection: 2))
-        #expect(machine.connected(3) == .close(connection: 3))
+        #expect(machine.connected(3, now: t0) == .close(connection: 3))
         #expect(machine.idleCount == 0 && machine.leasedCount == 0)
     }
 

@@ -29,6 +29,33 @@ struct RedisConnectionPoolTests {
         }
     }
 
+    /// Connections opened for a burst are closed once idle past the idle timeout, down to one; Redis sees
+    /// them go, and the pool serves the next callers.
+    @Test func idleConnectionsAreClosedAfterTheIdleTimeout() async throws {
+        try await withRedisClient(configure: {
+            $0.poolSize = 4
+            $0.idleTimeout = .milliseconds(200)
+        }) { client, server async throws in
+            var held: [RedisConnection] = []
+            for _ in 0..<4 { held.append(try await client.pool.lease()) }
+            for connection in held { client.pool.release(connection) }
+            #expect(client.pool.stats.idle == 4)
+            try await waitUntil("idle connections to be closed", timeout: .seconds(5)) { client.pool.stats.idle == 1 }
+            let admin = try await RedisConnection.connect(configuration: server.configuration())
+            try await waitUntil("Redis to see them go", timeout: .seconds(5)) {
+                let clients = try await admin.send(RedisCommand("CLIENT", "LIST")).string ?? ""
+                return clients.split(separator: "\n").count == 2  // the kept one and ours
+            }
+            await admin.close()
+            let key = uniqueKey("after-idle")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 { group.addTask { try await client.send(RedisCommand("INCR", .string(key))) } }
+                try await group.waitForAll()
+            }
+            #expect(try await client.get(key) == "20")
+        }
+    }
+
     /// With every connection held, a caller gives up with `.poolTimeout` after the lease timeout, and is
     /// served again once a connection comes back.
     @Test func leaseTimesOutWhenAllConnectionsAreHeld() async throws {
