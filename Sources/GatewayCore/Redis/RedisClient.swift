@@ -26,12 +26,7 @@ public final class RedisClient: Sendable {
     /// ``RedisError/server(command:message:)``.
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RedisValue {
-        if command.needsOwnConnection {
-            return try await pool.withConnection { connection throws(RedisError) in
-                try await connection.send(command, timeout: timeout)
-            }
-        }
-        return try await pool.withSharedConnection { connection throws(RedisError) in
+        try await withConnection(shared: !command.needsOwnConnection) { connection throws(RedisError) in
             try await connection.send(command, timeout: timeout)
         }
     }
@@ -47,15 +42,18 @@ public final class RedisClient: Sendable {
     /// `MULTI` … `EXEC` pipeline may share it too; other commands that need their own connection lease one.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RedisValue] {
         let transaction = commands.first?.name == "MULTI" && commands.last?.name == "EXEC"
-            && !commands.dropFirst().dropLast().contains { $0.needsOwnConnection }
-        if !transaction && commands.contains(where: \.needsOwnConnection) {
-            return try await pool.withConnection { connection throws(RedisError) in
-                try await connection.pipeline(commands, timeout: timeout)
-            }
-        }
-        return try await pool.withSharedConnection { connection throws(RedisError) in
+        let inner = transaction ? commands.dropFirst().dropLast() : commands[...]
+        return try await withConnection(shared: !inner.contains(where: \.needsOwnConnection)) { connection throws(RedisError) in
             try await connection.pipeline(commands, timeout: timeout)
         }
+    }
+
+    /// The event loop's shared connection (see ``RedisConnectionPool/withSharedConnection(_:)``), or a
+    /// leased one.
+    private func withConnection<T: Sendable>(
+        shared: Bool, _ body: (RedisConnection) async throws(RedisError) -> T
+    ) async throws(RedisError) -> T {
+        shared ? try await pool.withSharedConnection(body) : try await pool.withConnection(body)
     }
 
     /// Runs the commands as one `MULTI`/`EXEC` transaction and returns `EXEC`'s replies.

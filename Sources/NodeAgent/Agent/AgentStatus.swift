@@ -63,9 +63,9 @@ final class AgentStatusStore: Sendable {
 
     /// Refreshes the gauges that move with time alone (heartbeat age, invalidation lag), and those of the
     /// Redis client's connections.
-    func refreshGauges(redis: RedisConnectionPool? = nil) {
+    func refreshGauges(redis: RedisConnectionPool) {
         metrics.record(current)
-        if let redis { metrics.redisPool.record(redis) }
+        metrics.redisPool.record(redis)
     }
 
     func heartbeatSucceeded(state: NodeState) {
