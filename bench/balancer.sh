@@ -48,15 +48,6 @@ H2_STREAMS="${H2_STREAMS:-10}"      # h2load -m
 FAILOVER="${FAILOVER:-1}"
 FAILOVER_DURATION="${FAILOVER_DURATION:-10}"
 FAILOVER_KILL_AT="${FAILOVER_KILL_AT:-3}"
-# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically. STDLIB=dynamic
-# builds against the shared runtime instead (slower: calls into the runtime, retain and release above all,
-# go through the PLT, and its thread-local reads through __tls_get_addr).
-STDLIB="${STDLIB:-static}"
-case "$STDLIB" in
-  static) BUILD_FLAGS=(-c release --static-swift-stdlib); SCRATCH="${SCRATCH:-.build-static}" ;;
-  dynamic) BUILD_FLAGS=(-c release); SCRATCH="${SCRATCH:-.build-release}" ;;
-  *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
-esac
 export CONNECTIONS FAILOVER_DURATION FAILOVER_KILL_AT
 TPL="$ROOT/bench/balancer"
 
@@ -81,18 +72,18 @@ fi
 NGINX="$(command -v nginx)"
 HAPROXY="$(command -v haproxy)"
 
-# --- build -----------------------------------------------------------------------------------------
+# --- build (bench/lib.sh) -------------------------------------------------------------------------
+source "$ROOT/bench/lib.sh"
 if [ -n "${BALANCER_BIN:-}" ]; then
-  BALANCER="$BALANCER_BIN"
+  BALANCER="$BALANCER_BIN"  # a prebuilt binary (for trying the script); the figures need the deployed build
+  BUILD_DESCRIPTION="prebuilt $BALANCER"
+  [ -x "$BALANCER" ] || { echo "no binary at $BALANCER" >&2; exit 1; }
 else
-  echo "building edge-balancer (release, $STDLIB Swift runtime, scratch $SCRATCH; waits if another build holds the lock)..." >&2
-  swift build "${BUILD_FLAGS[@]}" --product edge-balancer --scratch-path "$SCRATCH" 2>&1 | grep -E "error:|Compiling|Build complete" | tail -3 >&2 || true
-  BALANCER="$(swift build "${BUILD_FLAGS[@]}" --scratch-path "$SCRATCH" --show-bin-path)/edge-balancer"
+  bench_build edge-balancer
+  BALANCER="$BIN"
 fi
-[ -x "$BALANCER" ] || { echo "no edge-balancer binary at $BALANCER" >&2; exit 1; }
 
 # --- processes and cleanup (bench/lib.sh) ----------------------------------------------------------
-source "$ROOT/bench/lib.sh"
 bench_init balancer
 
 fill() {  # template output KEY=VALUE...: replaces @KEY@
@@ -374,7 +365,7 @@ echo
 echo "edge-balancer vs HAProxy $("$HAPROXY" -v | head -1 | awk '{print $3}') and NGINX $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), two backends (single-process NGINX, ${#BODY}-byte body), all on 127.0.0.1"
 echo "h1: wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency (keep-alive); h2c, h2-tls: h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D $DURATION; ${WARMUP}s warm-up before each run; rounds: $ROUNDS (median)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before $LOAD_BEFORE, after $LOAD_AFTER; compiler processes running before/after: $BUSY_BEFORE/$BUSY_AFTER"
-echo "our build: $([ -n "${BALANCER_BIN:-}" ] && echo "prebuilt $BALANCER" || echo "release, $STDLIB Swift runtime ($SCRATCH)")"
+echo "our build: $BUILD_DESCRIPTION"
 echo "TLS (h2load's view): $(awk '!seen[$2]++ { p=$2; $1=""; $2=""; sub(/^ +/, ""); printf "%s %s; ", p, $0 }' "$CIPHERS")"
 echo
 python3 - "$ROWS" "$FAILS" <<'EOF'

@@ -36,15 +36,6 @@ CONNECTIONS="${CONNECTIONS:-50}"
 WRK_THREADS="${WRK_THREADS:-1}"
 ROUNDS="${ROUNDS:-1}"
 CASES="${CASES:-keyless api-key cache-hit}"
-# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically. STDLIB=dynamic
-# builds against the shared runtime instead (slower: calls into the runtime, retain and release above all,
-# go through the PLT, and its thread-local reads through __tls_get_addr).
-STDLIB="${STDLIB:-static}"
-case "$STDLIB" in
-  static) BUILD_FLAGS=(-c release --static-swift-stdlib); SCRATCH="${SCRATCH:-.build-static}" ;;
-  dynamic) BUILD_FLAGS=(-c release); SCRATCH="${SCRATCH:-.build-release}" ;;
-  *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
-esac
 
 # --- tools -----------------------------------------------------------------------------------------
 need=()
@@ -66,18 +57,18 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX="$(command -v nginx)"
 
-# --- build -----------------------------------------------------------------------------------------
+# --- build (bench/lib.sh) -------------------------------------------------------------------------
+source "$ROOT/bench/lib.sh"
 if [ -n "${ENGINE_BIN:-}" ]; then
-  ENGINE="$ENGINE_BIN"  # a prebuilt binary (for trying the script); the figures need the release build
+  ENGINE="$ENGINE_BIN"  # a prebuilt binary (for trying the script); the figures need the deployed build
+  BUILD_DESCRIPTION="prebuilt $ENGINE"
+  [ -x "$ENGINE" ] || { echo "no binary at $ENGINE" >&2; exit 1; }
 else
-  echo "building gateway-engine (release, $STDLIB Swift runtime, scratch $SCRATCH)..." >&2
-  swift build "${BUILD_FLAGS[@]}" --product gateway-engine --scratch-path "$SCRATCH" 2>&1 | grep -E "error:|Build complete" >&2 || true
-  ENGINE="$(swift build "${BUILD_FLAGS[@]}" --scratch-path "$SCRATCH" --show-bin-path)/gateway-engine"
+  bench_build gateway-engine
+  ENGINE="$BIN"
 fi
-[ -x "$ENGINE" ] || { echo "no engine binary at $ENGINE" >&2; exit 1; }
 
 # --- processes and cleanup (bench/lib.sh) ----------------------------------------------------------
-source "$ROOT/bench/lib.sh"
 bench_init engine
 
 REDIS_PORT=$(free_port)
@@ -345,7 +336,7 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "gateway-engine vs NGINX $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $WRK_THREADS thread(s) -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), keep-alive, 127.0.0.1, $ROUNDS round(s)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average before $LOAD_BEFORE, after $LOAD_AFTER"
-echo "our build: $([ -n "${ENGINE_BIN:-}" ] && echo "prebuilt $ENGINE" || echo "release, $STDLIB Swift runtime ($SCRATCH)")"
+echo "our build: $BUILD_DESCRIPTION"
 if [ "$ENGINE_GROUP" = singleton ]; then
   echo "threads: engine eventLoops=0 with NIO_SINGLETON_GROUP_LOOP_COUNT=N (N event loops for everything), NGINX worker_processes N"
 else

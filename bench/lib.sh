@@ -3,6 +3,26 @@
 #
 #   bench_init NAME      makes $TMP (/tmp/gc-bench-NAME.XXXXXX), empties PIDS, sets the EXIT/INT/TERM traps.
 #                        Add every background process's pid to PIDS; KEEP_TMP=1 keeps $TMP for a look.
+#   bench_build PRODUCT  builds PRODUCT as operators deploy it and sets BIN to its path (see below).
+
+# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically, in scratch
+# .build-static. STDLIB=dynamic builds against the shared runtime instead, in .build-release (slower: calls
+# into the runtime, retain and release above all, go through the PLT, and its thread-local reads through
+# __tls_get_addr). SCRATCH overrides the scratch path. Sets BIN and BUILD_DESCRIPTION.
+bench_build() {  # product
+  local flags=(-c release)
+  case "${STDLIB:=static}" in
+    static) flags+=(--static-swift-stdlib); SCRATCH="${SCRATCH:-.build-static}" ;;
+    dynamic) SCRATCH="${SCRATCH:-.build-release}" ;;
+    *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
+  esac
+  flags+=(--scratch-path "$SCRATCH")
+  echo "building $1 (release, $STDLIB Swift runtime, scratch $SCRATCH; waits if another build holds the lock)..." >&2
+  swift build "${flags[@]}" --product "$1" 2>&1 | grep -E "error:|Build (of product .*)?complete" | tail -3 >&2 || true
+  BIN="$(swift build "${flags[@]}" --show-bin-path)/$1"
+  BUILD_DESCRIPTION="release, $STDLIB Swift runtime ($SCRATCH)"
+  [ -x "$BIN" ] || { echo "no $1 binary at $BIN" >&2; exit 1; }
+}
 
 bench_init() {  # name
   TMP="$(mktemp -d "/tmp/gc-bench-$1.XXXXXX")"

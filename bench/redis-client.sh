@@ -19,15 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-STDLIB="${STDLIB:-static}"
-case "$STDLIB" in
-  static) BUILD_FLAGS=(-c release --static-swift-stdlib --scratch-path .build-static) ;;
-  dynamic) BUILD_FLAGS=(-c release --scratch-path .build-release) ;;
-  *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
-esac
-swift build "${BUILD_FLAGS[@]}" --product redis-bench 2>&1 | grep -E "error|Compiling|Build (of product .*)?complete" | tail -3 >&2 || true
-BIN="$(swift build "${BUILD_FLAGS[@]}" --show-bin-path)/redis-bench"
-echo "our build: release, $STDLIB Swift runtime"
+source bench/lib.sh
+bench_build redis-bench
+echo "our build: $BUILD_DESCRIPTION"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DIR=$(mktemp -d)
