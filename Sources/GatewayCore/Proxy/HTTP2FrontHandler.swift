@@ -40,9 +40,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     private var responseTimer = LazyTimer()
 
     init(configuration: ProxyStreamConfiguration, targetWindow: Int) {
-        var configuration = configuration
-        configuration.isHTTP2 = true
-        self.configuration = configuration
+        self.configuration = configuration.isHTTP2 ? configuration : configuration.forHTTP2()
         self.targetWindow = targetWindow
     }
 
@@ -86,10 +84,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let event as NIOHTTP2WindowUpdatedEvent:
-            windowUpdated(event)
-        case let event as StreamClosedEvent:
+        // Several events per stream (created, window updated, closed): the dynamic type is compared before
+        // casting, since a failing `as?` from `Any` costs a search through the runtime's cast paths.
+        let type = ObjectIdentifier(Swift.type(of: event))
+        if type == ObjectIdentifier(StreamClosedEvent.self), let event = event as? StreamClosedEvent {
             if let stream = streams.removeValue(forKey: event.streamID) { stream.closed() }
             if goAwaySent && streams.isEmpty {
                 // NIO reports a stream closed while it writes the stream's last frames (inside a flush):
@@ -98,9 +96,11 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
                     if let context = self.context { self.closeIfDrained(context: context) }
                 }
             }
-        case FrontServerEvent.drain:
+        } else if type == ObjectIdentifier(NIOHTTP2WindowUpdatedEvent.self), let event = event as? NIOHTTP2WindowUpdatedEvent {
+            windowUpdated(event)
+        } else if type == ObjectIdentifier(FrontServerEvent.self), case .drain? = event as? FrontServerEvent {
             drain(context: context)
-        default:
+        } else {
             context.fireUserInboundEventTriggered(event)
         }
     }

@@ -204,8 +204,6 @@ enum FrontPipeline {
     static let initialWindowSize = 1 << 20
 
     static func configureHTTP2(_ sync: ChannelPipeline.SynchronousOperations, limits: ProxyLimits, configuration: ProxyStreamConfiguration) throws {
-        var streamConfiguration = configuration
-        streamConfiguration.isHTTP2 = true
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxConcurrentStreams),
@@ -223,7 +221,7 @@ enum FrontPipeline {
         perStream.streamResetFrameRateLimit.windowLength = .seconds(10)
         try sync.addHandler(
             NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: perStream))
-        try sync.addHandler(HTTP2FrontHandler(configuration: streamConfiguration, targetWindow: initialWindowSize))
+        try sync.addHandler(HTTP2FrontHandler(configuration: configuration, targetWindow: initialWindowSize))
     }
 
     /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.

@@ -25,15 +25,34 @@ protocol ProxyClient: AnyObject {
     func abortResponse()
 }
 
-/// What every ``ProxyStream`` of a front listener shares.
-struct ProxyStreamConfiguration: Sendable {
-    var router: any ProxyRouter
-    var pools: UpstreamPools
-    var limits: ProxyLimits
-    var scheme: String
-    var isHTTP2: Bool
-    var counters: FrontCounters
-    var logger: Logger
+/// What every ``ProxyStream`` of a front listener shares. A class: an HTTP/2 stream takes it with one
+/// retain instead of copying (and retaining) each of its references.
+final class ProxyStreamConfiguration: Sendable {
+    let router: any ProxyRouter
+    let pools: UpstreamPools
+    let limits: ProxyLimits
+    let scheme: String
+    let isHTTP2: Bool
+    let counters: FrontCounters
+    let logger: Logger
+
+    init(
+        router: any ProxyRouter, pools: UpstreamPools, limits: ProxyLimits, scheme: String, isHTTP2: Bool, counters: FrontCounters,
+        logger: Logger
+    ) {
+        self.router = router
+        self.pools = pools
+        self.limits = limits
+        self.scheme = scheme
+        self.isHTTP2 = isHTTP2
+        self.counters = counters
+        self.logger = logger
+    }
+
+    /// The same, for HTTP/2 streams.
+    func forHTTP2() -> ProxyStreamConfiguration {
+        ProxyStreamConfiguration(router: router, pools: pools, limits: limits, scheme: scheme, isHTTP2: true, counters: counters, logger: logger)
+    }
 }
 
 /// Serves the requests of one HTTP/1.1 connection (one at a time) or one HTTP/2 stream: asks the
