@@ -120,6 +120,37 @@ private func body(_ parts: [HTTP1Part]) -> String {
         }
     }
 
+    /// Header names keep the sender's spelling, whether or not they are among the common names the
+    /// parser has as literals.
+    @Test func headerNamesKeepTheirSpelling() throws {
+        let parts = try parse(
+            "GET / HTTP/1.1\r\nHost: a\r\ncontent-type: t\r\ncOnTeNt-LeNgTh: 0\r\nUser-Agent: u\r\nX-Custom-Thing: v\r\nAGE: 1\r\n\r\n")
+        let (head, _) = try #require(requestHead(parts))
+        #expect(head.headers.map(\.name) == ["Host", "content-type", "cOnTeNt-LeNgTh", "User-Agent", "X-Custom-Thing", "AGE"])
+        #expect(head.headers.map(\.value) == ["a", "t", "0", "u", "v", "1"])
+    }
+
+    /// The token-byte bit set is RFC 9110's `tchar` list, byte for byte.
+    @Test func tokenBytesAreTheRFCsList() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for c in UInt8.min...UInt8.max {
+            #expect(HTTP1Parser.isTokenByte(c) == tchar.contains(c), "byte \(c)")
+        }
+    }
+
+    /// A bare CR anywhere in a head is refused, in the start line as in a header line.
+    @Test func refusesBareCarriageReturns() {
+        for text in [
+            "GET /\ra HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\r\n\r\n", "G\rT / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nX\r: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\r\r\n\r\n", "GET / HTTP/1.1\r\n\rX: a\r\n\r\n",
+        ] {
+            #expect(throws: HTTP1ParseError.self, "\(text.debugDescription)") { try parse(text) }
+        }
+        for text in ["HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 200 OK\r\nA: \rb\r\n\r\n"] {
+            #expect(throws: HTTP1ParseError.self, "\(text.debugDescription)") { try parse(text, kind: .response) }
+        }
+    }
+
     /// A head past the limit is refused as soon as the limit is passed, complete or not.
     @Test func refusesHeadsPastTheLimit() {
         let long = "GET / HTTP/1.1\r\nX-Long: " + String(repeating: "a", count: 300) + "\r\n"

@@ -1,6 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Why bytes could not be read as HTTP/1.1. Every case is answered 400, except
 /// ``headTooLarge`` (431 for a request).
 enum HTTP1ParseError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -224,16 +232,16 @@ struct HTTP1Parser {
 
     /// The length of the head at the start of `buffer` up to and including its empty line, if complete.
     static func findEndOfHead(_ buffer: ByteBuffer, from scanned: Int) -> Int? {
-        buffer.withUnsafeReadableBytes { bytes -> Int? in
+        buffer.withUnsafeReadableBytes { raw -> Int? in
+            let bytes = raw.bindMemory(to: UInt8.self)
             let n = bytes.count
             var i = scanned
-            while i < n {
-                if bytes[i] == UInt8(ascii: "\n") {
-                    // "\n\n" or "\n\r\n"
-                    if i + 1 < n && bytes[i + 1] == UInt8(ascii: "\n") { return i + 2 }
-                    if i + 2 < n && bytes[i + 1] == UInt8(ascii: "\r") && bytes[i + 2] == UInt8(ascii: "\n") { return i + 3 }
-                }
-                i += 1
+            // From one LF to the next (memchr is vectorized): a head is a handful of lines.
+            while let lf = firstIndex(of: UInt8(ascii: "\n"), in: i..<n, bytes: bytes) {
+                // "\n\n" or "\n\r\n"
+                if lf + 1 < n && bytes[lf + 1] == UInt8(ascii: "\n") { return lf + 2 }
+                if lf + 2 < n && bytes[lf + 1] == UInt8(ascii: "\r") && bytes[lf + 2] == UInt8(ascii: "\n") { return lf + 3 }
+                i = lf + 1
             }
             return nil
         }
@@ -268,25 +276,25 @@ struct HTTP1Parser {
 
     private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> HTTP1Part {
         var lines = LineReader(bytes: bytes)
-        guard var startLine = try lines.next() else { throw .invalidStartLine }
+        guard var startLine = lines.next() else { throw .invalidStartLine }
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
-        if startLine.isEmpty, kind == .request, let next = try lines.next() { startLine = next }
+        if startLine.isEmpty, kind == .request, let next = lines.next() { startLine = next }
         var headers: [(String, String)] = []
         headers.reserveCapacity(8)
         var framing = Framing()
-        while let line = try lines.next(), !line.isEmpty {
+        while let line = lines.next(), !line.isEmpty {
             let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
             switch framing.note(name: name, value: value, bytes: bytes) {
             case .hopByHop: continue
-            case .keep: headers.append((Self.string(bytes, name), Self.string(bytes, value)))
+            case .keep: headers.append((Self.fieldName(bytes, name), Self.string(bytes, value)))
             case .host:
                 let v = Self.string(bytes, value)
                 if framing.host == nil { framing.host = v }
-                headers.append((Self.string(bytes, name), v))
+                headers.append((Self.fieldName(bytes, name), v))
             case .requestID:
                 let v = Self.string(bytes, value)
                 if framing.requestID == nil { framing.requestID = v }
-                headers.append((Self.string(bytes, name), v))
+                headers.append((Self.fieldName(bytes, name), v))
             }
         }
         if framing.invalidContentLength { throw .invalidContentLength }
@@ -528,12 +536,15 @@ struct HTTP1Parser {
         }
     }
 
-    /// Splits `name: value`; trims the value's surrounding whitespace.
+    /// Splits `name: value`; trims the value's surrounding whitespace. A CR anywhere in the line, like any
+    /// other control character, makes it invalid.
     private static func parseHeaderLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (Range<Int>, Range<Int>) {
-        guard let colon = firstIndex(of: UInt8(ascii: ":"), in: line, bytes: bytes), colon > line.lowerBound else {
+        // The name, up to the colon, in one pass: a byte that is not a token byte ends it, and must be the colon.
+        var colon = line.lowerBound
+        while colon < line.upperBound && isTokenByte(bytes[colon]) { colon += 1 }
+        guard colon < line.upperBound, colon > line.lowerBound, bytes[colon] == UInt8(ascii: ":") else {
             throw .invalidHeader  // also a folded line (it starts with whitespace, which is not a token byte)
         }
-        for i in line.lowerBound..<colon where !isTokenByte(bytes[i]) { throw .invalidHeader }
         var start = colon + 1
         var end = line.upperBound
         while start < end && (bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t")) { start += 1 }
@@ -584,43 +595,39 @@ struct HTTP1Parser {
 
     // MARK: - Bytes
 
-    /// Lines of a head, without their CRLF (or LF). A CR anywhere else is an error.
+    /// Lines of a head, without their CRLF (or LF). A CR anywhere else is left for the line's parser to
+    /// refuse (no start line or header line may hold a control character).
     private struct LineReader {
         let bytes: UnsafeBufferPointer<UInt8>
         var position = 0
 
-        mutating func next() throws(HTTP1ParseError) -> Range<Int>? {
-            guard position < bytes.count else { return nil }
-            var i = position
-            while i < bytes.count && bytes[i] != UInt8(ascii: "\n") { i += 1 }
-            guard i < bytes.count else { return nil }
-            var end = i
+        mutating func next() -> Range<Int>? {
+            guard position < bytes.count, let lf = HTTP1Parser.firstIndex(of: UInt8(ascii: "\n"), in: position..<bytes.count, bytes: bytes)
+            else { return nil }
+            var end = lf
             if end > position && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            for j in position..<end where bytes[j] == UInt8(ascii: "\r") { throw .invalidHeader }
             let line = position..<end
-            position = i + 1
+            position = lf + 1
             return line
         }
     }
 
+    @inline(__always)
     static func isTokenByte(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"),
-            UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"),
-            UInt8(ascii: "~"):
-            return true
-        default: return false
-        }
+        // RFC 9110 §5.6.2 `tchar` (`!#$%&'*+-.^_`|~`, digits, letters) as a bit set over ASCII: bit c of
+        // `low` for c < 64, bit c - 64 of `high` above (HTTP1ParserTests checks it against the list).
+        let low: UInt64 = 0x03FF_6CFA_0000_0000
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+        return c < 64 ? (low >> UInt64(c)) & 1 == 1 : (c < 128 && (high >> UInt64(c - 64)) & 1 == 1)
     }
 
-    private static func firstIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        var i = range.lowerBound
-        while i < range.upperBound {
-            if bytes[i] == byte { return i }
-            i += 1
-        }
-        return nil
+    /// The first `byte` in `bytes[range]` (memchr: vectorized).
+    @inline(__always)
+    static func firstIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !range.isEmpty, let base = bytes.baseAddress,
+            let found = memchr(base + range.lowerBound, Int32(byte), range.count)
+        else { return nil }
+        return UnsafeRawPointer(found) - UnsafeRawPointer(base)
     }
 
     private static func lastIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
@@ -634,6 +641,82 @@ struct HTTP1Parser {
 
     static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// A header name as a `String`: the common ones, spelled as usual or in lower case, are string
+    /// literals (no decoding, no validation, no allocation); others are decoded. The spelling is kept.
+    static func fieldName(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        guard let base = bytes.baseAddress else { return "" }
+        let start = base + range.lowerBound
+        let n = range.count
+        @inline(__always) func eq(_ literal: StaticString) -> Bool { memcmp(start, literal.utf8Start, n) == 0 }
+        switch n {
+        case 3:
+            if eq("Age") { return "Age" }
+            if eq("age") { return "age" }
+        case 4:
+            if eq("Host") { return "Host" }
+            if eq("host") { return "host" }
+            if eq("Date") { return "Date" }
+            if eq("date") { return "date" }
+            if eq("ETag") { return "ETag" }
+            if eq("etag") { return "etag" }
+            if eq("Vary") { return "Vary" }
+            if eq("vary") { return "vary" }
+        case 6:
+            if eq("Accept") { return "Accept" }
+            if eq("accept") { return "accept" }
+            if eq("Server") { return "Server" }
+            if eq("server") { return "server" }
+            if eq("Cookie") { return "Cookie" }
+            if eq("cookie") { return "cookie" }
+            if eq("Origin") { return "Origin" }
+            if eq("origin") { return "origin" }
+        case 7:
+            if eq("Expires") { return "Expires" }
+            if eq("Referer") { return "Referer" }
+            if eq("referer") { return "referer" }
+        case 8:
+            if eq("Location") { return "Location" }
+            if eq("location") { return "location" }
+        case 9:
+            if eq("X-Api-Key") { return "X-Api-Key" }
+            if eq("x-api-key") { return "x-api-key" }
+        case 10:
+            if eq("User-Agent") { return "User-Agent" }
+            if eq("user-agent") { return "user-agent" }
+            if eq("Set-Cookie") { return "Set-Cookie" }
+            if eq("set-cookie") { return "set-cookie" }
+        case 12:
+            if eq("Content-Type") { return "Content-Type" }
+            if eq("content-type") { return "content-type" }
+            if eq("X-Request-ID") { return "X-Request-ID" }
+            if eq("x-request-id") { return "x-request-id" }
+        case 13:
+            if eq("Cache-Control") { return "Cache-Control" }
+            if eq("cache-control") { return "cache-control" }
+            if eq("Last-Modified") { return "Last-Modified" }
+            if eq("last-modified") { return "last-modified" }
+            if eq("Authorization") { return "Authorization" }
+            if eq("authorization") { return "authorization" }
+            if eq("Accept-Ranges") { return "Accept-Ranges" }
+            if eq("If-None-Match") { return "If-None-Match" }
+        case 14:
+            if eq("Content-Length") { return "Content-Length" }
+            if eq("content-length") { return "content-length" }
+        case 15:
+            if eq("Accept-Encoding") { return "Accept-Encoding" }
+            if eq("accept-encoding") { return "accept-encoding" }
+            if eq("Accept-Language") { return "Accept-Language" }
+            if eq("accept-language") { return "accept-language" }
+            if eq("X-Forwarded-For") { return "X-Forwarded-For" }
+            if eq("x-forwarded-for") { return "x-forwarded-for" }
+        case 16:
+            if eq("Content-Encoding") { return "Content-Encoding" }
+            if eq("content-encoding") { return "content-encoding" }
+        default: break
+        }
+        return string(bytes, range)
     }
 
     /// Whether `bytes[range]`, lower-cased (ASCII), equals `lowercased`.
