@@ -26,7 +26,8 @@
 #   BALANCER_BIN=path/to/edge-balancer bench/balancer.sh   (skip the build)
 #   STDLIB=dynamic bench/balancer.sh               (link the Swift runtime dynamically; by default the build
 #                                                  is the one scripts/install.sh deploys: release,
-#                                                  --static-swift-stdlib)
+#                                                  --static-swift-stdlib, run-time exclusivity checks off)
+#   EXCLUSIVITY=checked bench/balancer.sh          (keep the run-time exclusivity checks)
 #   PERF_DIR=/tmp/perf bench/balancer.sh           (also `perf record -g` our measured runs)
 #   CASES="h1" FAILOVER=0 bench/balancer.sh        (only some cases, no failover run: for quick comparisons)
 #

@@ -18,7 +18,9 @@
 #   ENGINE_BIN=path/to/gateway-engine bench/engine.sh   (skip the build; only for trying the script)
 #   STDLIB=dynamic bench/engine.sh                      (link the Swift runtime dynamically; by default the
 #                                                        build is the one scripts/install.sh deploys:
-#                                                        release, --static-swift-stdlib)
+#                                                        release, --static-swift-stdlib, run-time
+#                                                        exclusivity checks off)
+#   EXCLUSIVITY=checked bench/engine.sh                 (keep the run-time exclusivity checks)
 #   ENGINE_GROUP=own bench/engine.sh                    (engine eventLoops=N + the default singleton group; see start_engine)
 #   PERF_DIR=/tmp/perf bench/engine.sh                  (also `perf record -g` our engine in each measured run)
 #   CASES="keyless cache-hit" bench/engine.sh           (only some cases: for quick comparisons)

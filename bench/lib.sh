@@ -5,22 +5,36 @@
 #                        Add every background process's pid to PIDS; KEEP_TMP=1 keeps $TMP for a look.
 #   bench_build PRODUCT  builds PRODUCT as operators deploy it and sets BIN to its path (see below).
 
-# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically, in scratch
-# .build-static. STDLIB=dynamic builds against the shared runtime instead, in .build-release (slower: calls
-# into the runtime, retain and release above all, go through the PLT, and its thread-local reads through
-# __tls_get_addr). SCRATCH overrides the scratch path. Sets BIN and BUILD_DESCRIPTION.
+# The build operators deploy (scripts/install.sh): release, Swift runtime linked statically, run-time
+# exclusivity checks off, in scratch .build-unchecked. EXCLUSIVITY=checked keeps the run-time exclusivity
+# checks (install.sh --exclusivity-checks), in .build-static. STDLIB=dynamic builds against the shared
+# runtime instead, in .build-release-unchecked or .build-release (slower: calls into the runtime, retain and
+# release above all, go through the PLT, and its thread-local reads through __tls_get_addr). SCRATCH
+# overrides the scratch path. Sets BIN and BUILD_DESCRIPTION.
 bench_build() {  # product
   local flags=(-c release)
+  case "${EXCLUSIVITY:=unchecked}" in
+    unchecked) flags+=(-Xswiftc -enforce-exclusivity=unchecked) ;;
+    checked) ;;
+    *) echo "EXCLUSIVITY must be unchecked or checked, not '$EXCLUSIVITY'" >&2; exit 2 ;;
+  esac
   case "${STDLIB:=static}" in
-    static) flags+=(--static-swift-stdlib); SCRATCH="${SCRATCH:-.build-static}" ;;
-    dynamic) SCRATCH="${SCRATCH:-.build-release}" ;;
+    static) flags+=(--static-swift-stdlib) ;;
+    dynamic) ;;
     *) echo "STDLIB must be static or dynamic, not '$STDLIB'" >&2; exit 2 ;;
   esac
+  case "$STDLIB/$EXCLUSIVITY" in
+    static/unchecked) SCRATCH="${SCRATCH:-.build-unchecked}" ;;
+    static/checked) SCRATCH="${SCRATCH:-.build-static}" ;;
+    dynamic/unchecked) SCRATCH="${SCRATCH:-.build-release-unchecked}" ;;
+    dynamic/checked) SCRATCH="${SCRATCH:-.build-release}" ;;
+  esac
   flags+=(--scratch-path "$SCRATCH")
-  echo "building $1 (release, $STDLIB Swift runtime, scratch $SCRATCH; waits if another build holds the lock)..." >&2
+  echo "building $1 (release, $STDLIB Swift runtime, exclusivity $EXCLUSIVITY at run time, scratch $SCRATCH; waits if another build holds the lock)..." >&2
   swift build "${flags[@]}" --product "$1" 2>&1 | grep -E "error:|Build (of product .*)?complete" | tail -3 >&2 || true
   BIN="$(swift build "${flags[@]}" --show-bin-path)/$1"
-  BUILD_DESCRIPTION="release, $STDLIB Swift runtime ($SCRATCH)"
+  local checks="off"; [ "$EXCLUSIVITY" = checked ] && checks="on"
+  BUILD_DESCRIPTION="release, $STDLIB Swift runtime, run-time exclusivity checks $checks ($SCRATCH)"
   [ -x "$BIN" ] || { echo "no $1 binary at $BIN" >&2; exit 1; }
 }
 

@@ -5,6 +5,8 @@
 #   bench/redis-client.sh [requests]      (default 500000 per case)
 #   STDLIB=dynamic bench/redis-client.sh  (Swift runtime linked dynamically; by default statically, as
 #                                          scripts/install.sh builds the services)
+#   EXCLUSIVITY=checked bench/redis-client.sh  (keep the run-time exclusivity checks, which
+#                                          scripts/install.sh leaves out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
