@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// The live state of one node that requests update as they run: requests in flight and the latency
@@ -34,8 +35,8 @@ final class NodeLoad: Sendable {
     }
 
     /// Records one response time.
-    func observe(_ responseTime: Duration, at now: Instant) {
-        let seconds = responseTime.seconds
+    func observe(_ responseTime: TimeAmount, at now: Instant) {
+        let seconds = Double(responseTime.nanoseconds) / 1e9
         estimator.withLock { $0.observe(seconds, at: now) }
     }
 }

@@ -85,7 +85,7 @@ final class BalancerRouter: ProxyRouter {
         return plan(for: request, on: candidate, record: record)
     }
 
-    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {
         let record = request.annotations.attachment as? RequestRecord
         if record != nil {
             request.annotations.attachment = nil
@@ -134,7 +134,7 @@ final class BalancerRouter: ProxyRouter {
         if attempt.finish() { load.requestFinished() }
         if let ttfb = outcome.timeToFirstByte {
             load.observe(ttfb, at: now)
-            load.metrics.responseTime.recordNanoseconds(ttfb.nanosecondsClamped)
+            load.metrics.responseTime.recordNanoseconds(ttfb.nanoseconds)
         } else if outcome.failure == .responseTimeout || outcome.failure == .connectTimeout {
             load.observe(outcome.total, at: now)  // a timeout is at least this slow
         }
@@ -160,8 +160,8 @@ final class BalancerRouter: ProxyRouter {
     }
 
     /// Milliseconds with microsecond precision, for logs.
-    static func milliseconds(_ duration: Duration) -> String {
-        let micros = duration.nanosecondsClamped / 1000
+    static func milliseconds(_ duration: TimeAmount) -> String {
+        let micros = duration.nanoseconds / 1000
         let fraction = String(micros % 1000)
         return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import GatewayCore
 import Metrics
+import NIOCore
 import NIOHTTP1
 
 /// Every metric the balancer reports, created once and kept: per-node metrics live in
@@ -55,18 +56,8 @@ final class BalancerMetrics: Sendable {
         activeStreams = Gauge(label: "balancer_active_streams")
     }
 
-    func request(status: HTTPResponseStatus, duration: Duration) {
+    func request(status: HTTPResponseStatus, duration: TimeAmount) {
         requestsByClass[StatusClass(status).index].increment()
-        requestDuration.recordNanoseconds(duration.nanosecondsClamped)
-    }
-}
-
-extension Duration {
-    /// Nanoseconds, clamped to `Int64`.
-    var nanosecondsClamped: Int64 {
-        let c = components
-        let (ns, overflow) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return c.seconds > 0 ? .max : .min }
-        return ns &+ c.attoseconds / 1_000_000_000
+        requestDuration.recordNanoseconds(duration.nanoseconds)
     }
 }

@@ -443,9 +443,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     /// Tells the plan's `onComplete` how the attempt in progress ended (nothing without a plan).
     private func report(_ exchange: Exchange, failure: ProxyOutcome.Failure?) {
         guard let onComplete = exchange.plan?.onComplete, let target = exchange.plan?.target else { return }
-        let ttfb: Duration? = {
+        let ttfb: TimeAmount? = {
             guard let sent = exchange.requestSentAt, let first = exchange.firstByteAt else { return nil }
-            return .nanoseconds((first - sent).nanoseconds)
+            return first - sent
         }()
         onComplete(ProxyOutcome(
             target: target, status: exchange.responseStatus, failure: failure, timeToFirstByte: ttfb,
@@ -502,8 +502,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         client.sendResponseEnd(close: exchange.closeAfterResponse)
     }
 
-    static func since(_ start: NIODeadline) -> Duration {
-        .nanoseconds((NIODeadline.now() - start).nanoseconds)
+    static func since(_ start: NIODeadline) -> TimeAmount {
+        NIODeadline.now() - start
     }
 }
 

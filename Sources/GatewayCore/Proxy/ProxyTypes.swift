@@ -84,10 +84,11 @@ public struct ProxyOutcome: Sendable {
     /// The response status, if a response head arrived.
     public var status: HTTPResponseStatus?
     public var failure: Failure?
-    /// From sending the request head to receiving the response head.
-    public var timeToFirstByte: Duration?
+    /// From sending the request head to receiving the response head. (`TimeAmount`, as every duration
+    /// of the data plane: Int64 nanoseconds, where `Duration` would be 128-bit arithmetic per request.)
+    public var timeToFirstByte: TimeAmount?
     /// From the decision to the end of the response.
-    public var total: Duration
+    public var total: TimeAmount
     /// Whether the response head had been relayed to the client before a failure.
     public var responseStarted: Bool
 }
@@ -111,12 +112,12 @@ public protocol ProxyRouter: Sendable {
 
     /// Called once per request when its response is finished (or the client went away), for access
     /// logs and metrics.
-    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration)
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount)
 }
 
 extension ProxyRouter {
     public func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? { nil }
-    public func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {}
+    public func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {}
 }
 
 /// A request as the router sees it.

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOCore
 import NIOHTTP1
 
@@ -27,7 +28,7 @@ struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     init(apiID: String, method: String, host: String, uri: String, headers: HTTPHeaders, policy: CachePolicy) {
         let path: String
         let query: String
-        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+        if let q = uri.firstUTF8Index(of: UInt8(ascii: "?")) {
             path = String(uri[..<q])
             query = String(uri[uri.utf8.index(after: q)...])
         } else {

@@ -1,6 +1,7 @@
 import GatewayCore
 import Metrics
 import NIOConcurrencyHelpers
+import NIOCore
 import Synchronization
 
 /// The engine's metrics, created once and cached by their few dimensions (API id, status class,
@@ -70,11 +71,11 @@ final class EngineMetrics: Sendable {
 
     var inFlight: Int { max(0, inFlightCount.load(ordering: .relaxed)) }
 
-    func requestFinished(_ api: API, status: Int, duration: Duration) {
+    func requestFinished(_ api: API, status: Int, duration: TimeAmount) {
         inFlightGauge.record(max(0, inFlightCount.subtract(1, ordering: .relaxed).newValue))
         api.requests[(1...5).contains(status / 100) ? status / 100 - 1 : 5].increment()
         api.latency.recordNanoseconds(duration.nanoseconds)
-        let ms = duration.seconds * 1000
+        let ms = Double(duration.nanoseconds) / 1_000_000
         window.withLockedValue { w in
             w.samples[w.next] = ms
             w.next = (w.next + 1) % w.samples.count
@@ -84,7 +85,7 @@ final class EngineMetrics: Sendable {
         }
     }
 
-    func backendResponded(_ api: API, duration: Duration) {
+    func backendResponded(_ api: API, duration: TimeAmount) {
         api.backendLatency.recordNanoseconds(duration.nanoseconds)
     }
 

@@ -220,7 +220,7 @@ final class EngineRouter: ProxyRouter {
             tried.insert(index)
             let head = upstreamHead(match, request, url: url)
             let timeouts = match.route.definition.timeouts
-            let started = ContinuousClock.now
+            let started = NIODeadline.now()
             let target = url.target
             let maxBytes = maxCachedResponseBytes
             do {
@@ -230,7 +230,7 @@ final class EngineRouter: ProxyRouter {
                         responseTimeout: .milliseconds(Int64(timeouts.responseMilliseconds)), maxResponseBytes: maxBytes,
                         on: eventLoop)
                 }.get()
-                metrics.backendResponded(metrics.api(match.route.definition.id), duration: ContinuousClock.now - started)
+                metrics.backendResponded(metrics.api(match.route.definition.id), duration: NIODeadline.now() - started)
                 var headers = response.headers
                 HopByHop.strip(&headers)
                 headers.remove(name: "Content-Length")
@@ -307,7 +307,7 @@ final class EngineRouter: ProxyRouter {
     /// The request target at the backend: the API's forwarded path under the target's base path, and the query.
     private func upstreamURI(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> String {
         let uri = request.head.uri
-        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+        if let q = uri.firstUTF8Index(of: UInt8(ascii: "?")) {
             return match.upstreamPath(for: url) + uri[q...]
         }
         return match.upstreamPath(for: url)
@@ -315,7 +315,7 @@ final class EngineRouter: ProxyRouter {
 
     // MARK: - Completion
 
-    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {
         let api = request.annotations.route ?? "-"
         let apiMetrics = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(api)
         metrics.requestFinished(apiMetrics, status: Int(status.code), duration: duration)
@@ -333,12 +333,12 @@ final class EngineRouter: ProxyRouter {
     // MARK: - Paths
 
     static func path(of uri: String) -> String {
-        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) { return String(uri[..<q]) }
+        if let q = uri.firstUTF8Index(of: UInt8(ascii: "?")) { return String(uri[..<q]) }
         return uri
     }
 
     static func query(of uri: String) -> String {
-        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) { return String(uri[uri.utf8.index(after: q)...]) }
+        if let q = uri.firstUTF8Index(of: UInt8(ascii: "?")) { return String(uri[uri.utf8.index(after: q)...]) }
         return ""
     }
 

@@ -1,4 +1,5 @@
 import GatewayCore
+import NIOCore
 
 @testable import EdgeBalancer
 
@@ -36,7 +37,7 @@ struct LatencySimulation {
             let (time, index, rtt) = pending.remove(at: next)
             now = time
             candidates[index].load.requestFinished()
-            candidates[index].load.observe(rtt, at: now)
+            candidates[index].load.observe(.nanoseconds(Int64((rtt / .nanoseconds(1)).rounded())), at: now)
             if sent < requests { send() }
         }
         return counts

@@ -130,6 +130,26 @@ private func body(_ parts: [HTTP1Part]) -> String {
         #expect(head.headers.map(\.value) == ["a", "t", "0", "u", "v", "1"])
     }
 
+    /// Field values are checked eight bytes at a time: every byte value at every position of values of
+    /// every length up to 24 gets the byte-by-byte answer.
+    @Test func fieldValueCheckMatchesTheByteRule() {
+        var wrong: [String] = []
+        for length in 1...24 {
+            for position in 0..<length {
+                for c in UInt8.min...UInt8.max {
+                    var value = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    value[position] = c
+                    let valid = value.withUnsafeBufferPointer { HTTP1Parser.isValidFieldValue(0..<length, bytes: $0) }
+                    if valid != ((c >= 0x20 || c == 0x09) && c != 0x7f) { wrong.append("length \(length), byte \(c) at \(position)") }
+                }
+            }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(10))")
+        // Tabs and high bytes (obs-text) are allowed anywhere.
+        let mixed = Array("a\tb\u{00e9}\tcdefghij\t".utf8)
+        #expect(mixed.withUnsafeBufferPointer { HTTP1Parser.isValidFieldValue(0..<mixed.count, bytes: $0) })
+    }
+
     /// The token-byte bit set is RFC 9110's `tchar` list, byte for byte.
     @Test func tokenBytesAreTheRFCsList() {
         let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
