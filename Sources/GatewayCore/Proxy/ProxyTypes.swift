@@ -111,13 +111,13 @@ public protocol ProxyRouter: Sendable {
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan?
 
     /// Called once per request when its response is finished (or the client went away), for access
-    /// logs and metrics.
+    /// logs and metrics. No default: a router that means to ignore it says so (a default would hide a
+    /// signature that no longer matches).
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount)
 }
 
 extension ProxyRouter {
     public func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? { nil }
-    public func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {}
 }
 
 /// A request as the router sees it.

@@ -24,7 +24,7 @@ import Testing
             return .decided(.forward(plan))
         }
 
-        func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: Duration) {
+        func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {
             completions.withLock { $0 += 1 }
         }
     }

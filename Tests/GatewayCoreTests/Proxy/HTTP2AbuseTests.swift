@@ -16,6 +16,8 @@ private struct ForwardAll: ProxyRouter {
     func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
         .decided(.forward(ForwardPlan(target: target, head: request.head)))
     }
+
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {}
 }
 
 @Suite struct HTTP2AbuseTests {

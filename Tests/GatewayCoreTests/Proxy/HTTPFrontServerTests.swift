@@ -30,6 +30,8 @@ private struct StaticRouter: ProxyRouter {
         plan.target = alternate
         return plan
     }
+
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {}
 }
 
 private func withFront(

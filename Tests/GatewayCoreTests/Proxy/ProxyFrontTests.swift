@@ -26,6 +26,8 @@ private struct TwoBackendRouter: ProxyRouter {
         plan.responseTimeout = slow ? .milliseconds(300) : .seconds(5)
         return .decided(.forward(plan))
     }
+
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {}
 }
 
 private func withH2Front(

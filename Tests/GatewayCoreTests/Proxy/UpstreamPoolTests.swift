@@ -36,6 +36,8 @@ private struct ForwardRouter: ProxyRouter {
         }
         return plan
     }
+
+    func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {}
 }
 
 /// Runs a proxy front on one event loop with upstream pools configured by `configure`.
