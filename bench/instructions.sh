@@ -75,9 +75,15 @@ nginx -p "$TMP/backend" -c "$TMP/backend/nginx.conf" >"$TMP/backend/stdout.log" 
 PIDS+=($!)
 wait_http "http://127.0.0.1:$BACKEND_PORT/" 200 "$TMP/backend/error.log"
 
-# The peer NGINX of bench/engine.sh, as one process (no master) so callgrind follows the worker.
-mkdir -p "$TMP/peer"
-cat >"$TMP/peer/nginx.conf" <<EOF
+cat >"$TMP/apis.yaml" <<EOF
+apis:
+  - {id: bench-keyless, name: Bench keyless, listen_path: /keyless, strip_listen_path: true,
+     targets: [{url: "http://127.0.0.1:$BACKEND_PORT"}], auth: {mode: keyless}}
+EOF
+
+write_peer_nginx() {  # the peer NGINX of bench/engine.sh, one process (no master) so callgrind follows the worker
+  mkdir -p "$TMP/peer"
+  cat >"$TMP/peer/nginx.conf" <<EOF
 $USER_LINE
 worker_processes 1; daemon off; master_process off; pid $TMP/peer/nginx.pid; error_log $TMP/peer/error.log warn;
 events { worker_connections 4096; multi_accept on; }
@@ -91,12 +97,7 @@ http { access_log off; client_body_temp_path $TMP/peer/cb; proxy_temp_path $TMP/
     add_header X-Request-ID \$request_id always;
     location /keyless/ { proxy_pass http://backend/; } } }
 EOF
-
-cat >"$TMP/apis.yaml" <<EOF
-apis:
-  - {id: bench-keyless, name: Bench keyless, listen_path: /keyless, strip_listen_path: true,
-     targets: [{url: "http://127.0.0.1:$BACKEND_PORT"}], auth: {mode: keyless}}
-EOF
+}
 
 fill_haproxy() {  # port mode (h1 or h2c)
   local proto=""; [ "$2" = h2c ] && proto=" proto h2"
@@ -109,6 +110,9 @@ fill_haproxy() {  # port mode (h1 or h2c)
       { print }' >"$TMP/haproxy.cfg"
 }
 
+# One event loop for ours (NIO's singleton group reads this; the others ignore it). Exported, not set
+# with env(1): valgrind does not follow an exec into another program.
+export NIO_SINGLETON_GROUP_LOOP_COUNT=1
 CG_PID=""
 start_cg() {  # name url command...: the command under callgrind; waits until url answers
   local name="$1" url="$2"
@@ -117,8 +121,9 @@ start_cg() {  # name url command...: the command under callgrind; waits until ur
   valgrind --tool=callgrind --callgrind-out-file="$TMP/$name.cg" --dump-instr=no --collect-jumps=no "$@" >"$TMP/$name.log" 2>&1 &
   CG_PID=$!
   PIDS+=($CG_PID)
-  wait_http "$url" 200 "$TMP/$name.log" || { for _ in $(seq 200); do curl -sf -o /dev/null --max-time 1 "$url" && break; sleep 0.1; done; }
-  curl -sf -o /dev/null --max-time 5 "$url" || { echo "$name never answered $url" >&2; tail -20 "$TMP/$name.log" >&2; exit 1; }
+  # Up to a minute: startup under callgrind is slow. READY_CURL: curl options for the readiness check.
+  for _ in $(seq 300); do curl -sf -o /dev/null --max-time 1 ${READY_CURL:-} "$url" && break; sleep 0.2; done
+  curl -sf -o /dev/null --max-time 5 ${READY_CURL:-} "$url" || { echo "$name never answered $url" >&2; tail -20 "$TMP/$name.log" >&2; exit 1; }
 }
 
 measure() {  # name url h2load-options...: prints instructions per request (N requests after N to warm up)
@@ -131,27 +136,35 @@ measure() {  # name url h2load-options...: prints instructions per request (N re
   done=$(echo "$out" | awk '/^requests:/ {print $8}')
   [ "$done" = "$N" ] || { echo "$name: $done of $N requests succeeded" >&2; echo "$out" | tail -5 >&2; exit 1; }
   local dump=""
-  for _ in $(seq 100); do dump=$(ls "$TMP/$name.cg".* 2>/dev/null | head -1); [ -n "$dump" ] && grep -q '^summary:' "$dump" && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    dump=$(ls "$TMP/$name.cg".* 2>/dev/null | head -1 || true)
+    [ -n "$dump" ] && grep -q '^summary:' "$dump" && break
+    sleep 0.1
+  done
   stop "$CG_PID"
+  [ -n "$dump" ] || { echo "$name: callgrind wrote no dump" >&2; exit 1; }
   awk -v n="$N" '/^summary:/ {printf "%.0f\n", $2 / n}' "$dump"
 }
 
 printf '%-14s %14s %14s %8s\n' case ours peer ratio
 for case in $CASES; do
+  OURS_PORT=$(free_port); OURS_ADMIN=$(free_port); PEER_PORT=$(free_port)  # fresh ports: nothing waits for the last case's to be released
   case $case in
     engine-h1)
-      start_cg ours "http://127.0.0.1:$OURS_PORT/keyless/" env NIO_SINGLETON_GROUP_LOOP_COUNT=1 "$TMP/gateway-engine" \
+      start_cg ours "http://127.0.0.1:$OURS_PORT/keyless/" "$TMP/gateway-engine" \
         --set "redis.url=redis://127.0.0.1:$REDIS_PORT" --set "admin.token=$ADMIN_TOKEN" --set "admin.port=$OURS_ADMIN" \
         --set listen.host=127.0.0.1 --set "listen.port=$OURS_PORT" --set "apis.seedFile=$TMP/apis.yaml" --set apis.seedMode=overwrite \
         --set log.access=false --set log.level=warning --set eventLoops=0
       ours=$(measure ours "http://127.0.0.1:$OURS_PORT/keyless/" --h1 -c50)
+      write_peer_nginx
       start_cg peer "http://127.0.0.1:$PEER_PORT/keyless/" nginx -p "$TMP/peer" -c "$TMP/peer/nginx.conf"
       peer=$(measure peer "http://127.0.0.1:$PEER_PORT/keyless/" --h1 -c50)
       ;;
     balancer-h1 | balancer-h2c)
       mode=${case#balancer-}
-      opts=(--h1 -c50); [ "$mode" = h2c ] && opts=(-c10 -m10)
-      start_cg ours "http://127.0.0.1:$OURS_PORT/x" env NIO_SINGLETON_GROUP_LOOP_COUNT=1 "$TMP/edge-balancer" \
+      opts=(--h1 -c50); READY_CURL=""
+      if [ "$mode" = h2c ]; then opts=(-c10 -m10); READY_CURL="--http2-prior-knowledge"; fi
+      start_cg ours "http://127.0.0.1:$OURS_PORT/x" "$TMP/edge-balancer" \
         --set "admin.token=$ADMIN_TOKEN" --set "admin.port=$OURS_ADMIN" --set listen.host=127.0.0.1 --set "listen.port=$OURS_PORT" \
         --set discovery.redis=false --set "nodes.static=id=b1,host=127.0.0.1,port=$BACKEND_PORT" --set policy=round_robin \
         --set "health.path=$HEALTH_PATH" --set log.level=warning --set accessLog.level=off
