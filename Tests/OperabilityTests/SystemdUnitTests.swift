@@ -151,6 +151,25 @@ struct SystemdUnitTests {
         #expect(try String(contentsOfFile: tokenPath, encoding: .utf8) == token)
     }
 
+    /// The release build install.sh runs: the Swift runtime linked statically and no run-time exclusivity
+    /// checks, unless asked for (the benchmarks build the same way; docs/operations.md, "Building").
+    @Test func installScriptBuildFlags() async throws {
+        let script = PackageRoot.path + "/scripts/install.sh"
+        let plain = try await ServiceProcess.run("/bin/bash", [script, "--destdir", "/nonexistent-stage", "--dry-run"])
+        #expect(plain.status == 0, "install.sh --dry-run:\n\(plain.output)")
+        let builds = plain.output.split(separator: "\n").filter { $0.contains("swift build") && $0.contains("--product") }
+        #expect(builds.count == 4, "\(plain.output)")
+        for line in builds {
+            #expect(line.contains("-c release") && line.contains("--static-swift-stdlib") && line.contains("-Xswiftc -enforce-exclusivity=unchecked"), "\(line)")
+        }
+        let checked = try await ServiceProcess.run("/bin/bash", [script, "--destdir", "/nonexistent-stage", "--dry-run", "--exclusivity-checks"])
+        #expect(checked.status == 0, "install.sh --dry-run --exclusivity-checks:\n\(checked.output)")
+        #expect(checked.output.contains("swift build") && !checked.output.contains("enforce-exclusivity"), "\(checked.output)")
+        // The benchmarks' default build passes the same flag.
+        let lib = try String(contentsOfFile: PackageRoot.path + "/bench/lib.sh", encoding: .utf8)
+        #expect(lib.contains("-Xswiftc -enforce-exclusivity=unchecked"))
+    }
+
     // MARK: Helpers
 
     static func unitPath(_ service: ServiceBinary) -> String {
