@@ -69,6 +69,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     private var bodyPaused = false
     private var readPending = false
     private var processScheduled = false
+    private var flushScheduled = false
     private var drainRequested = false
     /// Which clock ``deadline`` belongs to.
     private enum Clock {
@@ -155,7 +156,18 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     func flushResponse() {
         guard let context else { return }
         writeOutbound(context)
-        context.flush()
+        flushAtEndOfTick(context)
+    }
+
+    /// Flushes once the event loop has handled every ready socket of this turn: the responses of one turn
+    /// reach a client together, so it is woken once for them, not once per response.
+    private func flushAtEndOfTick(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     func sendResponseEnd(close: Bool) {
@@ -170,7 +182,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             return
         }
         writeOutbound(context)
-        context.flush()
+        flushAtEndOfTick(context)
         state = .awaitingHead
         arm(after: limits.idleTimeout, .idle)
         if input.readableBytes > 0 {

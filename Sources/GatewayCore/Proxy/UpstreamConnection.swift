@@ -192,6 +192,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
     /// The last such buffer, reused for the next request once the socket has taken it.
     private var headBuffers = ReusableBuffer()
     private var requestChunked = false
+    private var flushScheduled = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -254,7 +255,14 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(buffer), promise: nil)
             headBuffers.keep(buffer)
         }
-        context.flush()
+        // Once the event loop has handled every ready socket of this turn: the requests of one turn reach
+        // the backend together, so it is woken once for them.
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     // MARK: Responses
