@@ -108,7 +108,7 @@ private struct ForwardAll: ProxyRouter {
     /// the stream in flight still gets its whole answer, and then the connection closes.
     @Test func gracefulShutdownSendsGoAwayAndFinishesTheStream() async throws {
         let backend = try await TestHTTPBackend.start(name: "b")
-        backend.setDelay(.milliseconds(800))
+        backend.setDelay(.seconds(2))  // the GOAWAY must come first even when a busy machine is slow to shut down
         let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
         let logger = Logger(label: "test")
         let server = HTTPFrontServer(
