@@ -20,7 +20,7 @@ import NIOHTTP1
 ///   output side closes after the answer and the rest of the input is read and dropped until the client
 ///   closes or ``lingerTimeout`` passes, so the close does not reset the connection before the client
 ///   reads the answer.
-final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
+final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -69,7 +69,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     private var bodyPaused = false
     private var readPending = false
     private var processScheduled = false
-    private var flushScheduled = false
+    var tickFlushQueued = false
     private var drainRequested = false
     /// Which clock ``deadline`` belongs to.
     private enum Clock {
@@ -156,18 +156,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
     func flushResponse() {
         guard let context else { return }
         writeOutbound(context)
-        flushAtEndOfTick(context)
+        flushAtEndOfTick(on: context.eventLoop)
     }
 
-    /// Flushes once the event loop has handled every ready socket of this turn: the responses of one turn
-    /// reach a client together, so it is woken once for them, not once per response.
-    private func flushAtEndOfTick(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            self.flushScheduled = false
-            self.context?.flush()
-        }
+    func flushQueuedWrites() {
+        context?.flush()
     }
 
     func sendResponseEnd(close: Bool) {
@@ -182,7 +175,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient {
             return
         }
         writeOutbound(context)
-        flushAtEndOfTick(context)
+        flushAtEndOfTick(on: context.eventLoop)
         state = .awaitingHead
         arm(after: limits.idleTimeout, .idle)
         if input.readableBytes > 0 {

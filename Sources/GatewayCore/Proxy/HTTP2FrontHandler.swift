@@ -16,7 +16,7 @@ import Synchronization
 ///   exhausted stops reading its backend response.
 /// - Graceful shutdown: GOAWAY naming the last stream accepted, then a close when the open streams have
 ///   finished.
-final class HTTP2FrontHandler: ChannelDuplexHandler {
+final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -35,7 +35,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     /// Whether frames were written since the last flush.
     private var needsFlush = false
     /// Whether a flush is scheduled for the end of this event-loop tick.
-    private var flushScheduled = false
+    var tickFlushQueued = false
     /// One response-timeout timer for all streams.
     private var responseTimer = LazyTimer()
 
@@ -280,12 +280,12 @@ final class HTTP2FrontHandler: ChannelDuplexHandler {
     /// Flushes once the event loop has handled the I/O of this tick: the responses that many streams'
     /// backends delivered together go out in one write.
     func scheduleFlush() {
-        guard needsFlush, !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            self.flushScheduled = false
-            self.flushIfNeeded()
-        }
+        guard needsFlush, let context else { return }
+        flushAtEndOfTick(on: context.eventLoop)
+    }
+
+    func flushQueuedWrites() {
+        flushIfNeeded()
     }
 
     // MARK: - Response timeouts

@@ -170,7 +170,7 @@ struct PausableReads {
 
 /// An HTTP/1.1 connection to a backend: writes requests as bytes and parses responses with
 /// ``HTTP1Parser``, relaying parts to the connection's exchange without a codec handler per direction.
-final class UpstreamHTTP1Handler: ChannelDuplexHandler {
+final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -192,7 +192,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
     /// The last such buffer, reused for the next request once the socket has taken it.
     private var headBuffers = ReusableBuffer()
     private var requestChunked = false
-    private var flushScheduled = false
+    var tickFlushQueued = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -255,14 +255,11 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(buffer), promise: nil)
             headBuffers.keep(buffer)
         }
-        // Once the event loop has handled every ready socket of this turn: the requests of one turn reach
-        // the backend together, so it is woken once for them.
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            self.flushScheduled = false
-            self.context?.flush()
-        }
+        flushAtEndOfTick(on: context.eventLoop)
+    }
+
+    func flushQueuedWrites() {
+        context?.flush()
     }
 
     // MARK: Responses

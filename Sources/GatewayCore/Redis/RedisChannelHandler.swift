@@ -26,7 +26,7 @@ struct RedisRequest: Sendable {
 /// unparseable, the order is lost and the connection cannot be trusted again.
 ///
 /// In pub/sub mode every reply is handed to `onPush` instead.
-final class RedisChannelHandler: ChannelDuplexHandler {
+final class RedisChannelHandler: ChannelDuplexHandler, TickFlushing {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
@@ -57,7 +57,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var timerAt: NIODeadline?
     private var context: ChannelHandlerContext?
     /// Whether a flush is queued behind the event loop's pending tasks.
-    private var flushQueued = false
+    var tickFlushQueued = false
 
     init(address: String, maxReplyBytes: Int) {
         self.reader = RESPReader(maxReplyBytes: maxReplyBytes)
@@ -99,12 +99,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// tasks send in one turn of the loop (one per request, on a shared connection) leave in one write,
     /// and Redis answers them with one read and one write too.
     func flush(context: ChannelHandlerContext) {
-        guard !flushQueued else { return }
-        flushQueued = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            flushQueued = false
-            self.context?.flush()
-        }
+        flushAtEndOfTick(on: context.eventLoop)
+    }
+
+    func flushQueuedWrites() {
+        context?.flush()
     }
 
     // MARK: Inbound

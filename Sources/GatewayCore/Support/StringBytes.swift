@@ -6,14 +6,22 @@ import Musl
 import Darwin
 #endif
 
+extension UnsafeBufferPointer<UInt8> {
+    /// The index of the first `byte` in `self[range]`, found with memchr (vectorized).
+    @inline(__always)
+    func firstIndex(of byte: UInt8, in range: Range<Int>) -> Int? {
+        guard !range.isEmpty, let base = baseAddress, let found = memchr(base + range.lowerBound, Int32(byte), range.count) else { return nil }
+        return UnsafeRawPointer(found) - UnsafeRawPointer(base)
+    }
+}
+
 extension String {
     /// The index of the first `byte` in the UTF-8 view, found with memchr over the contiguous bytes (the
     /// generic `utf8.firstIndex(of:)` steps through the view's indices one at a time).
     public func firstUTF8Index(of byte: UInt8) -> String.Index? {
-        let offset: Int? = utf8.withContiguousStorageIfAvailable { bytes in
-            guard let base = bytes.baseAddress, let found = memchr(base, Int32(byte), bytes.count) else { return nil }
-            return UnsafeRawPointer(found) - UnsafeRawPointer(base)
-        } ?? utf8.firstIndex(of: byte).map { utf8.distance(from: utf8.startIndex, to: $0) }
-        return offset.map { utf8.index(utf8.startIndex, offsetBy: $0) }
+        if let offset = utf8.withContiguousStorageIfAvailable({ $0.firstIndex(of: byte, in: 0..<$0.count) }) {
+            return offset.map { utf8.index(utf8.startIndex, offsetBy: $0) }
+        }
+        return utf8.firstIndex(of: byte)
     }
 }

@@ -237,7 +237,7 @@ struct HTTP1Parser {
             let n = bytes.count
             var i = scanned
             // From one LF to the next (memchr is vectorized): a head is a handful of lines.
-            while let lf = firstIndex(of: UInt8(ascii: "\n"), in: i..<n, bytes: bytes) {
+            while let lf = bytes.firstIndex(of: UInt8(ascii: "\n"), in: i..<n) {
                 // "\n\n" or "\n\r\n"
                 if lf + 1 < n && bytes[lf + 1] == UInt8(ascii: "\n") { return lf + 2 }
                 if lf + 2 < n && bytes[lf + 1] == UInt8(ascii: "\r") && bytes[lf + 2] == UInt8(ascii: "\n") { return lf + 3 }
@@ -482,7 +482,7 @@ struct HTTP1Parser {
     private static func parseRequestLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (
         HTTPMethod, String, HTTPVersion
     ) {
-        guard let firstSpace = firstIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), firstSpace > line.lowerBound else {
+        guard let firstSpace = bytes.firstIndex(of: UInt8(ascii: " "), in: line), firstSpace > line.lowerBound else {
             throw .invalidStartLine
         }
         guard let lastSpace = lastIndex(of: UInt8(ascii: " "), in: line, bytes: bytes), lastSpace > firstSpace + 1 else { throw .invalidStartLine }
@@ -629,7 +629,7 @@ struct HTTP1Parser {
         var position = 0
 
         mutating func next() -> Range<Int>? {
-            guard position < bytes.count, let lf = HTTP1Parser.firstIndex(of: UInt8(ascii: "\n"), in: position..<bytes.count, bytes: bytes)
+            guard position < bytes.count, let lf = bytes.firstIndex(of: UInt8(ascii: "\n"), in: position..<bytes.count)
             else { return nil }
             var end = lf
             if end > position && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
@@ -646,15 +646,6 @@ struct HTTP1Parser {
         let low: UInt64 = 0x03FF_6CFA_0000_0000
         let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
         return c < 64 ? (low >> UInt64(c)) & 1 == 1 : (c < 128 && (high >> UInt64(c - 64)) & 1 == 1)
-    }
-
-    /// The first `byte` in `bytes[range]` (memchr: vectorized).
-    @inline(__always)
-    static func firstIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard !range.isEmpty, let base = bytes.baseAddress,
-            let found = memchr(base + range.lowerBound, Int32(byte), range.count)
-        else { return nil }
-        return UnsafeRawPointer(found) - UnsafeRawPointer(base)
     }
 
     private static func lastIndex(of byte: UInt8, in range: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
