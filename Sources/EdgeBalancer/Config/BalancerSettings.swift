@@ -31,7 +31,7 @@ import NIOCore
 /// | `locality.enabled`, `locality.overprovisioningFactor` | `true`, `1.4` | |
 /// | `retry.enabled`, `retry.budgetPercent`, `retry.minPerSecond` | `true`, `20`, `10` | one retry of idempotent requests |
 /// | `upstream.connectTimeout`, `upstream.responseTimeout` | `2s`, `30s` | |
-/// | `upstream.maxIdlePerNode` | `64` | idle keep-alive connections per node and event loop |
+/// | `upstream.maxIdlePerNode` | `64` | idle keep-alive connections kept per node and event loop; more stay open while they are reused, those above it unused for 5 s are closed |
 /// | `upstream.maxConnectionsPerNode` | `1024` | open connections (http1) or concurrent streams (h2c) per node, split evenly over the event loops (at least 1 each); requests past it wait up to `upstream.connectTimeout`, then 503 |
 /// | `upstream.protocol` | `http1` | `http1` (keep-alive pools) or `h2c` (HTTP/2 with prior knowledge, requests multiplexed as streams) |
 /// | `limits.maxConnections`, `limits.maxHeaderBytes`, `limits.maxBodyBytes` | `10000`, `32KiB`, `10MiB` | |

@@ -10,11 +10,16 @@ import NIOPosix
 /// queue: a connection given back goes straight to the first waiter, a closed one lets the first waiter
 /// open a new one, and a waiter still waiting after its connect timeout fails with
 /// ``UpstreamPoolError/connectionLimitReached``.
+///
+/// HTTP/1.1 connections given back stay idle, reused most recently used first; those above
+/// `maxIdlePerTarget` are closed once they stay unused for `surplusIdleTimeout`.
 final class UpstreamLoopPool {
     let eventLoop: any EventLoop
     let configuration: UpstreamPools.Configuration
     let limitPerTarget: Int
     private var targets: [UpstreamAddress: UpstreamTargetPool] = [:]
+    /// The next surplus check, while some target holds more idle connections than `maxIdlePerTarget`.
+    private var surplusCheck: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, configuration: UpstreamPools.Configuration, limitPerTarget: Int) {
         self.eventLoop = eventLoop
@@ -64,6 +69,7 @@ final class UpstreamLoopPool {
     private func takeIdle(from slot: UpstreamTargetPool) -> UpstreamConnection? {
         // Closed idle connections still count until their close is processed (see `closed`).
         while let connection = slot.idle.popLast() {
+            slot.idleLowWater = min(slot.idleLowWater, slot.idle.count)
             if connection.isActive { return connection }
         }
         return nil
@@ -144,11 +150,33 @@ final class UpstreamLoopPool {
             waiter.complete(.success((connection, true)))
             return
         }
-        guard slot.idle.count < configuration.maxIdlePerTarget else {
-            connection.close()
-            return
-        }
         slot.idle.append(connection)
+        if slot.idle.count > configuration.maxIdlePerTarget { scheduleSurplusCheck() }
+    }
+
+    private func scheduleSurplusCheck() {
+        guard surplusCheck == nil else { return }
+        for slot in targets.values { slot.idleLowWater = slot.idle.count }
+        surplusCheck = eventLoop.assumeIsolated().scheduleTask(in: configuration.surplusIdleTimeout) {
+            self.surplusCheck = nil
+            self.closeSurplusIdle()
+        }
+    }
+
+    /// Closes idle connections above `maxIdlePerTarget` that were not used since the last check (the
+    /// longest unused first), and checks again later while any target still has more than that idle.
+    private func closeSurplusIdle() {
+        var surplusLeft = false
+        for slot in targets.values {
+            let unused = min(slot.idleLowWater, slot.idle.count - configuration.maxIdlePerTarget)
+            if unused > 0 {
+                let closing = slot.idle.prefix(unused)
+                slot.idle.removeFirst(unused)
+                for connection in closing { connection.close() }  // `closed` frees their slots
+            }
+            if slot.idle.count > configuration.maxIdlePerTarget { surplusLeft = true }
+        }
+        if surplusLeft { scheduleSurplusCheck() }
     }
 
     /// A connection (or stream) closed: it no longer counts, and the first waiter may open another.
@@ -158,6 +186,7 @@ final class UpstreamLoopPool {
             session.streamClosed()
         } else if let i = slot.idle.firstIndex(where: { $0 === connection }) {
             slot.idle.remove(at: i)
+            if i < slot.idleLowWater { slot.idleLowWater -= 1 }
         }
         slotFreed(slot)
     }
@@ -193,6 +222,8 @@ final class UpstreamLoopPool {
     }
 
     func closeAll() {
+        surplusCheck?.cancel()
+        surplusCheck = nil
         for slot in targets.values {
             let idle = slot.idle
             slot.idle = []

@@ -38,8 +38,14 @@ public struct UpstreamPoolStatistics: Sendable, Hashable {
 /// the effective limit is then the number of loops.
 public final class UpstreamPools: Sendable {
     public struct Configuration: Sendable, Hashable {
-        /// Idle keep-alive connections kept per target and event loop (HTTP/1.1).
+        /// Idle keep-alive connections kept per target and event loop (HTTP/1.1) once a burst is over.
+        /// More may be idle for a while: a connection given back is kept (up to the connection limit),
+        /// and only those above this count that then stay unused for `surplusIdleTimeout` are closed.
+        /// Closing them at once would make a load with more requests in flight than this open and
+        /// close connections all the time (connect, TIME_WAIT) as its concurrency moves around it.
         public var maxIdlePerTarget = 64
+        /// How long connections above `maxIdlePerTarget` may stay unused before they are closed.
+        public var surplusIdleTimeout: TimeAmount = .seconds(5)
         /// Open connections (HTTP/1.1: idle, in use or connecting) or concurrent streams (h2c) per target,
         /// over all event loops; requests past it wait, up to their connect timeout.
         public var maxConnectionsPerTarget = 1024

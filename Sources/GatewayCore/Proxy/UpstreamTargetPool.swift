@@ -39,8 +39,12 @@ final class UpstreamWaiter {
 final class UpstreamTargetPool {
     /// The first target seen at this address (its id names the metrics).
     let target: UpstreamTarget
-    /// Idle keep-alive connections (HTTP/1.1), most recently used last.
+    /// Idle keep-alive connections (HTTP/1.1), most recently used last: the first ones have been
+    /// unused the longest.
     var idle: [UpstreamConnection] = []
+    /// The fewest idle connections since the last surplus check: that many at the front of `idle`
+    /// were not used in between.
+    var idleLowWater = 0
     /// HTTP/2 connections, connecting or open (h2c).
     var sessions: [UpstreamH2Session] = []
     /// What counts against the limit: HTTP/1.1 connections open or connecting (idle included), or h2c

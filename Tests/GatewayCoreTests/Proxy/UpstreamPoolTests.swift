@@ -96,6 +96,37 @@ private func parallelGets(_ url: String, count: Int, maxTime: Int = 10) async th
         await backend.stop()
     }
 
+    /// A burst with more requests in flight than `maxIdlePerTarget` leaves its connections open and
+    /// the next requests reuse them; those above `maxIdlePerTarget` are closed once unused for
+    /// `surplusIdleTimeout` (closing them on release made such a load reconnect all the time).
+    @Test func surplusIdleConnectionsOutlastABurstThenClose() async throws {
+        let backend = try await TestHTTPBackend.start(name: "burst")
+        backend.setDelay(.milliseconds(200))
+        let router = ForwardRouter(target: .init(host: "127.0.0.1", port: backend.port))
+        let id = "127.0.0.1:\(backend.port)"
+        try await withProxy(router: router, configure: { $0.maxIdlePerTarget = 2; $0.surplusIdleTimeout = .seconds(2) }) { port, pools in
+            let codes = try await parallelGets("http://127.0.0.1:\(port)/burst", count: 8)
+            #expect(codes == Array(repeating: "200", count: 8), "\(codes)")
+            let opened = backend.connections.accepted
+            #expect(opened > 2)
+            #expect(await pools.statistics()[id]?.connections == opened)
+            backend.setDelay(.zero)
+            for _ in 0..<5 {
+                let (_, output) = try await runCurl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/again"])
+                #expect(output == "200")
+            }
+            #expect(backend.connections.accepted == opened)
+            #expect(backend.connections.open == opened)
+            try await waitUntil("surplus idle connections closed", timeout: .seconds(15)) {
+                backend.connections.open == 2
+            }
+            #expect(await pools.statistics()[id]?.connections == 2)
+            #expect(backend.connections.accepted == opened)
+        }
+        #expect(router.failures.withLockedValue { $0 }.isEmpty)
+        await backend.stop()
+    }
+
     /// When the target's connections are all taken by requests it never answers, a request that waits
     /// past its connect timeout gets 503 JSON naming the limit and the request id, reported as
     /// `.poolExhausted`; no further connection is opened.
