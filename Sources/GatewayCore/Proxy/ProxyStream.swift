@@ -162,12 +162,21 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                 return
             }
         }
-        switch configuration.router.decide(request, eventLoop: eventLoop) {
+        let decision = configuration.router.decide(request, eventLoop: eventLoop)
+        switch consume decision {
         case .decided(let decision):
-            decided(exchange, .success(decision))
+            decided(exchange, decision)
         case .pending(let future):
             future.hop(to: eventLoop).assumeIsolated().whenComplete { [self] result in
-                self.decided(exchange, result)
+                switch result {
+                case .success(let decision):
+                    self.decided(exchange, decision)
+                case .failure(let error):
+                    guard exchange === self.exchange, self.client != nil else { return }
+                    self.configuration.logger.error(
+                        "routing failed", metadata: ["request.id": "\(exchange.request.requestID)", "error": "\(error)"])
+                    self.respondLocally(exchange, .error(.internalServerError, "internal error", requestID: exchange.request.requestID))
+                }
             }
         }
     }
@@ -260,17 +269,14 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     // MARK: - Deciding and connecting
 
-    private func decided(_ exchange: Exchange, _ result: consuming Result<ProxyDecision, any Error>) {
+    private func decided(_ exchange: Exchange, _ decision: consuming ProxyDecision) {
         guard exchange === self.exchange, client != nil else { return }
-        switch consume result {
-        case .success(.respond(let response)):
+        switch consume decision {
+        case .respond(let response):
             respondLocally(exchange, response)
-        case .success(.forward(let plan)):
-            exchange.plan = plan
+        case .forward(let plan):
+            exchange.plan = consume plan
             connect(exchange)
-        case .failure(let error):
-            configuration.logger.error("routing failed", metadata: ["request.id": "\(exchange.request.requestID)", "error": "\(error)"])
-            respondLocally(exchange, .error(.internalServerError, "internal error", requestID: exchange.request.requestID))
         }
     }
 

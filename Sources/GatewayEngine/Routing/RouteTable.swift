@@ -157,16 +157,32 @@ final class RouteTable: Sendable {
                 verifier = JWTVerifier(settings: jwt)
             }
         }
-        return APIRoute(definition: definition, balancer: balancer, jwtVerifier: verifier)
+        return APIRoute(definition: definition, balancer: balancer, jwtVerifier: verifier, metrics: previous?.metrics)
     }
 }
 
 /// Listen paths of one host group, matched longest first on segment boundaries.
 private struct PathIndex: Sendable {
-    var prefixes: [String: APIRoute]
+    let prefixes: [String: APIRoute]
+    /// Bit n is set when some listen path is n bytes long (n < 64): a candidate of another length is
+    /// not looked up (no string made, none hashed). Longer listen paths are always looked up.
+    private let lengths: UInt64
+    private let hasLongPrefixes: Bool
 
     init(prefixes: [String: APIRoute]) {
         self.prefixes = prefixes
+        var lengths: UInt64 = 0
+        var hasLong = false
+        for prefix in prefixes.keys {
+            let n = prefix.utf8.count
+            if n < 64 { lengths |= 1 << UInt64(n) } else { hasLong = true }
+        }
+        self.lengths = lengths
+        self.hasLongPrefixes = hasLong
+    }
+
+    private func mayHold(length n: Int) -> Bool {
+        n < 64 ? lengths & (1 << UInt64(n)) != 0 : hasLongPrefixes
     }
 
     /// Tries the path, then each shorter prefix ending at a `/`: `/a/b/c`, `/a/b`, `/a`, `/`. (Byte
@@ -176,13 +192,14 @@ private struct PathIndex: Sendable {
         let bytes = path.utf8
         var end = bytes.endIndex
         while true {
-            let candidate = end == bytes.endIndex ? path : String(path[..<end])
-            if let route = prefixes[candidate] {
-                return RouteMatch(route: route, matchedPrefix: candidate, forwardedPath: forwarded(path, route, prefixEnd: end))
+            let length = bytes.distance(from: bytes.startIndex, to: end)
+            if mayHold(length: length) {
+                let candidate = end == bytes.endIndex ? path : String(path[..<end])
+                if let route = prefixes[candidate] {
+                    return RouteMatch(route: route, matchedPrefix: candidate, forwardedPath: forwarded(path, route, prefixEnd: end))
+                }
             }
-            guard bytes.distance(from: bytes.startIndex, to: end) > 1,
-                let slash = bytes[..<end].lastIndex(of: UInt8(ascii: "/"))
-            else { return nil }
+            guard length > 1, let slash = bytes[..<end].lastIndex(of: UInt8(ascii: "/")) else { return nil }
             end = slash == bytes.startIndex ? bytes.index(after: slash) : slash
         }
     }

@@ -8,6 +8,9 @@ final class TargetBalancer: Sendable {
     let targets: [BackendURL]
     private let state: NIOLockedValueBox<SmoothWeightedRoundRobin<ContinuousClock.Instant>>
     private let now: @Sendable () -> ContinuousClock.Instant
+    /// The only target when there is one with a weight above 0: every pick is it (marked down or not,
+    /// as with several targets all down), so it is returned without the lock or the clock.
+    private let only: (index: Int, url: BackendURL)?
 
     /// - Parameters:
     ///   - targets: the backends, with their weights.
@@ -16,10 +19,12 @@ final class TargetBalancer: Sendable {
         self.targets = targets.map(\.url)
         self.state = NIOLockedValueBox(SmoothWeightedRoundRobin(weights: targets.map(\.weight)))
         self.now = now
+        self.only = targets.count == 1 && targets[0].weight > 0 ? (0, targets[0].url) : nil
     }
 
     /// The next target, or nil if the API has no target with a weight above 0.
     func next() -> (index: Int, url: BackendURL)? {
+        if let only { return only }
         let now = self.now()
         guard let index = state.withLockedValue({ $0.next(now: now) }) else { return nil }
         return (index, targets[index])

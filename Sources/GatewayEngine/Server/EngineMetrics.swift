@@ -55,7 +55,7 @@ final class EngineMetrics: Sendable {
         var errors = 0
     }
 
-    /// The metrics of `api`: made on its first request, then looked up (once per request, by the router).
+    /// The metrics of `api` for a request without a route (each route carries its own, ``APIRoute/metrics``).
     func api(_ id: String) -> API {
         apis.withLockedValue { cache in
             if let api = cache[id] { return api }

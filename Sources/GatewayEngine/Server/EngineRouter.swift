@@ -63,7 +63,7 @@ final class EngineRouter: ProxyRouter {
         // The definition's fields are read in place: a copy of the whole definition retains every one of them.
         let route = match.route
         request.annotations.route = route.definition.id
-        request.annotations.attachment = metrics.api(route.definition.id)
+        request.annotations.attachment = route.metrics
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
             if !cacheable { return .decided(forward(match, request, extraHeaders: [:])) }
@@ -230,7 +230,7 @@ final class EngineRouter: ProxyRouter {
                         responseTimeout: .milliseconds(Int64(timeouts.responseMilliseconds)), maxResponseBytes: maxBytes,
                         on: eventLoop)
                 }.get()
-                metrics.backendResponded(metrics.api(match.route.definition.id), duration: NIODeadline.now() - started)
+                metrics.backendResponded(match.route.metrics, duration: NIODeadline.now() - started)
                 var headers = response.headers
                 HopByHop.strip(&headers)
                 headers.remove(name: "Content-Length")
@@ -276,7 +276,7 @@ final class EngineRouter: ProxyRouter {
         plan.retryable = request.isIdempotent && balancer.targets.count > 1
         let metrics = self.metrics
         let retryAfter = targetRetryAfter
-        let api = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(route.definition.id)
+        let api = route.metrics
         plan.onComplete = { outcome in
             switch outcome.failure {
             case .connectFailed?, .connectTimeout?:

@@ -19,6 +19,26 @@ import Testing
         #expect(id("") == "root")
     }
 
+    /// Listen paths of every length match, those of 64 bytes and more too (candidates are looked up
+    /// only at lengths some listen path has), and lengths count UTF-8 bytes.
+    @Test func listenPathsOfAnyLength() {
+        let long = "/" + String(repeating: "l", count: 70)
+        let exactly63 = "/" + String(repeating: "m", count: 62)
+        let table = RouteTable(definitions: [
+            makeAPI("long", path: long), makeAPI("63", path: exactly63), makeAPI("accent", path: "/caf\u{e9}"),
+            makeAPI("deep", path: "/a/b/c/d"),
+        ])
+        func id(_ path: String) -> String? { table.match(host: nil, path: path)?.route.id }
+        #expect(id(long) == "long")
+        #expect(id(long + "/x/y") == "long")
+        #expect(id(long + "l") == nil)
+        #expect(id(exactly63 + "/z") == "63")
+        #expect(id("/caf\u{e9}/menu") == "accent")
+        #expect(id("/cafe/menu") == nil)
+        #expect(id("/a/b/c/d/e/f") == "deep")
+        #expect(id("/a/b/c") == nil)
+    }
+
     @Test func noMatchWithoutACatchAll() {
         let table = RouteTable(definitions: [makeAPI("api", path: "/api")])
         #expect(table.match(host: nil, path: "/other") == nil)

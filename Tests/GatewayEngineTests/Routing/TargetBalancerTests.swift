@@ -54,5 +54,16 @@ import Testing
     @Test func noWeightedTargetGivesNil() {
         #expect(balancer([0, 0], clock: ManualClock()).next() == nil)
         #expect(balancer([], clock: ManualClock()).next() == nil)
+        #expect(balancer([0], clock: ManualClock()).next() == nil)
+    }
+
+    /// One target (the fast path, no lock): every pick is it, marked down or not, as when all are down.
+    @Test func singleTargetIsAlwaysPicked() {
+        let b = balancer([3], clock: ManualClock())
+        #expect(picks(b, 3) == [0, 0, 0])
+        b.markDown(0, for: .seconds(5))
+        #expect(b.isDown(0))
+        #expect(picks(b, 2) == [0, 0])
+        #expect(b.next()?.url.host == "t0")
     }
 }
