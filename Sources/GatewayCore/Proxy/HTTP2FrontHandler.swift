@@ -163,33 +163,33 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
         for (name, value, _) in block {
             if name.utf8.first == UInt8(ascii: ":") {
                 guard !regularSeen, isValidPseudoHeaderValue(value) else { return nil }
-                switch name {
-                case ":method" where method == nil: method = value
-                case ":path" where path == nil: path = value
-                case ":scheme" where scheme == nil: scheme = value
-                case ":authority" where authority == nil: authority = value
+                switch role(of: name) {
+                case .method where method == nil: method = value
+                case .path where path == nil: path = value
+                case .scheme where scheme == nil: scheme = value
+                case .authority where authority == nil: authority = value
                 default: return nil  // unknown (":protocol", ":status") or repeated
                 }
                 continue
             }
             regularSeen = true
             guard isValidFieldName(name), isValidFieldValue(value) else { return nil }
-            switch name {
-            case "cookie":
+            switch role(of: name) {
+            case .cookie:
                 cookies = cookies.map { $0 + "; " + value } ?? value
                 continue
-            case "host":
+            case .host:
                 if info.host == nil { info.host = value }
-            case "x-request-id":
+            case .requestID:
                 if info.requestID == nil { info.requestID = value }
-            case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host":
+            case .forwarded:
                 info.hasForwardedHeaders = true
-            case "te":
+            case .te:
                 guard value == "trailers" else { return nil }
                 continue  // hop-by-hop: not forwarded
-            case "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection":
+            case .connectionSpecific:
                 return nil
-            default:
+            case .other, .method, .path, .scheme, .authority:
                 break
             }
             headers.append((name, value))
@@ -203,6 +203,39 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
         let head = HTTPRequestHead(
             version: .init(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: path, headers: HTTPHeaders(headers))
         return (head, info)
+    }
+
+    /// What a request field name means to the front.
+    enum FieldRole: Equatable {
+        case method, path, scheme, authority
+        case cookie, host, requestID, forwarded, te, connectionSpecific, other
+    }
+
+    /// The role of a (lower-case) field name, chosen by its length before any comparison: a switch over
+    /// string literals would compare every name with each literal in turn.
+    static func role(of name: String) -> FieldRole {
+        switch name.utf8.count {
+        case 2: return name == "te" ? .te : .other
+        case 4: return name == "host" ? .host : .other
+        case 5: return name == ":path" ? .path : .other
+        case 6: return name == "cookie" ? .cookie : .other
+        case 7:
+            if name == ":method" { return .method }
+            if name == ":scheme" { return .scheme }
+            return name == "upgrade" ? .connectionSpecific : .other
+        case 10:
+            if name == ":authority" { return .authority }
+            return name == "connection" || name == "keep-alive" ? .connectionSpecific : .other
+        case 12: return name == "x-request-id" ? .requestID : .other
+        case 15: return name == "x-forwarded-for" ? .forwarded : .other
+        case 16:
+            if name == "x-forwarded-host" { return .forwarded }
+            return name == "proxy-connection" ? .connectionSpecific : .other
+        case 17:
+            if name == "x-forwarded-proto" { return .forwarded }
+            return name == "transfer-encoding" ? .connectionSpecific : .other
+        default: return .other
+        }
     }
 
     /// A lower-case token (RFC 9110 §5.6.2; HTTP/2 field names are lower case).

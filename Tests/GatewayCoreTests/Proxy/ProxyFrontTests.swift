@@ -116,6 +116,26 @@ private func withH2Front(
         }
     }
 
+    /// Every name the HTTP/2 front treats specially gets its role, and names of the same lengths that
+    /// are not them (one letter off) are ordinary fields.
+    @Test func http2FieldRolesByName() {
+        let roles: [(String, HTTP2FrontHandler.FieldRole)] = [
+            (":method", .method), (":path", .path), (":scheme", .scheme), (":authority", .authority),
+            ("cookie", .cookie), ("host", .host), ("x-request-id", .requestID), ("x-forwarded-for", .forwarded),
+            ("x-forwarded-proto", .forwarded), ("x-forwarded-host", .forwarded), ("te", .te),
+            ("connection", .connectionSpecific), ("keep-alive", .connectionSpecific), ("transfer-encoding", .connectionSpecific),
+            ("upgrade", .connectionSpecific), ("proxy-connection", .connectionSpecific),
+        ]
+        for (name, role) in roles {
+            #expect(HTTP2FrontHandler.role(of: name) == role, "\(name)")
+            let other = String(name.dropLast()) + (name.last == "z" ? "y" : "z")
+            #expect(HTTP2FrontHandler.role(of: other) == .other, "\(other)")
+        }
+        for name in ["", "accept", "user-agent", ":status", ":protocol", "content-length", "x-forwarded-port"] {
+            #expect(HTTP2FrontHandler.role(of: name) == .other, "\(name)")
+        }
+    }
+
     /// A response the router gives at once, before the request's END_STREAM has been read, arrives
     /// whole: headers, body and status.
     @Test func localAnswerArrivesWhole() async throws {
