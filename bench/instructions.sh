@@ -130,9 +130,9 @@ measure() {  # name url h2load-options...: prints instructions per request (N re
   local name="$1" url="$2" out done
   shift 2
   h2load "$@" -n "$N" "$url" >/dev/null 2>&1
-  callgrind_control -z "$CG_PID" >/dev/null
+  callgrind_control -z "$CG_PID" >/dev/null 2>&1
   out=$(h2load "$@" -n "$N" "$url" 2>&1)
-  callgrind_control -d "$CG_PID" >/dev/null
+  callgrind_control -d "$CG_PID" >/dev/null 2>&1
   done=$(echo "$out" | awk '/^requests:/ {print $8}')
   [ "$done" = "$N" ] || { echo "$name: $done of $N requests succeeded" >&2; echo "$out" | tail -5 >&2; exit 1; }
   local dump=""
