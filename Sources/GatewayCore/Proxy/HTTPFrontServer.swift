@@ -219,6 +219,8 @@ enum FrontPipeline {
         var perStream = NIOHTTP2Handler.StreamConfiguration()
         perStream.streamResetFrameRateLimit.maximumCount = 200
         perStream.streamResetFrameRateLimit.windowLength = .seconds(10)
+        // One write per flush below NIO's HTTP/2 handler, which writes each frame on its own.
+        try sync.addHandler(WriteCoalescingHandler())
         try sync.addHandler(
             NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: perStream))
         try sync.addHandler(HTTP2FrontHandler(configuration: configuration, targetWindow: initialWindowSize))
