@@ -473,7 +473,7 @@ final class HTTP2FrontStream: ProxyClient {
     func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras) {
         var block = HPACKHeaders()
         block.reserveCapacity(head.headers.count + extras.fields.count + 3)
-        block.add(name: ":status", value: String(head.status.code))
+        block.add(name: ":status", value: head.status.code == 200 ? "200" : String(head.status.code))
         for (name, value) in head.headers where !extras.replaces(name) {
             let name = Self.lowercased(name)
             block.add(name: name, value: value, indexing: Self.indexing(name))
@@ -586,7 +586,8 @@ final class HTTP2FrontStream: ProxyClient {
         }
     }
 
-    /// HTTP/2 field names are lower case; most names need no copy.
+    /// HTTP/2 field names are lower case; most names need no copy. (`String.lowercased()` measured
+    /// cheaper here than a byte-by-byte copy through `String(unsafeUninitializedCapacity:)`.)
     static func lowercased(_ name: String) -> String {
         for byte in name.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
             return name.lowercased()

@@ -136,6 +136,16 @@ private func withH2Front(
         }
     }
 
+    /// Response field names go out lower case: the same string when it already is, ASCII letters
+    /// folded otherwise, every other byte kept; the result is what Unicode lowercasing gives a token.
+    @Test func http2ResponseNamesLowerCased() {
+        for name in ["content-type", "Content-Type", "X-Request-ID", "SERVER", "x-a_b.c~d!#$%&'*+^`|", "ETag", "A", "", "Z9-Q"] {
+            #expect(HTTP2FrontStream.lowercased(name) == name.lowercased(), "\(name)")
+        }
+        let already = "already-lower"
+        #expect(HTTP2FrontStream.lowercased(already).utf8.elementsEqual(already.utf8))
+    }
+
     /// A response the router gives at once, before the request's END_STREAM has been read, arrives
     /// whole: headers, body and status.
     @Test func localAnswerArrivesWhole() async throws {
