@@ -53,28 +53,12 @@ export CONNECTIONS FAILOVER_DURATION FAILOVER_KILL_AT
 TPL="$ROOT/bench/balancer"
 
 # --- tools -----------------------------------------------------------------------------------------
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v nginx >/dev/null || need+=(nginx)
-command -v wrk >/dev/null || need+=(wrk)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v openssl >/dev/null || need+=(openssl)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  echo "installing: ${need[*]}" >&2
-  $SUDO apt-get update -qq
-  if ! $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; then
-    alt=("${need[@]/#nginx/nginx-light}")  # some releases only have nginx-light
-    $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${alt[@]}"
-  fi
-fi
+source "$ROOT/bench/lib.sh"
+bench_need haproxy:haproxy nginx:nginx wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl python3:python3
 NGINX="$(command -v nginx)"
 HAPROXY="$(command -v haproxy)"
 
 # --- build (bench/lib.sh) -------------------------------------------------------------------------
-source "$ROOT/bench/lib.sh"
 if [ -n "${BALANCER_BIN:-}" ]; then
   BALANCER="$BALANCER_BIN"  # a prebuilt binary (for trying the script); the figures need the deployed build
   BUILD_DESCRIPTION="prebuilt $BALANCER"

@@ -40,27 +40,11 @@ ROUNDS="${ROUNDS:-1}"
 CASES="${CASES:-keyless api-key cache-hit}"
 
 # --- tools -----------------------------------------------------------------------------------------
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v wrk >/dev/null || need+=(wrk)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-pkg-config --exists hiredis 2>/dev/null || need+=(libhiredis-dev)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  echo "installing: ${need[*]}" >&2
-  $SUDO apt-get update -qq
-  if ! $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; then
-    # Some releases only have nginx-light (or only nginx): try the other name.
-    alt=("${need[@]/#nginx/nginx-light}")
-    $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${alt[@]}"
-  fi
-fi
+source "$ROOT/bench/lib.sh"
+bench_need nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-tools pkg-config=hiredis:libhiredis-dev curl:curl
 NGINX="$(command -v nginx)"
 
 # --- build (bench/lib.sh) -------------------------------------------------------------------------
-source "$ROOT/bench/lib.sh"
 if [ -n "${ENGINE_BIN:-}" ]; then
   ENGINE="$ENGINE_BIN"  # a prebuilt binary (for trying the script); the figures need the deployed build
   BUILD_DESCRIPTION="prebuilt $ENGINE"

@@ -28,21 +28,9 @@ export PATH="/opt/swift/usr/bin:$PATH"
 N="${N:-20000}"
 CASES="${CASES:-engine-h1 balancer-h1 balancer-h2c}"
 
-need=()
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  echo "installing: ${need[*]}" >&2
-  $SUDO apt-get update -qq
-  $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
-
 source "$ROOT/bench/lib.sh"
+bench_need valgrind:valgrind nginx:nginx haproxy:haproxy h2load:nghttp2-client redis-server:redis-server curl:curl
+
 bench_build gateway-engine
 ENGINE_BUILT="$BIN"
 bench_build edge-balancer

@@ -4,6 +4,30 @@
 #   bench_init NAME      makes $TMP (/tmp/gc-bench-NAME.XXXXXX), empties PIDS, sets the EXIT/INT/TERM traps.
 #                        Add every background process's pid to PIDS; KEEP_TMP=1 keeps $TMP for a look.
 #   bench_build PRODUCT  builds PRODUCT as operators deploy it and sets BIN to its path (see below).
+#   bench_need CMD:PKG…  installs with apt-get the package of every command that is missing (see below).
+
+# Each argument is COMMAND:PACKAGE (PACKAGE is installed when COMMAND is not on the PATH) or
+# pkg-config=MODULE:PACKAGE (when pkg-config does not know MODULE). Installs through sudo when not root;
+# when the install fails, tries again with nginx as nginx-light (some releases only have that one).
+bench_need() {  # spec...
+  local need=() spec check pkg
+  for spec in "$@"; do
+    check="${spec%%:*}" pkg="${spec#*:}"
+    case "$check" in
+      pkg-config=*) pkg-config --exists "${check#pkg-config=}" 2>/dev/null || need+=("$pkg") ;;
+      *) command -v "$check" >/dev/null || need+=("$pkg") ;;
+    esac
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; then
+    local alt=("${need[@]/#nginx/nginx-light}")
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${alt[@]}"
+  fi
+}
 
 # The build operators deploy (scripts/install.sh): release, Swift runtime linked statically, run-time
 # exclusivity checks off, in scratch .build-unchecked. EXCLUSIVITY=checked keeps the run-time exclusivity

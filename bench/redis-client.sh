@@ -12,16 +12,9 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 REQUESTS="${1:-500000}"
 
-need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-pkg-config --exists hiredis 2>/dev/null || need+=(libhiredis-dev)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
-
 source bench/lib.sh
+bench_need redis-server:redis-server redis-benchmark:redis-tools pkg-config=hiredis:libhiredis-dev
+
 bench_build redis-bench
 echo "our build: $BUILD_DESCRIPTION"
 

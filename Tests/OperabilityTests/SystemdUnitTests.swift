@@ -170,6 +170,43 @@ struct SystemdUnitTests {
         #expect(lib.contains("-Xswiftc -enforce-exclusivity=unchecked"))
     }
 
+    /// Package installs work when run as root: `$SUDO DEBIAN_FRONTEND=… apt-get` with SUDO empty runs a
+    /// command named `DEBIAN_FRONTEND=…`, so every script puts `env` in front of the assignment. And the
+    /// benchmarks' `bench_need` asks apt-get for exactly the missing commands' packages (a stand-in
+    /// apt-get on the PATH records what it was asked).
+    @Test func aptInstallLinesWorkAsRoot() async throws {
+        let root = PackageRoot.path
+        var scripts = [root + "/.ci/run"]
+        for dir in ["scripts", "bench"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: root + "/" + dir) where name.hasSuffix(".sh") {
+                scripts.append(root + "/" + dir + "/" + name)
+            }
+        }
+        for path in scripts {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            for line in text.split(separator: "\n") where line.contains("DEBIAN_FRONTEND=") {
+                let before = line[..<line.range(of: "DEBIAN_FRONTEND=")!.lowerBound].trimmingCharacters(in: .whitespaces)
+                #expect(before.isEmpty || before.hasSuffix("env") || before.hasSuffix("export"), "\(path): \(line)")
+            }
+        }
+
+        guard getuid() == 0 else { return }
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("gc-apt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: bin) }
+        let log = bin.appendingPathComponent("log").path
+        let fake = bin.appendingPathComponent("apt-get")
+        try "#!/bin/sh\necho \"$DEBIAN_FRONTEND $*\" >> \(log)\n".write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let run = try await ServiceProcess.run(
+            "/bin/bash",
+            ["-c", "PATH=\(bin.path):$PATH; source \(root)/bench/lib.sh; bench_need bash:bash no-such-command-gc:pkg-a pkg-config=no-such-module-gc:pkg-b"])
+        #expect(run.status == 0, "\(run.output)")
+        let calls = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(calls.contains("update -qq"), "\(calls)")
+        #expect(calls.contains("noninteractive install -y -qq pkg-a pkg-b"), "\(calls)")
+    }
+
     // MARK: Helpers
 
     static func unitPath(_ service: ServiceBinary) -> String {
