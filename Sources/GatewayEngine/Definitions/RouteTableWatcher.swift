@@ -15,6 +15,7 @@ import ServiceLifecycle
 final class RouteTableWatcher: Service, Sendable {
     let holder: RouteTableHolder
     private let store: APIDefinitionStore
+    private let metrics: EngineMetrics?
     private let checkInterval: Duration
     private let now: @Sendable () -> ContinuousClock.Instant
     private let logger: Logger
@@ -44,10 +45,12 @@ final class RouteTableWatcher: Service, Sendable {
     ///   - holder: the holder the data plane reads.
     ///   - checkInterval: how often the version counter is compared when no event arrives.
     ///   - now: the monotonic clock the tables' balancers use.
+    ///   - metrics: the engine's metrics, which each route of the tables carries for its API.
     init(
         store: APIDefinitionStore, holder: RouteTableHolder, checkInterval: Duration = .milliseconds(500),
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, logger: Logger
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, metrics: EngineMetrics? = nil, logger: Logger
     ) {
+        self.metrics = metrics
         self.store = store
         self.holder = holder
         self.checkInterval = checkInterval
@@ -123,7 +126,7 @@ final class RouteTableWatcher: Service, Sendable {
     func reload() async throws(RedisError) {
         let listing = try await store.list()
         let previous = holder.table
-        let table = RouteTable(definitions: listing.definitions, previous: previous, now: now)
+        let table = RouteTable(definitions: listing.definitions, previous: previous, now: now, metrics: metrics)
         holder.swap(table, storeVersion: listing.version)
         state.withLockedValue { $0.stats.reloads += 1 }
         recovered()

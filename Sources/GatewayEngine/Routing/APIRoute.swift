@@ -7,15 +7,16 @@ final class APIRoute: Sendable {
     let balancer: TargetBalancer
     /// Set when the API's auth mode is JWT.
     let jwtVerifier: JWTVerifier?
-    /// The API's request metrics, made with the route (kept from the previous table's route of the same
-    /// API), so a request finds them without a lock or a lookup.
-    let metrics: EngineMetrics.API
+    /// The API's request metrics, looked up once when a serving table is built, so a request finds them
+    /// without a lock or a lookup; nil in tables built only to be checked (no series for an API that
+    /// may be refused).
+    let metrics: EngineMetrics.API?
 
     init(definition: APIDefinition, balancer: TargetBalancer, jwtVerifier: JWTVerifier?, metrics: EngineMetrics.API? = nil) {
         self.definition = definition
         self.balancer = balancer
         self.jwtVerifier = jwtVerifier
-        self.metrics = metrics ?? EngineMetrics.API(definition.id)
+        self.metrics = metrics
     }
 
     var id: String { definition.id }

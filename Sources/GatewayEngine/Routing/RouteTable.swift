@@ -35,9 +35,11 @@ final class RouteTable: Sendable {
     ///   - definitions: the definitions; invalid ones should have been rejected before they got here.
     ///   - previous: the table being replaced; routes with unchanged targets keep its balancers.
     ///   - now: the monotonic clock for the balancers.
+    ///   - metrics: where each route's request metrics come from, for a table that will serve requests;
+    ///     nil for one built only to be checked.
     init(
         definitions: [APIDefinition], previous: RouteTable? = nil,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, metrics: EngineMetrics? = nil
     ) {
         let sorted = definitions.sorted { $0.id < $1.id }
         self.definitions = sorted
@@ -49,7 +51,7 @@ final class RouteTable: Sendable {
         var any: [String: APIRoute] = [:]
         var conflicts: [String] = []
         for definition in sorted where definition.active && routes[definition.id] == nil {
-            let route = Self.makeRoute(definition, previous: previous?.routes[definition.id], now: now)
+            let route = Self.makeRoute(definition, previous: previous?.routes[definition.id], now: now, metrics: metrics)
             let prefix = definition.listenPath ?? "/"
             func claim(_ table: inout [String: APIRoute], host: String) {
                 if let owner = table[prefix] {
@@ -137,7 +139,8 @@ final class RouteTable: Sendable {
     }
 
     private static func makeRoute(
-        _ definition: APIDefinition, previous: APIRoute?, now: @escaping @Sendable () -> ContinuousClock.Instant
+        _ definition: APIDefinition, previous: APIRoute?, now: @escaping @Sendable () -> ContinuousClock.Instant,
+        metrics: EngineMetrics?
     ) -> APIRoute {
         let balancer: TargetBalancer
         if let previous, previous.definition.targets == definition.targets {
@@ -157,7 +160,7 @@ final class RouteTable: Sendable {
                 verifier = JWTVerifier(settings: jwt)
             }
         }
-        return APIRoute(definition: definition, balancer: balancer, jwtVerifier: verifier, metrics: previous?.metrics)
+        return APIRoute(definition: definition, balancer: balancer, jwtVerifier: verifier, metrics: previous?.metrics ?? metrics?.api(definition.id))
     }
 }
 

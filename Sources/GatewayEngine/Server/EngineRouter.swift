@@ -63,7 +63,7 @@ final class EngineRouter: ProxyRouter {
         // The definition's fields are read in place: a copy of the whole definition retains every one of them.
         let route = match.route
         request.annotations.route = route.definition.id
-        request.annotations.attachment = route.metrics
+        request.annotations.attachment = apiMetrics(route)
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
             if !cacheable { return .decided(forward(match, request, extraHeaders: [:])) }
@@ -230,7 +230,7 @@ final class EngineRouter: ProxyRouter {
                         responseTimeout: .milliseconds(Int64(timeouts.responseMilliseconds)), maxResponseBytes: maxBytes,
                         on: eventLoop)
                 }.get()
-                metrics.backendResponded(match.route.metrics, duration: NIODeadline.now() - started)
+                metrics.backendResponded(apiMetrics(match.route), duration: NIODeadline.now() - started)
                 var headers = response.headers
                 HopByHop.strip(&headers)
                 headers.remove(name: "Content-Length")
@@ -276,7 +276,7 @@ final class EngineRouter: ProxyRouter {
         plan.retryable = request.isIdempotent && balancer.targets.count > 1
         let metrics = self.metrics
         let retryAfter = targetRetryAfter
-        let api = route.metrics
+        let api = apiMetrics(route)
         plan.onComplete = { outcome in
             switch outcome.failure {
             case .connectFailed?, .connectTimeout?:
@@ -313,12 +313,17 @@ final class EngineRouter: ProxyRouter {
         return match.upstreamPath(for: url)
     }
 
+    /// The API's request metrics: the route's own (a serving table's routes carry them), else looked up.
+    private func apiMetrics(_ route: APIRoute) -> EngineMetrics.API {
+        route.metrics ?? metrics.api(route.definition.id)
+    }
+
     // MARK: - Completion
 
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {
         let api = request.annotations.route ?? "-"
-        let apiMetrics = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(api)
-        metrics.requestFinished(apiMetrics, status: Int(status.code), duration: duration)
+        let perAPI = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(api)
+        metrics.requestFinished(perAPI, status: Int(status.code), duration: duration)
         guard let accessLog else { return }
         accessLog.info(
             "request",

@@ -43,7 +43,8 @@ public final class GatewayEngine: Sendable {
         let rateLimiter = RateLimiter(
             redis: redis, keys: keys, liveNodes: { liveNodes }, timeout: configuration.rateLimitTimeout, logger: logger)
         let events = EngineEvents(configuration: configuration.common.redis, keys: keys, logger: logger)
-        let watcher = RouteTableWatcher(store: store, holder: holder, checkInterval: configuration.versionCheckInterval, logger: logger)
+        let watcher = RouteTableWatcher(
+            store: store, holder: holder, checkInterval: configuration.versionCheckInterval, metrics: metrics, logger: logger)
         events.addHandler { event in watcher.handle(event) }
         events.addHandler { event in keyStore.handle(event) }
         let router = EngineRouter(

@@ -39,6 +39,19 @@ import Testing
         #expect(id("/a/b/c") == nil)
     }
 
+    /// A serving table's routes carry their API's metrics (the engine's own, kept across rebuilds); a
+    /// table built only to check definitions makes none, so a refused API leaves no series behind.
+    @Test func routesCarryMetricsOnlyInServingTables() {
+        let definitions = [makeAPI("api", path: "/api")]
+        #expect(RouteTable(definitions: definitions).routes["api"]?.metrics == nil)
+        let metrics = EngineMetrics()
+        let serving = RouteTable(definitions: definitions, metrics: metrics)
+        #expect(serving.routes["api"]?.metrics === metrics.api("api"))
+        let rebuilt = RouteTable(definitions: definitions + [makeAPI("v2", path: "/v2")], previous: serving, metrics: metrics)
+        #expect(rebuilt.routes["api"]?.metrics === serving.routes["api"]?.metrics)
+        #expect(rebuilt.routes["v2"]?.metrics === metrics.api("v2"))
+    }
+
     @Test func noMatchWithoutACatchAll() {
         let table = RouteTable(definitions: [makeAPI("api", path: "/api")])
         #expect(table.match(host: nil, path: "/other") == nil)
