@@ -172,10 +172,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                 case .success(let decision):
                     self.decided(exchange, decision)
                 case .failure(let error):
-                    guard exchange === self.exchange, self.client != nil else { return }
                     self.configuration.logger.error(
                         "routing failed", metadata: ["request.id": "\(exchange.request.requestID)", "error": "\(error)"])
-                    self.respondLocally(exchange, .error(.internalServerError, "internal error", requestID: exchange.request.requestID))
+                    self.decided(exchange, .respond(.error(.internalServerError, "internal error", requestID: exchange.request.requestID)))
                 }
             }
         }
