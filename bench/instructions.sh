@@ -50,12 +50,17 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --d
 PIDS+=($!)
 
 mkdir -p "$TMP/backend"
-cat >"$TMP/backend/nginx.conf" <<EOF
+nginx_head() {  # dir error-log-level: one process (no master, so callgrind follows the worker), the http block left open
+  cat <<EOF
 $USER_LINE
-worker_processes 1; daemon off; master_process off; pid $TMP/backend/nginx.pid; error_log $TMP/backend/error.log error;
+worker_processes 1; daemon off; master_process off; pid $1/nginx.pid; error_log $1/error.log $2;
 events { worker_connections 4096; multi_accept on; }
-http { access_log off; client_body_temp_path $TMP/backend/cb; proxy_temp_path $TMP/backend/pt; fastcgi_temp_path $TMP/backend/ft;
-  uwsgi_temp_path $TMP/backend/ut; scgi_temp_path $TMP/backend/st; keepalive_requests 1000000; keepalive_timeout 120s;
+http { access_log off; client_body_temp_path $1/cb; proxy_temp_path $1/pt; fastcgi_temp_path $1/ft;
+  uwsgi_temp_path $1/ut; scgi_temp_path $1/st; keepalive_requests 1000000; keepalive_timeout 120s;
+EOF
+}
+
+{ nginx_head "$TMP/backend" error; cat <<EOF; } >"$TMP/backend/nginx.conf"
   server { listen 127.0.0.1:$BACKEND_PORT backlog=4096; default_type text/plain;
     location = $HEALTH_PATH { return 200 "ok\n"; } location / { return 200 "$BODY"; } } }
 EOF
@@ -71,12 +76,7 @@ EOF
 
 write_peer_nginx() {  # the peer NGINX of bench/engine.sh, one process (no master) so callgrind follows the worker
   mkdir -p "$TMP/peer"
-  cat >"$TMP/peer/nginx.conf" <<EOF
-$USER_LINE
-worker_processes 1; daemon off; master_process off; pid $TMP/peer/nginx.pid; error_log $TMP/peer/error.log warn;
-events { worker_connections 4096; multi_accept on; }
-http { access_log off; client_body_temp_path $TMP/peer/cb; proxy_temp_path $TMP/peer/pt; fastcgi_temp_path $TMP/peer/ft;
-  uwsgi_temp_path $TMP/peer/ut; scgi_temp_path $TMP/peer/st; keepalive_requests 1000000; keepalive_timeout 120s;
+  { nginx_head "$TMP/peer" warn; cat <<EOF; } >"$TMP/peer/nginx.conf"
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 10000; }
   server { listen 127.0.0.1:$PEER_PORT backlog=4096;
     proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$proxy_host;
