@@ -4,21 +4,48 @@ import Synchronization
 public enum RequestID {
     public static let headerName = "X-Request-ID"
 
-    /// A fresh id, 32 hex characters: a random per-process prefix and a counter, unique without a
-    /// system call per request (drawing random bytes for each id cost two `getrandom` calls).
+    /// Characters of a generated id: 15, the most a Swift string holds inline, so an id is made without
+    /// an allocation and copied without reference counting, and costs 15 bytes on the wire (and 15
+    /// characters of HPACK's Huffman coding on an HTTP/2 response).
+    public static let generatedLength = 15
+
+    /// The 64 characters of a generated id, in ASCII order, so ids of one process sort in the order
+    /// they were made: `-`, digits, upper case, `_`, lower case (URL- and header-safe).
+    static let alphabet: [UInt8] = Array("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// A fresh id: 7 characters (42 bits) drawn at random once per process, then 8 characters (48 bits)
+    /// of a counter that starts at a random value. Unique without a system call per request (drawing
+    /// random bytes for each id cost two `getrandom` calls); two processes share ids only if they drew
+    /// the same 42-bit prefix and their counters overlap.
     public static func generate() -> String {
         let n = counter.add(1, ordering: .relaxed).newValue
-        return withUnsafeBytes(of: (processPrefix, n.bigEndian)) { $0.hexString }
+        return String(unsafeUninitializedCapacity: generatedLength) { out in
+            alphabet.withUnsafeBufferPointer { digits in
+                var prefix = processPrefix
+                for i in stride(from: 6, through: 0, by: -1) {
+                    out[i] = digits[Int(truncatingIfNeeded: prefix & 63)]
+                    prefix >>= 6
+                }
+                var count = n
+                for i in stride(from: generatedLength - 1, through: 7, by: -1) {
+                    out[i] = digits[Int(truncatingIfNeeded: count & 63)]
+                    count >>= 6
+                }
+            }
+            return generatedLength
+        }
     }
 
     private static let processPrefix: UInt64 = {
         var rng = SystemRandomNumberGenerator()
-        return rng.next()
+        return rng.next() >> 22
     }()
 
+    /// 48 bits, from a random start (a wrap after 2^48 ids would only repeat this process's own
+    /// oldest ids).
     private static let counter = Atomic<UInt64>({
         var rng = SystemRandomNumberGenerator()
-        return rng.next() >> 16
+        return rng.next() >> 17
     }())
 
     /// The client's id if it is 1–128 visible ASCII characters, else a new one.

@@ -94,11 +94,23 @@ public enum HopByHop {
     private static let fixedNames: [String] = Array(fixed)
 
     /// ASCII case-insensitive equality (header names are ASCII tokens).
+    /// Compares the two strings' bytes in place (a native string, small or not, has them contiguous);
+    /// going through `UTF8View`'s iterators cost several times as much per call.
     static func equalsIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
-        return a.utf8.elementsEqual(b.utf8) { x, y in
-            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        let inPlace = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                for i in 0..<x.count where !sameIgnoringASCIICase(x[i], y[i]) { return false }
+                return true
+            }
         }
+        if let inPlace, let equal = inPlace { return equal }
+        return a.utf8.elementsEqual(b.utf8, by: sameIgnoringASCIICase)
+    }
+
+    @inline(__always)
+    private static func sameIgnoringASCIICase(_ x: UInt8, _ y: UInt8) -> Bool {
+        x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
     }
 
     /// The fields a request going upstream carries (``ForwardedFields``): `X-Forwarded-For` is the

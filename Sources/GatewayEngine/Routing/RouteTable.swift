@@ -199,7 +199,8 @@ private struct PathIndex: Sendable {
             if mayHold(length: length) {
                 let candidate = end == bytes.endIndex ? path : String(path[..<end])
                 if let route = prefixes[candidate] {
-                    return RouteMatch(route: route, matchedPrefix: candidate, forwardedPath: forwarded(path, route, prefixEnd: end))
+                    return RouteMatch(
+                        route: route, matchedPrefix: candidate, forwardedPath: forwarded(path, route, prefixLength: length, prefixEnd: end))
                 }
             }
             guard length > 1, let slash = bytes[..<end].lastIndex(of: UInt8(ascii: "/")) else { return nil }
@@ -207,8 +208,10 @@ private struct PathIndex: Sendable {
         }
     }
 
-    private func forwarded(_ path: String, _ route: APIRoute, prefixEnd: String.Index) -> String {
-        guard route.definition.stripListenPath, path[..<prefixEnd] != "/" else { return path }
+    /// The path without the listen path when the API strips it. A listen path starts with `/`, so one
+    /// byte long it is `/` itself, which is never stripped.
+    private func forwarded(_ path: String, _ route: APIRoute, prefixLength: Int, prefixEnd: String.Index) -> String {
+        guard route.definition.stripListenPath, prefixLength > 1 else { return path }
         return prefixEnd == path.endIndex ? "/" : String(path[prefixEnd...])
     }
 }

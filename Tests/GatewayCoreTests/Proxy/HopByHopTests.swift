@@ -37,6 +37,12 @@ import Testing
         #expect(!HopByHop.equalsIgnoringASCIICase("keep_alive", "keep-alive"))
         #expect(!HopByHop.equalsIgnoringASCIICase("te", "tex"))
         #expect(!HopByHop.equalsIgnoringASCIICase("@", "`"))  // differ only in bit 0x20, not letters
+        // Longer than a small string, and one made from a slice: compared in place as well.
+        let long = "X-Forwarded-Proto-Long-Name"
+        #expect(HopByHop.equalsIgnoringASCIICase(long, long.uppercased()) && HopByHop.equalsIgnoringASCIICase(long.lowercased(), long))
+        #expect(!HopByHop.equalsIgnoringASCIICase(long, "X-Forwarded-Proto-Long-Namf"))
+        #expect(HopByHop.equalsIgnoringASCIICase(String("a-Keep-Alive".dropFirst(2)), "keep-alive"))
+        #expect(!HopByHop.equalsIgnoringASCIICase("é", "É"))  // not ASCII: only exact bytes match
         #expect(HopByHop.isHopByHop("TE") && HopByHop.isHopByHop("proxy-authorization") && !HopByHop.isHopByHop("x"))
     }
 

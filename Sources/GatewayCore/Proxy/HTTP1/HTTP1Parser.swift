@@ -739,10 +739,12 @@ struct HTTP1Parser {
 
     /// Whether `bytes[range]`, lower-cased (ASCII), equals `lowercased`.
     static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercased: StaticString) -> Bool {
-        guard range.count == lowercased.utf8CodeUnitCount else { return false }
+        let n = lowercased.utf8CodeUnitCount
+        guard range.count == n, range.lowerBound >= 0, range.upperBound <= bytes.count, let base = bytes.baseAddress else { return false }
+        let p = base + range.lowerBound
         let other = lowercased.utf8Start
-        for (k, i) in range.enumerated() {
-            var c = bytes[i]
+        for k in 0..<n {
+            var c = p[k]
             if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
             if c != other[k] { return false }
         }
@@ -750,9 +752,11 @@ struct HTTP1Parser {
     }
 
     private static func equalsExactly(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {
-        guard range.count == text.utf8CodeUnitCount else { return false }
+        let n = text.utf8CodeUnitCount
+        guard range.count == n, range.lowerBound >= 0, range.upperBound <= bytes.count, let base = bytes.baseAddress else { return false }
+        let p = base + range.lowerBound
         let other = text.utf8Start
-        for (k, i) in range.enumerated() where bytes[i] != other[k] { return false }
+        for k in 0..<n where p[k] != other[k] { return false }
         return true
     }
 
