@@ -159,8 +159,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
         var headers: [(String, String)] = []
         headers.reserveCapacity(block.count + 1)
         var cookies: String?
-        var info = HTTP1HeadInfo(keepAlive: true)
+        var info = HTTP1HeadInfo(keepAlive: true, mayHaveContentLength: false)
+        var headerBytes = 0
         for (name, value, _) in block {
+            headerBytes += name.utf8.count + value.utf8.count + 4
             if name.utf8.first == UInt8(ascii: ":") {
                 guard !regularSeen, isValidPseudoHeaderValue(value) else { return nil }
                 switch role(of: name) {
@@ -184,6 +186,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
                 if info.requestID == nil { info.requestID = value }
             case .forwarded:
                 info.hasForwardedHeaders = true
+            case .contentLength:
+                info.mayHaveContentLength = true
             case .te:
                 guard value == "trailers" else { return nil }
                 continue  // hop-by-hop: not forwarded
@@ -200,6 +204,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
             headers.append(("host", authority))
         }
         if let cookies { headers.append(("cookie", cookies)) }
+        info.headerBytes = headerBytes + 16
         let head = HTTPRequestHead(
             version: .init(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: path, headers: HTTPHeaders(headers))
         return (head, info)
@@ -208,7 +213,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     /// What a request field name means to the front.
     enum FieldRole: Equatable {
         case method, path, scheme, authority
-        case cookie, host, requestID, forwarded, te, connectionSpecific, other
+        case cookie, host, requestID, forwarded, contentLength, te, connectionSpecific, other
     }
 
     /// The role of a (lower-case) field name, chosen by its length before any comparison: a switch over
@@ -227,6 +232,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
             if name == ":authority" { return .authority }
             return name == "connection" || name == "keep-alive" ? .connectionSpecific : .other
         case 12: return name == "x-request-id" ? .requestID : .other
+        case 14: return name == "content-length" ? .contentLength : .other
         case 15: return name == "x-forwarded-for" ? .forwarded : .other
         case 16:
             if name == "x-forwarded-host" { return .forwarded }
@@ -240,7 +246,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     /// A lower-case token (RFC 9110 §5.6.2; HTTP/2 field names are lower case).
     static func isValidFieldName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { c in
+        !name.isEmpty && everyByte(of: name) { c in
             switch c {
             case 0x21, 0x23...0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x30...0x39, 0x5e...0x7a, 0x7c, 0x7e: return true
             default: return false
@@ -250,12 +256,25 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     /// No NUL, CR or LF (RFC 9113 §8.2.1).
     static func isValidFieldValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 0x00 || $0 == 0x0a || $0 == 0x0d }
+        everyByte(of: value) { $0 != 0x00 && $0 != 0x0a && $0 != 0x0d }
     }
 
     /// No control character, space or DEL: a pseudo-header value becomes part of the request line.
     static func isValidPseudoHeaderValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 <= 0x20 || $0 == 0x7f }
+        everyByte(of: value) { $0 > 0x20 && $0 != 0x7f }
+    }
+
+    /// Whether every byte of `text` passes `test`, read in place (a native string's bytes are
+    /// contiguous, small or not); through `UTF8View`'s iterator only for a string that has none.
+    @inline(__always)
+    static func everyByte(of text: String, _ test: (UInt8) -> Bool) -> Bool {
+        if let inPlace = text.utf8.withContiguousStorageIfAvailable({ bytes in
+            for byte in bytes where !test(byte) { return false }
+            return true
+        }) {
+            return inPlace
+        }
+        return text.utf8.allSatisfy(test)
     }
 
     private func closeAllStreams() {
@@ -588,11 +607,28 @@ final class HTTP2FrontStream: ProxyClient {
 
     /// HTTP/2 field names are lower case; most names need no copy. (`String.lowercased()` measured
     /// cheaper here than a byte-by-byte copy through `String(unsafeUninitializedCapacity:)`.)
+    /// The common response field names come back as literals (no allocation, no reference counting).
     static func lowercased(_ name: String) -> String {
-        for byte in name.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
-            return name.lowercased()
+        if HTTP2FrontHandler.everyByte(of: name, { $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) { return name }
+        return commonName(name) ?? name.lowercased()
+    }
+
+    /// The lower-case literal of a common response field name, in any letter case; nil for another.
+    static func commonName(_ name: String) -> String? {
+        func named(_ candidate: String) -> String? { HopByHop.equalsIgnoringASCIICase(name, candidate) ? candidate : nil }
+        switch name.utf8.count {
+        case 3: return named("age")
+        case 4: return named("date") ?? named("etag") ?? named("vary")
+        case 6: return named("server")
+        case 7: return named("expires")
+        case 8: return named("location")
+        case 10: return named("set-cookie")
+        case 12: return named("content-type")
+        case 13: return named("cache-control") ?? named("last-modified") ?? named("accept-ranges")
+        case 14: return named("content-length")
+        case 16: return named("content-encoding")
+        default: return nil
         }
-        return name
     }
 }
 

@@ -125,7 +125,7 @@ public enum HopByHop {
     ) -> ForwardedFields {
         var forwardedFor: String?
         var replace: [String] = []
-        for (name, value) in headers where replacing {
+        for (name, value) in replacing ? headers : [:] {
             guard name.utf8.count >= 12, (name.utf8.first ?? 0) | 0x20 == UInt8(ascii: "x") else { continue }
             if equalsIgnoringASCIICase(name, "X-Forwarded-For") {
                 forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value

@@ -134,7 +134,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         let requestID = RequestID.accept(info.requestID)
         let host = info.host ?? ""
         let version = head.version
-        let headBytes = Self.headerBytes(head)
+        let headBytes = info.headerBytes ?? Self.headerBytes(head)
         var head = consume head  // taken over: the client's forwarded fields are removed in place, not from a copy
         let forwarded = HopByHop.takeForwarded(
             &head.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
@@ -152,7 +152,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             respondLocally(exchange, .error(.requestHeaderFieldsTooLarge, "request headers larger than \(limits.maxHeaderBytes) bytes", requestID: requestID))
             return
         }
-        if let length = request.head.headers.first(name: "Content-Length") {
+        if info.mayHaveContentLength, let length = request.head.headers.first(name: "Content-Length") {
             guard let n = Int(length), n >= 0 else {
                 respondLocally(exchange, .error(.badRequest, "invalid Content-Length", requestID: requestID))
                 return

@@ -121,7 +121,7 @@ private func withH2Front(
     @Test func http2FieldRolesByName() {
         let roles: [(String, HTTP2FrontHandler.FieldRole)] = [
             (":method", .method), (":path", .path), (":scheme", .scheme), (":authority", .authority),
-            ("cookie", .cookie), ("host", .host), ("x-request-id", .requestID), ("x-forwarded-for", .forwarded),
+            ("cookie", .cookie), ("host", .host), ("x-request-id", .requestID), ("content-length", .contentLength), ("x-forwarded-for", .forwarded),
             ("x-forwarded-proto", .forwarded), ("x-forwarded-host", .forwarded), ("te", .te),
             ("connection", .connectionSpecific), ("keep-alive", .connectionSpecific), ("transfer-encoding", .connectionSpecific),
             ("upgrade", .connectionSpecific), ("proxy-connection", .connectionSpecific),
@@ -131,7 +131,7 @@ private func withH2Front(
             let other = String(name.dropLast()) + (name.last == "z" ? "y" : "z")
             #expect(HTTP2FrontHandler.role(of: other) == .other, "\(other)")
         }
-        for name in ["", "accept", "user-agent", ":status", ":protocol", "content-length", "x-forwarded-port"] {
+        for name in ["", "accept", "user-agent", ":status", ":protocol", "content-range", "x-forwarded-port"] {
             #expect(HTTP2FrontHandler.role(of: name) == .other, "\(name)")
         }
     }
@@ -144,6 +144,16 @@ private func withH2Front(
         }
         let already = "already-lower"
         #expect(HTTP2FrontStream.lowercased(already).utf8.elementsEqual(already.utf8))
+        // The common names, in any case, and names one letter off them.
+        for name in ["Age", "DATE", "ETag", "Vary", "Server", "Expires", "Location", "Set-Cookie", "Content-Type", "Cache-Control",
+            "Last-Modified", "Accept-Ranges", "Content-Length", "Content-Encoding"]
+        {
+            #expect(HTTP2FrontStream.commonName(name) == name.lowercased(), "\(name)")
+            #expect(HTTP2FrontStream.lowercased(name) == name.lowercased(), "\(name)")
+            let other = String(name.dropLast()) + (name.last == "X" ? "Y" : "X")
+            #expect(HTTP2FrontStream.commonName(other) == nil, "\(other)")
+            #expect(HTTP2FrontStream.lowercased(other) == other.lowercased(), "\(other)")
+        }
     }
 
     /// A response the router gives at once, before the request's END_STREAM has been read, arrives

@@ -55,6 +55,12 @@ struct HTTP1HeadInfo: Equatable, Sendable {
     var requestID: String?
     /// Requests: whether any `X-Forwarded-For`, `-Proto` or `-Host` header is present.
     var hasForwardedHeaders = false
+    /// Requests: false when the source knows there is no `Content-Length` field (the head is then not
+    /// searched for one).
+    var mayHaveContentLength = true
+    /// Requests: the head's size, when the source measured it (the parser: its bytes on the wire;
+    /// HTTP/2: names and values); nil makes the proxy count it.
+    var headerBytes: Int?
 }
 
 /// One piece of a parsed HTTP/1.1 message.
@@ -308,7 +314,7 @@ struct HTTP1Parser {
             if method == .CONNECT { throw .unsupportedMethod }
             let info = HTTP1HeadInfo(
                 keepAlive: framing.keepAlive(version), chunked: framing.hasTransferEncoding, host: framing.host, requestID: framing.requestID,
-                hasForwardedHeaders: framing.hasForwardedHeaders)
+                hasForwardedHeaders: framing.hasForwardedHeaders, mayHaveContentLength: framing.contentLength != nil, headerBytes: bytes.count)
             if framing.hasTransferEncoding {
                 guard framing.chunked, framing.contentLength == nil else { throw .invalidTransferEncoding }
                 state = .chunkSize
