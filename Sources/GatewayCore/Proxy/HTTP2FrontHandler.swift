@@ -283,6 +283,11 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
         for stream in open.values { stream.closed() }
     }
 
+    /// How this connection's responses give HPACK their request ids.
+    private var requestIDIndexing = RequestIDIndexing()
+
+    func nextRequestIDIndexing() -> HPACKIndexing { requestIDIndexing.next() }
+
     /// Called by a stream once it is closed.
     func streamFinished() {
         configuration.counters.streams.subtract(1, ordering: .relaxed)
@@ -497,7 +502,7 @@ final class HTTP2FrontStream: ProxyClient {
             let name = Self.lowercased(name)
             block.add(name: name, value: value, indexing: Self.indexing(name))
         }
-        block.add(name: "x-request-id", value: extras.requestID, indexing: .nonIndexable)
+        block.add(name: "x-request-id", value: extras.requestID, indexing: connection?.nextRequestIDIndexing() ?? .nonIndexable)
         if let length = extras.contentLength { block.add(name: "content-length", value: String(length)) }
         for (name, value) in extras.fields {
             let name = Self.lowercased(name)
@@ -629,6 +634,20 @@ final class HTTP2FrontStream: ProxyClient {
         case 16: return named("content-encoding")
         default: return nil
         }
+    }
+}
+
+/// How a response's request id goes into HPACK's dynamic table, one connection's responses in turn.
+/// The value is new on every response, so indexing it would push every reusable entry out; but an id
+/// the table never holds leaves its name to be Huffman-coded on every response as well. So the first
+/// response on a connection, and every 256th after it, lets its id in: its name stays in the table for
+/// the others to reference, even as `date` values accumulate and push old entries out.
+struct RequestIDIndexing {
+    private var sinceIndexed = 0
+
+    mutating func next() -> HPACKIndexing {
+        defer { sinceIndexed = (sinceIndexed + 1) & 255 }
+        return sinceIndexed == 0 ? .indexable : .nonIndexable
     }
 }
 

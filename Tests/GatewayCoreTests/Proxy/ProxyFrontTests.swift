@@ -94,6 +94,10 @@ private func withH2Front(
         #expect(head.method == .GET && head.uri == "/a?b")
         #expect(head.headers.first(name: "host") == "example.com" && info.host == "example.com" && info.requestID == "r1")
         #expect(head.headers.first(name: "cookie") == "a=1; b=2" && !head.headers.contains(name: "te"))
+        // What the proxy then need not find out again: no Content-Length field here, and the head's size.
+        #expect(!info.mayHaveContentLength && (info.headerBytes ?? 0) > 60)
+        let (_, withLength) = try #require(HTTP2FrontHandler.requestHead(block(base + [("content-length", "5")])))
+        #expect(withLength.mayHaveContentLength)
 
         let malformed: [[(String, String)]] = [
             base + [("x-a", "1\r\nX-Injected: yes")],           // CR LF in a value
@@ -134,6 +138,15 @@ private func withH2Front(
         for name in ["", "accept", "user-agent", ":status", ":protocol", "content-range", "x-forwarded-port"] {
             #expect(HTTP2FrontHandler.role(of: name) == .other, "\(name)")
         }
+    }
+
+    /// A connection's first response lets HPACK index its request id (so the name is in the table for
+    /// the rest), then 255 do not, then one does again.
+    @Test func requestIDsIndexedOncePer256Responses() {
+        var indexing = RequestIDIndexing()
+        let first = (0..<513).map { _ in indexing.next() }
+        #expect(first.indices.filter { first[$0] == .indexable } == [0, 256, 512])
+        #expect(first.filter { $0 == .nonIndexable }.count == 510)
     }
 
     /// Response field names go out lower case: the same string when it already is, ASCII letters
