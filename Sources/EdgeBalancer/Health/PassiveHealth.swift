@@ -12,6 +12,10 @@ final class PassiveHealth: Sendable {
     }
 
     private let detector: Mutex<OutlierDetector>
+    /// The detector's ``OutlierDetector/nodesWithFailures``, stored under its lock after every change, so
+    /// the usual exchange (a success while no node has failures to reset) is recorded without taking
+    /// the lock every event loop shares.
+    private let nodesWithFailures = Atomic<Int>(0)
     /// Every ejection, as it happens.
     let ejections: AsyncStream<Ejection>
     private let continuation: AsyncStream<Ejection>.Continuation
@@ -28,18 +32,30 @@ final class PassiveHealth: Sendable {
     }
 
     func record(_ outcome: OutlierDetector.Outcome, node: String, now: Instant) {
-        let action = detector.withLock { $0.record(outcome, node: node, now: now) }
+        // A success read against a count that a concurrent failure is about to raise is one that came
+        // first: recording it would change nothing either.
+        if outcome == .success && nodesWithFailures.load(ordering: .relaxed) == 0 { return }
+        let action = detector.withLock { detector in
+            defer { nodesWithFailures.store(detector.nodesWithFailures, ordering: .relaxed) }
+            return detector.record(outcome, node: node, now: now)
+        }
         if case .eject(let node, let until, let count) = action {
             continuation.yield(Ejection(node: node, until: until, ejections: count))
         }
     }
 
     func setNodes(_ ids: Set<String>) {
-        detector.withLock { $0.setNodes(ids) }
+        detector.withLock { detector in
+            detector.setNodes(ids)
+            nodesWithFailures.store(detector.nodesWithFailures, ordering: .relaxed)
+        }
     }
 
     func expire(now: Instant) -> [String] {
-        detector.withLock { $0.expire(now: now) }
+        detector.withLock { detector in
+            defer { nodesWithFailures.store(detector.nodesWithFailures, ordering: .relaxed) }
+            return detector.expire(now: now)
+        }
     }
 
     func ejectedUntil(_ node: String, now: Instant) -> Instant? {

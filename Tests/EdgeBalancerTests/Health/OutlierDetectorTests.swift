@@ -33,6 +33,43 @@ import Testing
         #expect(d.ejectedUntil("b", now: clock.now) == nil)
     }
 
+    /// The count of nodes with failures a success would reset follows failures, successes, ejections
+    /// and node-set changes.
+    @Test func countsNodesWithFailuresToReset() {
+        let clock = TestClock()
+        var d = detector(["a", "b", "c", "d"], consecutive: 2)
+        #expect(d.nodesWithFailures == 0)
+        _ = d.record(.failure, node: "a", now: clock.now)
+        _ = d.record(.failure, node: "b", now: clock.now)
+        #expect(d.nodesWithFailures == 2)
+        _ = d.record(.success, node: "a", now: clock.now)
+        #expect(d.nodesWithFailures == 1)
+        let ejection = d.record(.failure, node: "b", now: clock.now)  // b's second: ejected, its count starts over
+        #expect(ejection != .none && d.nodesWithFailures == 0)
+        _ = d.record(.failure, node: "c", now: clock.now)
+        #expect(d.nodesWithFailures == 1)
+        d.setNodes(["a", "b", "d"])
+        #expect(d.nodesWithFailures == 0)
+    }
+
+    /// Through ``PassiveHealth``, which skips its lock for a success while no node has failures: a
+    /// success between failures still resets the count.
+    @Test func passiveHealthSuccessBetweenFailuresResets() {
+        let clock = TestClock()
+        var configuration = OutlierDetector.Configuration()
+        configuration.consecutiveFailures = 2
+        let health = PassiveHealth(configuration: configuration)
+        health.setNodes(["a", "b", "c"])
+        health.record(.success, node: "a", now: clock.now)
+        health.record(.failure, node: "a", now: clock.now)
+        health.record(.success, node: "a", now: clock.now)
+        health.record(.failure, node: "a", now: clock.now)
+        #expect(health.ejectedUntil("a", now: clock.now) == nil)
+        health.record(.failure, node: "a", now: clock.now)
+        #expect(health.ejectedUntil("a", now: clock.now) != nil)
+        health.finish()
+    }
+
     /// Each repeated ejection lasts longer, up to the maximum; the node returns when its time is up.
     @Test func ejectionTimeGrowsWithRepeats() {
         let clock = TestClock()
