@@ -89,18 +89,9 @@ public struct StructuredLogHandler: LogHandler {
     }
 
     static func logfmtValue(_ s: String) -> String {
-        let needsQuotes = s.isEmpty || s.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\n" || $0 == "\\" }
+        let needsQuotes = s.isEmpty || s.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "=") || Telemetry.needsEscaping($0) }
         guard needsQuotes else { return s }
-        var out = "\""
-        for ch in s {
-            switch ch {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.append(ch)
-            }
-        }
-        return out + "\""
+        return "\"" + Telemetry.escapedForQuotes(s) + "\""
     }
 
     /// A JSON string literal for `s`.

@@ -19,6 +19,18 @@ import Testing
         #expect(line.contains("http.path=\"/a b\""))
     }
 
+    /// A logfmt line stays one line whatever its values hold: CR LF (one `Character` in Swift), a lone
+    /// CR or LF, quotes and backslashes are escaped, so a value cannot forge a line of its own.
+    @Test func logfmtValuesCannotBreakTheLine() {
+        let line = StructuredLogHandler.render(
+            format: .logfmt, timestamp: Date(timeIntervalSince1970: 0), level: .info, label: "engine",
+            message: "first\r\nts=1970 level=error msg=forged",
+            metadata: ["error": "a\rb", "detail": "q\"\\\n"])
+        #expect(!line.utf8.contains(UInt8(ascii: "\n")) && !line.utf8.contains(UInt8(ascii: "\r")), "\(line)")
+        #expect(line.contains(#"msg="first\r\nts=1970 level=error msg=forged""#), "\(line)")
+        #expect(line.contains(#"error="a\rb""#) && line.contains(#"detail="q\"\\\n""#), "\(line)")
+    }
+
     /// JSON lines are valid JSON objects with the same redaction.
     @Test func jsonLinesAreValidJSON() throws {
         let line = StructuredLogHandler.render(
