@@ -246,7 +246,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     /// A lower-case token (RFC 9110 §5.6.2; HTTP/2 field names are lower case).
     static func isValidFieldName(_ name: String) -> Bool {
-        !name.isEmpty && everyByte(of: name) { c in
+        !name.isEmpty && name.allUTF8 { c in
             switch c {
             case 0x21, 0x23...0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x30...0x39, 0x5e...0x7a, 0x7c, 0x7e: return true
             default: return false
@@ -256,25 +256,12 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     /// No NUL, CR or LF (RFC 9113 §8.2.1).
     static func isValidFieldValue(_ value: String) -> Bool {
-        everyByte(of: value) { $0 != 0x00 && $0 != 0x0a && $0 != 0x0d }
+        value.allUTF8 { $0 != 0x00 && $0 != 0x0a && $0 != 0x0d }
     }
 
     /// No control character, space or DEL: a pseudo-header value becomes part of the request line.
     static func isValidPseudoHeaderValue(_ value: String) -> Bool {
-        everyByte(of: value) { $0 > 0x20 && $0 != 0x7f }
-    }
-
-    /// Whether every byte of `text` passes `test`, read in place (a native string's bytes are
-    /// contiguous, small or not); through `UTF8View`'s iterator only for a string that has none.
-    @inline(__always)
-    static func everyByte(of text: String, _ test: (UInt8) -> Bool) -> Bool {
-        if let inPlace = text.utf8.withContiguousStorageIfAvailable({ bytes in
-            for byte in bytes where !test(byte) { return false }
-            return true
-        }) {
-            return inPlace
-        }
-        return text.utf8.allSatisfy(test)
+        value.allUTF8 { $0 > 0x20 && $0 != 0x7f }
     }
 
     private func closeAllStreams() {
@@ -614,7 +601,7 @@ final class HTTP2FrontStream: ProxyClient {
     /// cheaper here than a byte-by-byte copy through `String(unsafeUninitializedCapacity:)`.)
     /// The common response field names come back as literals (no allocation, no reference counting).
     static func lowercased(_ name: String) -> String {
-        if HTTP2FrontHandler.everyByte(of: name, { $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) { return name }
+        if name.allUTF8({ $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) { return name }
         return commonName(name) ?? name.lowercased()
     }
 

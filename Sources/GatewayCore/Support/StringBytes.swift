@@ -24,4 +24,17 @@ extension String {
         }
         return utf8.firstIndex(of: byte)
     }
+
+    /// Whether every byte of the UTF-8 view passes `test`, read in place (a native string's bytes are
+    /// contiguous, small or not); through the view's iterator only for a string that has none.
+    @inline(__always)
+    func allUTF8(_ test: (UInt8) -> Bool) -> Bool {
+        if let inPlace = utf8.withContiguousStorageIfAvailable({ bytes in
+            for byte in bytes where !test(byte) { return false }
+            return true
+        }) {
+            return inPlace
+        }
+        return utf8.allSatisfy(test)
+    }
 }
