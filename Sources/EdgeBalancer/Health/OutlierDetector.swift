@@ -41,12 +41,10 @@ struct OutlierDetector: Sendable {
     }
 
     let configuration: Configuration
-    private var nodes: [String: NodeState] = [:] {
-        didSet { nodesWithFailures = nodes.values.count(where: { $0.consecutiveFailures != 0 }) }
-    }
+    private var nodes: [String: NodeState] = [:]
     /// How many nodes have failures a success would reset. While none has, a success changes nothing
     /// (``PassiveHealth`` then skips the lock).
-    private(set) var nodesWithFailures = 0
+    var nodesWithFailures: Int { nodes.values.count(where: { $0.consecutiveFailures != 0 }) }
 
     init(configuration: Configuration) {
         self.configuration = configuration
