@@ -124,19 +124,21 @@ public enum HopByHop {
         _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
     ) -> ForwardedFields {
         var forwardedFor: String?
-        var replace: [String] = []
-        for (name, value) in replacing ? headers : [:] {
-            guard name.utf8.count >= 12, (name.utf8.first ?? 0) | 0x20 == UInt8(ascii: "x") else { continue }
-            if equalsIgnoringASCIICase(name, "X-Forwarded-For") {
-                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
-                replace.append(name)
-            } else if equalsIgnoringASCIICase(name, "X-Forwarded-Proto") || equalsIgnoringASCIICase(name, "X-Forwarded-Host")
-                || equalsIgnoringASCIICase(name, RequestID.headerName)
-            {
-                replace.append(name)
+        if replacing {
+            var replace: [String] = []
+            for (name, value) in headers {
+                guard name.utf8.count >= 12, (name.utf8.first ?? 0) | 0x20 == UInt8(ascii: "x") else { continue }
+                if equalsIgnoringASCIICase(name, "X-Forwarded-For") {
+                    forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                    replace.append(name)
+                } else if equalsIgnoringASCIICase(name, "X-Forwarded-Proto") || equalsIgnoringASCIICase(name, "X-Forwarded-Host")
+                    || equalsIgnoringASCIICase(name, RequestID.headerName)
+                {
+                    replace.append(name)
+                }
             }
+            for name in replace { headers.remove(name: name) }
         }
-        for name in replace { headers.remove(name: name) }
         return ForwardedFields(
             forwardedFor: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP, proto: scheme, host: host, requestID: requestID)
     }
