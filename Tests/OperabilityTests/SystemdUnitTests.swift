@@ -182,13 +182,16 @@ struct SystemdUnitTests {
                 scripts.append(root + "/" + dir + "/" + name)
             }
         }
+        var installLines = 0
         for path in scripts {
             let text = try String(contentsOfFile: path, encoding: .utf8)
             for line in text.split(separator: "\n") where line.contains("DEBIAN_FRONTEND=") {
+                installLines += 1
                 let before = line[..<line.range(of: "DEBIAN_FRONTEND=")!.lowerBound].trimmingCharacters(in: .whitespaces)
                 #expect(before.isEmpty || before.hasSuffix("env") || before.hasSuffix("export"), "\(path): \(line)")
             }
         }
+        #expect(installLines >= 3, "found only \(installLines) install lines in \(scripts)")  // scripts/cluster.sh, scripts/test.sh, bench/lib.sh
 
         guard getuid() == 0 else { return }
         let bin = FileManager.default.temporaryDirectory.appendingPathComponent("gc-apt-\(UUID().uuidString)")
