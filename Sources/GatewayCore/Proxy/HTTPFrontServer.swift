@@ -204,25 +204,11 @@ enum FrontPipeline {
     static let initialWindowSize = 1 << 20
 
     static func configureHTTP2(_ sync: ChannelPipeline.SynchronousOperations, limits: ProxyLimits, configuration: ProxyStreamConfiguration) throws {
-        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
-        connectionConfiguration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
-            HTTP2Setting(parameter: .initialWindowSize, value: initialWindowSize),
-        ]
-        // Rapid-reset protection: a client that opens and cancels streams in a flood is cut off.
-        connectionConfiguration.maximumRecentlyResetStreams = 32
-        // Request header blocks are validated by HTTP2FrontHandler while it builds the request (the
-        // same rules, one pass instead of two); responses carry headers our HTTP/1.1 parser or our
-        // code made. Content lengths are still checked against DATA by NIO.
-        connectionConfiguration.headerBlockValidation = .disabled
-        var perStream = NIOHTTP2Handler.StreamConfiguration()
-        perStream.streamResetFrameRateLimit.maximumCount = 200
-        perStream.streamResetFrameRateLimit.windowLength = .seconds(10)
-        // One write per flush below NIO's HTTP/2 handler, which writes each frame on its own.
-        try sync.addHandler(WriteCoalescingHandler())
-        try sync.addHandler(
-            NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: perStream))
+        var settings = HTTP2ServerCodec.Settings()
+        settings.maxConcurrentStreams = limits.maxConcurrentStreams
+        settings.maxHeaderListSize = limits.maxHeaderBytes
+        settings.initialWindowSize = initialWindowSize
+        try sync.addHandler(HTTP2ServerCodec(settings: settings, allocator: ByteBufferAllocator()))
         try sync.addHandler(HTTP2FrontHandler(configuration: configuration, targetWindow: initialWindowSize))
     }
 
