@@ -135,6 +135,69 @@ private struct ForwardAll: ProxyRouter {
         await backend.stop()
     }
 
+    /// Rapid reset (CVE-2023-44487): a client that opens streams and resets them at once, past 200 resets
+    /// in 10 s, gets GOAWAY(ENHANCE_YOUR_CALM) and a closed connection; other clients are still served.
+    @Test func rapidResetFloodEndsTheConnection() async throws {
+        try await withFront { port in
+            var flood = Self.preface + Self.frame(type: 0x4)
+            for n in 0..<300 {
+                let stream = UInt32(2 * n + 1)
+                flood += Self.frame(type: 0x1, flags: 0x5, stream: stream, payload: [0x82, 0x86, 0x84])
+                flood += Self.frame(type: 0x3, stream: stream, payload: [0, 0, 0, 0x8])  // CANCEL
+            }
+            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: flood, timeout: .seconds(10)) { _ in false })
+            let goAway = try #require(reply.first { $0.type == 0x7 }, "no GOAWAY in \(reply.count) frames")
+            #expect(Array(goAway.payload.suffix(4)) == [0, 0, 0, 0xb], "not ENHANCE_YOUR_CALM: \(goAway.payload)")
+            let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
+            #expect(ok.output == "200")
+        }
+    }
+
+    /// A request body longer than its `content-length` resets the stream (PROTOCOL_ERROR) instead of
+    /// reaching the backend, whose connection would read the excess as a request of its own.
+    @Test func bodyPastItsContentLengthResetsTheStream() async throws {
+        try await withFront { port in
+            // POST / with content-length: 3 (a literal with the static table's name 28), then 5 bytes.
+            let block: [UInt8] = [0x83, 0x86, 0x84, 0x0f, 0x0d, 0x01, UInt8(ascii: "3")]
+            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: block)
+                + Self.frame(type: 0x0, flags: 0x1, stream: 1, payload: Array("hello".utf8))
+            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
+                Self.frames(in: bytes).contains { $0.type == 0x3 && $0.stream == 1 }
+            })
+            let reset = try #require(reply.first { $0.type == 0x3 && $0.stream == 1 }, "\(reply)")
+            #expect(reset.payload == [0, 0, 0, 0x1], "not PROTOCOL_ERROR: \(reset.payload)")
+            #expect(!reply.contains { $0.type == 0x7 }, "the connection was ended: \(reply)")
+        }
+    }
+
+    /// A request whose header block continues in a CONTINUATION frame is answered, and a PING on the same
+    /// connection is acknowledged with its payload.
+    @Test func continuedHeaderBlockAndPingAreAnswered() async throws {
+        try await withFront { port in
+            let ping: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
+            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x6, payload: ping)
+                + Self.frame(type: 0x1, flags: 0x1, stream: 1, payload: [0x82, 0x86])
+                + Self.frame(type: 0x9, flags: 0x4, stream: 1, payload: [0x84])
+            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
+                Self.frames(in: bytes).contains { $0.stream == 1 && $0.flags & 0x1 != 0 && ($0.type == 0x0 || $0.type == 0x1) }
+            })
+            #expect(reply.contains { $0.type == 0x6 && $0.flags == 0x1 && $0.payload == ping }, "no PING ACK: \(reply)")
+            let answer = try #require(reply.first { $0.type == 0x1 && $0.stream == 1 }, "\(reply)")
+            #expect(answer.payload.first == 0x88, "not :status 200: \(answer)")
+        }
+    }
+
+    /// A WINDOW_UPDATE that takes the connection's send window past 2^31-1 is a FLOW_CONTROL_ERROR for the
+    /// connection (RFC 9113 §6.9.1).
+    @Test func windowOverflowEndsTheConnection() async throws {
+        try await withFront { port in
+            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x8, payload: [0x7f, 0xff, 0xff, 0xff])
+            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { _ in false })
+            let goAway = try #require(reply.first { $0.type == 0x7 }, "\(reply)")
+            #expect(Array(goAway.payload.suffix(4)) == [0, 0, 0, 0x3], "not FLOW_CONTROL_ERROR: \(goAway.payload)")
+        }
+    }
+
     private struct Frame: CustomStringConvertible {
         var type: UInt8
         var flags: UInt8

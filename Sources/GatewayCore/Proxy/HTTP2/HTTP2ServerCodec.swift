@@ -170,6 +170,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     // MARK: - Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard state != .closed else { return }  // lingering after GOAWAY: dropped
         var buffer = unwrapInboundIn(data)
         if pending != nil {
             pending!.writeBuffer(&buffer)
@@ -773,7 +774,14 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             out.writeInteger(UInt32(code.networkCode))
         }
         flush(context: context)
-        context.close(promise: nil)
+        // A lingering close: the output side closes now, so the client reads the GOAWAY and EOF; what it
+        // still sends is read and dropped until it closes too (or for 2 s). Closing at once with its bytes
+        // unread would make the kernel answer with a TCP reset, which can destroy the GOAWAY unread.
+        let outputClosed = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: outputClosed)
+        outputClosed.futureResult.assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
 
     private func fireWindowEvent(stream: UInt32, inbound: Int?, outbound: Int?, context: ChannelHandlerContext) {
