@@ -4,9 +4,9 @@ import NIOHTTP1
 import NIOHTTP2
 import Synchronization
 
-/// One client connection speaking HTTP/2, after `NIOHTTP2Handler` (which runs the protocol: framing,
+/// One client connection speaking HTTP/2, after ``HTTP2ServerCodec`` (which runs the protocol: framing,
 /// HPACK, stream states, flow-control accounting, SETTINGS, PING, the limits on concurrent streams,
-/// header list size and reset floods). Every stream is served right here by a ``ProxyStream`` with an
+/// header list size and floods). Every stream is served right here by a ``ProxyStream`` with an
 /// ``HTTP2FrontStream`` as its client, without a child channel and pipeline per stream, or a
 /// conversion of every frame to HTTP/1 parts and back.
 ///
@@ -74,7 +74,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
         case .rstStream:
             streams[frame.streamID]?.reset()
         default:
-            break  // connection-level frames are NIOHTTP2Handler's
+            break  // connection-level frames are the codec's
         }
     }
 
@@ -118,16 +118,15 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A stream error has reset that stream already (its StreamClosedEvent follows). Anything else is
-        // a connection error: NIOHTTP2Handler has sent GOAWAY, and the connection closes.
-        if error is NIOHTTP2Errors.StreamError { return }
+        // Protocol errors are the codec's (a stream reset, or GOAWAY and a close); what reaches here is an
+        // I/O error of the connection.
         context.close(promise: nil)
     }
 
     // MARK: - Streams
 
     private func openStream(_ id: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
-        if goAwaySent && id > lastStreamID { return }  // past the GOAWAY: NIOHTTP2Handler refuses it
+        if goAwaySent && id > lastStreamID { return }  // past the GOAWAY: the codec ignores it
         lastStreamID = max(lastStreamID, id)
         guard let head = Self.requestHead(headers.headers) else {
             write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
@@ -269,11 +268,6 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
         streams = [:]
         for stream in open.values { stream.closed() }
     }
-
-    /// How this connection's responses give HPACK their request ids.
-    private var requestIDIndexing = RequestIDIndexing()
-
-    func nextRequestIDIndexing() -> HPACKIndexing { requestIDIndexing.next() }
 
     /// Called by a stream once it is closed.
     func streamFinished() {
@@ -489,7 +483,7 @@ final class HTTP2FrontStream: ProxyClient {
             let name = Self.lowercased(name)
             block.add(name: name, value: value, indexing: Self.indexing(name))
         }
-        block.add(name: "x-request-id", value: extras.requestID, indexing: connection?.nextRequestIDIndexing() ?? .nonIndexable)
+        block.add(name: "x-request-id", value: extras.requestID)
         if let length = extras.contentLength { block.add(name: "content-length", value: String(length)) }
         for (name, value) in extras.fields {
             let name = Self.lowercased(name)
@@ -587,14 +581,10 @@ final class HTTP2FrontStream: ProxyClient {
         }
     }
 
-    /// How HPACK may remember a response field: not a value that is new on every response (the request
-    /// id would push every reusable entry out of the client's dynamic table), never a cookie.
+    /// A cookie is marked never to be indexed, by any intermediary either (RFC 7541 §7.1.3); the
+    /// codec's encoder indexes nothing else.
     static func indexing(_ name: String) -> HPACKIndexing {
-        switch name {
-        case "x-request-id": return .nonIndexable
-        case "set-cookie": return .neverIndexed
-        default: return .indexable
-        }
+        name.utf8.count == 10 && name == "set-cookie" ? .neverIndexed : .indexable
     }
 
     /// HTTP/2 field names are lower case; most names need no copy. (`String.lowercased()` measured
@@ -621,20 +611,6 @@ final class HTTP2FrontStream: ProxyClient {
         case 16: return named("content-encoding")
         default: return nil
         }
-    }
-}
-
-/// How a response's request id goes into HPACK's dynamic table, one connection's responses in turn.
-/// The value is new on every response, so indexing it would push every reusable entry out; but an id
-/// the table never holds leaves its name to be Huffman-coded on every response as well. So the first
-/// response on a connection, and every 256th after it, lets its id in: its name stays in the table for
-/// the others to reference, even as `date` values accumulate and push old entries out.
-struct RequestIDIndexing {
-    private var sinceIndexed = 0
-
-    mutating func next() -> HPACKIndexing {
-        defer { sinceIndexed = (sinceIndexed + 1) & 255 }
-        return sinceIndexed == 0 ? .indexable : .nonIndexable
     }
 }
 

@@ -2,7 +2,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import NIOTLS
@@ -138,7 +137,6 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private var buffered: ByteBuffer?
     private let limits: ProxyLimits
     private let configuration: ProxyStreamConfiguration
@@ -156,9 +154,10 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             buffered!.writeBuffer(&chunk)
         }
         let bytes = buffered!.readableBytesView
-        let n = min(bytes.count, Self.preface.count)
-        let isPrefix = bytes.prefix(n).elementsEqual(Self.preface.prefix(n))
-        if isPrefix && n < Self.preface.count { return }  // need more bytes to decide
+        let preface = HTTP2ServerCodec.preface
+        let n = min(bytes.count, preface.count)
+        let isPrefix = bytes.prefix(n).elementsEqual(preface.prefix(n))
+        if isPrefix && n < preface.count { return }  // need more bytes to decide
         do {
             if isPrefix {
                 try configureHTTP2(context: context)

@@ -140,15 +140,6 @@ private func withH2Front(
         }
     }
 
-    /// A connection's first response lets HPACK index its request id (so the name is in the table for
-    /// the rest), then 255 do not, then one does again.
-    @Test func requestIDsIndexedOncePer256Responses() {
-        var indexing = RequestIDIndexing()
-        let first = (0..<513).map { _ in indexing.next() }
-        #expect(first.indices.filter { first[$0] == .indexable } == [0, 256, 512])
-        #expect(first.filter { $0 == .nonIndexable }.count == 510)
-    }
-
     /// Response field names go out lower case: the same string when it already is, ASCII letters
     /// folded otherwise, every other byte kept; the result is what Unicode lowercasing gives a token.
     @Test func http2ResponseNamesLowerCased() {

@@ -349,9 +349,12 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         if goAwaySent { return }  // past the GOAWAY's last stream: ignored (RFC 9113 §6.8)
         if let refuse { return streamError(streamID, refuse) }
         guard streams.count < settings.maxConcurrentStreams else { return streamError(streamID, .refusedStream) }
+        let declared = Self.declaredLength(headers)
+        // A request that ends with its headers but declares a body is malformed (RFC 9113 §8.1.1).
+        if block.endStream, let declared, declared != 0 { return streamError(streamID, .protocolError) }
         streams[streamID] = Stream(
             inboundWindow: settings.initialWindowSize, outboundWindow: peerInitialWindow, remoteClosed: block.endStream,
-            remainingLength: Self.declaredLength(headers))
+            remainingLength: declared)
         context.fireChannelRead(wrapInboundOut(HTTP2Frame(streamID: Self.id(streamID), payload: .headers(.init(headers: headers, endStream: block.endStream)))))
         if block.endStream { closeIfDone(streamID, context: context) }
     }
