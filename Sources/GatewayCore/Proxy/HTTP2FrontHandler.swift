@@ -16,12 +16,13 @@ import Synchronization
 ///   exhausted stops reading its backend response.
 /// - Graceful shutdown: GOAWAY naming the last stream accepted, then a close when the open streams have
 ///   finished.
-final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFlushing {
+    /// Nothing is read through the pipeline: the codec calls the ``HTTP2StreamHandler`` methods.
+    typealias InboundIn = Never
 
     private let configuration: ProxyStreamConfiguration
+    /// The connection's codec, which this handler writes through (directly, not down the pipeline).
+    let codec: HTTP2ServerCodec
     /// The window size the connection and each stream are topped up to (the initial window size the
     /// connection's SETTINGS announce).
     let targetWindow: Int
@@ -39,8 +40,9 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     /// One response-timeout timer for all streams.
     private var responseTimer = LazyTimer()
 
-    init(configuration: ProxyStreamConfiguration, targetWindow: Int) {
+    init(configuration: ProxyStreamConfiguration, codec: HTTP2ServerCodec, targetWindow: Int) {
         self.configuration = configuration.isHTTP2 ? configuration : configuration.forHTTP2()
+        self.codec = codec
         self.targetWindow = targetWindow
     }
 
@@ -52,29 +54,35 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     func handlerRemoved(context: ChannelHandlerContext) {
         responseTimer.cancel()
         closeAllStreams()
+        codec.handler = nil
         self.context = nil
     }
 
-    // MARK: - Inbound
+    // MARK: - From the codec
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .headers(let headers):
-            if let stream = streams[frame.streamID] {
-                // Trailers: the request ends (their fields are not forwarded).
-                if headers.endStream { stream.receivedEnd() }
-            } else {
-                openStream(frame.streamID, headers: headers, context: context)
+    func receivedHeaders(_ fields: HPACKHeaders, stream id: HTTP2StreamID, endStream: Bool) {
+        if let stream = streams[id] {
+            // Trailers: the request ends (their fields are not forwarded).
+            if endStream { stream.receivedEnd() }
+        } else if let context {
+            openStream(id, fields: fields, endStream: endStream, context: context)
+        }
+    }
+
+    func receivedData(_ data: ByteBuffer, stream id: HTTP2StreamID, endStream: Bool) {
+        guard let stream = streams[id] else { return }
+        if data.readableBytes > 0 { stream.receivedBody(data) }
+        if endStream { stream.receivedEnd() }
+    }
+
+    func streamClosed(_ id: HTTP2StreamID) {
+        if let stream = streams.removeValue(forKey: id) { stream.closed() }
+        if goAwaySent && streams.isEmpty, let context {
+            // The codec reports a stream closed by its last frame after the flush that sent it: close from
+            // a fresh tick, once that flush is done.
+            context.eventLoop.assumeIsolated().execute { [self] in
+                if let context = self.context { self.closeIfDrained(context: context) }
             }
-        case .data(let data):
-            guard let stream = streams[frame.streamID] else { return }
-            if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 { stream.receivedBody(buffer) }
-            if data.endStream { stream.receivedEnd() }
-        case .rstStream:
-            streams[frame.streamID]?.reset()
-        default:
-            break  // connection-level frames are the codec's
         }
     }
 
@@ -84,21 +92,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Several events per stream (created, window updated, closed): the dynamic type is compared before
-        // casting, since a failing `as?` from `Any` costs a search through the runtime's cast paths.
-        let type = ObjectIdentifier(Swift.type(of: event))
-        if type == ObjectIdentifier(StreamClosedEvent.self), let event = event as? StreamClosedEvent {
-            if let stream = streams.removeValue(forKey: event.streamID) { stream.closed() }
-            if goAwaySent && streams.isEmpty {
-                // NIO reports a stream closed while it writes the stream's last frames (inside a flush):
-                // close from a fresh tick, once that flush is done.
-                context.eventLoop.assumeIsolated().execute { [self] in
-                    if let context = self.context { self.closeIfDrained(context: context) }
-                }
-            }
-        } else if type == ObjectIdentifier(NIOHTTP2WindowUpdatedEvent.self), let event = event as? NIOHTTP2WindowUpdatedEvent {
-            windowUpdated(event)
-        } else if type == ObjectIdentifier(FrontServerEvent.self), case .drain? = event as? FrontServerEvent {
+        if case .drain? = event as? FrontServerEvent {
             drain(context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -125,18 +119,19 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     // MARK: - Streams
 
-    private func openStream(_ id: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
+    private func openStream(_ id: HTTP2StreamID, fields: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
         if goAwaySent && id > lastStreamID { return }  // past the GOAWAY: the codec ignores it
         lastStreamID = max(lastStreamID, id)
-        guard let head = Self.requestHead(headers.headers) else {
-            write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
+        guard let head = Self.requestHead(fields) else {
+            codec.writeReset(stream: id, code: .protocolError)
+            needsFlush = true
             flushIfNeeded()
             return
         }
         let stream = HTTP2FrontStream(id: id, connection: self)
         streams[id] = stream
         configuration.counters.streams.add(1, ordering: .relaxed)
-        stream.start(configuration: configuration, clientIP: clientIP, head: head.0, info: head.1, endStream: headers.endStream)
+        stream.start(configuration: configuration, clientIP: clientIP, head: head.0, info: head.1, endStream: endStream)
     }
 
     /// An HTTP/1-style request head from an HTTP/2 header block: the pseudo-headers become the method,
@@ -276,18 +271,19 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     // MARK: - Flow control
 
-    private func windowUpdated(_ event: NIOHTTP2WindowUpdatedEvent) {
-        if event.streamID == .rootStream {
+    func windowChanged(stream id: HTTP2StreamID, inbound: Int?, outbound: Int?) {
+        if id == .rootStream {
             // After GOAWAY with no stream left, the connection takes no frames but the last ones.
             if goAwaySent && streams.isEmpty { return }
-            if let size = event.inboundWindowSize, let increment = Self.increment(window: size, target: targetWindow) {
-                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
+            if let size = inbound, let increment = Self.increment(window: size, target: targetWindow) {
+                codec.writeWindowUpdate(stream: .rootStream, increment: increment)
+                needsFlush = true
             }
             return
         }
-        guard let stream = streams[event.streamID] else { return }
-        if let size = event.inboundWindowSize { stream.inboundWindowChanged(size) }
-        if let size = event.outboundWindowSize { stream.outboundWindowChanged(size) }
+        guard let stream = streams[id] else { return }
+        if let size = inbound { stream.inboundWindowChanged(size) }
+        if let size = outbound { stream.outboundWindowChanged(size) }
     }
 
     /// How much to add to a window of `window` bytes: back up to `target` once it has drained below half.
@@ -300,19 +296,15 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
 
     // MARK: - Writing
 
-    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
-        guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(wrapOutboundOut(frame), promise: promise)
+    /// Called after writing through ``codec``.
+    func wrote() {
         needsFlush = true
     }
 
     func flushIfNeeded() {
-        guard needsFlush, let context else { return }
+        guard needsFlush, context != nil else { return }
         needsFlush = false
-        context.flush()
+        codec.flush()
     }
 
     /// Flushes once the event loop has handled the I/O of this tick: the responses that many streams'
@@ -349,7 +341,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, TickFlushing {
     private func drain(context: ChannelHandlerContext) {
         guard !goAwaySent else { return }
         goAwaySent = true
-        write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)))
+        codec.writeGoAway(lastStreamID: lastStreamID, code: .noError)
+        needsFlush = true
         flushIfNeeded()
         closeIfDrained(context: context)
     }
@@ -376,7 +369,8 @@ final class HTTP2FrontStream: ProxyClient {
     /// Strong until the stream closes.
     private var connection: HTTP2FrontHandler?
     private var stream: ProxyStream<HTTP2FrontStream>?
-    private var pendingHeaders: HPACKHeaders?
+    /// The response head, held until it is known whether a body follows (END_STREAM rides on it if not).
+    private var pendingHead: (head: HTTPResponseHead, extras: ResponseHeadExtras)?
     private var heldChunk: ByteBuffer?
     private var responseEnded = false
     private var requestEnded = false
@@ -466,7 +460,8 @@ final class HTTP2FrontStream: ProxyClient {
             let increment = HTTP2FrontHandler.increment(window: window, target: connection.targetWindow)
         else { return }
         inboundWindow = window + increment
-        connection.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+        connection.codec.writeWindowUpdate(stream: id, increment: increment)
+        connection.wrote()
     }
 
     // MARK: ProxyClient
@@ -476,20 +471,7 @@ final class HTTP2FrontStream: ProxyClient {
     var isWritable: Bool { (connection?.isWritable ?? false) && (outboundWindow ?? 1) > 0 }
 
     func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras) {
-        var block = HPACKHeaders()
-        block.reserveCapacity(head.headers.count + extras.fields.count + 3)
-        block.add(name: ":status", value: head.status.code == 200 ? "200" : String(head.status.code))
-        for (name, value) in head.headers where !extras.replaces(name) {
-            let name = Self.lowercased(name)
-            block.add(name: name, value: value, indexing: Self.indexing(name))
-        }
-        block.add(name: "x-request-id", value: extras.requestID)
-        if let length = extras.contentLength { block.add(name: "content-length", value: String(length)) }
-        for (name, value) in extras.fields {
-            let name = Self.lowercased(name)
-            block.add(name: name, value: value, indexing: Self.indexing(name))
-        }
-        pendingHeaders = block
+        pendingHead = (head, extras)
     }
 
     func sendResponseBody(_ chunk: ByteBuffer) {
@@ -510,18 +492,20 @@ final class HTTP2FrontStream: ProxyClient {
         // once the response is out, and if the request still has not ended, the rest is refused with
         // RST_STREAM(NO_ERROR) (RFC 9113 §8.1). Not before: NIO drops a reset stream's queued DATA.
         let sent: EventLoopPromise<Void>? = requestEnded ? nil : connection.context?.eventLoop.makePromise()
-        if let headers = pendingHeaders, heldChunk == nil {
-            pendingHeaders = nil
-            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), promise: sent)
+        if let pending = pendingHead, heldChunk == nil {
+            pendingHead = nil
+            connection.codec.writeResponseHead(pending.head, extras: pending.extras, stream: id, endStream: true, promise: sent)
         } else if heldChunk != nil {
             writePending(endStream: true, promise: sent)
         } else {
-            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: sent)
+            connection.codec.writeData(ByteBuffer(), stream: id, endStream: true, promise: sent)
         }
+        connection.wrote()
         connection.scheduleFlush()
         sent?.futureResult.assumeIsolated().whenSuccess { [self] in
             guard !self.requestEnded, !self.isClosed, let connection = self.connection else { return }
-            connection.write(HTTP2Frame(streamID: self.id, payload: .rstStream(.noError)))
+            connection.codec.writeReset(stream: self.id, code: .noError)
+            connection.wrote()
             connection.scheduleFlush()
         }
     }
@@ -559,8 +543,10 @@ final class HTTP2FrontStream: ProxyClient {
     func abortResponse() {
         guard !isClosed else { return }
         responseEnded = true
-        connection?.write(HTTP2Frame(streamID: id, payload: .rstStream(.internalError)))
-        connection?.flushIfNeeded()
+        guard let connection else { return }
+        connection.codec.writeReset(stream: id, code: .internalError)
+        connection.wrote()
+        connection.flushIfNeeded()
     }
 
     /// Writes what is held: the headers, then the held chunk (the last one with `endStream`).
@@ -569,47 +555,17 @@ final class HTTP2FrontStream: ProxyClient {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        if let headers = pendingHeaders {
-            pendingHeaders = nil
-            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: false))))
+        if let pending = pendingHead {
+            pendingHead = nil
+            connection.codec.writeResponseHead(pending.head, extras: pending.extras, stream: id, endStream: false, promise: nil)
+            connection.wrote()
         }
         if let chunk = heldChunk {
             heldChunk = nil
-            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk), endStream: endStream))), promise: promise)
+            connection.codec.writeData(chunk, stream: id, endStream: endStream, promise: promise)
+            connection.wrote()
         } else {
             promise?.succeed()
-        }
-    }
-
-    /// A cookie is marked never to be indexed, by any intermediary either (RFC 7541 §7.1.3); the
-    /// codec's encoder indexes nothing else.
-    static func indexing(_ name: String) -> HPACKIndexing {
-        name.utf8.count == 10 && name == "set-cookie" ? .neverIndexed : .indexable
-    }
-
-    /// HTTP/2 field names are lower case; most names need no copy. (`String.lowercased()` measured
-    /// cheaper here than a byte-by-byte copy through `String(unsafeUninitializedCapacity:)`.)
-    /// The common response field names come back as literals (no allocation, no reference counting).
-    static func lowercased(_ name: String) -> String {
-        if name.allUTF8({ $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) { return name }
-        return commonName(name) ?? name.lowercased()
-    }
-
-    /// The lower-case literal of a common response field name, in any letter case; nil for another.
-    static func commonName(_ name: String) -> String? {
-        func named(_ candidate: String) -> String? { HopByHop.equalsIgnoringASCIICase(name, candidate) ? candidate : nil }
-        switch name.utf8.count {
-        case 3: return named("age")
-        case 4: return named("date") ?? named("etag") ?? named("vary")
-        case 6: return named("server")
-        case 7: return named("expires")
-        case 8: return named("location")
-        case 10: return named("set-cookie")
-        case 12: return named("content-type")
-        case 13: return named("cache-control") ?? named("last-modified") ?? named("accept-ranges")
-        case 14: return named("content-length")
-        case 16: return named("content-encoding")
-        default: return nil
         }
     }
 }

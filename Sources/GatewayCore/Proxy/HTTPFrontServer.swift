@@ -207,8 +207,11 @@ enum FrontPipeline {
         settings.maxConcurrentStreams = limits.maxConcurrentStreams
         settings.maxHeaderListSize = limits.maxHeaderBytes
         settings.initialWindowSize = initialWindowSize
-        try sync.addHandler(HTTP2ServerCodec(settings: settings, allocator: ByteBufferAllocator()))
-        try sync.addHandler(HTTP2FrontHandler(configuration: configuration, targetWindow: initialWindowSize))
+        let codec = HTTP2ServerCodec(settings: settings, allocator: ByteBufferAllocator())
+        let front = HTTP2FrontHandler(configuration: configuration, codec: codec, targetWindow: initialWindowSize)
+        codec.handler = front
+        try sync.addHandler(codec)
+        try sync.addHandler(front)
     }
 
     /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHPACK
+import NIOHTTP1
 import NIOHTTP2
 import Testing
 
@@ -10,72 +11,76 @@ import Testing
 /// writes for what the front sends down. (The front over real sockets, with curl, h2load and raw frames,
 /// is in HTTP2AbuseTests, ProxyFrontTests and HTTPFrontServerTests.)
 @Suite struct HTTP2ServerCodecTests {
-    /// Response blocks decode (with NIO's decoder) to the fields given, in order; `:status 200` is one
-    /// byte; `set-cookie` stays "never indexed"; long values and names outside the static table survive.
+    /// Response blocks decode (with NIO's decoder) to the head's fields, lower-cased and in order, then
+    /// the request id, length and other fields the proxy adds; `:status 200` is one byte and other codes
+    /// are literals; a field the extras replace is left out; `set-cookie` stays "never indexed"; long
+    /// values and names outside the static table survive. Nothing enters the decoder's dynamic table.
     @Test func responseBlocksDecodeToTheFieldsGiven() throws {
-        var fields = HPACKHeaders()
-        fields.add(name: ":status", value: "200")
-        fields.add(name: "server", value: "edge-balancer")
-        fields.add(name: "date", value: "Sun, 06 Dec 2026 22:00:00 GMT")
-        fields.add(name: "content-type", value: "application/json")
-        fields.add(name: "x-request-id", value: "0AbC_-z012345678")
-        fields.add(name: "set-cookie", value: "session=secret", indexing: .neverIndexed)
-        fields.add(name: "x-long", value: String(repeating: "v", count: 300))
-        fields.add(name: "strict-transport-security", value: "max-age=63072000")
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
+            "Server": "edge-balancer", "Date": "Sun, 06 Dec 2026 22:00:00 GMT", "Content-Type": "application/json",
+            "X-Request-ID": "replaced", "Set-Cookie": "session=secret", "X-Long": String(repeating: "v", count: 300),
+            "Strict-Transport-Security": "max-age=63072000", "X-Odd_Name.1": "kept",
+        ])
+        var extras = ResponseHeadExtras(requestID: "0AbC_-z01234567", contentLength: 42)
+        extras.fields.add(name: "X-Cache", value: "HIT")
         var block = ByteBuffer()
-        HPACKFieldEncoder.encode(fields, into: &block)
+        HPACKFieldEncoder.encodeResponse(head, extras: extras, into: &block)
         #expect(block.getInteger(at: 0, as: UInt8.self) == 0x88)
+        let expected = [
+            ":status: 200", "server: edge-balancer", "date: Sun, 06 Dec 2026 22:00:00 GMT", "content-type: application/json",
+            "set-cookie: session=secret", "x-long: " + String(repeating: "v", count: 300), "strict-transport-security: max-age=63072000",
+            "x-odd_name.1: kept", "x-request-id: 0AbC_-z01234567", "content-length: 42", "x-cache: HIT",
+        ]
         var decoder = HPACKDecoder(allocator: .init())
         for _ in 0..<2 {  // twice: nothing the first block did to the table may change the second
             var copy = block
             let decoded = try decoder.decodeHeaders(from: &copy)
-            #expect(decoded.map { "\($0.name): \($0.value)" } == fields.map { "\($0.name): \($0.value)" })
+            #expect(decoded.map { "\($0.name): \($0.value)" } == expected)
             #expect(decoded.first { $0.name == "set-cookie" }?.indexable == .neverIndexed)
         }
-        var status = HPACKHeaders()
-        status.add(name: ":status", value: "503")
-        var other = ByteBuffer()
-        HPACKFieldEncoder.encode(status, into: &other)
-        #expect(try decoder.decodeHeaders(from: &other).first(name: ":status") == "503")
+        for (status, value) in [(HTTPResponseStatus.serviceUnavailable, "503"), (.notFound, "404"), (.custom(code: 299, reasonPhrase: "x"), "299")] {
+            var other = ByteBuffer()
+            HPACKFieldEncoder.encodeResponse(HTTPResponseHead(version: .http1_1, status: status), extras: .init(requestID: "r"), into: &other)
+            #expect(try decoder.decodeHeaders(from: &other).first(name: ":status") == value)
+        }
     }
 
-    /// A request is handed up as its decoded HEADERS; a response block past the client's frame size goes
-    /// out as HEADERS and CONTINUATION; a body past the client's windows stops at them, the stream is told
-    /// its window is empty, and the rest (with END_STREAM) goes once WINDOW_UPDATEs arrive, after which the
-    /// stream is reported closed.
+    /// A request is handed to the stream handler as its decoded header list; a response block past the
+    /// client's frame size goes out as HEADERS and CONTINUATION; a body past the client's windows stops at
+    /// them, the stream is told its window is empty, and the rest (with END_STREAM) goes once
+    /// WINDOW_UPDATEs arrive, after which the stream is reported closed and the body's write completes.
     @Test func headersAndDataWithinTheClientsWindows() throws {
         let channel = EmbeddedChannel()
-        let recorder = FrameRecorder()
-        try channel.pipeline.syncOperations.addHandler(HTTP2ServerCodec(settings: .init(), allocator: channel.allocator))
-        try channel.pipeline.syncOperations.addHandler(recorder)
+        let codec = HTTP2ServerCodec(settings: .init(), allocator: channel.allocator)
+        let recorder = StreamRecorder()
+        codec.handler = recorder
+        try channel.pipeline.syncOperations.addHandler(codec)
         let preface = try Self.frames(Self.readAll(channel))
         #expect(preface.map(\.type) == [0x4, 0x8], "the server's SETTINGS and connection WINDOW_UPDATE: \(preface)")
 
         try channel.writeInbound(ByteBuffer(bytes: HTTP2ServerCodec.preface + Self.frame(type: 0x4)
             + Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])))
-        let request = try #require(recorder.frames.first)
-        guard case .headers(let headers) = request.payload else { Issue.record("not HEADERS: \(request)"); return }
-        #expect(headers.headers.first(name: ":path") == "/" && headers.endStream)
+        let request = try #require(recorder.requests.first)
+        #expect(request.fields.first(name: ":path") == "/" && request.endStream && request.stream == 1)
         #expect(try Self.frames(Self.readAll(channel)).map(\.type) == [0x4], "SETTINGS ACK")
 
-        var big = HPACKHeaders()
-        big.add(name: ":status", value: "200")
-        big.add(name: "x-big", value: String(repeating: "b", count: 20_000))
-        channel.writeAndFlush(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: big))), promise: nil)
+        let big = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["X-Big": String(repeating: "b", count: 20_000)])
+        codec.writeResponseHead(big, extras: .init(requestID: "r"), stream: 1, endStream: false, promise: nil)
+        codec.flush()
         let block = try Self.frames(Self.readAll(channel))
         #expect(block.map(\.type) == [0x1, 0x9] && block[0].flags & 0x4 == 0 && block[1].flags & 0x4 != 0, "\(block)")
         var joined = ByteBuffer(bytes: block.flatMap(\.payload))
         var decoder = HPACKDecoder(allocator: .init(), maxDynamicTableSize: 4096, maxHeaderListSize: 65_536)
         #expect(try decoder.decodeHeaders(from: &joined).first(name: "x-big")?.utf8.count == 20_000)
 
-        let body = ByteBuffer(repeating: 0x61, count: 100_000)
         let sent = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(body), endStream: true))), promise: sent)
+        codec.writeData(ByteBuffer(repeating: 0x61, count: 100_000), stream: 1, endStream: true, promise: sent)
+        codec.flush()
         let first = try Self.frames(Self.readAll(channel))
         #expect(first.allSatisfy { $0.type == 0x0 && $0.payload.count <= 16_384 && $0.flags & 0x1 == 0 })
         #expect(first.reduce(0) { $0 + $1.payload.count } == 65_535, "the client's initial windows")
-        #expect(recorder.outboundWindows.last == 0, "the stream was not told its window is empty")
-        #expect(!recorder.closed.contains(1))
+        #expect(recorder.sendWindows.last == 0, "the stream was not told its window is empty")
+        #expect(recorder.closed.isEmpty)
 
         try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x8, payload: Self.be32(40_000))
             + Self.frame(type: 0x8, stream: 1, payload: Self.be32(40_000))))
@@ -131,21 +136,23 @@ import Testing
     }
 }
 
-/// What the codec hands up: frames, the streams reported closed, and the send windows reported.
-private final class FrameRecorder: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    var frames: [HTTP2Frame] = []
+/// What the codec tells its stream handler: requests, the streams reported closed, the send windows.
+private final class StreamRecorder: HTTP2StreamHandler {
+    var requests: [(fields: HPACKHeaders, stream: Int, endStream: Bool)] = []
     var closed: [Int] = []
-    var outboundWindows: [Int] = []
+    var sendWindows: [Int] = []
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        frames.append(unwrapInboundIn(data))
+    func receivedHeaders(_ fields: HPACKHeaders, stream: HTTP2StreamID, endStream: Bool) {
+        requests.append((fields, Int(stream), endStream))
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? StreamClosedEvent { closed.append(Int(event.streamID)) }
-        if let event = event as? NIOHTTP2WindowUpdatedEvent, event.streamID != .rootStream, let size = event.outboundWindowSize {
-            outboundWindows.append(size)
-        }
+    func receivedData(_ data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {}
+
+    func streamClosed(_ stream: HTTP2StreamID) {
+        closed.append(Int(stream))
+    }
+
+    func windowChanged(stream: HTTP2StreamID, inbound: Int?, outbound: Int?) {
+        if stream != .rootStream, let outbound { sendWindows.append(outbound) }
     }
 }

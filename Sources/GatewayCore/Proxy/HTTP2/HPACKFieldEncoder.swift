@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHPACK
+import NIOHTTP1
 
 /// Encodes response header blocks for ``HTTP2ServerCodec`` (RFC 7541), spending as little CPU as HPACK
 /// allows: a `:status` in the static table is one byte; any other field is a literal *without indexing*
@@ -9,44 +9,78 @@ import NIOHPACK
 /// per connection and needs no dynamic table size update when the peer's `SETTINGS_HEADER_TABLE_SIZE`
 /// changes. A response block is larger than a fully compressed one (about 110 bytes for a typical proxied
 /// response instead of about 40), which on the links a balancer serves is a smaller cost than the CPU a
-/// table search and Huffman coding take on every response. Names must be lower case (the front makes
-/// them so). A field marked `.neverIndexed` (`set-cookie`) is sent as "never indexed", so that
-/// intermediaries do not index it either.
+/// table search and Huffman coding take on every response.
 enum HPACKFieldEncoder {
-    /// Appends the header block of `fields` to `buffer`.
-    static func encode(_ fields: HPACKHeaders, into buffer: inout ByteBuffer) {
-        for (name, value, indexing) in fields {
-            if name.utf8.count == 7, name == ":status" {
-                if let index = statusIndex(value) {
-                    buffer.writeInteger(0x80 | index)
-                } else {
-                    buffer.writeInteger(UInt8(0x08))  // literal without indexing, name :status (index 8)
-                    writeString(value, into: &buffer)
-                }
-                continue
-            }
-            let prefix: UInt8 = indexing == .neverIndexed ? 0x10 : 0x00
-            if let index = staticNameIndex(name) {
-                writeInteger(index, prefixBits: 4, flags: prefix, into: &buffer)
-            } else {
-                buffer.writeInteger(prefix)
-                writeString(name, into: &buffer)
-            }
-            writeString(value, into: &buffer)
+    /// Appends the header block of a response: `:status`, the head's fields but those `extras` replace,
+    /// then the request id, the length and the other fields `extras` adds. Names are lower-cased as they
+    /// are written (HTTP/2 field names are lower case; HTTP/1.1 backends send them in any case).
+    static func encodeResponse(_ head: HTTPResponseHead, extras: ResponseHeadExtras, into buffer: inout ByteBuffer) {
+        writeStatus(head.status.code, into: &buffer)
+        for (name, value) in head.headers where !extras.replaces(name) {
+            writeField(name, value, into: &buffer)
+        }
+        buffer.writeInteger(UInt8(0))  // x-request-id: a literal name (not in the static table)
+        writeString("x-request-id", into: &buffer)
+        writeString(extras.requestID, into: &buffer)
+        if let length = extras.contentLength {
+            writeInteger(28, prefixBits: 4, flags: 0, into: &buffer)  // content-length
+            writeString(String(length), into: &buffer)
+        }
+        for (name, value) in extras.fields {
+            writeField(name, value, into: &buffer)
         }
     }
 
-    /// The static table entry that holds both `:status` and this value.
-    static func statusIndex(_ value: String) -> UInt8? {
-        guard value.utf8.count == 3 else { return nil }
-        switch value {
-        case "200": return 8
-        case "204": return 9
-        case "206": return 10
-        case "304": return 11
-        case "400": return 12
-        case "404": return 13
-        case "500": return 14
+    /// `:status`: one byte for the codes in the static table, else a literal with its name indexed.
+    static func writeStatus(_ code: UInt, into buffer: inout ByteBuffer) {
+        if let index = statusIndex(code) {
+            buffer.writeInteger(0x80 | index)
+            return
+        }
+        let code = min(code, 999)
+        buffer.writeInteger(UInt8(0x08))  // literal without indexing, name :status (index 8)
+        buffer.writeInteger(UInt8(3))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
+    }
+
+    /// One field, its name lower-cased. `set-cookie` goes as "never indexed", so that intermediaries do
+    /// not index it either (RFC 7541 §7.1.3).
+    static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+        let index = staticNameIndex(name)
+        let flags: UInt8 = index == 55 ? 0x10 : 0x00
+        if let index {
+            writeInteger(index, prefixBits: 4, flags: flags, into: &buffer)
+        } else {
+            buffer.writeInteger(flags)
+            writeLowercased(name, into: &buffer)
+        }
+        writeString(value, into: &buffer)
+    }
+
+    /// A name as a string literal, ASCII letters lower-cased.
+    static func writeLowercased(_ name: String, into buffer: inout ByteBuffer) {
+        writeInteger(name.utf8.count, prefixBits: 7, flags: 0, into: &buffer)
+        if name.allUTF8({ $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) {
+            buffer.writeString(name)
+            return
+        }
+        for byte in name.utf8 {
+            buffer.writeInteger(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
+        }
+    }
+
+    /// The static table entry that holds both `:status` and this code.
+    static func statusIndex(_ code: UInt) -> UInt8? {
+        switch code {
+        case 200: return 8
+        case 204: return 9
+        case 206: return 10
+        case 304: return 11
+        case 400: return 12
+        case 404: return 13
+        case 500: return 14
         default: return nil
         }
     }
@@ -73,52 +107,35 @@ enum HPACKFieldEncoder {
         buffer.writeInteger(UInt8(rest))
     }
 
-    /// The index of `name` in HPACK's static table (RFC 7541 Appendix A), for the names a response
-    /// carries; chosen by length before any comparison.
+    /// The index of `name` (in any letter case) in HPACK's static table (RFC 7541 Appendix A), for the
+    /// names a response carries; chosen by length before any comparison.
     static func staticNameIndex(_ name: String) -> Int? {
+        func named(_ candidate: String, _ index: Int) -> Int? {
+            HopByHop.equalsIgnoringASCIICase(name, candidate) ? index : nil
+        }
         switch name.utf8.count {
         case 3:
-            if name == "age" { return 21 }
-            return name == "via" ? 60 : nil
+            return named("age", 21) ?? named("via", 60)
         case 4:
-            switch name {
-            case "date": return 33
-            case "etag": return 34
-            case "vary": return 59
-            case "link": return 45
-            default: return nil
-            }
-        case 5: return name == "allow" ? 22 : nil
-        case 6: return name == "server" ? 54 : nil
+            return named("date", 33) ?? named("etag", 34) ?? named("vary", 59) ?? named("link", 45)
+        case 5: return named("allow", 22)
+        case 6: return named("server", 54)
         case 7:
-            if name == "expires" { return 36 }
-            return name == "refresh" ? 52 : nil
-        case 8: return name == "location" ? 46 : nil
-        case 10: return name == "set-cookie" ? 55 : nil
-        case 11: return name == "retry-after" ? 53 : nil
-        case 12: return name == "content-type" ? 31 : nil
+            return named("expires", 36) ?? named("refresh", 52)
+        case 8: return named("location", 46)
+        case 10: return named("set-cookie", 55)
+        case 11: return named("retry-after", 53)
+        case 12: return named("content-type", 31)
         case 13:
-            switch name {
-            case "cache-control": return 24
-            case "last-modified": return 44
-            case "accept-ranges": return 18
-            case "content-range": return 30
-            default: return nil
-            }
-        case 14: return name == "content-length" ? 28 : nil
+            return named("cache-control", 24) ?? named("last-modified", 44) ?? named("accept-ranges", 18) ?? named("content-range", 30)
+        case 14: return named("content-length", 28)
         case 16:
-            switch name {
-            case "content-encoding": return 26
-            case "content-language": return 27
-            case "content-location": return 29
-            case "www-authenticate": return 61
-            default: return nil
-            }
-        case 17: return name == "transfer-encoding" ? 57 : nil
-        case 18: return name == "proxy-authenticate" ? 48 : nil
-        case 19: return name == "content-disposition" ? 25 : nil
-        case 25: return name == "strict-transport-security" ? 56 : nil
-        case 27: return name == "access-control-allow-origin" ? 20 : nil
+            return named("content-encoding", 26) ?? named("content-language", 27) ?? named("content-location", 29) ?? named("www-authenticate", 61)
+        case 17: return named("transfer-encoding", 57)
+        case 18: return named("proxy-authenticate", 48)
+        case 19: return named("content-disposition", 25)
+        case 25: return named("strict-transport-security", 56)
+        case 27: return named("access-control-allow-origin", 20)
         default: return nil
         }
     }

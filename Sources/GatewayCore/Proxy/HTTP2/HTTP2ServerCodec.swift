@@ -1,14 +1,16 @@
 import NIOCore
 import NIOHPACK
+import NIOHTTP1
 import NIOHTTP2
 
 /// The server side of an HTTP/2 connection (RFC 9113): framing, HPACK, stream states, flow control,
 /// SETTINGS, PING, GOAWAY and the limits that keep a client from exhausting the server.
 ///
-/// It reads bytes and hands ``HTTP2Frame``s for streams up the pipeline (HEADERS with their decoded
-/// header list, DATA, RST_STREAM), with NIO's `StreamClosedEvent` and `NIOHTTP2WindowUpdatedEvent`;
-/// it takes ``HTTP2Frame``s down and writes them as bytes. Everything that belongs to the connection is
-/// answered here. It is the front's replacement for `NIOHTTP2Handler`, which spends most of an HTTP/2
+/// It reads bytes and tells its ``HTTP2StreamHandler`` what arrives for streams (a request's decoded
+/// header list, DATA, a reset, a stream closed, windows changed); the handler writes responses through
+/// its `write…` methods, which encode straight into the connection's output buffer, and calls
+/// ``flush()``. Calls, not frames passed along the pipeline: no frame value is boxed, no event cast.
+/// Everything that belongs to the connection is answered here. It is the front's replacement for `NIOHTTP2Handler`, which spends most of an HTTP/2
 /// request's CPU in its general state machine and HPACK encoder; this one does what a server in front of
 /// HTTP/1.1 backends needs:
 ///
@@ -26,13 +28,11 @@ import NIOHTTP2
 ///   skip a block), frame size, CONTINUATION length, and floods: RST_STREAM (rapid reset), empty DATA,
 ///   and PING or SETTINGS while the client does not read its answers. A flood ends the connection with
 ///   GOAWAY(ENHANCE_YOUR_CALM).
-/// - Stream-closed events for streams that close by our own writes are delivered after the flush that
-///   sends their last frame, never from inside a write.
-final class HTTP2ServerCodec: ChannelDuplexHandler {
+/// - A stream closed by our own write, and a send window reopened, are reported after the flush that
+///   sends the frames, never from inside a write.
+final class HTTP2ServerCodec: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
-    typealias OutboundOut = IOData
+    typealias InboundOut = Never
 
     /// What the server announces and enforces.
     struct Settings {
@@ -90,6 +90,14 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         case closed
     }
 
+    /// What is reported after a flush.
+    private enum Deferred {
+        case closed(UInt32)
+        case sendWindow(UInt32, Int)
+    }
+
+    /// The connection's stream handler; the pair reference each other until the handler is removed.
+    var handler: (any HTTP2StreamHandler)?
     private let settings: Settings
     private var state = State.awaitingPreface
     private var context: ChannelHandlerContext?
@@ -115,8 +123,8 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     /// Whether `out` was handed down and must be cleared before it is written again.
     private var outHandedOff = false
     private var outPromise: EventLoopPromise<Void>?
-    /// Events for the handlers above, delivered after the next flush.
-    private var deferredEvents: [Any] = []
+    /// Reports for the handler, delivered after the next flush.
+    private var deferredEvents: [Deferred] = []
 
     init(settings: Settings, allocator: ByteBufferAllocator) {
         self.settings = settings
@@ -145,10 +153,10 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
         let raise = settings.initialWindowSize - connectionInboundWindow
         if raise > 0 {
-            writeWindowUpdate(stream: 0, increment: raise)
+            writeWindowUpdateFrame(stream: 0, increment: raise)
             connectionInboundWindow += raise
         }
-        flush(context: context)
+        flush()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -160,6 +168,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         state = .closed
         failQueuedData()
         context.fireChannelInactive()
+        handler = nil
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -210,7 +219,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
-        if out.readableBytes > 0 && !outHandedOff || !deferredEvents.isEmpty { flush(context: context) }
+        if out.readableBytes > 0 && !outHandedOff || !deferredEvents.isEmpty { flush() }
     }
 
     private func handleFrame(type: UInt8, flags: UInt8, streamID: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
@@ -270,7 +279,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         } else {
             emptyDataFrames = 0
         }
-        if length > 0 { fireWindowEvent(stream: 0, inbound: connectionInboundWindow, outbound: nil, context: context) }
+        if length > 0 { handler?.windowChanged(stream: .rootStream, inbound: connectionInboundWindow, outbound: nil) }
         guard var stream = streams[streamID] else {
             // A stream reset or finished a moment ago: its DATA may still be on the way, and is dropped.
             if streamID > lastClientStreamID { connectionError(.protocolError, context: context) }
@@ -286,11 +295,11 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
         stream.remoteClosed = endStream
         streams[streamID] = stream
-        context.fireChannelRead(wrapInboundOut(HTTP2Frame(streamID: Self.id(streamID), payload: .data(.init(data: .byteBuffer(data), endStream: endStream)))))
+        handler?.receivedData(data, stream: Self.id(streamID), endStream: endStream)
         if endStream {
-            closeIfDone(streamID, context: context)
+            closeIfDone(streamID, now: true)
         } else if length > 0 {
-            fireWindowEvent(stream: streamID, inbound: stream.inboundWindow, outbound: nil, context: context)
+            handler?.windowChanged(stream: Self.id(streamID), inbound: stream.inboundWindow, outbound: nil)
         }
     }
 
@@ -341,8 +350,8 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             if let remaining = stream.remainingLength, remaining != 0 { return streamError(streamID, .protocolError) }
             stream.remoteClosed = true
             streams[streamID] = stream
-            context.fireChannelRead(wrapInboundOut(HTTP2Frame(streamID: Self.id(streamID), payload: .headers(.init(headers: headers, endStream: true)))))
-            closeIfDone(streamID, context: context)
+            handler?.receivedHeaders(headers, stream: Self.id(streamID), endStream: true)
+            closeIfDone(streamID, now: true)
             return
         }
         lastClientStreamID = streamID
@@ -355,8 +364,8 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         streams[streamID] = Stream(
             inboundWindow: settings.initialWindowSize, outboundWindow: peerInitialWindow, remoteClosed: block.endStream,
             remainingLength: declared)
-        context.fireChannelRead(wrapInboundOut(HTTP2Frame(streamID: Self.id(streamID), payload: .headers(.init(headers: headers, endStream: block.endStream)))))
-        if block.endStream { closeIfDone(streamID, context: context) }
+        handler?.receivedHeaders(headers, stream: Self.id(streamID), endStream: block.endStream)
+        if block.endStream { closeIfDone(streamID, now: true) }
     }
 
     /// The request's `content-length`, when it has exactly one that is a number (anything else is the
@@ -382,10 +391,8 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         resetCount += 1
         if resetCount > settings.maxResetsPerWindow { return connectionError(.enhanceYourCalm, context: context) }
         guard streams[streamID] != nil else { return }
-        let code = HTTP2ErrorCode(networkCode: Int(payload.getInteger(at: payload.readerIndex, as: UInt32.self)!))
-        context.fireChannelRead(wrapInboundOut(HTTP2Frame(streamID: Self.id(streamID), payload: .rstStream(code))))
         removeStream(streamID)
-        context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: Self.id(streamID), reason: code))
+        handler?.streamClosed(Self.id(streamID))
     }
 
     private func receiveSettings(flags: UInt8, streamID: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
@@ -422,7 +429,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             let window = streams[id]!.outboundWindow + delta
             guard window <= 0x7fff_ffff else { return connectionError(.flowControlError, context: context) }
             streams[id]!.outboundWindow = window
-            deferredEvents.append(NIOHTTP2WindowUpdatedEvent(streamID: Self.id(id), inboundWindowSize: nil, outboundWindowSize: max(window, 0)))
+            deferredEvents.append(.sendWindow(id, max(window, 0)))
         }
         if delta > 0 { sendWaitingData() }
     }
@@ -470,95 +477,92 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         streams[streamID] = stream
         if stream.queued != nil { sendWaitingData() }
         if let window = streams[streamID]?.outboundWindow {
-            fireWindowEvent(stream: streamID, inbound: nil, outbound: max(window, 0), context: context)
+            handler?.windowChanged(stream: Self.id(streamID), inbound: nil, outbound: max(window, 0))
         }
     }
 
     // MARK: - Writing
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let frame = unwrapOutboundIn(data)
-        let streamID = UInt32(Int32(frame.streamID))
-        guard state != .closed else {
+    /// A response head as a HEADERS frame (with CONTINUATION frames if the block is larger than the
+    /// client's frame size).
+    func writeResponseHead(
+        _ head: HTTPResponseHead, extras: ResponseHeadExtras, stream: HTTP2StreamID, endStream: Bool, promise: EventLoopPromise<Void>?
+    ) {
+        let id = UInt32(Int32(stream))
+        guard state != .closed, let current = streams[id], !current.localClosed else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        switch frame.payload {
-        case .headers(let headers):
-            guard var stream = streams[streamID], !stream.localClosed else {
-                promise?.fail(ChannelError.ioOnClosedChannel)
-                return
-            }
-            writeHeaders(headers.headers, stream: streamID, endStream: headers.endStream)
-            if headers.endStream {
-                stream.localClosed = true
-                streams[streamID] = stream
-                closeIfDone(streamID, context: nil)
-            }
-            attach(promise)
-        case .data(let data):
-            guard case .byteBuffer(let buffer) = data.data, let stream = streams[streamID], !stream.localClosed else {
-                promise?.fail(ChannelError.ioOnClosedChannel)
-                return
-            }
-            sendData(QueuedData(buffer: buffer, endStream: data.endStream, promise: promise), stream: streamID)
-        case .rstStream(let code):
-            guard streams[streamID] != nil else {
-                promise?.succeed()
-                return
-            }
-            prepareOut()
-            writeFrameHeader(length: 4, type: 0x3, flags: 0, stream: streamID)
-            out.writeInteger(UInt32(code.networkCode))
-            attach(promise)
-            removeStream(streamID)
-            deferredEvents.append(StreamClosedEvent(streamID: frame.streamID, reason: code))
-        case .windowUpdate(let increment):
-            if streamID == 0 {
-                connectionInboundWindow += increment
-            } else if let stream = streams[streamID], !stream.remoteClosed {
-                streams[streamID]!.inboundWindow += increment
-            } else {
-                promise?.succeed()
-                return
-            }
-            writeWindowUpdate(stream: streamID, increment: increment)
-            attach(promise)
-        case .goAway(let lastStreamID, let code, _):
-            goAwaySent = true
-            prepareOut()
-            writeFrameHeader(length: 8, type: 0x7, flags: 0, stream: 0)
-            out.writeInteger(UInt32(Int32(lastStreamID)))
-            out.writeInteger(UInt32(code.networkCode))
-            attach(promise)
-        default:
-            // The front writes no other frame; SETTINGS and PING are this handler's own.
-            promise?.fail(ChannelError.operationUnsupported)
-        }
+        prepareOut()
+        let start = out.writerIndex
+        out.writeRepeatingByte(0, count: 9)
+        HPACKFieldEncoder.encodeResponse(head, extras: extras, into: &out)
+        finishHeaders(at: start, stream: id, endStream: endStream)
+        attach(promise)
+        if endStream { endLocally(id) }
     }
 
-    func flush(context: ChannelHandlerContext) {
+    /// DATA within the client's windows; what does not fit waits for WINDOW_UPDATE.
+    func writeData(_ data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool, promise: EventLoopPromise<Void>?) {
+        let id = UInt32(Int32(stream))
+        guard state != .closed, let current = streams[id], !current.localClosed else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        sendData(QueuedData(buffer: data, endStream: endStream, promise: promise), stream: id)
+    }
+
+    /// RST_STREAM for a stream still open; the handler hears it closed after the flush.
+    func writeReset(stream: HTTP2StreamID, code: HTTP2ErrorCode) {
+        let id = UInt32(Int32(stream))
+        guard state != .closed, streams[id] != nil else { return }
+        streamError(id, code)
+    }
+
+    /// WINDOW_UPDATE: the handler gives the client room to send more.
+    func writeWindowUpdate(stream: HTTP2StreamID, increment: Int) {
+        let id = UInt32(Int32(stream))
+        guard state != .closed, increment > 0 else { return }
+        if id == 0 {
+            connectionInboundWindow += increment
+        } else if let current = streams[id], !current.remoteClosed {
+            streams[id]!.inboundWindow += increment
+        } else {
+            return
+        }
+        writeWindowUpdateFrame(stream: id, increment: increment)
+    }
+
+    /// GOAWAY: streams after `lastStreamID` are ignored from now on.
+    func writeGoAway(lastStreamID: HTTP2StreamID, code: HTTP2ErrorCode) {
+        guard state != .closed else { return }
+        goAwaySent = true
+        prepareOut()
+        writeFrameHeader(length: 8, type: 0x7, flags: 0, stream: 0)
+        out.writeInteger(UInt32(Int32(lastStreamID)))
+        out.writeInteger(UInt32(code.networkCode))
+    }
+
+    /// Writes what was gathered and flushes; then tells the handler what the flush concluded (streams
+    /// closed by their last frame, send windows reopened).
+    func flush() {
+        guard let context else { return }
         if out.readableBytes > 0 && !outHandedOff {
             outHandedOff = true
             let promise = outPromise
             outPromise = nil
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+            context.write(NIOAny(IOData.byteBuffer(out)), promise: promise)
         }
         context.flush()
         guard !deferredEvents.isEmpty else { return }
         let events = deferredEvents
         deferredEvents = []
-        for event in events { context.fireUserInboundEventTriggered(event) }
-    }
-
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if out.readableBytes > 0 && !outHandedOff {
-            outHandedOff = true
-            let gathered = outPromise
-            outPromise = nil
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: gathered)
+        for event in events {
+            switch event {
+            case .closed(let id): handler?.streamClosed(Self.id(id))
+            case .sendWindow(let id, let window): handler?.windowChanged(stream: Self.id(id), inbound: nil, outbound: window)
+            }
         }
-        context.close(mode: mode, promise: promise)
     }
 
     /// Makes `out` ready for more bytes: a buffer handed down is cleared first (by then the socket has
@@ -590,9 +594,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             outHandedOff = true
             let gathered = outPromise
             outPromise = nil
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: gathered)
+            context.write(NIOAny(IOData.byteBuffer(out)), promise: gathered)
         }
-        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
     }
 
     @inline(__always)
@@ -602,18 +606,15 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         out.writeInteger(stream)
     }
 
-    private func writeWindowUpdate(stream: UInt32, increment: Int) {
+    private func writeWindowUpdateFrame(stream: UInt32, increment: Int) {
         prepareOut()
         writeFrameHeader(length: 4, type: 0x8, flags: 0, stream: stream)
         out.writeInteger(UInt32(increment))
     }
 
-    /// A HEADERS frame, and CONTINUATION frames when the block is larger than the client's frame size.
-    private func writeHeaders(_ headers: HPACKHeaders, stream: UInt32, endStream: Bool) {
-        prepareOut()
-        let start = out.writerIndex
-        out.writeRepeatingByte(0, count: 9)
-        HPACKFieldEncoder.encode(headers, into: &out)
+    /// Fills in the HEADERS frame header reserved at `start`, whose block follows it to the end of
+    /// `out`; a block larger than the client's frame size is split into HEADERS and CONTINUATION frames.
+    private func finishHeaders(at start: Int, stream: UInt32, endStream: Bool) {
         let length = out.writerIndex - start - 9
         let flags: UInt8 = endStream ? 0x1 : 0
         if length <= peerMaxFrameSize {
@@ -646,7 +647,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         streams[id]!.queued = CircularBuffer(initialCapacity: 4)
         streams[id]!.queued!.append(data)
         waiting.append(id)
-        deferredEvents.append(NIOHTTP2WindowUpdatedEvent(streamID: Self.id(id), inboundWindowSize: nil, outboundWindowSize: 0))
+        deferredEvents.append(.sendWindow(id, 0))  // not from inside the handler's write
     }
 
     /// Writes as much of `data` as the windows allow: true when all of it (and its END_STREAM) went.
@@ -688,7 +689,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     private func endLocally(_ id: UInt32) {
         streams[id]?.localClosed = true
-        closeIfDone(id, context: nil)
+        closeIfDone(id, now: false)
     }
 
     /// Sends what waits for window, stream by stream in the order they began to wait.
@@ -714,7 +715,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             if let window = streams[id]?.outboundWindow {
                 // Its window had been reported empty: the stream may send again.
                 streams[id]!.queued = nil
-                deferredEvents.append(NIOHTTP2WindowUpdatedEvent(streamID: Self.id(id), inboundWindowSize: nil, outboundWindowSize: max(window, 0)))
+                deferredEvents.append(.sendWindow(id, max(window, 0)))
             }
             waiting.remove(at: index)
         }
@@ -724,16 +725,15 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     static func id(_ id: UInt32) -> HTTP2StreamID { HTTP2StreamID(Int32(bitPattern: id)) }
 
-    /// Removes a stream once both sides have ended. `context` nil: the close came from a write, and the
-    /// event waits for the flush that sends the stream's last frame.
-    private func closeIfDone(_ id: UInt32, context: ChannelHandlerContext?) {
+    /// Removes a stream once both sides have ended. Not `now`: the close came from a write, and is
+    /// reported after the flush that sends the stream's last frame.
+    private func closeIfDone(_ id: UInt32, now: Bool) {
         guard let stream = streams[id], stream.remoteClosed, stream.localClosed else { return }
         removeStream(id)
-        let event = StreamClosedEvent(streamID: Self.id(id), reason: nil)
-        if let context {
-            context.fireUserInboundEventTriggered(event)
+        if now {
+            handler?.streamClosed(Self.id(id))
         } else {
-            deferredEvents.append(event)
+            deferredEvents.append(.closed(id))
         }
     }
 
@@ -760,7 +760,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         out.writeInteger(UInt32(code.networkCode))
         guard streams[id] != nil else { return }
         removeStream(id)
-        deferredEvents.append(StreamClosedEvent(streamID: Self.id(id), reason: code))
+        deferredEvents.append(.closed(id))
     }
 
     /// Ends the connection (RFC 9113 §5.4.1): GOAWAY naming the last stream begun, then a close. The open
@@ -776,7 +776,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             out.writeInteger(lastClientStreamID)
             out.writeInteger(UInt32(code.networkCode))
         }
-        flush(context: context)
+        flush()
         // A lingering close: the output side closes now, so the client reads the GOAWAY and EOF; what it
         // still sends is read and dropped until it closes too (or for 2 s). Closing at once with its bytes
         // unread would make the kernel answer with a TCP reset, which can destroy the GOAWAY unread.
@@ -786,10 +786,18 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         let channel = context.channel
         context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
+}
 
-    private func fireWindowEvent(stream: UInt32, inbound: Int?, outbound: Int?, context: ChannelHandlerContext) {
-        context.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: Self.id(stream), inboundWindowSize: inbound, outboundWindowSize: outbound))
-    }
+/// What a connection's streams are told by ``HTTP2ServerCodec``, on the channel's event loop.
+protocol HTTP2StreamHandler: AnyObject {
+    /// A request's header block (a new stream), or trailers (an open stream).
+    func receivedHeaders(_ fields: HPACKHeaders, stream: HTTP2StreamID, endStream: Bool)
+    func receivedData(_ data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool)
+    /// The stream is over: both sides ended, or it was reset by either.
+    func streamClosed(_ stream: HTTP2StreamID)
+    /// The connection's (`.rootStream`) or a stream's receive window after DATA, or a stream's send window
+    /// (0: full; DATA written now waits).
+    func windowChanged(stream: HTTP2StreamID, inbound: Int?, outbound: Int?)
 }
 
 @available(*, unavailable)
