@@ -24,8 +24,10 @@ import Testing
         var extras = ResponseHeadExtras(requestID: "0AbC_-z01234567", contentLength: 42)
         extras.fields.add(name: "X-Cache", value: "HIT")
         var block = ByteBuffer()
-        HPACKFieldEncoder.encodeResponse(head, extras: extras, into: &block)
-        #expect(block.getInteger(at: 0, as: UInt8.self) == 0x88)
+        HPACKFieldEncoder.writeHeadersFrame(head, extras: extras, stream: 1, endStream: false, into: &block)
+        #expect(block.readInteger(as: UInt32.self) == UInt32(block.readableBytes - 5) << 8 | 0x1)  // length, HEADERS
+        #expect(block.readInteger(as: UInt8.self) == 0x4 && block.readInteger(as: UInt32.self) == 1)  // END_HEADERS, stream 1
+        #expect(block.getInteger(at: block.readerIndex, as: UInt8.self) == 0x88)
         let expected = [
             ":status: 200", "server: edge-balancer", "date: Sun, 06 Dec 2026 22:00:00 GMT", "content-type: application/json",
             "set-cookie: session=secret", "x-long: " + String(repeating: "v", count: 300), "strict-transport-security: max-age=63072000",
@@ -40,7 +42,9 @@ import Testing
         }
         for (status, value) in [(HTTPResponseStatus.serviceUnavailable, "503"), (.notFound, "404"), (.custom(code: 299, reasonPhrase: "x"), "299")] {
             var other = ByteBuffer()
-            HPACKFieldEncoder.encodeResponse(HTTPResponseHead(version: .http1_1, status: status), extras: .init(requestID: "r"), into: &other)
+            HPACKFieldEncoder.writeHeadersFrame(HTTPResponseHead(version: .http1_1, status: status), extras: .init(requestID: "r"), stream: 3, endStream: true, into: &other)
+            #expect(other.getInteger(at: 4, as: UInt8.self) == 0x5)  // END_STREAM, END_HEADERS
+            other.moveReaderIndex(forwardBy: 9)
             #expect(try decoder.decodeHeaders(from: &other).first(name: ":status") == value)
         }
     }

@@ -156,7 +156,8 @@ enum HTTP1Serializer {
 /// too): a size computed wrongly stops the process instead of writing past the buffer.
 struct RawWriter {
     private let base: UnsafeMutableRawBufferPointer
-    private(set) var count = 0
+    /// Bytes written; moved back only to fill in what was reserved (see `setFrameHeader`).
+    var count = 0
 
     init(_ base: UnsafeMutableRawBufferPointer) {
         self.base = base

@@ -11,64 +11,73 @@ import NIOHTTP1
 /// response instead of about 40), which on the links a balancer serves is a smaller cost than the CPU a
 /// table search and Huffman coding take on every response.
 enum HPACKFieldEncoder {
-    /// Appends the header block of a response: `:status`, the head's fields but those `extras` replace,
-    /// then the request id, the length and the other fields `extras` adds. Names are lower-cased as they
-    /// are written (HTTP/2 field names are lower case; HTTP/1.1 backends send them in any case).
-    static func encodeResponse(_ head: HTTPResponseHead, extras: ResponseHeadExtras, into buffer: inout ByteBuffer) {
-        writeStatus(head.status.code, into: &buffer)
-        for (name, value) in head.headers where !extras.replaces(name) {
-            writeField(name, value, into: &buffer)
+    /// Appends a HEADERS frame (END_HEADERS set) carrying a response's header block: `:status`, the
+    /// head's fields but those `extras` replace, then the request id, the length and the other fields
+    /// `extras` adds. Names are lower-cased as they are written (HTTP/2 field names are lower case;
+    /// HTTP/1.1 backends send them in any case). The whole frame is written in one pass over raw memory
+    /// (its largest size is known up front). Returns the block's length: when it is larger than the
+    /// client's frame size, the caller splits the frame.
+    @discardableResult
+    static func writeHeadersFrame(
+        _ head: HTTPResponseHead, extras: ResponseHeadExtras, stream: UInt32, endStream: Bool, into buffer: inout ByteBuffer
+    ) -> Int {
+        // At most: a frame header, :status, and per field 1 + 5 bytes of name index or length, the
+        // name, 5 bytes of value length and the value.
+        var size = 9 + 5 + 11 + 12 + extras.requestID.utf8.count + 11 + 20
+        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 11 }
+        for (name, value) in extras.fields { size += name.utf8.count + value.utf8.count + 11 }
+        var blockLength = 0
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var w = RawWriter(out)
+            for _ in 0..<9 { w.put(0) }
+            putStatus(head.status.code, into: &w)
+            for (name, value) in head.headers where !extras.replaces(name) {
+                putField(name, value, into: &w)
+            }
+            w.put(0)  // x-request-id: a literal name (not in the static table)
+            w.putHPACKString("x-request-id")
+            w.putHPACKString(extras.requestID)
+            if let length = extras.contentLength {
+                w.putHPACKInteger(28, prefixBits: 4, flags: 0)  // content-length
+                w.putHPACKDecimal(length)
+            }
+            for (name, value) in extras.fields {
+                putField(name, value, into: &w)
+            }
+            blockLength = w.count - 9
+            w.setFrameHeader(length: blockLength, type: 0x1, flags: (endStream ? 0x1 : 0) | 0x4, stream: stream)
+            return w.count
         }
-        buffer.writeInteger(UInt8(0))  // x-request-id: a literal name (not in the static table)
-        writeString("x-request-id", into: &buffer)
-        writeString(extras.requestID, into: &buffer)
-        if let length = extras.contentLength {
-            writeInteger(28, prefixBits: 4, flags: 0, into: &buffer)  // content-length
-            writeString(String(length), into: &buffer)
-        }
-        for (name, value) in extras.fields {
-            writeField(name, value, into: &buffer)
-        }
+        return blockLength
     }
 
     /// `:status`: one byte for the codes in the static table, else a literal with its name indexed.
-    static func writeStatus(_ code: UInt, into buffer: inout ByteBuffer) {
+    static func putStatus(_ code: UInt, into w: inout RawWriter) {
         if let index = statusIndex(code) {
-            buffer.writeInteger(0x80 | index)
+            w.put(0x80 | index)
             return
         }
-        let code = min(code, 999)
-        buffer.writeInteger(UInt8(0x08))  // literal without indexing, name :status (index 8)
-        buffer.writeInteger(UInt8(3))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
+        w.put(0x08)  // literal without indexing, name :status (index 8)
+        w.putHPACKDecimal(Int(min(code, 999)))
     }
 
     /// One field, its name lower-cased. `set-cookie` goes as "never indexed", so that intermediaries do
     /// not index it either (RFC 7541 §7.1.3).
-    static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+    static func putField(_ name: String, _ value: String, into w: inout RawWriter) {
         let index = staticNameIndex(name)
         let flags: UInt8 = index == 55 ? 0x10 : 0x00
         if let index {
-            writeInteger(index, prefixBits: 4, flags: flags, into: &buffer)
+            w.putHPACKInteger(index, prefixBits: 4, flags: flags)
         } else {
-            buffer.writeInteger(flags)
-            writeLowercased(name, into: &buffer)
+            w.put(flags)
+            w.putHPACKInteger(name.utf8.count, prefixBits: 7, flags: 0)
+            if name.allUTF8({ $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) {
+                w.putString(name)
+            } else {
+                for byte in name.utf8 { w.put(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) }
+            }
         }
-        writeString(value, into: &buffer)
-    }
-
-    /// A name as a string literal, ASCII letters lower-cased.
-    static func writeLowercased(_ name: String, into buffer: inout ByteBuffer) {
-        writeInteger(name.utf8.count, prefixBits: 7, flags: 0, into: &buffer)
-        if name.allUTF8({ $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) {
-            buffer.writeString(name)
-            return
-        }
-        for byte in name.utf8 {
-            buffer.writeInteger(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
-        }
+        w.putHPACKString(value)
     }
 
     /// The static table entry that holds both `:status` and this code.
@@ -83,28 +92,6 @@ enum HPACKFieldEncoder {
         case 500: return 14
         default: return nil
         }
-    }
-
-    /// A string literal: a 7-bit-prefix length (H bit clear: not Huffman-coded), then the bytes.
-    static func writeString(_ string: String, into buffer: inout ByteBuffer) {
-        writeInteger(string.utf8.count, prefixBits: 7, flags: 0, into: &buffer)
-        buffer.writeString(string)
-    }
-
-    /// An integer with an N-bit prefix (RFC 7541 §5.1); `flags` fills the bits above the prefix.
-    static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
-        let limit = (1 << prefixBits) - 1
-        if value < limit {
-            buffer.writeInteger(flags | UInt8(value))
-            return
-        }
-        buffer.writeInteger(flags | UInt8(limit))
-        var rest = value - limit
-        while rest >= 128 {
-            buffer.writeInteger(UInt8(rest & 0x7f | 0x80))
-            rest >>= 7
-        }
-        buffer.writeInteger(UInt8(rest))
     }
 
     /// The index of `name` (in any letter case) in HPACK's static table (RFC 7541 Appendix A), for the
@@ -138,5 +125,59 @@ enum HPACKFieldEncoder {
         case 27: return named("access-control-allow-origin", 20)
         default: return nil
         }
+    }
+}
+
+extension RawWriter {
+    /// An integer with an N-bit prefix (RFC 7541 §5.1); `flags` fills the bits above the prefix.
+    @inline(__always)
+    mutating func putHPACKInteger(_ value: Int, prefixBits: Int, flags: UInt8) {
+        let limit = (1 << prefixBits) - 1
+        if value < limit {
+            put(flags | UInt8(value))
+            return
+        }
+        put(flags | UInt8(limit))
+        var rest = value - limit
+        while rest >= 128 {
+            put(UInt8(rest & 0x7f | 0x80))
+            rest >>= 7
+        }
+        put(UInt8(rest))
+    }
+
+    /// A string literal: its length (H bit clear: not Huffman-coded), then its bytes.
+    @inline(__always)
+    mutating func putHPACKString(_ string: String) {
+        putHPACKInteger(string.utf8.count, prefixBits: 7, flags: 0)
+        putString(string)
+    }
+
+    /// A number as a string literal of its decimal digits.
+    mutating func putHPACKDecimal(_ value: Int) {
+        var digits = 1
+        var v = value
+        while v >= 10 {
+            v /= 10
+            digits += 1
+        }
+        put(UInt8(digits))
+        putDecimal(value)
+    }
+
+    /// Fills in the 9-byte HTTP/2 frame header written as zeros at the start.
+    mutating func setFrameHeader(length: Int, type: UInt8, flags: UInt8, stream: UInt32) {
+        let end = count
+        count = 0
+        put(UInt8(truncatingIfNeeded: length >> 16))
+        put(UInt8(truncatingIfNeeded: length >> 8))
+        put(UInt8(truncatingIfNeeded: length))
+        put(type)
+        put(flags)
+        put(UInt8(truncatingIfNeeded: stream >> 24))
+        put(UInt8(truncatingIfNeeded: stream >> 16))
+        put(UInt8(truncatingIfNeeded: stream >> 8))
+        put(UInt8(truncatingIfNeeded: stream))
+        count = end
     }
 }

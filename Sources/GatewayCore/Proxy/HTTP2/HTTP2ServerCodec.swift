@@ -495,9 +495,8 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
         }
         prepareOut()
         let start = out.writerIndex
-        out.writeRepeatingByte(0, count: 9)
-        HPACKFieldEncoder.encodeResponse(head, extras: extras, into: &out)
-        finishHeaders(at: start, stream: id, endStream: endStream)
+        let length = HPACKFieldEncoder.writeHeadersFrame(head, extras: extras, stream: id, endStream: endStream, into: &out)
+        if length > peerMaxFrameSize { splitHeaders(at: start, length: length, stream: id, endStream: endStream) }
         attach(promise)
         if endStream { endLocally(id) }
     }
@@ -612,27 +611,19 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
         out.writeInteger(UInt32(increment))
     }
 
-    /// Fills in the HEADERS frame header reserved at `start`, whose block follows it to the end of
-    /// `out`; a block larger than the client's frame size is split into HEADERS and CONTINUATION frames.
-    private func finishHeaders(at start: Int, stream: UInt32, endStream: Bool) {
-        let length = out.writerIndex - start - 9
-        let flags: UInt8 = endStream ? 0x1 : 0
-        if length <= peerMaxFrameSize {
-            out.setInteger(UInt32(length) << 8 | 0x1, at: start)
-            out.setInteger(flags | 0x4, at: start + 4)
-            out.setInteger(stream, at: start + 5)
-            return
-        }
+    /// Splits the HEADERS frame at `start`, whose block of `length` bytes is larger than the client's
+    /// frame size, into HEADERS and CONTINUATION frames.
+    private func splitHeaders(at start: Int, length: Int, stream: UInt32, endStream: Bool) {
         var block = out.getSlice(at: start + 9, length: length)!
         out.moveWriterIndex(to: start)
         var type: UInt8 = 0x1
-        var frameFlags = flags
+        var flags: UInt8 = endStream ? 0x1 : 0
         while block.readableBytes > 0 {
             var piece = block.readSlice(length: min(block.readableBytes, peerMaxFrameSize))!
-            writeFrameHeader(length: piece.readableBytes, type: type, flags: frameFlags | (block.readableBytes == 0 ? 0x4 : 0), stream: stream)
+            writeFrameHeader(length: piece.readableBytes, type: type, flags: flags | (block.readableBytes == 0 ? 0x4 : 0), stream: stream)
             out.writeBuffer(&piece)
             type = 0x9
-            frameFlags = 0
+            flags = 0
         }
     }
 
