@@ -27,7 +27,7 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
     /// connection's SETTINGS announce).
     let targetWindow: Int
     private(set) var context: ChannelHandlerContext?
-    private var streams: [HTTP2StreamID: HTTP2FrontStream] = [:]
+    private var streams = StreamTable<HTTP2StreamID, HTTP2FrontStream>()
     private var clientIP = "unknown"
     private var lastStreamID = HTTP2StreamID.rootStream
     private var goAwaySent = false
@@ -260,7 +260,7 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
 
     private func closeAllStreams() {
         let open = streams
-        streams = [:]
+        streams = StreamTable()
         for stream in open.values { stream.closed() }
     }
 

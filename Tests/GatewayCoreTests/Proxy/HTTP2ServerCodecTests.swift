@@ -98,6 +98,30 @@ import Testing
         _ = try? channel.finish()
     }
 
+    /// The stream table answers as a dictionary would over a run of adds, replacements and removals
+    /// (in any order, with ids reused after removal).
+    @Test func streamTableActsAsADictionary() {
+        var table = StreamTable<UInt32, Int>()
+        var reference: [UInt32: Int] = [:]
+        var generator = SystemRandomNumberGenerator()
+        for step in 0..<5_000 {
+            let id = UInt32.random(in: 0..<40, using: &generator) * 2 + 1
+            switch step % 4 {
+            case 0, 1:
+                table[id] = step
+                reference[id] = step
+            case 2:
+                #expect(table.removeValue(forKey: id) == reference.removeValue(forKey: id))
+            default:
+                table[id] = nil
+                reference[id] = nil
+            }
+            #expect(table[id] == reference[id])
+            #expect(table.count == reference.count && table.isEmpty == reference.isEmpty)
+        }
+        #expect(Dictionary(uniqueKeysWithValues: zip(table.keys, table.values)) == reference)
+    }
+
     // MARK: - Helpers
 
     private struct Frame {

@@ -103,7 +103,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var pending: ByteBuffer?
     private var decoder: HPACKDecoder
-    private var streams: [UInt32: Stream] = [:]
+    private var streams = StreamTable<UInt32, Stream>()
     /// Streams with DATA waiting for window, in the order they began to wait.
     private var waiting: [UInt32] = []
     private var lastClientStreamID: UInt32 = 0
@@ -425,7 +425,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
     }
 
     private func applyInitialWindowDelta(_ delta: Int, context: ChannelHandlerContext) {
-        for id in Array(streams.keys) {
+        for id in streams.keys {
             let window = streams[id]!.outboundWindow + delta
             guard window <= 0x7fff_ffff else { return connectionError(.flowControlError, context: context) }
             streams[id]!.outboundWindow = window
@@ -737,7 +737,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
 
     private func failQueuedData() {
         let open = streams
-        streams = [:]
+        streams = StreamTable()
         waiting = []
         for stream in open.values {
             for data in stream.queued ?? [] { data.promise?.fail(ChannelError.ioOnClosedChannel) }
