@@ -30,8 +30,11 @@ private struct ForwardAll: ProxyRouter {
                 UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
     }
 
-    private func withFront(bodyReadTimeout: TimeAmount = .seconds(30), _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    private func withFront(
+        bodyReadTimeout: TimeAmount = .seconds(30), backendDelay: TimeAmount? = nil, _ body: @escaping @Sendable (Int) async throws -> Void
+    ) async throws {
         let backend = try await TestHTTPBackend.start(name: "b")
+        if let backendDelay { backend.setDelay(backendDelay) }
         let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
         var limits = ProxyLimits()
         limits.maxHeaderBytes = 4096
@@ -184,6 +187,25 @@ private struct ForwardAll: ProxyRouter {
             #expect(reply.contains { $0.type == 0x6 && $0.flags == 0x1 && $0.payload == ping }, "no PING ACK: \(reply)")
             let answer = try #require(reply.first { $0.type == 0x1 && $0.stream == 1 }, "\(reply)")
             #expect(answer.payload.first == 0x88, "not :status 200: \(answer)")
+        }
+    }
+
+    /// Past the 100 concurrent streams the server announces, a new stream is refused (REFUSED_STREAM,
+    /// which tells the client it may retry it) while the 100 in flight are all answered.
+    @Test func streamsPastTheConcurrencyLimitAreRefused() async throws {
+        try await withFront(backendDelay: .milliseconds(500)) { port in
+            var request = Self.preface + Self.frame(type: 0x4)
+            for n in 0..<101 {
+                request += Self.frame(type: 0x1, flags: 0x5, stream: UInt32(2 * n + 1), payload: [0x82, 0x86, 0x84])
+            }
+            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(10)) { bytes in
+                Self.frames(in: bytes).filter { $0.type == 0x1 }.count >= 100
+            })
+            let refused = reply.filter { $0.type == 0x3 }
+            #expect(refused.map(\.stream) == [201] && refused.first?.payload == [0, 0, 0, 0x7], "\(refused)")
+            let answered: Set<UInt32> = Set(reply.filter { $0.type == 0x1 && $0.payload.first == 0x88 }.map(\.stream))
+            let accepted: Set<UInt32> = Set((0..<100).map { (n: Int) -> UInt32 in UInt32(2 * n + 1) })
+            #expect(answered == accepted)
         }
     }
 
