@@ -31,10 +31,12 @@ private struct ForwardAll: ProxyRouter {
     }
 
     private func withFront(
-        bodyReadTimeout: TimeAmount = .seconds(30), backendDelay: TimeAmount? = nil, _ body: @escaping @Sendable (Int) async throws -> Void
+        bodyReadTimeout: TimeAmount = .seconds(30), backendDelay: TimeAmount? = nil, backend setUp: (TestHTTPBackend) -> Void = { _ in },
+        _ body: @escaping @Sendable (Int) async throws -> Void
     ) async throws {
         let backend = try await TestHTTPBackend.start(name: "b")
         if let backendDelay { backend.setDelay(backendDelay) }
+        setUp(backend)
         let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
         var limits = ProxyLimits()
         limits.maxHeaderBytes = 4096
@@ -219,6 +221,136 @@ private struct ForwardAll: ProxyRouter {
             #expect(Array(goAway.payload.suffix(4)) == [0, 0, 0, 0x3], "not FLOW_CONTROL_ERROR: \(goAway.payload)")
         }
     }
+
+    /// Python's `h2` (an independent HTTP/2 implementation) as the client, over a real socket: a download
+    /// through a 1,000-byte stream window, one that starts at a window of 0 and is opened by a SETTINGS
+    /// change mid-stream (the server applies the difference to the open stream), 20 concurrent streams
+    /// beside a PING, and an upload in padded DATA frames ended by trailers.
+    @Test(.enabled(if: Self.pythonH2Available, "python3-h2 is not installed (apt-get install python3-h2; scripts/test.sh does it)"))
+    func pythonH2ClientScenarios() async throws {
+        let big = 200_000
+        try await withFront(backend: { backend in
+            backend.setFixedBody(ByteBuffer(repeating: UInt8(ascii: "b"), count: big))
+        }) { port in
+            let download = try await runTool("/usr/bin/python3", ["-c", Self.h2Client, String(port), "download", String(big)], timeout: .seconds(30))
+            #expect(download.status == 0 && download.output.hasSuffix("ok\n"), "\(download.output)")
+        }
+        try await withFront { port in
+            let upload = try await runTool("/usr/bin/python3", ["-c", Self.h2Client, String(port), "upload", "5000"], timeout: .seconds(30))
+            #expect(upload.status == 0 && upload.output.hasSuffix("ok\n"), "\(upload.output)")
+        }
+    }
+
+    static let pythonH2Available: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", "import h2"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    private static let h2Client = #"""
+    import socket, sys
+    import h2.config, h2.connection, h2.events, h2.settings
+
+    port, mode, size = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+    def connect(initial_window=None):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        if initial_window is not None:
+            conn.local_settings = h2.settings.Settings(
+                client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window})
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        return sock, conn
+
+    def pump(sock, conn, state, done):
+        while not done(state):
+            data = sock.recv(65536)
+            if not data:
+                raise SystemExit("connection closed early: %r" % state)
+            for event in conn.receive_data(data):
+                sid = getattr(event, "stream_id", None)
+                if isinstance(event, h2.events.ResponseReceived):
+                    state.setdefault(sid, {})["status"] = dict(event.headers)[":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    state.setdefault(sid, {}).setdefault("body", bytearray()).extend(event.data)
+                    conn.acknowledge_received_data(event.flow_controlled_length, sid)
+                elif isinstance(event, h2.events.StreamEnded):
+                    state.setdefault(sid, {})["ended"] = True
+                elif isinstance(event, h2.events.StreamReset):
+                    raise SystemExit("stream %d reset: %r" % (sid, event.error_code))
+                elif isinstance(event, h2.events.PingAckReceived):
+                    state["ping"] = event.ping_data
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    raise SystemExit("GOAWAY: %r" % event.error_code)
+            sock.sendall(conn.data_to_send())
+
+    def get(conn, sid, path):
+        conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "127.0.0.1")],
+                          end_stream=True)
+
+    def check(state, sid, length):
+        stream = state[sid]
+        assert stream.get("status") == "200", stream.get("status")
+        assert len(stream.get("body", b"")) == length, (sid, len(stream.get("body", b"")))
+        assert stream.get("ended"), sid
+
+    if mode == "download":
+        # A stream window of 1,000 bytes: the body comes in many pieces, each after a WINDOW_UPDATE.
+        sock, conn = connect(initial_window=1000)
+        get(conn, 1, "/small-window")
+        sock.sendall(conn.data_to_send())
+        state = {}
+        pump(sock, conn, state, lambda s: s.get(1, {}).get("ended"))
+        check(state, 1, size)
+        sock.close()
+
+        # A stream window of 0: only the headers come until SETTINGS opens every stream's window.
+        sock, conn = connect(initial_window=0)
+        get(conn, 1, "/zero-window")
+        sock.sendall(conn.data_to_send())
+        state = {}
+        pump(sock, conn, state, lambda s: "status" in s.get(1, {}))
+        assert not state[1].get("body"), "DATA past a window of 0"
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+        sock.sendall(conn.data_to_send())
+        pump(sock, conn, state, lambda s: s.get(1, {}).get("ended"))
+        check(state, 1, size)
+        sock.close()
+
+        # 20 streams at once beside a PING.
+        sock, conn = connect()
+        for n in range(20):
+            get(conn, 2 * n + 1, "/many/%d" % n)
+        conn.ping(b"12345678")
+        sock.sendall(conn.data_to_send())
+        state = {}
+        pump(sock, conn, state, lambda s: "ping" in s and all(s.get(2 * n + 1, {}).get("ended") for n in range(20)))
+        assert state["ping"] == b"12345678"
+        for n in range(20):
+            check(state, 2 * n + 1, size)
+        sock.close()
+    else:
+        # An upload in padded DATA frames, ended by trailers.
+        sock, conn = connect()
+        conn.send_headers(1, [(":method", "POST"), (":path", "/upload"), (":scheme", "http"), (":authority", "127.0.0.1"),
+                              ("content-type", "application/octet-stream")])
+        for _ in range(size // 1000):
+            conn.send_data(1, b"u" * 1000, pad_length=17)
+        conn.send_headers(1, [("x-checksum", "none")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        state = {}
+        pump(sock, conn, state, lambda s: s.get(1, {}).get("ended"))
+        assert state[1].get("status") == "200", state[1]
+        assert b'"body_bytes":%d' % size in state[1].get("body", b""), bytes(state[1].get("body", b""))
+        sock.close()
+    print("ok")
+    """#
 
     private struct Frame: CustomStringConvertible {
         var type: UInt8

@@ -123,6 +123,8 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
     /// Whether `out` was handed down and must be cleared before it is written again.
     private var outHandedOff = false
     private var outPromise: EventLoopPromise<Void>?
+    /// Whether writes were passed down since the last flush (a large DATA payload goes down at once).
+    private var wroteThrough = false
     /// Reports for the handler, delivered after the next flush.
     private var deferredEvents: [Deferred] = []
 
@@ -219,7 +221,8 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
-        if out.readableBytes > 0 && !outHandedOff || !deferredEvents.isEmpty { flush() }
+        // What the frames read made this codec write (acknowledgements, DATA let out by WINDOW_UPDATE).
+        if out.readableBytes > 0 && !outHandedOff || wroteThrough || !deferredEvents.isEmpty { flush() }
     }
 
     private func handleFrame(type: UInt8, flags: UInt8, streamID: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
@@ -403,15 +406,15 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
         }
         guard payload.readableBytes % 6 == 0 else { return connectionError(.frameSizeError, context: context) }
         var payload = payload
+        var windowDelta = 0
         while let id = payload.readInteger(as: UInt16.self), let value = payload.readInteger(as: UInt32.self) {
             switch id {
             case 0x2:  // ENABLE_PUSH
                 guard value <= 1 else { return connectionError(.protocolError, context: context) }
             case 0x4:  // INITIAL_WINDOW_SIZE: applies to every open stream's send window (RFC 9113 §6.9.2)
                 guard value <= 0x7fff_ffff else { return connectionError(.flowControlError, context: context) }
-                let delta = Int(value) - peerInitialWindow
+                windowDelta += Int(value) - peerInitialWindow
                 peerInitialWindow = Int(value)
-                if delta != 0 { applyInitialWindowDelta(delta, context: context) }
             case 0x5:  // MAX_FRAME_SIZE
                 guard value >= 16_384, value <= 16_777_215 else { return connectionError(.protocolError, context: context) }
                 peerMaxFrameSize = Int(value)
@@ -419,9 +422,12 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
                 break  // HEADER_TABLE_SIZE (the encoder keeps no dynamic table), the rest advisory or unknown
             }
         }
-        guard state != .closed, countReply(context: context) else { return }
+        guard countReply(context: context) else { return }
         prepareOut()
         writeFrameHeader(length: 0, type: 0x4, flags: 0x1, stream: 0)
+        // After the acknowledgement: a client counts a larger window only once its SETTINGS are
+        // acknowledged, so DATA the new window lets out must not come before the ACK.
+        if windowDelta != 0 { applyInitialWindowDelta(windowDelta, context: context) }
     }
 
     private func applyInitialWindowDelta(_ delta: Int, context: ChannelHandlerContext) {
@@ -552,6 +558,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
             outPromise = nil
             context.write(NIOAny(IOData.byteBuffer(out)), promise: promise)
         }
+        wroteThrough = false
         context.flush()
         guard !deferredEvents.isEmpty else { return }
         let events = deferredEvents
@@ -596,6 +603,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
             context.write(NIOAny(IOData.byteBuffer(out)), promise: gathered)
         }
         context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
+        wroteThrough = true
     }
 
     @inline(__always)
