@@ -223,9 +223,11 @@ private struct ForwardAll: ProxyRouter {
     }
 
     /// Python's `h2` (an independent HTTP/2 implementation) as the client, over a real socket: a download
-    /// through a 1,000-byte stream window, one that starts at a window of 0 and is opened by a SETTINGS
-    /// change mid-stream (the server applies the difference to the open stream), 20 concurrent streams
-    /// beside a PING, and an upload in padded DATA frames ended by trailers.
+    /// through a 1,000-byte stream window; one that starts at a window of 0 and is opened by a SETTINGS
+    /// change mid-stream (the server applies the difference to the open stream, after acknowledging);
+    /// a stream reset by the client while its DATA waits for window, then another served whole; larger
+    /// frames and windows announced by the client; 20 concurrent streams beside a PING; and an upload in
+    /// padded DATA frames ended by trailers.
     @Test(.enabled(if: Self.pythonH2Available, "python3-h2 is not installed (apt-get install python3-h2; scripts/test.sh does it)"))
     func pythonH2ClientScenarios() async throws {
         let big = 200_000
@@ -279,9 +281,12 @@ private struct ForwardAll: ProxyRouter {
                     state.setdefault(sid, {})["status"] = dict(event.headers)[":status"]
                 elif isinstance(event, h2.events.DataReceived):
                     state.setdefault(sid, {}).setdefault("body", bytearray()).extend(event.data)
+                    state["largest"] = max(state.get("largest", 0), event.flow_controlled_length)
                     conn.acknowledge_received_data(event.flow_controlled_length, sid)
                 elif isinstance(event, h2.events.StreamEnded):
                     state.setdefault(sid, {})["ended"] = True
+                elif isinstance(event, h2.events.StreamReset) and not event.remote_reset:
+                    pass  # the client's own reset
                 elif isinstance(event, h2.events.StreamReset):
                     raise SystemExit("stream %d reset: %r" % (sid, event.error_code))
                 elif isinstance(event, h2.events.PingAckReceived):
@@ -321,6 +326,32 @@ private struct ForwardAll: ProxyRouter {
         sock.sendall(conn.data_to_send())
         pump(sock, conn, state, lambda s: s.get(1, {}).get("ended"))
         check(state, 1, size)
+        sock.close()
+
+        # A stream reset by the client while its DATA waits for window; the next stream is served whole.
+        sock, conn = connect(initial_window=1000)
+        get(conn, 1, "/reset-me")
+        sock.sendall(conn.data_to_send())
+        state = {}
+        pump(sock, conn, state, lambda s: len(s.get(1, {}).get("body", b"")) > 0)
+        conn.reset_stream(1)
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+        get(conn, 3, "/after-reset")
+        sock.sendall(conn.data_to_send())
+        pump(sock, conn, state, lambda s: s.get(3, {}).get("ended"))
+        check(state, 3, size)
+        sock.close()
+
+        # Frames of up to 64 KiB and windows of 1 MiB announced by the client: DATA comes in larger frames.
+        sock, conn = connect()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20, h2.settings.SettingCodes.MAX_FRAME_SIZE: 65536})
+        conn.increment_flow_control_window((1 << 20) - 65535)
+        get(conn, 1, "/large-frames")
+        sock.sendall(conn.data_to_send())
+        state = {}
+        pump(sock, conn, state, lambda s: s.get(1, {}).get("ended"))
+        check(state, 1, size)
+        assert state["largest"] > 16384, state["largest"]
         sock.close()
 
         # 20 streams at once beside a PING.
