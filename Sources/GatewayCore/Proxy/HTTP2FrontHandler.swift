@@ -33,8 +33,6 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
     private var goAwaySent = false
     /// Set when the drained connection has started to close.
     private var closing = false
-    /// Whether frames were written since the last flush.
-    private var needsFlush = false
     /// Whether a flush is scheduled for the end of this event-loop tick.
     var tickFlushQueued = false
     /// One response-timeout timer for all streams.
@@ -124,7 +122,6 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
         lastStreamID = max(lastStreamID, id)
         guard let head = Self.requestHead(fields) else {
             codec.writeReset(stream: id, code: .protocolError)
-            needsFlush = true
             flushIfNeeded()
             return
         }
@@ -277,7 +274,6 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
             if goAwaySent && streams.isEmpty { return }
             if let size = inbound, let increment = Self.increment(window: size, target: targetWindow) {
                 codec.writeWindowUpdate(stream: .rootStream, increment: increment)
-                needsFlush = true
             }
             return
         }
@@ -296,21 +292,15 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
 
     // MARK: - Writing
 
-    /// Called after writing through ``codec``.
-    func wrote() {
-        needsFlush = true
-    }
-
+    /// Flushes what was written through ``codec`` since its last flush, if anything.
     func flushIfNeeded() {
-        guard needsFlush, context != nil else { return }
-        needsFlush = false
-        codec.flush()
+        if codec.needsFlush { codec.flush() }
     }
 
     /// Flushes once the event loop has handled the I/O of this tick: the responses that many streams'
     /// backends delivered together go out in one write.
     func scheduleFlush() {
-        guard needsFlush, let context else { return }
+        guard codec.needsFlush, let context else { return }
         flushAtEndOfTick(on: context.eventLoop)
     }
 
@@ -342,7 +332,6 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
         guard !goAwaySent else { return }
         goAwaySent = true
         codec.writeGoAway(lastStreamID: lastStreamID, code: .noError)
-        needsFlush = true
         flushIfNeeded()
         closeIfDrained(context: context)
     }
@@ -352,8 +341,7 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
     private func closeIfDrained(context: ChannelHandlerContext) {
         guard goAwaySent, streams.isEmpty, !closing else { return }
         closing = true
-        needsFlush = true
-        flushIfNeeded()
+        codec.flush()
         let outputClosed = context.eventLoop.makePromise(of: Void.self)
         context.close(mode: .output, promise: outputClosed)
         outputClosed.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -461,7 +449,6 @@ final class HTTP2FrontStream: ProxyClient {
         else { return }
         inboundWindow = window + increment
         connection.codec.writeWindowUpdate(stream: id, increment: increment)
-        connection.wrote()
     }
 
     // MARK: ProxyClient
@@ -490,7 +477,7 @@ final class HTTP2FrontStream: ProxyClient {
         responseEnded = true
         // Answered before the request ended (its HEADERS had no END_STREAM yet, or a body is arriving):
         // once the response is out, and if the request still has not ended, the rest is refused with
-        // RST_STREAM(NO_ERROR) (RFC 9113 §8.1). Not before: NIO drops a reset stream's queued DATA.
+        // RST_STREAM(NO_ERROR) (RFC 9113 §8.1). Not before: the codec drops a reset stream's queued DATA.
         let sent: EventLoopPromise<Void>? = requestEnded ? nil : connection.context?.eventLoop.makePromise()
         if let pending = pendingHead, heldChunk == nil {
             pendingHead = nil
@@ -500,12 +487,10 @@ final class HTTP2FrontStream: ProxyClient {
         } else {
             connection.codec.writeData(ByteBuffer(), stream: id, endStream: true, promise: sent)
         }
-        connection.wrote()
         connection.scheduleFlush()
         sent?.futureResult.assumeIsolated().whenSuccess { [self] in
             guard !self.requestEnded, !self.isClosed, let connection = self.connection else { return }
             connection.codec.writeReset(stream: self.id, code: .noError)
-            connection.wrote()
             connection.scheduleFlush()
         }
     }
@@ -545,7 +530,6 @@ final class HTTP2FrontStream: ProxyClient {
         responseEnded = true
         guard let connection else { return }
         connection.codec.writeReset(stream: id, code: .internalError)
-        connection.wrote()
         connection.flushIfNeeded()
     }
 
@@ -558,12 +542,10 @@ final class HTTP2FrontStream: ProxyClient {
         if let pending = pendingHead {
             pendingHead = nil
             connection.codec.writeResponseHead(pending.head, extras: pending.extras, stream: id, endStream: false, promise: nil)
-            connection.wrote()
         }
         if let chunk = heldChunk {
             heldChunk = nil
             connection.codec.writeData(chunk, stream: id, endStream: endStream, promise: promise)
-            connection.wrote()
         } else {
             promise?.succeed()
         }

@@ -10,9 +10,9 @@ import NIOHTTP2
 /// header list, DATA, a reset, a stream closed, windows changed); the handler writes responses through
 /// its `write…` methods, which encode straight into the connection's output buffer, and calls
 /// ``flush()``. Calls, not frames passed along the pipeline: no frame value is boxed, no event cast.
-/// Everything that belongs to the connection is answered here. It is the front's replacement for `NIOHTTP2Handler`, which spends most of an HTTP/2
-/// request's CPU in its general state machine and HPACK encoder; this one does what a server in front of
-/// HTTP/1.1 backends needs:
+/// Everything that belongs to the connection is answered here. It is the front's replacement for
+/// `NIOHTTP2Handler`, which spends most of an HTTP/2 request's CPU in its general state machine and HPACK
+/// encoder; this one does what a server in front of HTTP/1.1 backends needs:
 ///
 /// - Frames written between two flushes are gathered into one buffer (one write, one TLS record); a
 ///   DATA payload of ``passThroughBytes`` or more goes down as it is, after the gathered bytes.
@@ -222,7 +222,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
         // What the frames read made this codec write (acknowledgements, DATA let out by WINDOW_UPDATE).
-        if out.readableBytes > 0 && !outHandedOff || wroteThrough || !deferredEvents.isEmpty { flush() }
+        if needsFlush { flush() }
     }
 
     private func handleFrame(type: UInt8, flags: UInt8, streamID: UInt32, payload: ByteBuffer, context: ChannelHandlerContext) {
@@ -301,8 +301,9 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
         handler?.receivedData(data, stream: Self.id(streamID), endStream: endStream)
         if endStream {
             closeIfDone(streamID, now: true)
-        } else if length > 0 {
-            handler?.windowChanged(stream: Self.id(streamID), inbound: stream.inboundWindow, outbound: nil)
+        } else if length > 0, let window = streams[streamID]?.inboundWindow {
+            // Read again: the handler may have topped the window up while it took the data.
+            handler?.windowChanged(stream: Self.id(streamID), inbound: window, outbound: nil)
         }
     }
 
@@ -548,16 +549,16 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
         out.writeInteger(UInt32(code.networkCode))
     }
 
+    /// Whether anything was written since the last flush, or waits to be reported after one.
+    var needsFlush: Bool {
+        out.readableBytes > 0 && !outHandedOff || wroteThrough || !deferredEvents.isEmpty
+    }
+
     /// Writes what was gathered and flushes; then tells the handler what the flush concluded (streams
     /// closed by their last frame, send windows reopened).
     func flush() {
         guard let context else { return }
-        if out.readableBytes > 0 && !outHandedOff {
-            outHandedOff = true
-            let promise = outPromise
-            outPromise = nil
-            context.write(NIOAny(IOData.byteBuffer(out)), promise: promise)
-        }
+        passGatheredDown(context: context)
         wroteThrough = false
         context.flush()
         guard !deferredEvents.isEmpty else { return }
@@ -596,14 +597,18 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        if out.readableBytes > 0 && !outHandedOff {
-            outHandedOff = true
-            let gathered = outPromise
-            outPromise = nil
-            context.write(NIOAny(IOData.byteBuffer(out)), promise: gathered)
-        }
+        passGatheredDown(context: context)
         context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
         wroteThrough = true
+    }
+
+    /// Writes the gathered frames down as one buffer (not flushed), with the promises attached to them.
+    private func passGatheredDown(context: ChannelHandlerContext) {
+        guard out.readableBytes > 0 && !outHandedOff else { return }
+        outHandedOff = true
+        let promise = outPromise
+        outPromise = nil
+        context.write(NIOAny(IOData.byteBuffer(out)), promise: promise)
     }
 
     @inline(__always)
