@@ -21,14 +21,6 @@ private struct ForwardAll: ProxyRouter {
 }
 
 @Suite struct HTTP2AbuseTests {
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-
-    /// An HTTP/2 frame header: 24-bit length, type, flags, 31-bit stream id.
-    private static func frame(type: UInt8, flags: UInt8 = 0, stream: UInt32 = 0, payload: [UInt8] = []) -> [UInt8] {
-        let n = payload.count
-        return [UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff), type, flags,
-                UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
-    }
 
     private func withFront(
         bodyReadTimeout: TimeAmount = .seconds(30), backendDelay: TimeAmount? = nil, backend setUp: (TestHTTPBackend) -> Void = { _ in },
@@ -59,11 +51,11 @@ private struct ForwardAll: ProxyRouter {
     @Test func malformedFramesCloseOnlyThatConnection() async throws {
         try await withFront { port in
             // SETTINGS with a length that is not a multiple of 6: a FRAME_SIZE_ERROR for the connection.
-            let bad = Self.preface + Self.frame(type: 0x4, payload: [0, 0, 0]) + Array(repeating: 0xff, count: 64)
+            let bad = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4, payload: [0, 0, 0]) + Array(repeating: 0xff, count: 64)
             let reply = try await RawTCP.exchange(port: port, request: bad, timeout: .seconds(5)) { _ in false }
             // The server answered with frames (its SETTINGS and a GOAWAY, type 0x7) and then closed.
             #expect(reply.count >= 9)
-            #expect(Self.containsFrame(type: 0x7, in: reply))
+            #expect(HTTP2Wire.frames(in: reply).contains { $0.type == 0x7 })
             let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
             #expect(ok.output == "200")
         }
@@ -86,14 +78,14 @@ private struct ForwardAll: ProxyRouter {
     @Test func stalledRequestBodyGets408() async throws {
         try await withFront(bodyReadTimeout: .milliseconds(300)) { port in
             // POST / on stream 1 (:method POST, :scheme http, :path / from HPACK's static table), END_HEADERS only.
-            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: [0x83, 0x86, 0x84])
-                + Self.frame(type: 0x0, stream: 1, payload: Array("start".utf8))
+            let request = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4) + HTTP2Wire.frame(type: 0x1, flags: 0x4, stream: 1, payload: [0x83, 0x86, 0x84])
+                + HTTP2Wire.frame(type: 0x0, stream: 1, payload: Array("start".utf8))
             let start = ContinuousClock.now
             let reply = try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
-                Self.frames(in: bytes).contains { $0.type == 0x3 && $0.stream == 1 }
+                HTTP2Wire.frames(in: bytes).contains { $0.type == 0x3 && $0.stream == 1 }
             }
             let elapsed = ContinuousClock.now - start
-            let frames = Self.frames(in: reply)
+            let frames = HTTP2Wire.frames(in: reply)
             let answer = try #require(frames.firstIndex { $0.type == 0x1 && $0.stream == 1 }, "no response HEADERS in \(frames)")
             var block = ByteBuffer(bytes: frames[answer].payload)
             var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
@@ -124,11 +116,11 @@ private struct ForwardAll: ProxyRouter {
             tasks.addTask { try await group.run() }
             let port = try await server.listeningAddress.port!
             // GET / on stream 1: :method GET, :scheme http, :path / from HPACK's static table.
-            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])
+            let request = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4) + HTTP2Wire.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])
             async let reply = RawTCP.exchange(port: port, request: request, timeout: .seconds(10)) { _ in false }
             try await waitUntil("the request to reach the backend") { backend.requestCount == 1 }
             await group.triggerGracefulShutdown()
-            let frames = Self.frames(in: try await reply)
+            let frames = HTTP2Wire.frames(in: try await reply)
             let goAway = try #require(frames.firstIndex { $0.type == 0x7 }, "no GOAWAY in \(frames)")
             let answer = try #require(frames.firstIndex { $0.type == 0x1 && $0.stream == 1 }, "no response HEADERS in \(frames)")
             #expect(goAway < answer, "GOAWAY came only after the response: \(frames)")
@@ -144,13 +136,13 @@ private struct ForwardAll: ProxyRouter {
     /// in 10 s, gets GOAWAY(ENHANCE_YOUR_CALM) and a closed connection; other clients are still served.
     @Test func rapidResetFloodEndsTheConnection() async throws {
         try await withFront { port in
-            var flood = Self.preface + Self.frame(type: 0x4)
+            var flood = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4)
             for n in 0..<300 {
                 let stream = UInt32(2 * n + 1)
-                flood += Self.frame(type: 0x1, flags: 0x5, stream: stream, payload: [0x82, 0x86, 0x84])
-                flood += Self.frame(type: 0x3, stream: stream, payload: [0, 0, 0, 0x8])  // CANCEL
+                flood += HTTP2Wire.frame(type: 0x1, flags: 0x5, stream: stream, payload: [0x82, 0x86, 0x84])
+                flood += HTTP2Wire.frame(type: 0x3, stream: stream, payload: [0, 0, 0, 0x8])  // CANCEL
             }
-            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: flood, timeout: .seconds(10)) { _ in false })
+            let reply = HTTP2Wire.frames(in: try await RawTCP.exchange(port: port, request: flood, timeout: .seconds(10)) { _ in false })
             let goAway = try #require(reply.first { $0.type == 0x7 }, "no GOAWAY in \(reply.count) frames")
             #expect(Array(goAway.payload.suffix(4)) == [0, 0, 0, 0xb], "not ENHANCE_YOUR_CALM: \(goAway.payload)")
             let ok = try await runCurl(["--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/after"])
@@ -164,10 +156,10 @@ private struct ForwardAll: ProxyRouter {
         try await withFront { port in
             // POST / with content-length: 3 (a literal with the static table's name 28), then 5 bytes.
             let block: [UInt8] = [0x83, 0x86, 0x84, 0x0f, 0x0d, 0x01, UInt8(ascii: "3")]
-            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: block)
-                + Self.frame(type: 0x0, flags: 0x1, stream: 1, payload: Array("hello".utf8))
-            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
-                Self.frames(in: bytes).contains { $0.type == 0x3 && $0.stream == 1 }
+            let request = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4) + HTTP2Wire.frame(type: 0x1, flags: 0x4, stream: 1, payload: block)
+                + HTTP2Wire.frame(type: 0x0, flags: 0x1, stream: 1, payload: Array("hello".utf8))
+            let reply = HTTP2Wire.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
+                HTTP2Wire.frames(in: bytes).contains { $0.type == 0x3 && $0.stream == 1 }
             })
             let reset = try #require(reply.first { $0.type == 0x3 && $0.stream == 1 }, "\(reply)")
             #expect(reset.payload == [0, 0, 0, 0x1], "not PROTOCOL_ERROR: \(reset.payload)")
@@ -180,11 +172,11 @@ private struct ForwardAll: ProxyRouter {
     @Test func continuedHeaderBlockAndPingAreAnswered() async throws {
         try await withFront { port in
             let ping: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
-            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x6, payload: ping)
-                + Self.frame(type: 0x1, flags: 0x1, stream: 1, payload: [0x82, 0x86])
-                + Self.frame(type: 0x9, flags: 0x4, stream: 1, payload: [0x84])
-            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
-                Self.frames(in: bytes).contains { $0.stream == 1 && $0.flags & 0x1 != 0 && ($0.type == 0x0 || $0.type == 0x1) }
+            let request = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4) + HTTP2Wire.frame(type: 0x6, payload: ping)
+                + HTTP2Wire.frame(type: 0x1, flags: 0x1, stream: 1, payload: [0x82, 0x86])
+                + HTTP2Wire.frame(type: 0x9, flags: 0x4, stream: 1, payload: [0x84])
+            let reply = HTTP2Wire.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { bytes in
+                HTTP2Wire.frames(in: bytes).contains { $0.stream == 1 && $0.flags & 0x1 != 0 && ($0.type == 0x0 || $0.type == 0x1) }
             })
             #expect(reply.contains { $0.type == 0x6 && $0.flags == 0x1 && $0.payload == ping }, "no PING ACK: \(reply)")
             let answer = try #require(reply.first { $0.type == 0x1 && $0.stream == 1 }, "\(reply)")
@@ -196,12 +188,12 @@ private struct ForwardAll: ProxyRouter {
     /// which tells the client it may retry it) while the 100 in flight are all answered.
     @Test func streamsPastTheConcurrencyLimitAreRefused() async throws {
         try await withFront(backendDelay: .milliseconds(500)) { port in
-            var request = Self.preface + Self.frame(type: 0x4)
+            var request = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4)
             for n in 0..<101 {
-                request += Self.frame(type: 0x1, flags: 0x5, stream: UInt32(2 * n + 1), payload: [0x82, 0x86, 0x84])
+                request += HTTP2Wire.frame(type: 0x1, flags: 0x5, stream: UInt32(2 * n + 1), payload: [0x82, 0x86, 0x84])
             }
-            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(10)) { bytes in
-                Self.frames(in: bytes).filter { $0.type == 0x1 }.count >= 100
+            let reply = HTTP2Wire.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(10)) { bytes in
+                HTTP2Wire.frames(in: bytes).filter { $0.type == 0x1 }.count >= 100
             })
             let refused = reply.filter { $0.type == 0x3 }
             #expect(refused.map(\.stream) == [201] && refused.first?.payload == [0, 0, 0, 0x7], "\(refused)")
@@ -215,8 +207,8 @@ private struct ForwardAll: ProxyRouter {
     /// connection (RFC 9113 §6.9.1).
     @Test func windowOverflowEndsTheConnection() async throws {
         try await withFront { port in
-            let request = Self.preface + Self.frame(type: 0x4) + Self.frame(type: 0x8, payload: [0x7f, 0xff, 0xff, 0xff])
-            let reply = Self.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { _ in false })
+            let request = HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4) + HTTP2Wire.frame(type: 0x8, payload: [0x7f, 0xff, 0xff, 0xff])
+            let reply = HTTP2Wire.frames(in: try await RawTCP.exchange(port: port, request: request, timeout: .seconds(5)) { _ in false })
             let goAway = try #require(reply.first { $0.type == 0x7 }, "\(reply)")
             #expect(Array(goAway.payload.suffix(4)) == [0, 0, 0, 0x3], "not FLOW_CONTROL_ERROR: \(goAway.payload)")
         }
@@ -382,35 +374,4 @@ private struct ForwardAll: ProxyRouter {
         sock.close()
     print("ok")
     """#
-
-    private struct Frame: CustomStringConvertible {
-        var type: UInt8
-        var flags: UInt8
-        var stream: UInt32
-        var payload: [UInt8]
-        var description: String { "(type \(type) flags \(flags) stream \(stream) \(payload.count) bytes)" }
-    }
-
-    private static func frames(in bytes: [UInt8]) -> [Frame] {
-        var frames: [Frame] = []
-        var i = 0
-        while i + 9 <= bytes.count {
-            let length = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
-            let stream = UInt32(bytes[i + 5] & 0x7f) << 24 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 8 | UInt32(bytes[i + 8])
-            let end = min(bytes.count, i + 9 + length)
-            frames.append(Frame(type: bytes[i + 3], flags: bytes[i + 4], stream: stream, payload: Array(bytes[(i + 9)..<end])))
-            i += 9 + length
-        }
-        return frames
-    }
-
-    private static func containsFrame(type: UInt8, in bytes: [UInt8]) -> Bool {
-        var i = 0
-        while i + 9 <= bytes.count {
-            let length = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
-            if bytes[i + 3] == type { return true }
-            i += 9 + length
-        }
-        return false
-    }
 }

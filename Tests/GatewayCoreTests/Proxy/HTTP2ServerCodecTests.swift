@@ -62,8 +62,8 @@ import Testing
         let preface = try Self.frames(Self.readAll(channel))
         #expect(preface.map(\.type) == [0x4, 0x8], "the server's SETTINGS and connection WINDOW_UPDATE: \(preface)")
 
-        try channel.writeInbound(ByteBuffer(bytes: HTTP2ServerCodec.preface + Self.frame(type: 0x4)
-            + Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])))
+        try channel.writeInbound(ByteBuffer(bytes: HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4)
+            + HTTP2Wire.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])))
         let request = try #require(recorder.requests.first)
         #expect(request.fields.first(name: ":path") == "/" && request.endStream && request.stream == 1)
         #expect(try Self.frames(Self.readAll(channel)).map(\.type) == [0x4], "SETTINGS ACK")
@@ -86,8 +86,8 @@ import Testing
         #expect(recorder.sendWindows.last == 0, "the stream was not told its window is empty")
         #expect(recorder.closed.isEmpty)
 
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x8, payload: Self.be32(40_000))
-            + Self.frame(type: 0x8, stream: 1, payload: Self.be32(40_000))))
+        try channel.writeInbound(ByteBuffer(bytes: HTTP2Wire.frame(type: 0x8, payload: HTTP2Wire.be32(40_000))
+            + HTTP2Wire.frame(type: 0x8, stream: 1, payload: HTTP2Wire.be32(40_000))))
         let rest = try Self.frames(Self.readAll(channel))
         #expect(rest.reduce(0) { $0 + $1.payload.count } == 100_000 - 65_535)
         #expect(rest.last?.flags == 0x1, "END_STREAM on the last DATA frame: \(rest)")
@@ -124,22 +124,6 @@ import Testing
 
     // MARK: - Helpers
 
-    private struct Frame {
-        var type: UInt8
-        var flags: UInt8
-        var stream: UInt32
-        var payload: [UInt8]
-    }
-
-    private static func be32(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
-    }
-
-    private static func frame(type: UInt8, flags: UInt8 = 0, stream: UInt32 = 0, payload: [UInt8] = []) -> [UInt8] {
-        let n = payload.count
-        return [UInt8(n >> 16), UInt8(n >> 8 & 0xff), UInt8(n & 0xff), type, flags] + be32(stream) + payload
-    }
-
     private static func readAll(_ channel: EmbeddedChannel) throws -> [UInt8] {
         var bytes: [UInt8] = []
         while let data = try channel.readOutbound(as: IOData.self) {
@@ -149,17 +133,11 @@ import Testing
         return bytes
     }
 
-    private static func frames(_ bytes: [UInt8]) throws -> [Frame] {
-        var frames: [Frame] = []
-        var i = 0
-        while i + 9 <= bytes.count {
-            let length = Int(bytes[i]) << 16 | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2])
-            let stream = UInt32(bytes[i + 5] & 0x7f) << 24 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 8 | UInt32(bytes[i + 8])
-            try #require(i + 9 + length <= bytes.count, "a frame cut short")
-            frames.append(Frame(type: bytes[i + 3], flags: bytes[i + 4], stream: stream, payload: Array(bytes[(i + 9)..<(i + 9 + length)])))
-            i += 9 + length
-        }
-        try #require(i == bytes.count, "bytes after the last frame")
+    /// The frames in `bytes`, which must end where the last frame ends.
+    private static func frames(_ bytes: [UInt8]) throws -> [HTTP2Wire.Frame] {
+        let frames = HTTP2Wire.frames(in: bytes)
+        try #require(frames.allSatisfy { $0.payload.count == $0.length }, "a frame cut short")
+        try #require(frames.reduce(0) { $0 + 9 + $1.length } == bytes.count, "bytes after the last frame")
         return frames
     }
 }
