@@ -33,7 +33,7 @@ final class BalancerRouter: ProxyRouter {
     let metrics: BalancerMetrics
     private let logger: Logger
     private let now: @Sendable () -> Instant
-    private let budget: Mutex<RetryBudget>
+    private let budget: ShardedRetryBudget
     /// Requests between decision and completion; their records ride on the request's annotations.
     private let inProgress = Atomic<Int>(0)
 
@@ -47,7 +47,7 @@ final class BalancerRouter: ProxyRouter {
         self.metrics = metrics
         self.logger = logger
         self.now = now
-        self.budget = Mutex(RetryBudget(configuration: configuration.retryBudget, origin: now()))
+        self.budget = ShardedRetryBudget(configuration: configuration.retryBudget, origin: now())
     }
 
     /// Requests between decision and completion (for tests and metrics).
@@ -57,7 +57,7 @@ final class BalancerRouter: ProxyRouter {
 
     func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
         let now = self.now()
-        if configuration.retries { budget.withLock { $0.recordRequest(now: now) } }
+        if configuration.retries { budget.recordRequest(now: now) }
         guard let candidate = tables.table.pick(now: now) else {
             metrics.noUsableNode.increment()
             var response = HTTPResponse.error(.serviceUnavailable, "no usable node", requestID: request.requestID)
@@ -75,7 +75,7 @@ final class BalancerRouter: ProxyRouter {
         guard let tried = record.triedNodes(ifRetriesBelow: configuration.maxRetries) else { return nil }
         let now = self.now()
         guard let candidate = tables.table.pick(now: now, excluding: tried) else { return nil }
-        guard budget.withLock({ $0.tryRetry(now: now) }) else {
+        guard budget.tryRetry(now: now) else {
             metrics.retriesRefusedByBudget.increment()
             logger.debug("retry refused: budget spent", metadata: ["request.id": "\(request.requestID)", "node": "\(failed.target.id)"])
             return nil

@@ -1,8 +1,11 @@
+import GatewayCore
+import Synchronization
+
 /// Caps retries at a fraction of recent requests, so retries never amplify an outage (Finagle's retry
 /// budget): over a sliding window (10 s), retries may reach `ratio × requests`, plus
 /// `minimumPerSecond × window` so that a quiet balancer can still retry at all.
 ///
-/// Counts live in one-second buckets; a plain value, kept behind a lock by the router.
+/// Counts live in one-second buckets; a plain value, kept behind locks by ``ShardedRetryBudget``.
 struct RetryBudget: Sendable {
     struct Configuration: Sendable, Hashable {
         var ratio = 0.2
@@ -35,12 +38,21 @@ struct RetryBudget: Sendable {
 
     /// Takes one retry from the budget if there is one left.
     mutating func tryRetry(now: Instant) -> Bool {
-        let index = bucket(for: now)
         let (requests, retries) = totals(now: now)
-        let allowance = configuration.ratio * Double(requests) + Double(configuration.minimumPerSecond * buckets.count)
-        guard Double(retries + 1) <= allowance else { return false }
-        buckets[index].retries += 1
+        guard allows(requests: requests, retries: retries) else { return false }
+        countRetry(now: now)
         return true
+    }
+
+    /// Whether one more retry fits a window that saw `requests` and `retries`.
+    func allows(requests: Int, retries: Int) -> Bool {
+        let allowance = configuration.ratio * Double(requests) + Double(configuration.minimumPerSecond * buckets.count)
+        return Double(retries + 1) <= allowance
+    }
+
+    /// Counts a retry.
+    mutating func countRetry(now: Instant) {
+        buckets[bucket(for: now)].retries += 1
     }
 
     /// Requests and retries in the window ending at `now`.
@@ -64,5 +76,43 @@ struct RetryBudget: Sendable {
         let index = Int(((s % Int64(buckets.count)) + Int64(buckets.count)) % Int64(buckets.count))
         if buckets[index].second != s { buckets[index] = Bucket(second: s) }
         return index
+    }
+}
+
+/// The balancer's ``RetryBudget``, split by thread (``ThreadShard``): each request is counted in its
+/// event loop's shard, so the loops do not share a lock per request. A retry, which is rare, sums every
+/// shard's window and counts itself in its own. (Two loops retrying at the same instant may each see the
+/// last retry the budget allows: the cap can be passed by one retry per loop, never more.)
+final class ShardedRetryBudget: Sendable {
+    private final class Shard: Sendable {
+        let budget: Mutex<RetryBudget>
+
+        init(_ budget: RetryBudget) { self.budget = Mutex(budget) }
+    }
+
+    private let shards: [Shard]
+
+    init(configuration: RetryBudget.Configuration, origin: Instant) {
+        shards = (0..<ThreadShard.count).map { _ in Shard(RetryBudget(configuration: configuration, origin: origin)) }
+    }
+
+    /// Counts a request.
+    func recordRequest(now: Instant) {
+        shards[ThreadShard.index()].budget.withLock { $0.recordRequest(now: now) }
+    }
+
+    /// Takes one retry from the budget if there is one left.
+    func tryRetry(now: Instant) -> Bool {
+        var requests = 0
+        var retries = 0
+        for shard in shards {
+            let totals = shard.budget.withLock { $0.totals(now: now) }
+            requests += totals.requests
+            retries += totals.retries
+        }
+        let own = shards[ThreadShard.index()]
+        guard own.budget.withLock({ $0.allows(requests: requests, retries: retries) }) else { return false }
+        own.budget.withLock { $0.countRetry(now: now) }
+        return true
     }
 }

@@ -67,8 +67,8 @@ final class ShardedTimer: TimerHandler, Sendable {
     private let bounds: [Int64]
     private let shards: [Shard]
 
-    /// Shards per timer: a power of two, a few more than the event loops of a small host.
-    static let shardCount = 8
+    /// Shards per timer.
+    static let shardCount = ThreadShard.count
 
     /// Counts of one shard: per bucket (not cumulative; the last is `+Inf`), and the sum in nanoseconds.
     final class Shard: Sendable {
@@ -100,16 +100,8 @@ final class ShardedTimer: TimerHandler, Sendable {
         }
     }
 
-    /// The recording thread's shard: a multiplicative hash of its pthread id (an address, so its low
-    /// bits are all alike).
-    @inline(__always)
     static func shardOfThisThread() -> Int {
-        #if canImport(Glibc)
-        let id = UInt64(pthread_self())
-        #else
-        let id = UInt64(UInt(bitPattern: pthread_self()))
-        #endif
-        return Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 61) & (shardCount - 1)
+        ThreadShard.index(of: shardCount)
     }
 
     func emit(into buffer: inout [UInt8]) {
@@ -136,5 +128,26 @@ final class ShardedTimer: TimerHandler, Sendable {
 
     static func seconds(_ nanoseconds: Int64) -> String {
         "\(Double(nanoseconds) / 1e9)"
+    }
+}
+
+/// Which of a few shards the calling thread uses, for state that every request updates from whichever
+/// event loop serves it (timers, the engine's latency window, the balancer's retry budget): two loops
+/// seldom meet on one lock or cache line, and readers sum the shards.
+public enum ThreadShard {
+    /// Shards for such state: a power of two, a few more than the event loops of a small host.
+    public static let count = 8
+
+    /// The calling thread's shard among `count` (a power of two, at most 8): the top bits of a
+    /// multiplicative hash of its pthread
+    /// id (an address, so its low bits are all alike).
+    @inline(__always)
+    public static func index(of count: Int = ThreadShard.count) -> Int {
+        #if canImport(Glibc)
+        let id = UInt64(pthread_self())
+        #else
+        let id = UInt64(UInt(bitPattern: pthread_self()))
+        #endif
+        return Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 61) & (count - 1)
     }
 }

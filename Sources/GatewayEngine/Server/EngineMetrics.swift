@@ -43,9 +43,14 @@ final class EngineMetrics: Sendable {
     let draining = Gauge(label: "gc_engine_draining")
 
     /// Requests and errors so far, and a window of recent latencies, for `/health` (the node agent reads
-    /// them to report load).
-    private let window = NIOLockedValueBox(LatencyWindow())
+    /// them to report load): one per ``ThreadShard``, so the event loops do not share a lock per request;
+    /// `/health` merges them.
+    private let windows: [WindowShard] = (0..<ThreadShard.count).map { _ in WindowShard() }
     private let inFlightCount = Atomic<Int>(0)
+
+    private final class WindowShard: Sendable {
+        let window = Mutex(LatencyWindow())
+    }
 
     struct LatencyWindow {
         var samples = [Double](repeating: 0, count: 2048)
@@ -76,7 +81,7 @@ final class EngineMetrics: Sendable {
         api.requests[(1...5).contains(status / 100) ? status / 100 - 1 : 5].increment()
         api.latency.recordNanoseconds(duration.nanoseconds)
         let ms = Double(duration.nanoseconds) / 1_000_000
-        window.withLockedValue { w in
+        windows[ThreadShard.index()].window.withLock { w in
             w.samples[w.next] = ms
             w.next = (w.next + 1) % w.samples.count
             w.filled = min(w.filled + 1, w.samples.count)
@@ -106,13 +111,22 @@ final class EngineMetrics: Sendable {
         var reason: String
     }
 
-    /// p50 and p99 of recent requests in milliseconds, requests and errors so far.
+    /// p50 and p99 of recent requests in milliseconds (the last 2,048 of each shard), requests and
+    /// errors so far.
     func summary() -> (p50: Double, p99: Double, requests: Int, errors: Int) {
-        window.withLockedValue { w in
-            guard w.filled > 0 else { return (0, 0, w.requests, w.errors) }
-            let sorted = w.samples.prefix(w.filled).sorted()
-            func q(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))] }
-            return (q(0.5), q(0.99), w.requests, w.errors)
+        var samples: [Double] = []
+        var requests = 0
+        var errors = 0
+        for shard in windows {
+            shard.window.withLock { w in
+                samples.append(contentsOf: w.samples.prefix(w.filled))
+                requests += w.requests
+                errors += w.errors
+            }
         }
+        guard !samples.isEmpty else { return (0, 0, requests, errors) }
+        samples.sort()
+        func q(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count - 1) * p))] }
+        return (q(0.5), q(0.99), requests, errors)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import EdgeBalancer
@@ -23,5 +24,27 @@ import Testing
         #expect(budget.totals(now: clock.now).requests == 0)
         let granted = budget.tryRetry(now: clock.now)
         #expect(!granted)
+    }
+}
+
+@Suite struct ShardedRetryBudgetTests {
+    /// Requests counted on four threads (so, by their thread ids, in up to four shards) all count
+    /// towards the cap that a retry on yet another thread sees.
+    @Test func capsRetriesAtTheRatioOfRequestsFromEveryThread() {
+        let clock = TestClock()
+        let now = clock.now
+        let budget = ShardedRetryBudget(configuration: .init(ratio: 0.2, minimumPerSecond: 1, windowSeconds: 10), origin: now)
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread {
+                for _ in 0..<250 { budget.recordRequest(now: now) }
+                group.leave()
+            }.start()
+        }
+        #expect(group.wait(timeout: .now() + 10) == .success)
+        var granted = 0
+        while budget.tryRetry(now: now), granted < 1000 { granted += 1 }
+        #expect(granted == 200 + 10)
     }
 }
