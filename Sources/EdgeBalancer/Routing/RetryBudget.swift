@@ -110,9 +110,10 @@ final class ShardedRetryBudget: Sendable {
             requests += totals.requests
             retries += totals.retries
         }
-        let own = shards[ThreadShard.index()]
-        guard own.budget.withLock({ $0.allows(requests: requests, retries: retries) }) else { return false }
-        own.budget.withLock { $0.countRetry(now: now) }
-        return true
+        return shards[ThreadShard.index()].budget.withLock { own in
+            guard own.allows(requests: requests, retries: retries) else { return false }
+            own.countRetry(now: now)
+            return true
+        }
     }
 }

@@ -139,8 +139,7 @@ public enum ThreadShard {
     public static let count = 8
 
     /// The calling thread's shard among `count` (a power of two, at most 8): the top bits of a
-    /// multiplicative hash of its pthread
-    /// id (an address, so its low bits are all alike).
+    /// multiplicative hash of its pthread id (an address, so its low bits are all alike).
     @inline(__always)
     public static func index(of count: Int = ThreadShard.count) -> Int {
         #if canImport(Glibc)
