@@ -411,11 +411,6 @@ final class HTTP2FrontStream: ProxyClient {
         stream?.clientReadComplete()
     }
 
-    /// The client reset the stream.
-    func reset() {
-        closed()
-    }
-
     /// The stream is closed (both sides ended, or reset): the exchange in progress, if any, ends.
     func closed() {
         guard !isClosed else { return }
