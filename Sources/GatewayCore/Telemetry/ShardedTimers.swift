@@ -67,9 +67,6 @@ final class ShardedTimer: TimerHandler, Sendable {
     private let bounds: [Int64]
     private let shards: [Shard]
 
-    /// Shards per timer.
-    static let shardCount = ThreadShard.count
-
     /// Counts of one shard: per bucket (not cumulative; the last is `+Inf`), and the sum in nanoseconds.
     final class Shard: Sendable {
         struct Counts {
@@ -88,20 +85,16 @@ final class ShardedTimer: TimerHandler, Sendable {
         self.name = name
         renderedLabels = labels.map { "\($0.0)=\"\(Telemetry.escapedForQuotes($0.1, escapingCR: false))\"" }.joined(separator: ",")
         self.bounds = bounds
-        shards = (0..<Self.shardCount).map { _ in Shard(buckets: bounds.count + 1) }
+        shards = (0..<ThreadShard.count).map { _ in Shard(buckets: bounds.count + 1) }
     }
 
     func recordNanoseconds(_ duration: Int64) {
         var bucket = 0
         while bucket < bounds.count && duration > bounds[bucket] { bucket += 1 }
-        shards[Self.shardOfThisThread()].counts.withLock { counts in
+        shards[ThreadShard.index()].counts.withLock { counts in
             counts.buckets[bucket] += 1
             counts.sum &+= max(0, duration)
         }
-    }
-
-    static func shardOfThisThread() -> Int {
-        ThreadShard.index(of: shardCount)
     }
 
     func emit(into buffer: inout [UInt8]) {
@@ -135,18 +128,18 @@ final class ShardedTimer: TimerHandler, Sendable {
 /// event loop serves it (timers, the engine's latency window, the balancer's retry budget): two loops
 /// seldom meet on one lock or cache line, and readers sum the shards.
 public enum ThreadShard {
-    /// Shards for such state: a power of two, a few more than the event loops of a small host.
+    /// Shards for such state: a few more than the event loops of a small host (``index()`` gives 0–7).
     public static let count = 8
 
-    /// The calling thread's shard among `count` (a power of two, at most 8): the top bits of a
-    /// multiplicative hash of its pthread id (an address, so its low bits are all alike).
+    /// The calling thread's shard, below ``count``: the top three bits of a multiplicative hash of its
+    /// pthread id (an address, so its low bits are all alike).
     @inline(__always)
-    public static func index(of count: Int = ThreadShard.count) -> Int {
+    public static func index() -> Int {
         #if canImport(Glibc)
         let id = UInt64(pthread_self())
         #else
         let id = UInt64(UInt(bitPattern: pthread_self()))
         #endif
-        return Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 61) & (count - 1)
+        return Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 61)
     }
 }
