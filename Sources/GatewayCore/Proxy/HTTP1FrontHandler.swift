@@ -102,14 +102,14 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras) {
+    func sendResponseHead(_ head: ProxyResponseHead, extras: ResponseHeadExtras) {
         guard let context else { return }
         var extras = extras
         let code = head.status.code
         responseInProgress = true
         if requestIsHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
             framing = .none
-        } else if extras.hasContentLength(head.headers) {
+        } else if extras.hasContentLength(head) {
             framing = .contentLength
         } else if head.version == .http1_1 {
             framing = .chunked

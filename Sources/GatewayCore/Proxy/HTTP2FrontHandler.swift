@@ -358,7 +358,7 @@ final class HTTP2FrontStream: ProxyClient {
     private var connection: HTTP2FrontHandler?
     private var stream: ProxyStream<HTTP2FrontStream>?
     /// The response head, held until it is known whether a body follows (END_STREAM rides on it if not).
-    private var pendingHead: (head: HTTPResponseHead, extras: ResponseHeadExtras)?
+    private var pendingHead: (head: ProxyResponseHead, extras: ResponseHeadExtras)?
     private var heldChunk: ByteBuffer?
     private var responseEnded = false
     private var requestEnded = false
@@ -452,7 +452,7 @@ final class HTTP2FrontStream: ProxyClient {
 
     var isWritable: Bool { (connection?.isWritable ?? false) && (outboundWindow ?? 1) > 0 }
 
-    func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras) {
+    func sendResponseHead(_ head: ProxyResponseHead, extras: ResponseHeadExtras) {
         pendingHead = (head, extras)
     }
 

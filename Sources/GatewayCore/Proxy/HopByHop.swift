@@ -108,6 +108,19 @@ public enum HopByHop {
         return a.utf8.elementsEqual(b.utf8, by: sameIgnoringASCIICase)
     }
 
+    /// ``equalsIgnoringASCIICase(_:_:)`` against a literal.
+    static func equalsIgnoringASCIICase(_ a: String, _ b: StaticString) -> Bool {
+        guard a.utf8.count == b.utf8CodeUnitCount else { return false }
+        let y = UnsafeBufferPointer(start: b.utf8Start, count: b.utf8CodeUnitCount)
+        if let inPlace = a.utf8.withContiguousStorageIfAvailable({ x in
+            for i in 0..<x.count where !sameIgnoringASCIICase(x[i], y[i]) { return false }
+            return true
+        }) {
+            return inPlace
+        }
+        return a.utf8.elementsEqual(y, by: sameIgnoringASCIICase)
+    }
+
     @inline(__always)
     private static func sameIgnoringASCIICase(_ x: UInt8, _ y: UInt8) -> Bool {
         x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))

@@ -10,7 +10,7 @@ protocol ProxyClient: AnyObject {
     /// Whether the client's connection takes more bytes now (backpressure on the upstream response).
     var isWritable: Bool { get }
     /// The response head, with `extras` added as it is written (see ``ResponseHeadExtras``).
-    func sendResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras)
+    func sendResponseHead(_ head: ProxyResponseHead, extras: ResponseHeadExtras)
     func sendResponseBody(_ chunk: ByteBuffer)
     /// The response is complete. `close`: the HTTP/1.1 connection closes after it (request bytes may be
     /// left unread, or the client asked to close).
@@ -351,7 +351,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     // MARK: - Upstream delegate
 
-    func upstreamResponseHead(_ head: consuming HTTPResponseHead) {
+    func upstreamResponseHead(_ head: consuming ProxyResponseHead) {
         guard let exchange, let client, exchange.plan != nil else { return }
         exchange.responseDeadline = nil
         exchange.responseStarted = true
@@ -480,7 +480,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.responseStarted = true
         exchange.responseStatus = response.status
         // The response's own headers are not copied: the front writes the added fields after them.
-        let head = HTTPResponseHead(version: exchange.request.httpVersion, status: response.status, headers: response.headers)
+        let head = ProxyResponseHead(version: exchange.request.httpVersion, status: response.status, headers: response.headers)
         var extras = ResponseHeadExtras(
             requestID: exchange.request.requestID, contentLength: response.body.readableBytes, fields: response.addedHeaders)
         if (!exchange.requestEnded || !exchange.wantsKeepAlive) && !configuration.isHTTP2 {

@@ -6,7 +6,7 @@ import NIOPosix
 /// All calls happen on the connection's event loop.
 protocol UpstreamExchangeDelegate: AnyObject {
     /// Taken over (consumed), so the exchange can add its headers without copying the head's.
-    func upstreamResponseHead(_ head: consuming HTTPResponseHead)
+    func upstreamResponseHead(_ head: consuming ProxyResponseHead)
     func upstreamResponseBody(_ chunk: ByteBuffer)
     func upstreamResponseEnd()
     /// The end of one read burst: flush what was relayed.
@@ -118,12 +118,22 @@ final class UpstreamConnection {
         }
         switch consume part {
         case .head(let head):
-            delegate.upstreamResponseHead(head)
+            delegate.upstreamResponseHead(ProxyResponseHead(head))
         case .body(let chunk):
             delegate.upstreamResponseBody(chunk)
         case .end:
             delegate.upstreamResponseEnd()
         }
+    }
+
+    /// A response head from the HTTP/1.1 transport (its fields as they came, without hop-by-hop fields).
+    func receivedHead(_ head: consuming ProxyResponseHead) {
+        guard let delegate else {
+            reusable = false
+            channel.close(promise: nil)
+            return
+        }
+        delegate.upstreamResponseHead(head)
     }
 
     func readComplete() {
@@ -183,7 +193,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
     fileprivate(set) var connection: UpstreamConnection?
     var reads = PausableReads()
     private var context: ChannelHandlerContext?
-    private var parser = HTTP1Parser(kind: .response, maxHeadBytes: UpstreamHTTP1Handler.maxResponseHeadBytes)
+    private var parser = HTTP1Parser(kind: .response, maxHeadBytes: UpstreamHTTP1Handler.maxResponseHeadBytes, fieldsOnWire: true)
     private var input = ByteBuffer()
     /// Put in place of a fully read input, so the channel's receive buffer is free to be reused.
     private let noInput = ByteBuffer()
@@ -286,7 +296,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
             switch consume part {
             case .responseHead(let head, let info):
                 if !info.keepAlive { connection.reusable = false }
-                connection.received(.head(head))
+                connection.receivedHead(head)
             case .body(let chunk):
                 connection.received(.body(chunk))
             case .end:

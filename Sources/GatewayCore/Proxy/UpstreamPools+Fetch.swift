@@ -91,7 +91,7 @@ private final class BufferedExchange: UpstreamExchangeDelegate {
         }
     }
 
-    func upstreamResponseHead(_ head: consuming HTTPResponseHead) {
+    func upstreamResponseHead(_ head: consuming ProxyResponseHead) {
         timer?.cancel()
         response = HTTPResponse(status: head.status, headers: head.headers)
     }

@@ -6,8 +6,10 @@ import Testing
 @testable import GatewayCore
 
 /// Everything `parser` makes of `bytes`, fed whole or in pieces of `step` bytes.
-private func parse(_ bytes: String, kind: HTTP1Parser.Kind = .request, step: Int? = nil, maxHead: Int = 8192, headRequest: Bool = false) throws(HTTP1ParseError) -> [HTTP1Part] {
-    var parser = HTTP1Parser(kind: kind, maxHeadBytes: maxHead)
+private func parse(
+    _ bytes: String, kind: HTTP1Parser.Kind = .request, step: Int? = nil, maxHead: Int = 8192, headRequest: Bool = false, onWire: Bool = false
+) throws(HTTP1ParseError) -> [HTTP1Part] {
+    var parser = HTTP1Parser(kind: kind, maxHeadBytes: maxHead, fieldsOnWire: onWire)
     parser.respondingToHEAD = headRequest
     var parts: [HTTP1Part] = []
     var buffer = ByteBuffer()
@@ -259,13 +261,102 @@ private func body(_ parts: [HTTP1Part]) -> String {
         return nil
     }
 
+    /// A response head kept as its wire lines: the same fields, framing and errors as a parsed one; the
+    /// lines the parser leaves out (hop-by-hop, named by Connection) are not written; what is written is
+    /// what the parsed head gives (byte for byte but for whitespace around a value, which a line keeps),
+    /// CRLF-terminated even after a bare LF. A head with more
+    /// lines than a wire head holds is parsed into `HTTPHeaders`.
+    @Test func responseFieldsOnWire() throws {
+        let responses = [
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 02:40:00 GMT\r\nContent-Type: text/plain\r\n"
+                + "Content-Length: 2\r\nConnection: keep-alive\r\n\r\nhi",
+            "HTTP/1.1 201 Created\nX-Hop: 1\nConnection: x-hop, close\nx-request-id: from-backend\nVary:  Accept \t\n"
+                + "Keep-Alive: timeout=5\nTransfer-Encoding: chunked\n\n2\r\nhi\r\n0\r\n\r\n",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nProxy-Authenticate: Basic\r\nX-Cache: MISS\r\nAge: 3\r\n"
+                + "Content-Length: 0\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nuntil close",
+            "HTTP/1.1 204 No Content\r\n\r\n",
+        ]
+        let extrasCases = [
+            ResponseHeadExtras(requestID: "rid"),
+            ResponseHeadExtras(requestID: "rid", contentLength: 2, close: true, fields: ["x-cache": "HIT", "AGE": "0"]),
+        ]
+        for text in responses {
+            let parsed = try parse(text, kind: .response)
+            let wire = try parse(text, kind: .response, onWire: true)
+            #expect(wire == parsed, "\(text)")
+            #expect(body(wire) == body(parsed))
+            guard case .responseHead(let wireHead, let wireInfo)? = wire.first, case .responseHead(let head, let info)? = parsed.first else {
+                Issue.record("no head: \(text)")
+                continue
+            }
+            guard case .wire = wireHead.fields else {
+                Issue.record("not kept as wire lines: \(text)")
+                continue
+            }
+            #expect(wireInfo == info && wireHead.hasContentLength == head.hasContentLength)
+            #expect(!wireHead.headers.contains(name: "x-hop") && !wireHead.headers.contains(name: "keep-alive"))
+            for extras in extrasCases {
+                var fromWire = ByteBuffer()
+                var fromParsed = ByteBuffer()
+                HTTP1Serializer.writeResponseHead(wireHead, extras: extras, into: &fromWire)
+                HTTP1Serializer.writeResponseHead(head, extras: extras, into: &fromParsed)
+                // Byte for byte, but for the whitespace around a value, which a wire line keeps.
+                if !text.contains("  ") { #expect(String(buffer: fromWire) == String(buffer: fromParsed)) }
+                let reread = try parse(String(buffer: fromWire), kind: .response, headRequest: true)
+                let rereadParsed = try parse(String(buffer: fromParsed), kind: .response, headRequest: true)
+                #expect(reread.first == rereadParsed.first)
+                #expect(String(buffer: fromWire).split(separator: "\r\n", omittingEmptySubsequences: false).allSatisfy { !$0.contains("\n") })
+            }
+        }
+        var out = ByteBuffer()
+        let second = try parse(responses[1], kind: .response, onWire: true)
+        guard case .responseHead(let head, _)? = second.first else { Issue.record("no head"); return }
+        HTTP1Serializer.writeResponseHead(head, extras: ResponseHeadExtras(requestID: "rid"), into: &out)
+        #expect(String(buffer: out) == "HTTP/1.1 201 Created\r\nVary:  Accept \t\r\nX-Request-ID: rid\r\n\r\n")
+
+        // Errors are the same: a bad line, differing lengths.
+        for bad in ["HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"] {
+            #expect(throws: HTTP1ParseError.self) { try parse(bad, kind: .response, onWire: true) }
+        }
+
+        // More lines than a wire head holds: parsed, and the same.
+        let many = "HTTP/1.1 200 OK\r\n" + (0..<70).map { "X-F\($0): \($0)\r\n" }.joined() + "Content-Length: 0\r\n\r\n"
+        let manyParts = try parse(many, kind: .response, onWire: true)
+        guard case .responseHead(let manyHead, _)? = manyParts.first, case .headers(let fields) = manyHead.fields else {
+            Issue.record("a long head was not parsed into HTTPHeaders")
+            return
+        }
+        let manyParsed = try parse(many, kind: .response)
+        #expect(fields.count == 71 && manyParts == manyParsed)
+    }
+
+    /// The word-at-a-time case-insensitive comparison agrees with a byte-by-byte one on every byte a
+    /// checked head may hold (HTAB, 0x20–0x7e, 0x80–0xff), for names shorter and longer than a word.
+    @Test func lowercasedComparisonMatchesByteRule() {
+        var rng = SplitMix64(seed: 0xc0ffee)
+        let literals: [StaticString] = ["te", "host", "close", "connection", "keep-alive", "content-length", "x-forwarded-proto", "proxy-authorization"]
+        let allowed: [UInt8] = [0x09] + Array(0x20...0x7e) + Array(0x80...0xff)
+        for literal in literals {
+            let text = Array(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+            for _ in 0..<2_000 {
+                var bytes = text.map { rng.next() % 2 == 0 ? $0 : UInt8(ascii: "A") <= ($0 & ~0x20) && ($0 & ~0x20) <= UInt8(ascii: "Z") ? $0 & ~0x20 : $0 }
+                if rng.next() % 2 == 0 { bytes[Int(rng.next() % UInt64(bytes.count))] = allowed[Int(rng.next() % UInt64(allowed.count))] }
+                let expected = bytes.count == text.count
+                    && zip(bytes, text).allSatisfy { b, t in (UInt8(ascii: "A")...UInt8(ascii: "Z") ~= b ? b | 0x20 : b) == t }
+                let got = bytes.withUnsafeBufferPointer { HTTP1Parser.equalsLowercased($0, 0..<$0.count, literal) }
+                #expect(got == expected, "\(String(decoding: bytes, as: UTF8.self)) vs \(literal)")
+            }
+        }
+    }
+
     /// The serializer writes heads and chunk framing as the parser reads them.
     @Test func serializerRoundTrips() throws {
         var buffer = ByteBuffer()
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: "0")
         HTTP1Serializer.writeResponseHead(
-            HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers), extras: ResponseHeadExtras(requestID: "r"), into: &buffer)
+            ProxyResponseHead(version: .http1_1, status: .notFound, headers: headers), extras: ResponseHeadExtras(requestID: "r"), into: &buffer)
         #expect(String(buffer: buffer) == "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nX-Request-ID: r\r\n\r\n")
 
         buffer.clear()
@@ -294,18 +385,19 @@ private func body(_ parts: [HTTP1Part]) -> String {
         ]
         var extras = ResponseHeadExtras(requestID: "rid-1", contentLength: 12, close: true, fields: ["X-Cache": "HIT", "Age": "0"])
         extras.chunked = false
-        HTTP1Serializer.writeResponseHead(HTTPResponseHead(version: .http1_0, status: .ok, headers: headers), extras: extras, into: &buffer)
+        HTTP1Serializer.writeResponseHead(ProxyResponseHead(version: .http1_0, status: .ok, headers: headers), extras: extras, into: &buffer)
         #expect(
             String(buffer: buffer)
                 == "kept:HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nX-Request-ID: rid-1\r\nContent-Length: 12\r\n"
                 + "Connection: close\r\nX-Cache: HIT\r\nAge: 0\r\n\r\n")
-        #expect(extras.hasContentLength([:]) && !ResponseHeadExtras(requestID: "r").hasContentLength(["A": "b"]))
+        #expect(extras.hasContentLength(ProxyResponseHead(version: .http1_1, status: .ok, headers: [:])))
+        #expect(!ResponseHeadExtras(requestID: "r").hasContentLength(ProxyResponseHead(version: .http1_1, status: .ok, headers: ["A": "b"])))
 
         // A long head (past the buffer's first capacity) is written whole.
         buffer = ByteBuffer()
         let long = String(repeating: "v", count: 5000)
         HTTP1Serializer.writeResponseHead(
-            HTTPResponseHead(version: .http1_1, status: .init(statusCode: 299), headers: ["X-Long": long]),
+            ProxyResponseHead(version: .http1_1, status: .init(statusCode: 299), headers: ["X-Long": long]),
             extras: ResponseHeadExtras(requestID: "r"), into: &buffer)
         #expect(String(buffer: buffer) == "HTTP/1.1 299 \r\nX-Long: \(long)\r\nX-Request-ID: r\r\n\r\n")
 

@@ -24,7 +24,20 @@ import Testing
         var extras = ResponseHeadExtras(requestID: "0AbC_-z01234567", contentLength: 42)
         extras.fields.add(name: "X-Cache", value: "HIT")
         var block = ByteBuffer()
-        HPACKFieldEncoder.writeHeadersFrame(head, extras: extras, stream: 1, endStream: false, into: &block)
+        HPACKFieldEncoder.writeHeadersFrame(ProxyResponseHead(head), extras: extras, stream: 1, endStream: false, into: &block)
+        // The same fields as an HTTP/1.1 backend's wire lines (with a hop-by-hop field left out, and
+        // whitespace around a value) give the same block.
+        var wireText = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+        for (name, value) in head.headers { wireText += name == "Server" ? "\(name):\t \(value)  \n" : "\(name): \(value)\r\n" }
+        var parser = HTTP1Parser(kind: .response, maxHeadBytes: 8192, fieldsOnWire: true)
+        var wireBytes = ByteBuffer(string: wireText + "\r\n")
+        guard case .responseHead(let wireHead, _)? = try parser.next(&wireBytes), case .wire = wireHead.fields else {
+            Issue.record("no wire head")
+            return
+        }
+        var wireBlock = ByteBuffer()
+        HPACKFieldEncoder.writeHeadersFrame(wireHead, extras: extras, stream: 1, endStream: false, into: &wireBlock)
+        #expect(wireBlock == block)
         #expect(block.readInteger(as: UInt32.self) == UInt32(block.readableBytes - 5) << 8 | 0x1)  // length, HEADERS
         #expect(block.readInteger(as: UInt8.self) == 0x4 && block.readInteger(as: UInt32.self) == 1)  // END_HEADERS, stream 1
         #expect(block.getInteger(at: block.readerIndex, as: UInt8.self) == 0x88)
@@ -42,7 +55,7 @@ import Testing
         }
         for (status, value) in [(HTTPResponseStatus.serviceUnavailable, "503"), (.notFound, "404"), (.custom(code: 299, reasonPhrase: "x"), "299")] {
             var other = ByteBuffer()
-            HPACKFieldEncoder.writeHeadersFrame(HTTPResponseHead(version: .http1_1, status: status), extras: .init(requestID: "r"), stream: 3, endStream: true, into: &other)
+            HPACKFieldEncoder.writeHeadersFrame(ProxyResponseHead(HTTPResponseHead(version: .http1_1, status: status)), extras: .init(requestID: "r"), stream: 3, endStream: true, into: &other)
             #expect(other.getInteger(at: 4, as: UInt8.self) == 0x5)  // END_STREAM, END_HEADERS
             other.moveReaderIndex(forwardBy: 9)
             #expect(try decoder.decodeHeaders(from: &other).first(name: ":status") == value)
@@ -69,7 +82,7 @@ import Testing
         #expect(try Self.frames(Self.readAll(channel)).map(\.type) == [0x4], "SETTINGS ACK")
 
         let big = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["X-Big": String(repeating: "b", count: 20_000)])
-        codec.writeResponseHead(big, extras: .init(requestID: "r"), stream: 1, endStream: false, promise: nil)
+        codec.writeResponseHead(ProxyResponseHead(big), extras: .init(requestID: "r"), stream: 1, endStream: false, promise: nil)
         codec.flush()
         let block = try Self.frames(Self.readAll(channel))
         #expect(block.map(\.type) == [0x1, 0x9] && block[0].flags & 0x4 == 0 && block[1].flags & 0x4 != 0, "\(block)")

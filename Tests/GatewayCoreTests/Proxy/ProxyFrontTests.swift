@@ -146,19 +146,33 @@ private func withH2Front(
         let names = ["content-type", "Content-Type", "SERVER", "x-a_b.c~d!#$%&'*+^`|", "ETag", "A", "Z9-Q", "X-Odd"]
         let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders(names.map { ($0, "v") }))
         var block = ByteBuffer()
-        HPACKFieldEncoder.writeHeadersFrame(head, extras: .init(requestID: "r"), stream: 1, endStream: false, into: &block)
+        HPACKFieldEncoder.writeHeadersFrame(ProxyResponseHead(head), extras: .init(requestID: "r"), stream: 1, endStream: false, into: &block)
         block.moveReaderIndex(forwardBy: 9)
         var decoder = HPACKDecoder(allocator: .init())
         let decoded = try decoder.decodeHeaders(from: &block)
         #expect(decoded.map(\.name) == [":status"] + names.map { $0.lowercased() } + ["x-request-id"])
+        // And from an HTTP/1.1 backend's wire lines.
+        var parser = HTTP1Parser(kind: .response, maxHeadBytes: 8192, fieldsOnWire: true)
+        var wire = ByteBuffer(string: "HTTP/1.1 200 OK\r\n" + names.map { "\($0): v\r\n" }.joined() + "\r\n")
+        guard case .responseHead(let wireHead, _)? = try parser.next(&wire) else {
+            Issue.record("no head")
+            return
+        }
+        var wireBlock = ByteBuffer()
+        HPACKFieldEncoder.writeHeadersFrame(wireHead, extras: .init(requestID: "r"), stream: 1, endStream: false, into: &wireBlock)
+        wireBlock.moveReaderIndex(forwardBy: 9)
+        #expect(try decoder.decodeHeaders(from: &wireBlock).map(\.name) == decoded.map(\.name))
         // The static table's names, in any case, and names one letter off them.
         let table = [("Age", 21), ("DATE", 33), ("ETag", 34), ("Vary", 59), ("Server", 54), ("Expires", 36), ("Location", 46),
             ("Set-Cookie", 55), ("Content-Type", 31), ("Cache-Control", 24), ("Last-Modified", 44), ("Accept-Ranges", 18),
             ("Content-Length", 28), ("Content-Encoding", 26), ("Retry-After", 53), ("WWW-Authenticate", 61)]
         for (name, index) in table {
-            #expect(HPACKFieldEncoder.staticNameIndex(name) == index, "\(name)")
             let other = String(name.dropLast()) + (name.last == "X" ? "Y" : "X")
+            #expect(HPACKFieldEncoder.staticNameIndex(name) == index, "\(name)")
             #expect(HPACKFieldEncoder.staticNameIndex(other) == nil, "\(other)")
+            // The same for a name given as a wire line's bytes.
+            #expect(Array(name.utf8).withUnsafeBufferPointer { HPACKFieldEncoder.staticNameIndex($0) } == index, "\(name)")
+            #expect(Array(other.utf8).withUnsafeBufferPointer { HPACKFieldEncoder.staticNameIndex($0) } == nil, "\(other)")
         }
     }
 

@@ -67,8 +67,9 @@ struct HTTP1HeadInfo: Equatable, Sendable {
 enum HTTP1Part: Equatable {
     /// A request head, without hop-by-hop headers (RFC 9110 §7.6.1; ``HTTP1HeadInfo`` says what they said).
     case requestHead(HTTPRequestHead, HTTP1HeadInfo)
-    /// A response head, without hop-by-hop headers.
-    case responseHead(HTTPResponseHead, HTTP1HeadInfo)
+    /// A response head, without hop-by-hop headers (as ``HTTP1WireFields`` when the parser was made
+    /// with `fieldsOnWire`).
+    case responseHead(ProxyResponseHead, HTTP1HeadInfo)
     /// Body bytes, chunk framing removed. A slice of the input: no copy.
     case body(ByteBuffer)
     /// The message is complete (trailers, if any, are dropped).
@@ -114,15 +115,19 @@ struct HTTP1Parser {
 
     let kind: Kind
     let maxHeadBytes: Int
+    /// Responses: heads keep their fields as the lines they arrived in (``HTTP1WireFields``), for a
+    /// proxy that relays them to an HTTP/1.1 client as they are.
+    let fieldsOnWire: Bool
     private var state = State.head(scanned: 0)
     /// Responses: whether the request being answered was HEAD (no body follows any status).
     var respondingToHEAD = false
     /// Responses: set when the body runs until the connection closes (the connection cannot be reused).
     private(set) var readsUntilClose = false
 
-    init(kind: Kind, maxHeadBytes: Int) {
+    init(kind: Kind, maxHeadBytes: Int, fieldsOnWire: Bool = false) {
         self.kind = kind
         self.maxHeadBytes = maxHeadBytes
+        self.fieldsOnWire = fieldsOnWire && kind == .response
     }
 
     /// Whether body bytes of the current message are still to come (false right after a head that has
@@ -148,7 +153,7 @@ struct HTTP1Parser {
                     return nil
                 }
                 if headLength > maxHeadBytes { throw .headTooLarge }
-                let part = try parseHead(buffer.readableBytesView.prefix(headLength))
+                let part = try parseHead(buffer, length: headLength)
                 buffer.moveReaderIndex(forwardBy: headLength)
                 if case .responseHead(let head, _) = part, head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 {
                     // Informational (100 Continue, 103 Early Hints): not relayed; the final response follows.
@@ -272,11 +277,17 @@ struct HTTP1Parser {
         }
     }
 
-    private mutating func parseHead(_ view: ByteBufferView) throws(HTTP1ParseError) -> HTTP1Part {
-        let result: Result<HTTP1Part, HTTP1ParseError> =
-            view.withContiguousStorageIfAvailable { bytes in
-                do throws(HTTP1ParseError) { return .success(try parseHead(bytes)) } catch { return .failure(error) }
-            } ?? .failure(.invalidStartLine)
+    /// The head of `length` bytes at the start of `buffer`.
+    private mutating func parseHead(_ buffer: ByteBuffer, length: Int) throws(HTTP1ParseError) -> HTTP1Part {
+        let result: Result<HTTP1Part, HTTP1ParseError> = buffer.withUnsafeReadableBytes { raw in
+            let bytes = UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<length])
+            do throws(HTTP1ParseError) {
+                if fieldsOnWire, let part = try parseResponseHeadOnWire(bytes, buffer: buffer) { return .success(part) }
+                return .success(try parseHead(bytes))
+            } catch {
+                return .failure(error)
+            }
+        }
         return try result.get()
     }
 
@@ -326,28 +337,74 @@ struct HTTP1Parser {
             return .requestHead(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)), info)
         case .response:
             let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
-            let code = status.code
-            var info = HTTP1HeadInfo(keepAlive: framing.keepAlive(version))
-            if respondingToHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
-                state = .endPending
-            } else if framing.hasTransferEncoding {
-                guard framing.contentLength == nil else { throw .invalidTransferEncoding }
-                if framing.chunked {
-                    info.chunked = true
-                    state = .chunkSize
-                } else {
-                    readsUntilClose = true
-                    state = .untilClose
-                }
-            } else if let length = framing.contentLength {
-                state = length > 0 ? .fixedBody(remaining: length) : .endPending
+            let info = try responseFraming(status, version: version, framing)
+            return .responseHead(ProxyResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), info)
+        }
+    }
+
+    /// A response head whose fields stay the lines they are (``HTTP1WireFields``); nil for a head with
+    /// more than ``HTTP1WireFields/maxLines`` field lines (parsed into `HTTPHeaders` instead). The lines
+    /// are checked as strictly as ``parseHead(_:)`` checks them.
+    private mutating func parseResponseHeadOnWire(_ bytes: UnsafeBufferPointer<UInt8>, buffer: ByteBuffer) throws(HTTP1ParseError) -> HTTP1Part? {
+        var lines = LineReader(bytes: bytes)
+        guard let startLine = lines.next() else { throw .invalidStartLine }
+        let fieldsStart = lines.position
+        var fieldsEnd = fieldsStart
+        var framing = Framing()
+        var dropped: UInt64 = 0
+        var index = 0
+        while let line = lines.next(), !line.isEmpty {
+            if index == HTTP1WireFields.maxLines { return nil }
+            let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
+            if case .hopByHop = framing.note(name: name, value: value, bytes: bytes) { dropped |= 1 << UInt64(index) }
+            index += 1
+            fieldsEnd = lines.position
+        }
+        if framing.invalidContentLength { throw .invalidContentLength }
+        if !framing.connectionTokens.isEmpty {
+            // Fields the Connection header names are hop-by-hop too (Content-Length never is).
+            var again = LineReader(bytes: bytes)
+            again.position = fieldsStart
+            index = 0
+            while let line = again.next(), !line.isEmpty {
+                let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.upperBound
+                let name = Self.string(bytes, line.lowerBound..<colon)
+                if framing.connectionTokens.contains(where: { HopByHop.equalsIgnoringASCIICase($0, name) }) { dropped |= 1 << UInt64(index) }
+                index += 1
+            }
+        }
+        let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
+        let info = try responseFraming(status, version: version, framing)
+        let wire = HTTP1WireFields(
+            lines: buffer.getSlice(at: buffer.readerIndex + fieldsStart, length: fieldsEnd - fieldsStart)!, dropped: dropped,
+            hasContentLength: framing.contentLength != nil)
+        return .responseHead(ProxyResponseHead(version: version, status: status, wire: wire), info)
+    }
+
+    /// How the body of a response with this status and these framing fields is delimited (the parser
+    /// moves to reading it), and whether the connection stays open.
+    private mutating func responseFraming(_ status: HTTPResponseStatus, version: HTTPVersion, _ framing: Framing) throws(HTTP1ParseError) -> HTTP1HeadInfo {
+        let code = status.code
+        var info = HTTP1HeadInfo(keepAlive: framing.keepAlive(version))
+        if respondingToHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
+            state = .endPending
+        } else if framing.hasTransferEncoding {
+            guard framing.contentLength == nil else { throw .invalidTransferEncoding }
+            if framing.chunked {
+                info.chunked = true
+                state = .chunkSize
             } else {
                 readsUntilClose = true
                 state = .untilClose
             }
-            if readsUntilClose { info.keepAlive = false }
-            return .responseHead(HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), info)
+        } else if let length = framing.contentLength {
+            state = length > 0 ? .fixedBody(remaining: length) : .endPending
+        } else {
+            readsUntilClose = true
+            state = .untilClose
         }
+        if readsUntilClose { info.keepAlive = false }
+        return info
     }
 
     /// What a header line means to the parser.
@@ -743,18 +800,33 @@ struct HTTP1Parser {
         return string(bytes, range)
     }
 
-    /// Whether `bytes[range]`, lower-cased (ASCII), equals `lowercased`.
+    /// Whether `bytes[range]`, lower-cased (ASCII), equals `lowercased`, a literal of lower-case letters,
+    /// digits and `-`.
+    ///
+    /// For bytes a head may hold (no control character but HTAB: the parser has checked them), a byte
+    /// with bit 0x20 set equals such a literal byte only if it is that byte or, for a letter, its upper
+    /// case: the other bytes that bit maps onto `-` or a digit are control characters (CR, 0x10–0x19).
+    /// So the comparison sets that bit in eight bytes at a time.
+    @inline(__always)
     static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercased: StaticString) -> Bool {
         let n = lowercased.utf8CodeUnitCount
         guard range.count == n, range.lowerBound >= 0, range.upperBound <= bytes.count, let base = bytes.baseAddress else { return false }
-        let p = base + range.lowerBound
-        let other = lowercased.utf8Start
-        for k in 0..<n {
-            var c = p[k]
-            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
-            if c != other[k] { return false }
+        let p = UnsafeRawPointer(base + range.lowerBound)
+        let other = UnsafeRawPointer(lowercased.utf8Start)
+        guard n >= 8 else {
+            for k in 0..<n where p.load(fromByteOffset: k, as: UInt8.self) | 0x20 != other.load(fromByteOffset: k, as: UInt8.self) { return false }
+            return true
         }
-        return true
+        @inline(__always) func word(_ pointer: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+            pointer.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        }
+        let caseBits: UInt64 = 0x2020_2020_2020_2020
+        var k = 0
+        while k + 8 < n {
+            if word(p, k) | caseBits != word(other, k) { return false }
+            k += 8
+        }
+        return word(p, n - 8) | caseBits == word(other, n - 8)  // the last eight, overlapping the word before
     }
 
     private static func equalsExactly(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ text: StaticString) -> Bool {

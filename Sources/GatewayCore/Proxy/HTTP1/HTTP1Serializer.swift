@@ -37,9 +37,25 @@ struct ResponseHeadExtras {
         return false
     }
 
+    /// ``replaces(_:)`` for a name given as its bytes (a wire field line's).
+    func replaces(nameBytes name: UnsafeRawBufferPointer) -> Bool {
+        let bytes = name.bindMemory(to: UInt8.self)
+        switch bytes.count {
+        case 12 where HTTP1Parser.equalsLowercased(bytes, 0..<12, "x-request-id"): return true
+        case 14 where contentLength != nil && HTTP1Parser.equalsLowercased(bytes, 0..<14, "content-length"): return true
+        case 10 where close && HTTP1Parser.equalsLowercased(bytes, 0..<10, "connection"): return true
+        case 17 where chunked && HTTP1Parser.equalsLowercased(bytes, 0..<17, "transfer-encoding"): return true
+        default: break
+        }
+        if fields.isEmpty { return false }
+        let decoded = HTTP1Parser.fieldName(bytes, 0..<bytes.count)
+        for (extra, _) in fields where HopByHop.equalsIgnoringASCIICase(decoded, extra) { return true }
+        return false
+    }
+
     /// Whether the head, with these added, declares a length.
-    func hasContentLength(_ headers: HTTPHeaders) -> Bool {
-        contentLength != nil || fields.contains(name: "Content-Length") || headers.contains(name: "Content-Length")
+    func hasContentLength(_ head: ProxyResponseHead) -> Bool {
+        contentLength != nil || fields.contains(name: "Content-Length") || head.hasContentLength
     }
 }
 
@@ -51,9 +67,13 @@ struct ResponseHeadExtras {
 enum HTTP1Serializer {
     /// `HTTP/1.x code reason`, the head's headers except those `extras` replace, then `extras`, ending
     /// with the empty line.
-    static func writeResponseHead(_ head: HTTPResponseHead, extras: ResponseHeadExtras, into buffer: inout ByteBuffer) {
+    static func writeResponseHead(_ head: ProxyResponseHead, extras: ResponseHeadExtras, into buffer: inout ByteBuffer) {
         let reason = head.status.reasonPhrase
-        var size = 8 + 1 + 20 + 1 + reason.utf8.count + 2 + fieldsSize(head.headers) + 2
+        var size = 8 + 1 + 20 + 1 + reason.utf8.count + 2 + 2
+        switch head.fields {
+        case .headers(let headers): size += fieldsSize(headers)
+        case .wire(let wire): size += wire.maxSerializedSize
+        }
         size += RequestID.headerName.utf8.count + extras.requestID.utf8.count + 4
         if extras.contentLength != nil { size += 14 + 20 + 4 }
         if extras.close { size += 19 }
@@ -66,7 +86,17 @@ enum HTTP1Serializer {
             w.put(UInt8(ascii: " "))
             w.putString(reason)
             w.put("\r\n")
-            for (name, value) in head.headers where !extras.replaces(name) { w.putField(name, value) }
+            switch head.fields {
+            case .headers(let headers):
+                for (name, value) in headers where !extras.replaces(name) { w.putField(name, value) }
+            case .wire(let wire):
+                // The lines as they came (each checked by the parser), with a CRLF whatever ended them.
+                wire.forEachLine { line, nameLength in
+                    if extras.replaces(nameBytes: UnsafeRawBufferPointer(rebasing: line[0..<nameLength])) { return }
+                    w.put(line)
+                    w.put("\r\n")
+                }
+            }
             w.putField(RequestID.headerName, extras.requestID)
             if let length = extras.contentLength {
                 w.put("Content-Length: ")

@@ -19,20 +19,34 @@ enum HPACKFieldEncoder {
     /// client's frame size, the caller splits the frame.
     @discardableResult
     static func writeHeadersFrame(
-        _ head: HTTPResponseHead, extras: ResponseHeadExtras, stream: UInt32, endStream: Bool, into buffer: inout ByteBuffer
+        _ head: ProxyResponseHead, extras: ResponseHeadExtras, stream: UInt32, endStream: Bool, into buffer: inout ByteBuffer
     ) -> Int {
         // At most: a frame header, :status, and per field 1 + 5 bytes of name index or length, the
         // name, 5 bytes of value length and the value.
         var size = 9 + 5 + 11 + 12 + extras.requestID.utf8.count + 11 + 20
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 11 }
+        switch head.fields {
+        case .headers(let headers):
+            for (name, value) in headers { size += name.utf8.count + value.utf8.count + 11 }
+        case .wire(let wire):
+            // A line is at least three bytes ("a:" and LF).
+            size += wire.lines.readableBytes + 11 * min(HTTP1WireFields.maxLines, wire.lines.readableBytes / 3 + 1)
+        }
         for (name, value) in extras.fields { size += name.utf8.count + value.utf8.count + 11 }
         var blockLength = 0
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var w = RawWriter(out)
             for _ in 0..<9 { w.put(0) }
             putStatus(head.status.code, into: &w)
-            for (name, value) in head.headers where !extras.replaces(name) {
-                putField(name, value, into: &w)
+            switch head.fields {
+            case .headers(let headers):
+                for (name, value) in headers where !extras.replaces(name) {
+                    putField(name, value, into: &w)
+                }
+            case .wire(let wire):
+                wire.forEachLine { line, nameLength in
+                    let name = UnsafeRawBufferPointer(rebasing: line[0..<nameLength])
+                    if !extras.replaces(nameBytes: name) { putField(line: line.bindMemory(to: UInt8.self), nameLength: nameLength, into: &w) }
+                }
             }
             w.put(0)  // x-request-id: a literal name (not in the static table)
             w.putHPACKString("x-request-id")
@@ -64,20 +78,43 @@ enum HPACKFieldEncoder {
     /// One field, its name lower-cased. `set-cookie` goes as "never indexed", so that intermediaries do
     /// not index it either (RFC 7541 §7.1.3).
     static func putField(_ name: String, _ value: String, into w: inout RawWriter) {
-        let index = staticNameIndex(name)
-        let flags: UInt8 = index == 55 ? 0x10 : 0x00
-        if let index {
-            w.putHPACKInteger(index, prefixBits: 4, flags: flags)
-        } else {
-            w.put(flags)
-            w.putHPACKInteger(name.utf8.count, prefixBits: 7, flags: 0)
+        putName(index: staticNameIndex(name), length: name.utf8.count, into: &w) { w in
             if name.allUTF8({ $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }) {
                 w.putString(name)
             } else {
-                for byte in name.utf8 { w.put(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) }
+                for byte in name.utf8 { w.put(lowercased(byte)) }
             }
         }
         w.putHPACKString(value)
+    }
+
+    /// One field from a wire line (``HTTP1WireFields``), as ``putField(_:_:into:)`` writes it.
+    static func putField(line: UnsafeBufferPointer<UInt8>, nameLength: Int, into w: inout RawWriter) {
+        let name = UnsafeBufferPointer(rebasing: line[0..<nameLength])
+        putName(index: staticNameIndex(name), length: nameLength, into: &w) { w in
+            for byte in name { w.put(lowercased(byte)) }
+        }
+        let value = HTTP1WireFields.valueRange(line, nameLength: nameLength)
+        w.putHPACKInteger(value.count, prefixBits: 7, flags: 0)
+        w.put(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(line)[value]))
+    }
+
+    /// A field's name: its index in the static table, or else a literal that `literal` writes.
+    @inline(__always)
+    private static func putName(index: Int?, length: Int, into w: inout RawWriter, literal: (inout RawWriter) -> Void) {
+        let flags: UInt8 = index == 55 ? 0x10 : 0x00
+        if let index {
+            w.putHPACKInteger(index, prefixBits: 4, flags: flags)
+            return
+        }
+        w.put(flags)
+        w.putHPACKInteger(length, prefixBits: 7, flags: 0)
+        literal(&w)
+    }
+
+    @inline(__always)
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 
     /// The static table entry that holds both `:status` and this code.
@@ -97,10 +134,20 @@ enum HPACKFieldEncoder {
     /// The index of `name` (in any letter case) in HPACK's static table (RFC 7541 Appendix A), for the
     /// names a response carries; chosen by length before any comparison.
     static func staticNameIndex(_ name: String) -> Int? {
-        func named(_ candidate: String, _ index: Int) -> Int? {
-            HopByHop.equalsIgnoringASCIICase(name, candidate) ? index : nil
+        staticNameIndex(length: name.utf8.count) { HopByHop.equalsIgnoringASCIICase(name, $0) }
+    }
+
+    /// ``staticNameIndex(_:)`` for a name of a wire line (checked by the parser: no control characters).
+    static func staticNameIndex(_ name: UnsafeBufferPointer<UInt8>) -> Int? {
+        staticNameIndex(length: name.count) { HTTP1Parser.equalsLowercased(name, 0..<name.count, $0) }
+    }
+
+    @inline(__always)
+    private static func staticNameIndex(length: Int, _ equals: (StaticString) -> Bool) -> Int? {
+        func named(_ candidate: StaticString, _ index: Int) -> Int? {
+            equals(candidate) ? index : nil
         }
-        switch name.utf8.count {
+        switch length {
         case 3:
             return named("age", 21) ?? named("via", 60)
         case 4:

@@ -493,7 +493,7 @@ final class HTTP2ServerCodec: ChannelInboundHandler {
     /// A response head as a HEADERS frame (with CONTINUATION frames if the block is larger than the
     /// client's frame size).
     func writeResponseHead(
-        _ head: HTTPResponseHead, extras: ResponseHeadExtras, stream: HTTP2StreamID, endStream: Bool, promise: EventLoopPromise<Void>?
+        _ head: ProxyResponseHead, extras: ResponseHeadExtras, stream: HTTP2StreamID, endStream: Bool, promise: EventLoopPromise<Void>?
     ) {
         let id = UInt32(Int32(stream))
         guard state != .closed, let current = streams[id], !current.localClosed else {
