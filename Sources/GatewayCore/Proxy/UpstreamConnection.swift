@@ -294,8 +294,8 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
             }
             guard let part = consume next else { return }
             switch consume part {
-            case .responseHead(let head, let info):
-                if !info.keepAlive { connection.reusable = false }
+            case .responseHead(let head, let keepAlive):
+                if !keepAlive { connection.reusable = false }
                 connection.receivedHead(head)
             case .body(let chunk):
                 connection.received(.body(chunk))

@@ -192,8 +192,8 @@ private func body(_ parts: [HTTP1Part]) -> String {
     /// the final answer is skipped; a body without length runs until the connection closes.
     @Test func parsesResponses() throws {
         let ok = try parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", kind: .response)
-        guard case .responseHead(let head, let info) = ok.first else { Issue.record("no head"); return }
-        #expect(head.status == .ok && info.keepAlive && !head.headers.contains(name: "connection"))
+        guard case .responseHead(let head, let keepAlive) = ok.first else { Issue.record("no head"); return }
+        #expect(head.status == .ok && keepAlive && !head.headers.contains(name: "connection"))
         #expect(body(ok) == "hi" && ok.last == .end)
 
         for text in ["HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"] {
@@ -209,8 +209,8 @@ private func body(_ parts: [HTTP1Part]) -> String {
         var buffer = ByteBuffer(string: "HTTP/1.0 200 OK\r\n\r\nstream")
         var parts: [HTTP1Part] = []
         while let part = try parser.next(&buffer) { parts.append(part) }
-        guard case .responseHead(_, let closeInfo) = parts.first else { Issue.record("no head"); return }
-        #expect(!closeInfo.keepAlive && parser.readsUntilClose && body(parts) == "stream")
+        guard case .responseHead(_, let keepAlive) = parts.first else { Issue.record("no head"); return }
+        #expect(!keepAlive && parser.readsUntilClose && body(parts) == "stream")
         #expect(parser.connectionClosed() == .end)
     }
 
@@ -286,7 +286,7 @@ private func body(_ parts: [HTTP1Part]) -> String {
             let wire = try parse(text, kind: .response, onWire: true)
             #expect(wire == parsed, "\(text)")
             #expect(body(wire) == body(parsed))
-            guard case .responseHead(let wireHead, let wireInfo)? = wire.first, case .responseHead(let head, let info)? = parsed.first else {
+            guard case .responseHead(let wireHead, let wireKeepAlive)? = wire.first, case .responseHead(let head, let keepAlive)? = parsed.first else {
                 Issue.record("no head: \(text)")
                 continue
             }
@@ -294,7 +294,7 @@ private func body(_ parts: [HTTP1Part]) -> String {
                 Issue.record("not kept as wire lines: \(text)")
                 continue
             }
-            #expect(wireInfo == info && wireHead.hasContentLength == head.hasContentLength)
+            #expect(wireKeepAlive == keepAlive && wireHead.hasContentLength == head.hasContentLength)
             #expect(!wireHead.headers.contains(name: "x-hop") && !wireHead.headers.contains(name: "keep-alive"))
             for extras in extrasCases {
                 var fromWire = ByteBuffer()

@@ -68,8 +68,9 @@ enum HTTP1Part: Equatable {
     /// A request head, without hop-by-hop headers (RFC 9110 §7.6.1; ``HTTP1HeadInfo`` says what they said).
     case requestHead(HTTPRequestHead, HTTP1HeadInfo)
     /// A response head, without hop-by-hop headers (as ``HTTP1WireFields`` when the parser was made
-    /// with `fieldsOnWire`).
-    case responseHead(ProxyResponseHead, HTTP1HeadInfo)
+    /// with `fieldsOnWire`), and whether the connection stays open after it. (Smaller than a request's:
+    /// every part is copied a few times on its way out of the parser.)
+    case responseHead(ProxyResponseHead, keepAlive: Bool)
     /// Body bytes, chunk framing removed. A slice of the input: no copy.
     case body(ByteBuffer)
     /// The message is complete (trailers, if any, are dropped).
@@ -123,6 +124,8 @@ struct HTTP1Parser {
     var respondingToHEAD = false
     /// Responses: set when the body runs until the connection closes (the connection cannot be reused).
     private(set) var readsUntilClose = false
+    /// Responses: the head just parsed is informational (1xx but 101), not relayed.
+    private var informational = false
 
     init(kind: Kind, maxHeadBytes: Int, fieldsOnWire: Bool = false) {
         self.kind = kind
@@ -155,8 +158,9 @@ struct HTTP1Parser {
                 if headLength > maxHeadBytes { throw .headTooLarge }
                 let part = try parseHead(buffer, length: headLength)
                 buffer.moveReaderIndex(forwardBy: headLength)
-                if case .responseHead(let head, _) = part, head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 {
+                if informational {
                     // Informational (100 Continue, 103 Early Hints): not relayed; the final response follows.
+                    informational = false
                     state = .head(scanned: 0)
                     continue
                 }
@@ -337,8 +341,8 @@ struct HTTP1Parser {
             return .requestHead(HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers)), info)
         case .response:
             let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
-            let info = try responseFraming(status, version: version, framing)
-            return .responseHead(ProxyResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), info)
+            let keepAlive = try responseFraming(status, version: version, framing)
+            return .responseHead(ProxyResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), keepAlive: keepAlive)
         }
     }
 
@@ -374,24 +378,23 @@ struct HTTP1Parser {
             }
         }
         let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
-        let info = try responseFraming(status, version: version, framing)
+        let keepAlive = try responseFraming(status, version: version, framing)
         let wire = HTTP1WireFields(
             lines: buffer.getSlice(at: buffer.readerIndex + fieldsStart, length: fieldsEnd - fieldsStart)!, dropped: dropped,
             hasContentLength: framing.contentLength != nil)
-        return .responseHead(ProxyResponseHead(version: version, status: status, wire: wire), info)
+        return .responseHead(ProxyResponseHead(version: version, status: status, wire: wire), keepAlive: keepAlive)
     }
 
     /// How the body of a response with this status and these framing fields is delimited (the parser
-    /// moves to reading it), and whether the connection stays open.
-    private mutating func responseFraming(_ status: HTTPResponseStatus, version: HTTPVersion, _ framing: Framing) throws(HTTP1ParseError) -> HTTP1HeadInfo {
+    /// moves to reading it); returns whether the connection stays open.
+    private mutating func responseFraming(_ status: HTTPResponseStatus, version: HTTPVersion, _ framing: Framing) throws(HTTP1ParseError) -> Bool {
         let code = status.code
-        var info = HTTP1HeadInfo(keepAlive: framing.keepAlive(version))
+        informational = code >= 100 && code < 200 && code != 101
         if respondingToHEAD || code == 204 || code == 304 || (code >= 100 && code < 200) {
             state = .endPending
         } else if framing.hasTransferEncoding {
             guard framing.contentLength == nil else { throw .invalidTransferEncoding }
             if framing.chunked {
-                info.chunked = true
                 state = .chunkSize
             } else {
                 readsUntilClose = true
@@ -403,8 +406,7 @@ struct HTTP1Parser {
             readsUntilClose = true
             state = .untilClose
         }
-        if readsUntilClose { info.keepAlive = false }
-        return info
+        return !readsUntilClose && framing.keepAlive(version)
     }
 
     /// What a header line means to the parser.
