@@ -427,7 +427,11 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                 return
             }
             if plan.retryable, var next = configuration.router.retry(after: plan, failure: failure, request: exchange.request) {
-                if next.onComplete == nil { next.onComplete = plan.onComplete }
+                if next.onComplete == nil && next.observer == nil {
+                    next.onComplete = plan.onComplete
+                    next.observer = plan.observer
+                    next.observerTag = plan.observerTag
+                }
                 exchange.plan = next
                 connect(exchange)
                 return
@@ -445,16 +449,20 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         respondLocally(exchange, response)
     }
 
-    /// Tells the plan's `onComplete` how the attempt in progress ended (nothing without a plan).
+    /// Tells the plan's observer or `onComplete` how the attempt in progress ended (nothing without a plan).
     private func report(_ exchange: Exchange, failure: ProxyOutcome.Failure?) {
-        guard let onComplete = exchange.plan?.onComplete, let target = exchange.plan?.target else { return }
+        let observer = exchange.plan?.observer
+        let onComplete = exchange.plan?.onComplete
+        guard observer != nil || onComplete != nil, let target = exchange.plan?.target else { return }
         let ttfb: TimeAmount? = {
             guard let sent = exchange.requestSentAt, let first = exchange.firstByteAt else { return nil }
             return first - sent
         }()
-        onComplete(ProxyOutcome(
+        let outcome = ProxyOutcome(
             target: target, status: exchange.responseStatus, failure: failure, timeToFirstByte: ttfb,
-            total: Self.since(exchange.requestSentAt ?? exchange.request.startedAt), responseStarted: exchange.responseStarted))
+            total: Self.since(exchange.requestSentAt ?? exchange.request.startedAt), responseStarted: exchange.responseStarted)
+        observer?.forwardEnded(outcome, tag: exchange.plan?.observerTag ?? 0)
+        onComplete?(outcome)
     }
 
     private func abandonUpstream(_ exchange: Exchange) {

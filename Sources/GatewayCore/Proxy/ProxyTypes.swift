@@ -49,11 +49,21 @@ public struct ForwardPlan: Sendable {
     public var retryable: Bool = false
     /// Told how the exchange ended (metrics, passive health, latency estimates).
     public var onComplete: (@Sendable (ProxyOutcome) -> Void)?
+    /// Told how the exchange ended, with ``observerTag``: for an observer that lives longer than the
+    /// request (a route), where a closure capturing the request's values would be allocated per request.
+    public var observer: (any ForwardObserver)?
+    /// What the observer needs to know about this plan (the engine: the target's index in its route).
+    public var observerTag = 0
 
     public init(target: UpstreamTarget, head: HTTPRequestHead) {
         self.target = target
         self.head = head
     }
+}
+
+/// Told how the attempts of the plans it is set on ended (``ForwardPlan/observer``).
+public protocol ForwardObserver: AnyObject, Sendable {
+    func forwardEnded(_ outcome: ProxyOutcome, tag: Int)
 }
 
 /// How an exchange with a backend ended.

@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// An active API as the data plane uses it: its definition plus the live objects built from it.
 ///
 /// Built once per route table; a route whose targets (or JWT settings) did not change between two
@@ -11,15 +13,45 @@ final class APIRoute: Sendable {
     /// without a lock or a lookup; nil in tables built only to be checked (no series for an API that
     /// may be refused).
     let metrics: EngineMetrics.API?
+    /// The engine's metrics, for the backend failures this route's forwards meet (nil with ``metrics``).
+    let engineMetrics: EngineMetrics?
 
-    init(definition: APIDefinition, balancer: TargetBalancer, jwtVerifier: JWTVerifier?, metrics: EngineMetrics.API? = nil) {
+    /// How long a target that refused a connection is left out of its API's rotation.
+    static let targetRetryAfter: Duration = .seconds(5)
+
+    init(
+        definition: APIDefinition, balancer: TargetBalancer, jwtVerifier: JWTVerifier?, metrics: EngineMetrics.API? = nil,
+        engineMetrics: EngineMetrics? = nil
+    ) {
         self.definition = definition
         self.balancer = balancer
         self.jwtVerifier = jwtVerifier
         self.metrics = metrics
+        self.engineMetrics = engineMetrics
     }
 
     var id: String { definition.id }
+}
+
+extension APIRoute: ForwardObserver {
+    /// How a forward to target `tag` (its index in ``balancer``) ended: a target that refused the
+    /// connection leaves the rotation for a while; failures are counted by kind, and a response's time to
+    /// first byte is recorded.
+    func forwardEnded(_ outcome: ProxyOutcome, tag index: Int) {
+        switch outcome.failure {
+        case .connectFailed?, .connectTimeout?:
+            balancer.markDown(index, for: Self.targetRetryAfter)
+            engineMetrics?.count("backend_failures", "connect")
+        case .responseTimeout?:
+            engineMetrics?.count("backend_failures", "timeout")
+        case .upstreamClosed?:
+            engineMetrics?.count("backend_failures", "closed")
+        case .poolExhausted?:
+            engineMetrics?.count("backend_failures", "pool_exhausted")
+        case .clientClosed?, nil:
+            if let ttfb = outcome.timeToFirstByte, let metrics { engineMetrics?.backendResponded(metrics, duration: ttfb) }
+        }
+    }
 }
 
 /// The result of routing one request.

@@ -160,7 +160,9 @@ final class RouteTable: Sendable {
                 verifier = JWTVerifier(settings: jwt)
             }
         }
-        return APIRoute(definition: definition, balancer: balancer, jwtVerifier: verifier, metrics: previous?.metrics ?? metrics?.api(definition.id))
+        return APIRoute(
+            definition: definition, balancer: balancer, jwtVerifier: verifier, metrics: previous?.metrics ?? metrics?.api(definition.id),
+            engineMetrics: metrics)
     }
 }
 

@@ -19,7 +19,7 @@ final class EngineRouter: ProxyRouter {
     let accessLog: Logger?
     let logger: Logger
     /// How long a target that refused a connection is skipped.
-    let targetRetryAfter: Duration = .seconds(5)
+    let targetRetryAfter = APIRoute.targetRetryAfter
     let maxCachedResponseBytes: Int
     /// Where async decisions run: the event loop of the connection that asked.
     let loopExecutors = EventLoopTaskExecutor.PerLoop()
@@ -274,24 +274,9 @@ final class EngineRouter: ProxyRouter {
         plan.responseTimeout = .milliseconds(Int64(route.definition.timeouts.responseMilliseconds))
         plan.responseHeaders = extraHeaders
         plan.retryable = request.isIdempotent && balancer.targets.count > 1
-        let metrics = self.metrics
-        let retryAfter = targetRetryAfter
-        let api = apiMetrics(route)
-        plan.onComplete = { outcome in
-            switch outcome.failure {
-            case .connectFailed?, .connectTimeout?:
-                balancer.markDown(index, for: retryAfter)
-                metrics.count("backend_failures", "connect")
-            case .responseTimeout?:
-                metrics.count("backend_failures", "timeout")
-            case .upstreamClosed?:
-                metrics.count("backend_failures", "closed")
-            case .poolExhausted?:
-                metrics.count("backend_failures", "pool_exhausted")
-            case .clientClosed?, nil:
-                if let ttfb = outcome.timeToFirstByte { metrics.backendResponded(api, duration: ttfb) }
-            }
-        }
+        // The route hears how the attempt ended (see APIRoute.forwardEnded): no closure per request.
+        plan.observer = route
+        plan.observerTag = index
         return plan
     }
 

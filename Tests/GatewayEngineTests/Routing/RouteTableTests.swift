@@ -1,3 +1,6 @@
+@testable import GatewayCore
+import NIOCore
+import NIOHTTP1
 import Testing
 
 @testable import GatewayEngine
@@ -50,6 +53,26 @@ import Testing
         let rebuilt = RouteTable(definitions: definitions + [makeAPI("v2", path: "/v2")], previous: serving, metrics: metrics)
         #expect(rebuilt.routes["api"]?.metrics === serving.routes["api"]?.metrics)
         #expect(rebuilt.routes["v2"]?.metrics === metrics.api("v2"))
+    }
+
+    /// A route hears how the forwards to its targets ended (it is the plans' observer, not a closure
+    /// per request): a target that refused the connection leaves the rotation, one that answered stays.
+    @Test func routeTakesARefusingTargetOutOfRotation() throws {
+        let definitions = [
+            makeAPI("api", path: "/api", targets: [.init(url: "http://127.0.0.1:9001"), .init(url: "http://127.0.0.1:9002")])
+        ]
+        let metrics = EngineMetrics()
+        let route = try #require(RouteTable(definitions: definitions, metrics: metrics).routes["api"])
+        #expect(route.engineMetrics === metrics)
+        func outcome(_ failure: ProxyOutcome.Failure?) -> ProxyOutcome {
+            ProxyOutcome(
+                target: UpstreamTarget(host: "127.0.0.1", port: 9001), status: failure == nil ? .ok : nil, failure: failure,
+                timeToFirstByte: failure == nil ? .milliseconds(2) : nil, total: .milliseconds(3), responseStarted: failure == nil)
+        }
+        route.forwardEnded(outcome(nil), tag: 0)
+        #expect(Set((0..<4).compactMap { _ in route.balancer.next()?.index }) == [0, 1])
+        route.forwardEnded(outcome(.connectFailed), tag: 0)
+        #expect((0..<4).compactMap { _ in route.balancer.next()?.index } == [1, 1, 1, 1])
     }
 
     @Test func noMatchWithoutACatchAll() {
