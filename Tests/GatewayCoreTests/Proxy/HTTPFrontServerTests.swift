@@ -71,6 +71,37 @@ private func withFront(
         await backend.stop()
     }
 
+    /// A backend's response fields reach the client as the backend wrote them (a bare-LF line end made
+    /// CRLF, a value's spacing kept), without its hop-by-hop fields, the field its Connection names, or
+    /// its X-Request-ID (the proxy's own replaces it); over HTTP/2 the same fields, lower-cased and trimmed.
+    @Test func backendFieldsRelayedWithoutHopByHopOnes() async throws {
+        let response = "HTTP/1.1 200 OK\nContent-Length: 2\nConnection: keep-alive, X-Hop\nX-Hop: secret\nKeep-Alive: timeout=5\n"
+            + "X-Request-ID: from-backend\nX-Custom:  kept value\r\nProxy-Authenticate: Basic\nCache-Control: no-store\n\nok"
+        try await withFakeTCPServer(.reply(Array(response.utf8))) { fake in
+            try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: fake.port))) { port in
+                let (status, out) = try await runCurl(["-i", "-H", "X-Request-ID: rid-1", "http://127.0.0.1:\(port)/x"])
+                #expect(status == 0, "\(out)")
+                let head = out.components(separatedBy: "\r\n\r\n").first ?? ""
+                let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
+                #expect(lines.first == "HTTP/1.1 200 OK", "\(out)")
+                #expect(lines.allSatisfy { !$0.contains("\n") }, "every line ends in CRLF: \(out)")
+                #expect(lines.contains("X-Custom:  kept value") && lines.contains("Cache-Control: no-store") && lines.contains("Content-Length: 2"))
+                #expect(lines.contains("X-Request-ID: rid-1") && lines.contains("X-Proxied: yes"), "\(out)")
+                for gone in ["x-hop", "keep-alive", "proxy-authenticate", "from-backend", "connection"] {
+                    #expect(!head.lowercased().contains(gone), "\(gone) relayed: \(out)")
+                }
+                #expect(out.hasSuffix("\r\n\r\nok"))
+
+                let (h2Status, h2) = try await runCurl(["-i", "--http2-prior-knowledge", "-H", "X-Request-ID: rid-2", "http://127.0.0.1:\(port)/x"])
+                #expect(h2Status == 0 && h2.hasPrefix("HTTP/2 200"), "\(h2)")
+                #expect(h2.contains("x-custom: kept value\r\n") && h2.contains("cache-control: no-store\r\n") && h2.contains("x-request-id: rid-2\r\n"), "\(h2)")
+                for gone in ["x-hop", "keep-alive", "proxy-authenticate", "from-backend", "connection"] {
+                    #expect(!h2.lowercased().contains(gone), "\(gone) relayed over HTTP/2: \(h2)")
+                }
+            }
+        }
+    }
+
     /// Many requests over keep-alive reuse upstream connections and all succeed; POST bodies arrive whole.
     @Test func keepAliveAndBodies() async throws {
         let backend = try await TestHTTPBackend.start(name: "b1")
