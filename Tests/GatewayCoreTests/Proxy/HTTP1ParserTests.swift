@@ -331,6 +331,57 @@ private func body(_ parts: [HTTP1Part]) -> String {
         #expect(fields.count == 71 && manyParts == manyParsed)
     }
 
+    /// Random response heads (seeded, 5,000): wire mode and parsed mode agree on success or failure and on
+    /// the head; a wire head written for HTTP/1.1 (with and without fields the proxy adds) and as an HPACK
+    /// block fits the size reserved for it (the writer stops the process otherwise), and the HTTP/1.1
+    /// head reads back as the parsed head's does.
+    @Test func randomResponseHeadsOnWire() throws {
+        var rng = SplitMix64(seed: 0x31e0)
+        let names = ["Content-Length", "connection", "Keep-Alive", "X-Request-ID", "x-a", "Set-Cookie", "TE", "Upgrade", "Date", "b"]
+        let values = ["5", "close", "keep-alive, x-a", "x-a", "", " v ", "\t", "0", "5, 5", "chunked", "ü", "a\u{7f}"]
+        let endings = ["\r\n", "\n"]
+        let extras = [ResponseHeadExtras(requestID: "r"), ResponseHeadExtras(requestID: "r", contentLength: 7, close: true, fields: ["x-a": "1"])]
+        var agreed = 0
+        for _ in 0..<5_000 {
+            var text = "HTTP/1.1 \(["200 OK", "204 No Content", "404 Not Found", "299 x"][Int(rng.next() % 4)])\r\n"
+            for _ in 0..<Int(rng.next() % 8) {
+                let name = names[Int(rng.next() % UInt64(names.count))]
+                let value = values[Int(rng.next() % UInt64(values.count))]
+                text += name + ":" + (rng.next() % 2 == 0 ? " " : "") + value + endings[Int(rng.next() % 2)]
+            }
+            text += "\r\n"
+            let parsed = Result { try parse(text, kind: .response, headRequest: true) }
+            let wire = Result { try parse(text, kind: .response, headRequest: true, onWire: true) }
+            switch (parsed, wire) {
+            case (.success(let a), .success(let b)):
+                #expect(a == b, "\(text)")
+                guard case .responseHead(let head, _)? = b.first, case .wire = head.fields, case .responseHead(let parsedHead, _)? = a.first
+                else {
+                    Issue.record("no wire head: \(text)")
+                    continue
+                }
+                agreed += 1
+                for extra in extras {
+                    var out = ByteBuffer()
+                    var fromParsed = ByteBuffer()
+                    HTTP1Serializer.writeResponseHead(head, extras: extra, into: &out)
+                    HTTP1Serializer.writeResponseHead(parsedHead, extras: extra, into: &fromParsed)
+                    let reread = try parse(String(buffer: out), kind: .response, headRequest: true)
+                    let rereadParsed = try parse(String(buffer: fromParsed), kind: .response, headRequest: true)
+                    #expect(reread.first != nil && reread.first == rereadParsed.first, "\(text)")
+                    var block = ByteBuffer()
+                    HPACKFieldEncoder.writeHeadersFrame(head, extras: extra, stream: 1, endStream: true, into: &block)
+                    #expect(block.readableBytes > 9)
+                }
+            case (.failure(let a), .failure(let b)):
+                #expect("\(a)" == "\(b)", "\(text)")
+            default:
+                Issue.record("the modes disagree on \(text): \(parsed) / \(wire)")
+            }
+        }
+        #expect(agreed > 1_000, "too few valid heads to mean anything: \(agreed)")
+    }
+
     /// The word-at-a-time case-insensitive comparison agrees with a byte-by-byte one on every byte a
     /// checked head may hold (HTAB, 0x20–0x7e, 0x80–0xff), for names shorter and longer than a word.
     @Test func lowercasedComparisonMatchesByteRule() {
