@@ -108,32 +108,32 @@ final class UpstreamConnection {
 
     // MARK: - From the transport's handler
 
-    /// A response part arrived (a head without hop-by-hop headers). A part nobody waits for (the
-    /// backend spoke out of turn) makes the connection unusable.
+    /// A response part arrived (a head without hop-by-hop headers).
     func received(_ part: consuming HTTPClientResponsePart) {
-        guard let delegate else {
-            reusable = false
-            channel.close(promise: nil)
-            return
-        }
         switch consume part {
         case .head(let head):
-            delegate.upstreamResponseHead(ProxyResponseHead(head))
+            receivedHead(ProxyResponseHead(head))
         case .body(let chunk):
-            delegate.upstreamResponseBody(chunk)
+            awaitingDelegate()?.upstreamResponseBody(chunk)
         case .end:
-            delegate.upstreamResponseEnd()
+            awaitingDelegate()?.upstreamResponseEnd()
         }
     }
 
-    /// A response head from the HTTP/1.1 transport (its fields as they came, without hop-by-hop fields).
+    /// A response head (from the HTTP/1.1 transport: its fields as they came, without hop-by-hop fields).
     func receivedHead(_ head: consuming ProxyResponseHead) {
+        awaitingDelegate()?.upstreamResponseHead(head)
+    }
+
+    /// The exchange a response part goes to. A part nobody waits for (the backend spoke out of turn)
+    /// makes the connection unusable: it is closed, and nil returned.
+    private func awaitingDelegate() -> (any UpstreamExchangeDelegate)? {
         guard let delegate else {
             reusable = false
             channel.close(promise: nil)
-            return
+            return nil
         }
-        delegate.upstreamResponseHead(head)
+        return delegate
     }
 
     func readComplete() {

@@ -18,8 +18,6 @@ final class EngineRouter: ProxyRouter {
     let metrics: EngineMetrics
     let accessLog: Logger?
     let logger: Logger
-    /// How long a target that refused a connection is skipped.
-    let targetRetryAfter = APIRoute.targetRetryAfter
     let maxCachedResponseBytes: Int
     /// Where async decisions run: the event loop of the connection that asked.
     let loopExecutors = EventLoopTaskExecutor.PerLoop()
@@ -238,7 +236,7 @@ final class EngineRouter: ProxyRouter {
             } catch let error as UpstreamPools.FetchError {
                 lastError = error
                 if error == .connectFailed || error == .connectTimeout {
-                    match.route.balancer.markDown(index, for: targetRetryAfter)
+                    match.route.balancer.markDown(index, for: APIRoute.targetRetryAfter)
                     continue
                 }
                 throw error
