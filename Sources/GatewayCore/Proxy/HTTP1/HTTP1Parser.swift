@@ -286,8 +286,7 @@ struct HTTP1Parser {
         let result: Result<HTTP1Part, HTTP1ParseError> = buffer.withUnsafeReadableBytes { raw in
             let bytes = UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<length])
             do throws(HTTP1ParseError) {
-                if fieldsOnWire, let part = try parseResponseHeadOnWire(bytes, buffer: buffer) { return .success(part) }
-                return .success(try parseHead(bytes))
+                return .success(try parseHead(bytes, wireLinesOf: fieldsOnWire ? buffer : nil))
             } catch {
                 return .failure(error)
             }
@@ -295,17 +294,33 @@ struct HTTP1Parser {
         return try result.get()
     }
 
-    private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> HTTP1Part {
+    /// `wireLinesOf`: the buffer `bytes` start at, for a response head whose fields stay the lines they
+    /// are (``HTTP1WireFields``, a slice of it), checked as strictly; a head with more than
+    /// ``HTTP1WireFields/maxLines`` field lines is parsed into `HTTPHeaders` instead.
+    private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>, wireLinesOf buffer: ByteBuffer?) throws(HTTP1ParseError) -> HTTP1Part {
         var lines = LineReader(bytes: bytes)
         guard var startLine = lines.next() else { throw .invalidStartLine }
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
         if startLine.isEmpty, kind == .request, let next = lines.next() { startLine = next }
+        let fieldsStart = lines.position
+        var fieldsEnd = fieldsStart
         var headers: [(String, String)] = []
-        headers.reserveCapacity(8)
+        if buffer == nil { headers.reserveCapacity(8) }
+        // Wire lines: bit `i` set for line `i` left out.
+        var dropped: UInt64 = 0
+        var index = 0
         var framing = Framing()
         while let line = lines.next(), !line.isEmpty {
             let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
-            switch framing.note(name: name, value: value, bytes: bytes) {
+            let disposition = framing.note(name: name, value: value, bytes: bytes)
+            if buffer != nil {
+                if index == HTTP1WireFields.maxLines { return try parseHead(bytes, wireLinesOf: nil) }
+                if case .hopByHop = disposition { dropped |= 1 << UInt64(index) }
+                index += 1
+                fieldsEnd = lines.position
+                continue
+            }
+            switch disposition {
             case .hopByHop: continue
             case .keep: headers.append((Self.fieldName(bytes, name), Self.string(bytes, value)))
             case .host:
@@ -321,7 +336,20 @@ struct HTTP1Parser {
         if framing.invalidContentLength { throw .invalidContentLength }
         if !framing.connectionTokens.isEmpty {
             // Fields the Connection header names are hop-by-hop too (Content-Length never is).
-            headers.removeAll { header in framing.connectionTokens.contains { HopByHop.equalsIgnoringASCIICase($0, header.0) } }
+            let tokens = framing.connectionTokens
+            func named(_ name: String) -> Bool { tokens.contains { HopByHop.equalsIgnoringASCIICase($0, name) } }
+            if buffer != nil {
+                var again = LineReader(bytes: bytes)
+                again.position = fieldsStart
+                index = 0
+                while let line = again.next(), !line.isEmpty {
+                    let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.upperBound
+                    if named(Self.string(bytes, line.lowerBound..<colon)) { dropped |= 1 << UInt64(index) }
+                    index += 1
+                }
+            } else {
+                headers.removeAll { named($0.0) }
+            }
         }
         switch kind {
         case .request:
@@ -342,47 +370,14 @@ struct HTTP1Parser {
         case .response:
             let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
             let keepAlive = try responseFraming(status, version: version, framing)
-            return .responseHead(ProxyResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), keepAlive: keepAlive)
-        }
-    }
-
-    /// A response head whose fields stay the lines they are (``HTTP1WireFields``); nil for a head with
-    /// more than ``HTTP1WireFields/maxLines`` field lines (parsed into `HTTPHeaders` instead). The lines
-    /// are checked as strictly as ``parseHead(_:)`` checks them.
-    private mutating func parseResponseHeadOnWire(_ bytes: UnsafeBufferPointer<UInt8>, buffer: ByteBuffer) throws(HTTP1ParseError) -> HTTP1Part? {
-        var lines = LineReader(bytes: bytes)
-        guard let startLine = lines.next() else { throw .invalidStartLine }
-        let fieldsStart = lines.position
-        var fieldsEnd = fieldsStart
-        var framing = Framing()
-        var dropped: UInt64 = 0
-        var index = 0
-        while let line = lines.next(), !line.isEmpty {
-            if index == HTTP1WireFields.maxLines { return nil }
-            let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
-            if case .hopByHop = framing.note(name: name, value: value, bytes: bytes) { dropped |= 1 << UInt64(index) }
-            index += 1
-            fieldsEnd = lines.position
-        }
-        if framing.invalidContentLength { throw .invalidContentLength }
-        if !framing.connectionTokens.isEmpty {
-            // Fields the Connection header names are hop-by-hop too (Content-Length never is).
-            var again = LineReader(bytes: bytes)
-            again.position = fieldsStart
-            index = 0
-            while let line = again.next(), !line.isEmpty {
-                let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.upperBound
-                let name = Self.string(bytes, line.lowerBound..<colon)
-                if framing.connectionTokens.contains(where: { HopByHop.equalsIgnoringASCIICase($0, name) }) { dropped |= 1 << UInt64(index) }
-                index += 1
+            guard let buffer else {
+                return .responseHead(ProxyResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), keepAlive: keepAlive)
             }
+            let wire = HTTP1WireFields(
+                lines: buffer.getSlice(at: buffer.readerIndex + fieldsStart, length: fieldsEnd - fieldsStart)!, dropped: dropped,
+                hasContentLength: framing.contentLength != nil)
+            return .responseHead(ProxyResponseHead(version: version, status: status, wire: wire), keepAlive: keepAlive)
         }
-        let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
-        let keepAlive = try responseFraming(status, version: version, framing)
-        let wire = HTTP1WireFields(
-            lines: buffer.getSlice(at: buffer.readerIndex + fieldsStart, length: fieldsEnd - fieldsStart)!, dropped: dropped,
-            hasContentLength: framing.contentLength != nil)
-        return .responseHead(ProxyResponseHead(version: version, status: status, wire: wire), keepAlive: keepAlive)
     }
 
     /// How the body of a response with this status and these framing fields is delimited (the parser
