@@ -15,7 +15,9 @@
 # `nbthread N` for HAProxy, `worker_processes N` for NGINX.
 #
 # Each case and proxy: a warm-up run, then a measured run (ROUNDS>1: that many, alternating the
-# proxies, median reported). Then the failover run per proxy: wrk for FAILOVER_DURATION while backend 2
+# proxies, median reported; the goal lines judge the ratios to HAProxy taken within each round, by
+# bench/paired.py: "met" only when the intervals around their medians are on the right side of 1.0 for
+# req/s and p99 alike, "level" when either spans 1.0). Then the failover run per proxy: wrk for FAILOVER_DURATION while backend 2
 # is SIGKILLed at FAILOVER_KILL_AT; failed requests = non-2xx/3xx + socket errors (wrk's counts). The
 # backend is restarted (and seen healthy again) before the next proxy's run.
 #
@@ -353,15 +355,19 @@ echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "our build: $BUILD_DESCRIPTION"
 echo "TLS (h2load's view): $(awk '!seen[$2]++ { p=$2; $1=""; $2=""; sub(/^ +/, ""); printf "%s %s; ", p, $0 }' "$CIPHERS")"
 echo
-python3 - "$ROWS" "$FAILS" <<'EOF'
+python3 - "$ROWS" "$FAILS" "$ROOT/bench" <<'EOF'
 import math, os, statistics, sys
 from collections import defaultdict
+sys.path.insert(0, sys.argv[3])
+from paired import describe
 runs = defaultdict(list)
+rounds = defaultdict(dict)  # (threads, case, proxy) -> round -> (req/s, p99)
 for line in open(sys.argv[1]):
     f = line.split()
     if len(f) < 8: continue
-    n, case, proxy, _r, rps, p99, err, cpu = f[:8]
+    n, case, proxy, r, rps, p99, err, cpu = f[:8]
     runs[(n, case, proxy)].append((float(rps), float(p99), int(err), float(cpu)))
+    rounds[(n, case, proxy)][r] = (float(rps), float(p99))
 def med(n, case, proxy, i):
     v = [r[i] for r in runs.get((n, case, proxy), [])]
     return statistics.median(v) if v else float("nan")
@@ -373,10 +379,17 @@ for n, c in keys:
     o, h, g = (med(n, c, p, 0) for p in ("ours", "haproxy", "nginx"))
     op, hp, gp = (med(n, c, p, 1) for p in ("ours", "haproxy", "nginx"))
     print(f"| {n} | {c} | {o:.0f} | {op:.2f} | {h:.0f} | {hp:.2f} | {g:.0f} | {gp:.2f} | {o / h:.2f}x | {o / g:.2f}x |")
-    met = o >= h and op <= hp
+    # The verdict is on the ratios within each round (bench/paired.py): met only when the intervals around
+    # their medians are on the right side of 1.0 for both req/s and p99; level when either spans 1.0.
+    ours_r, ha_r = rounds[(n, c, "ours")], rounds[(n, c, "haproxy")]
+    both = sorted(set(ours_r) & set(ha_r), key=int)
+    rps_line, rps_v = describe("req/s ours/HAProxy", [ours_r[r][0] / ha_r[r][0] for r in both])
+    p99_line, p99_v = describe("p99 ours/HAProxy", [ours_r[r][1] / ha_r[r][1] for r in both], good_above=False)
+    met = "met" if rps_v == p99_v == "met" else ("NOT met" if "NOT met" in (rps_v, p99_v) else "level")
     oc, hc = med(n, c, "ours", 3), med(n, c, "haproxy", 3)
-    goals.append(f"goal threads={n} {c}: >= 1.0x HAProxy req/s ({o / h:.2f}x) with p99 no worse ({op:.2f} vs {hp:.2f} ms): {'met' if met else 'NOT met'}"
-                 f" -- CPU per request {oc / hc:.2f}x HAProxy's (the steadier figure when the machine is busy)")
+    goals.append(f"goal threads={n} {c}: >= 1.0x HAProxy req/s with p99 no worse: {met}"
+                 f" (medians: {o / h:.2f}x req/s, p99 {op:.2f} vs {hp:.2f} ms)\n  {rps_line}\n  {p99_line}"
+                 f"\n  CPU per request {oc / hc:.2f}x HAProxy's (the steadier figure when the machine is busy)")
     for p in ("ours", "haproxy", "nginx"):
         e = sum(r[2] for r in runs[(n, c, p)])
         if e: warnings.append(f"WARNING: threads={n} {c} {p}: {e} failed requests during measured runs")
