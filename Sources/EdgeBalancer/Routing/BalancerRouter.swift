@@ -115,17 +115,15 @@ final class BalancerRouter: ProxyRouter {
     // MARK: Attempts
 
     private func plan(for request: ProxyRequest, on candidate: Candidate, record: RequestRecord) -> ForwardPlan {
-        var plan = ForwardPlan(target: candidate.target, head: request.head)
-        plan.connectTimeout = configuration.connectTimeout
-        plan.responseTimeout = configuration.responseTimeout
-        plan.retryable = configuration.retries && request.isIdempotent
         let attempt = Attempt(load: candidate.load)
         candidate.load.requestStarted()
         record.started(attempt, node: candidate.id)
-        plan.onComplete = { [self] outcome in
-            self.attemptEnded(attempt, outcome: outcome, record: record)
-        }
-        return plan
+        // Built by one call (see ForwardPlan.init), not field by field.
+        return ForwardPlan(
+            target: candidate.target, head: request.head,
+            connectTimeout: configuration.connectTimeout, responseTimeout: configuration.responseTimeout,
+            retryable: configuration.retries && request.isIdempotent,
+            onComplete: { [self] outcome in self.attemptEnded(attempt, outcome: outcome, record: record) })
     }
 
     private func attemptEnded(_ attempt: Attempt, outcome: ProxyOutcome, record: RequestRecord) {

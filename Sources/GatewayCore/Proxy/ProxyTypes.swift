@@ -39,25 +39,44 @@ public struct ForwardPlan: Sendable {
     public var uri: String?
     /// The `Host` sent upstream in place of the client's (nil: the client's is kept).
     public var host: String?
-    public var connectTimeout: TimeAmount = .seconds(2)
+    public var connectTimeout: TimeAmount
     /// From the end of the request to the response head.
-    public var responseTimeout: TimeAmount = .seconds(30)
+    public var responseTimeout: TimeAmount
     /// Headers added to the response sent to the client (rate-limit headers, `X-Cache`).
-    public var responseHeaders: HTTPHeaders = [:]
+    public var responseHeaders: HTTPHeaders
     /// Whether a failure before any response byte may be retried on another target (the request is
     /// idempotent and its body, if any, was small enough to keep).
-    public var retryable: Bool = false
+    public var retryable: Bool
     /// Told how the exchange ended (metrics, passive health, latency estimates).
     public var onComplete: (@Sendable (ProxyOutcome) -> Void)?
     /// Told how the exchange ended, with ``observerTag``: for an observer that lives longer than the
     /// request (a route), where a closure capturing the request's values would be allocated per request.
     public var observer: (any ForwardObserver)?
     /// What the observer needs to know about this plan (the engine: the target's index in its route).
-    public var observerTag = 0
+    public var observerTag: Int
 
-    public init(target: UpstreamTarget, head: HTTPRequestHead) {
+    /// Every field can be given here: a plan built by one call is made in place, where assigning fields
+    /// one by one afterwards cost two copies and two destroys of the whole plan (each retaining or
+    /// releasing every reference in it) and a destroy of each `nil` an optional field replaced.
+    /// Inlinable, so that the plan is built in the caller's frame rather than copied out to it.
+    @inlinable
+    public init(
+        target: UpstreamTarget, head: HTTPRequestHead, uri: String? = nil, host: String? = nil,
+        connectTimeout: TimeAmount = .seconds(2), responseTimeout: TimeAmount = .seconds(30),
+        responseHeaders: HTTPHeaders = [:], retryable: Bool = false,
+        onComplete: (@Sendable (ProxyOutcome) -> Void)? = nil, observer: (any ForwardObserver)? = nil, observerTag: Int = 0
+    ) {
         self.target = target
         self.head = head
+        self.uri = uri
+        self.host = host
+        self.connectTimeout = connectTimeout
+        self.responseTimeout = responseTimeout
+        self.responseHeaders = responseHeaders
+        self.retryable = retryable
+        self.onComplete = onComplete
+        self.observer = observer
+        self.observerTag = observerTag
     }
 }
 
@@ -160,7 +179,15 @@ public struct ProxyRequest: Sendable {
 /// Facts about one request the router records while deciding and reads back when the request completes
 /// (possibly on another thread, hence the lock).
 public final class RequestAnnotations: Sendable {
-    private let state = Mutex<(route: String?, client: String?, attachment: (any AnyObject & Sendable)?)>((nil, nil, nil))
+    /// A struct, not a tuple: a tuple holding an existential was copied and destroyed through the
+    /// runtime's generic tuple witnesses.
+    private struct Fields {
+        var route: String?
+        var client: String?
+        var attachment: (any AnyObject & Sendable)?
+    }
+
+    private let state = Mutex(Fields())
 
     public init() {}
 

@@ -63,8 +63,8 @@ struct RouteMatch: Sendable {
     /// removed when the API strips it. Always starts with `/`.
     let forwardedPath: String
 
-    /// The path to send to `target`: its base path joined with ``forwardedPath``.
-    func upstreamPath(for target: BackendURL) -> String {
-        target.basePath.isEmpty ? forwardedPath : target.basePath + forwardedPath
+    /// The path to send to a target with `basePath` (``BackendURL/basePath``): the two joined.
+    func upstreamPath(basePath: String) -> String {
+        basePath.isEmpty ? forwardedPath : basePath + forwardedPath
     }
 }

@@ -214,8 +214,9 @@ final class EngineRouter: ProxyRouter {
         var tried: Set<Int> = []
         var lastError: any Error = NoTarget(message: "no backend target available")
         for _ in 0..<max(1, match.route.balancer.targets.count) {
-            guard let (index, url) = match.route.balancer.next(), !tried.contains(index) else { break }
+            guard let index = match.route.balancer.next(), !tried.contains(index) else { break }
             tried.insert(index)
+            let url = match.route.balancer.targets[index]
             let head = upstreamHead(match, request, url: url)
             let timeouts = match.route.definition.timeouts
             let started = NIODeadline.now()
@@ -257,25 +258,21 @@ final class EngineRouter: ProxyRouter {
     private func plan(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders, excluding: UpstreamTarget?) -> ForwardPlan? {
         let balancer = match.route.balancer
         var choice = balancer.next()
-        if let excluding, let picked = choice, picked.url.target == excluding, balancer.targets.count > 1 {
+        if let excluding, let picked = choice, balancer.targets[picked].target == excluding, balancer.targets.count > 1 {
             choice = balancer.next()
         }
-        guard let (index, url) = choice else { return nil }
+        guard let index = choice else { return nil }
         let route = match.route  // its definition's fields read in place, not copied
-        let target = url.target
-        if let excluding, target == excluding { return nil }
+        if let excluding, balancer.targets[index].target == excluding { return nil }
         // The client's head goes as it is; the target and Host are written in its place (no copy of it).
-        var plan = ForwardPlan(target: target, head: request.head)
-        plan.uri = upstreamURI(match, request, url: url)
-        plan.host = url.authority
-        plan.connectTimeout = .milliseconds(Int64(route.definition.timeouts.connectMilliseconds))
-        plan.responseTimeout = .milliseconds(Int64(route.definition.timeouts.responseMilliseconds))
-        plan.responseHeaders = extraHeaders
-        plan.retryable = request.isIdempotent && balancer.targets.count > 1
         // The route hears how the attempt ended (see APIRoute.forwardEnded): no closure per request.
-        plan.observer = route
-        plan.observerTag = index
-        return plan
+        return ForwardPlan(
+            target: balancer.targets[index].target, head: request.head,
+            uri: upstreamURI(match, request, basePath: balancer.targets[index].basePath), host: balancer.targets[index].authority,
+            connectTimeout: .milliseconds(Int64(route.definition.timeouts.connectMilliseconds)),
+            responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),
+            responseHeaders: extraHeaders, retryable: request.isIdempotent && balancer.targets.count > 1,
+            observer: route, observerTag: index)
     }
 
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? {
@@ -284,16 +281,16 @@ final class EngineRouter: ProxyRouter {
     }
 
     private func upstreamHead(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> HTTPRequestHead {
-        request.head.rewrittenForUpstream(uri: upstreamURI(match, request, url: url), host: url.authority, forwarded: request.forwarded)
+        request.head.rewrittenForUpstream(uri: upstreamURI(match, request, basePath: url.basePath), host: url.authority, forwarded: request.forwarded)
     }
 
     /// The request target at the backend: the API's forwarded path under the target's base path, and the query.
-    private func upstreamURI(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> String {
+    private func upstreamURI(_ match: RouteMatch, _ request: ProxyRequest, basePath: String) -> String {
         let uri = request.head.uri
         if let q = uri.firstUTF8Index(of: UInt8(ascii: "?")) {
-            return match.upstreamPath(for: url) + uri[q...]
+            return match.upstreamPath(basePath: basePath) + uri[q...]
         }
-        return match.upstreamPath(for: url)
+        return match.upstreamPath(basePath: basePath)
     }
 
     /// The API's request metrics: the route's own (a serving table's routes carry them), else looked up.

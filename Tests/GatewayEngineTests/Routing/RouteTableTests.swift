@@ -70,9 +70,9 @@ import Testing
                 timeToFirstByte: failure == nil ? .milliseconds(2) : nil, total: .milliseconds(3), responseStarted: failure == nil)
         }
         route.forwardEnded(outcome(nil), tag: 0)
-        #expect(Set((0..<4).compactMap { _ in route.balancer.next()?.index }) == [0, 1])
+        #expect(Set((0..<4).compactMap { _ in route.balancer.next() }) == [0, 1])
         route.forwardEnded(outcome(.connectFailed), tag: 0)
-        #expect((0..<4).compactMap { _ in route.balancer.next()?.index } == [1, 1, 1, 1])
+        #expect((0..<4).compactMap { _ in route.balancer.next() } == [1, 1, 1, 1])
     }
 
     @Test func noMatchWithoutACatchAll() {
@@ -131,7 +131,7 @@ import Testing
         ])
         let strip = try #require(table.match(host: nil, path: "/svc/orders/1"))
         #expect(strip.forwardedPath == "/orders/1")
-        #expect(strip.upstreamPath(for: BackendURL(host: "b", port: 80, basePath: "/v2")) == "/v2/orders/1")
+        #expect(strip.upstreamPath(basePath: "/v2") == "/v2/orders/1")
         #expect(table.match(host: nil, path: "/svc")?.forwardedPath == "/")
         #expect(table.match(host: nil, path: "/keep/x")?.forwardedPath == "/keep/x")
         #expect(table.match(host: "h.example.com", path: "/x")?.forwardedPath == "/x")
