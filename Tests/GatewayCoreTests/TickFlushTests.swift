@@ -8,6 +8,7 @@ import Testing
 /// Counts its flushes; optionally queues another handler's flush from inside its own.
 private final class CountingFlusher: TickFlushing {
     var tickFlushQueued = false
+    var tickFlushQueue: TickFlushQueue?
     var flushes = 0
     var order: (Int) -> Void = { _ in }
     let id: Int
@@ -84,5 +85,14 @@ private final class CountingFlusher: TickFlushing {
         #expect(onA.flushes == 0 && onB.flushes == 1)
         a.run()
         #expect(onA.flushes == 1 && onB.flushes == 1)
+        // Each handler kept its own loop's queue: asked again while the other loop's queue is the
+        // thread's, it is still flushed by its own loop only.
+        #expect(onA.tickFlushQueue !== onB.tickFlushQueue)
+        onB.flushAtEndOfTick(on: b)
+        onA.flushAtEndOfTick(on: a)
+        b.run()
+        #expect(onA.flushes == 1 && onB.flushes == 2)
+        a.run()
+        #expect(onA.flushes == 2 && onB.flushes == 2)
     }
 }

@@ -70,6 +70,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
     private var readPending = false
     private var processScheduled = false
     var tickFlushQueued = false
+    var tickFlushQueue: TickFlushQueue?
     private var drainRequested = false
     /// Which clock ``deadline`` belongs to.
     private enum Clock {

@@ -35,6 +35,7 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
     private var closing = false
     /// Whether a flush is scheduled for the end of this event-loop tick.
     var tickFlushQueued = false
+    var tickFlushQueue: TickFlushQueue?
     /// One response-timeout timer for all streams.
     private var responseTimer = LazyTimer()
 

@@ -203,6 +203,7 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
     private var headBuffers = ReusableBuffer()
     private var requestChunked = false
     var tickFlushQueued = false
+    var tickFlushQueue: TickFlushQueue?
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context

@@ -58,6 +58,7 @@ final class RedisChannelHandler: ChannelDuplexHandler, TickFlushing {
     private var context: ChannelHandlerContext?
     /// Whether a flush is queued behind the event loop's pending tasks.
     var tickFlushQueued = false
+    var tickFlushQueue: TickFlushQueue?
 
     init(address: String, maxReplyBytes: Int) {
         self.reader = RESPReader(maxReplyBytes: maxReplyBytes)
