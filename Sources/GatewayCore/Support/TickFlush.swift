@@ -21,15 +21,20 @@ extension TickFlushing {
     /// Queues ``flushQueuedWrites()`` for the end of this turn of `eventLoop` (the handler's own), once.
     /// Must be called on `eventLoop`.
     func flushAtEndOfTick(on eventLoop: any EventLoop) {
+        // The kept queue skips the lookup's own check; debug builds keep one. (`assert`, not NIO's
+        // `assertInEventLoop`: that is a protocol requirement, called through the witness table even
+        // in release builds.)
+        assert(eventLoop.inEventLoop, "flushAtEndOfTick called off its event loop")
         guard !tickFlushQueued else { return }
         tickFlushQueued = true
-        if let queue = tickFlushQueue {
-            queue.append(self)
+        let queue: TickFlushQueue
+        if let kept = tickFlushQueue {
+            queue = kept
         } else {
-            let queue = TickFlushQueue.current(on: eventLoop)
-            tickFlushQueue = queue
-            queue.append(self)
+            queue = TickFlushQueue.current(on: eventLoop)
+            tickFlushQueue = queue  // stored once, not on every flush
         }
+        queue.append(self)
     }
 }
 
