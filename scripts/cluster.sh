@@ -61,7 +61,9 @@ fi
 echo "building ($CONFIG)..."
 # hiredis's pkg-config file adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning on every
 # build; it changes nothing on 64-bit Linux, so that one line is left out. Everything else is shown.
-build() { swift build -c "$CONFIG" --product "$1" >/dev/null 2> >(grep -v 'prohibited flag(s): -D_FILE_OFFSET_BITS=64' >&2); }
+# (A pipe, not a process substitution, so the errors are out before the script goes on or stops; with
+# pipefail the build's own status decides.)
+build() { swift build -c "$CONFIG" --product "$1" 2>&1 >/dev/null | { grep -v 'prohibited flag(s): -D_FILE_OFFSET_BITS=64' >&2 || true; }; }
 for product in gateway-engine node-agent edge-balancer gatewayctl; do build "$product"; done
 BIN=$(swift build -c "$CONFIG" --show-bin-path)
 
