@@ -1,12 +1,14 @@
 import ArgumentParser
 import Foundation
 import GatewayCore
+import Logging
 
 /// Where gatewayctl finds the cluster, and how it prints.
 struct CtlOptions: ParsableArguments {
     @Option(help: "Balancer admin URL (default http://127.0.0.1:9103).") var balancer: String?
     @Option(help: "Engine admin URL (default http://127.0.0.1:9101).") var engine: String?
     @Option(help: "Redis URL, for cluster-wide purges and status (default redis://127.0.0.1:6379).") var redis: String?
+    @Flag(help: "The Redis URL is a node of a Redis Cluster.") var redisCluster = false
     @Option(help: "Admin bearer token.") var token: String?
     @Option(help: "File holding the admin bearer token.") var tokenFile: String?
     @Option(help: "Key prefix of the cluster's Redis keys.") var keyPrefix: String?
@@ -42,6 +44,30 @@ struct CtlOptions: ParsableArguments {
     func balancerURL() throws -> String { try setting(balancer, env: "GATEWAYCTL_BALANCER", file: "balancer", default: "http://127.0.0.1:9103")! }
     func engineURL() throws -> String { try setting(engine, env: "GATEWAYCTL_ENGINE", file: "engine", default: "http://127.0.0.1:9101")! }
     func redisURL() throws -> String { try setting(redis, env: "GATEWAYCTL_REDIS", file: "redis", default: "redis://127.0.0.1:6379")! }
+    /// The client configuration for ``redisURL()``; a cluster client with `--redis-cluster`,
+    /// `GATEWAYCTL_REDIS_CLUSTER=true` or `redis_cluster=true` in the config file.
+    func redisConfiguration() throws -> RedisConfiguration {
+        let url = try RedisURL(parsing: try redisURL())
+        var configuration = RedisConfiguration(url: url)
+        configuration.poolSize = 2
+        configuration.clientName = "gatewayctl"
+        let cluster = redisCluster ? "true" : try setting(nil, env: "GATEWAYCTL_REDIS_CLUSTER", file: "redis_cluster", default: "false")!
+        switch cluster.lowercased() {
+        case "true", "yes", "1": configuration.cluster = true
+        case "false", "no", "0": configuration.cluster = false
+        default: throw CtlError("redis_cluster must be true or false, got \(cluster)")
+        }
+        if configuration.cluster && url.database != 0 { throw CtlError("a Redis Cluster has only database 0, got \(url)") }
+        return configuration
+    }
+
+    /// A client for ``redisConfiguration()`` that logs only warnings and errors (to stderr).
+    func redisClient() throws -> RedisClient {
+        var logger = Logger(label: "gatewayctl")
+        logger.logLevel = .warning
+        return RedisClient(configuration: try redisConfiguration(), logger: logger)
+    }
+
     func prefix() throws -> String { try setting(keyPrefix, env: "GATEWAYCTL_KEY_PREFIX", file: "key_prefix", default: "gc")! }
 
     func adminToken() throws -> String {

@@ -16,7 +16,7 @@ struct FrontGauges: Service {
                 while true {
                     metrics.activeConnections.record(front.connectionCount + (tlsFront?.connectionCount ?? 0))
                     metrics.activeStreams.record(front.activeStreamCount + (tlsFront?.activeStreamCount ?? 0))
-                    if let redis { metrics.redisPool.record(redis.pool) }
+                    if let redis { metrics.redisPool.record(redis) }
                     try await Task.sleep(for: .seconds(1))
                 }
             }

@@ -27,6 +27,20 @@ public struct CommonSettings: Sendable {
         redis.idleTimeout = v.duration("redis.idleTimeout", default: .seconds(60), min: .milliseconds(100))
         redis.maxReplyBytes = v.byteSize("redis.maxReplyBytes", default: 64 << 20, in: 1024...(1 << 30))
         redis.clientName = serviceName
+        redis.cluster = v.bool("redis.cluster", default: false)
+        for seed in v.stringList("redis.clusterSeeds", default: []) {
+            if let address = RedisNodeAddress(parsing: seed) {
+                redis.clusterSeeds.append(address)
+            } else {
+                v.report("redis.clusterSeeds", value: seed, expected: "host:port entries (comma-separated or a list)")
+            }
+        }
+        if !redis.cluster && !redis.clusterSeeds.isEmpty {
+            v.report("redis.clusterSeeds", value: redis.clusterSeeds.map(\.description).joined(separator: ","), expected: "no seeds unless redis.cluster is true")
+        }
+        if redis.cluster && redis.url.database != 0 {
+            v.report("redis.url", value: redis.url.description, expected: "database 0 (Redis Cluster has no other)")
+        }
         let keyPrefix = v.string("redis.keyPrefix", default: "gc")
         if keyPrefix.isEmpty || keyPrefix.contains(where: { $0 == " " || $0 == "{" || $0 == "}" }) {
             v.report("redis.keyPrefix", value: keyPrefix, expected: "a non-empty prefix without spaces or braces")

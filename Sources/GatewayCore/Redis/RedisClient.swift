@@ -9,16 +9,31 @@ import NIOPosix
 /// try await redis.set("greeting", to: "hello")
 /// let value = try await redis.get("greeting")   // "hello"
 /// ```
+///
+/// With ``RedisConfiguration/cluster`` set it speaks to a Redis Cluster: each command goes to the node
+/// serving its key's hash slot, over that node's pool, and `MOVED`, `ASK`, `TRYAGAIN` and `CLUSTERDOWN`
+/// replies are followed (``RedisClusterRouter``). Keys one script, transaction or multi-key command
+/// touches together must share a hash tag, as every key this project writes that way does.
 public final class RedisClient: Sendable {
+    /// The server's pool; on a cluster, the first seed's (commands without a key go there).
     public let pool: RedisConnectionPool
-    public var configuration: RedisConfiguration { pool.configuration }
+    public let configuration: RedisConfiguration
+    let cluster: RedisClusterRouter?
 
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) {
-        self.pool = RedisConnectionPool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        self.configuration = configuration
+        if configuration.cluster {
+            let cluster = RedisClusterRouter(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+            self.cluster = cluster
+            self.pool = cluster.seedPool
+        } else {
+            self.cluster = nil
+            self.pool = RedisConnectionPool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        }
     }
 
     /// Sends one command: on the event loop's shared connection, or on a leased one for a command that
@@ -26,9 +41,25 @@ public final class RedisClient: Sendable {
     /// ``RedisError/server(command:message:)``.
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RedisValue {
-        try await withConnection(shared: !command.needsOwnConnection) { connection throws(RedisError) in
+        guard let cluster else {
+            return try await withConnection(shared: !command.needsOwnConnection) { connection throws(RedisError) in
+                try await connection.send(command, timeout: timeout)
+            }
+        }
+        return try await cluster.run(slot: command.clusterSlot, shared: !command.needsOwnConnection) { connection throws(RedisError) in
             try await connection.send(command, timeout: timeout)
         }
+    }
+
+    /// Runs `body` on a connection to the server that holds `key` (any node for nil): the event loop's
+    /// shared connection where there is one, else a leased one. On a cluster, a redirection the body
+    /// throws (`MOVED`, `ASK`...) runs it again on the right node, so the body's commands must all be for
+    /// `key`'s slot, or keyless.
+    public func withSharedConnection<T: Sendable>(
+        forKey key: String?, _ body: (RedisConnection) async throws(RedisError) -> T
+    ) async throws(RedisError) -> T {
+        guard let cluster else { return try await pool.withSharedConnection(body) }
+        return try await cluster.run(slot: key.map { RedisClusterSlot.of(key: $0) }, shared: true, body)
     }
 
     /// Sends one command built from its name and arguments.
@@ -40,12 +71,22 @@ public final class RedisClient: Sendable {
     /// Sends the commands in one write on one connection; replies come back in order, error replies in
     /// their place as ``RedisValue/error(_:)``. One write keeps them together on the connection, so a
     /// `MULTI` … `EXEC` pipeline may share it too; other commands that need their own connection lease one.
+    ///
+    /// On a cluster, a `MULTI` … `EXEC` pipeline goes to the node of its first key (its keys must share a
+    /// slot); other commands are grouped by node, each group one write, and the replies put back in order.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RedisValue] {
         let transaction = commands.first?.name == "MULTI" && commands.last?.name == "EXEC"
         let inner = transaction ? commands.dropFirst().dropLast() : commands[...]
-        return try await withConnection(shared: !inner.contains(where: \.needsOwnConnection)) { connection throws(RedisError) in
-            try await connection.pipeline(commands, timeout: timeout)
+        let shared = !inner.contains(where: \.needsOwnConnection)
+        guard let cluster else {
+            return try await withConnection(shared: shared) { connection throws(RedisError) in
+                try await connection.pipeline(commands, timeout: timeout)
+            }
         }
+        if transaction {
+            return try await cluster.runTransaction(commands, slot: inner.lazy.compactMap(\.clusterSlot).first, shared: shared, timeout: timeout)
+        }
+        return try await cluster.pipeline(commands, shared: shared, timeout: timeout)
     }
 
     /// The event loop's shared connection (see ``RedisConnectionPool/withSharedConnection(_:)``), or a
@@ -66,7 +107,21 @@ public final class RedisClient: Sendable {
     }
 
     public func shutdown() async {
-        await pool.shutdown()
+        if let cluster { await cluster.shutdown() } else { await pool.shutdown() }
+    }
+
+    /// The connections of every pool the client has (one per cluster node), added up.
+    public var poolStatistics: RedisPoolStatistics {
+        var total = RedisPoolStatistics()
+        for pool in cluster?.allPools ?? [pool] {
+            let stats = pool.stats
+            total.idle += stats.idle
+            total.leased += stats.leased
+            total.connecting += stats.connecting
+            total.waiting += stats.waiting
+            total.shared += pool.sharedCount
+        }
+        return total
     }
 }
 

@@ -20,12 +20,22 @@ public struct RedisPoolMetrics: Sendable {
         waiters = Gauge(label: prefix + "_redis_waiters")
     }
 
-    public func record(_ pool: RedisConnectionPool) {
-        let stats = pool.stats
+    public func record(_ redis: RedisClient) {
+        let stats = redis.poolStatistics
         idle.record(stats.idle)
         leased.record(stats.leased)
         connecting.record(stats.connecting)
-        shared.record(pool.sharedCount)
+        shared.record(stats.shared)
         waiters.record(stats.waiting)
     }
+}
+
+/// A client's connections by state, over all its pools.
+public struct RedisPoolStatistics: Sendable, Hashable {
+    public var idle = 0
+    public var leased = 0
+    public var connecting = 0
+    public var waiting = 0
+    /// Event loops' shared connections.
+    public var shared = 0
 }

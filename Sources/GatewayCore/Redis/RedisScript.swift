@@ -17,7 +17,7 @@ extension RedisClient {
     /// Runs the script with `EVALSHA`; on `NOSCRIPT` it loads the script and runs it again.
     @discardableResult
     public func evalScript(_ script: RedisScript, keys: [String], arguments: [RedisArgument] = []) async throws(RedisError) -> RedisValue {
-        try await pool.withSharedConnection { connection throws(RedisError) in
+        try await withSharedConnection(forKey: keys.first) { connection throws(RedisError) in
             try await connection.evalScript(script, keys: keys, arguments: arguments)
         }
     }

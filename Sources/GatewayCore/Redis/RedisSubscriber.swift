@@ -50,7 +50,14 @@ public final class RedisSubscriber: Service, Sendable {
         let backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         var failures = 0
         var everSubscribed = false
+        // On a cluster any node carries every channel's messages (the cluster bus spreads them): after a
+        // failure the next attempt goes to the next seed, so one node down does not stop the stream.
+        let seeds = configuration.seedURLs
+        var seedIndex = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var configuration = self.configuration
+            configuration.url = seeds[seedIndex % seeds.count]
+            seedIndex += 1
             do {
                 let connection = try await RedisConnection.connect(configuration: configuration)
                 let pongs = PongTracker()
@@ -77,6 +84,7 @@ public final class RedisSubscriber: Service, Sendable {
                     logger.info("redis subscription restored", metadata: ["redis.url": "\(configuration.url)"])
                 }
                 failures = 0
+                seedIndex -= 1  // stay on the node that worked
                 everSubscribed = true
                 try await keepAlive(connection, pongs: pongs)
                 if Task.isShuttingDownGracefully { return }

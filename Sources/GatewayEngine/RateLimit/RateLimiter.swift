@@ -103,7 +103,7 @@ final class RateLimiter: Sendable {
     /// `EVALSHA` with a short timeout, loading the script on `NOSCRIPT`.
     private func evaluate(keys: [String], arguments: [RedisArgument]) async throws(RedisError) -> RedisValue {
         let timeout = self.timeout
-        return try await redis.pool.withSharedConnection { connection throws(RedisError) in
+        return try await redis.withSharedConnection(forKey: keys.first) { connection throws(RedisError) in
             try await Self.evaluate(on: connection, keys: keys, arguments: arguments, timeout: timeout)
         }
     }

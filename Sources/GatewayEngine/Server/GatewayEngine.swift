@@ -179,7 +179,7 @@ final class RedisMonitor: Service, Sendable {
             }
             state.setRedisReachable(up)
             metrics.redisUp.record(up ? 1 : 0)
-            metrics.redisPool.record(redis.pool)
+            metrics.redisPool.record(redis)
             if up != wasUp {
                 if up { logger.notice("redis reachable again") } else { logger.warning("redis unreachable; serving with last-known definitions") }
                 wasUp = up

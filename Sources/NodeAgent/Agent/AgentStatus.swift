@@ -63,7 +63,7 @@ final class AgentStatusStore: Sendable {
 
     /// Refreshes the gauges that move with time alone (heartbeat age, invalidation lag), and those of the
     /// Redis client's connections.
-    func refreshGauges(redis: RedisConnectionPool) {
+    func refreshGauges(redis: RedisClient) {
         metrics.record(current)
         metrics.redisPool.record(redis)
     }

@@ -190,7 +190,7 @@ public final class NodeAgent: Service, Sendable {
                     level: level, "engine health changed",
                     metadata: ["engine.health": "\(result.health)", "engine.previous": "\(previous)", "engine.reason": "\(result.reason)"])
             }
-            status.refreshGauges(redis: redis.pool)
+            status.refreshGauges(redis: redis)
             next = max(next + interval, clock.now)
             try? await Task.sleep(until: next, clock: clock)
         }

@@ -32,12 +32,10 @@ struct NodeRegistry: Sendable {
         }
         let key = keys.node(record.id)
         let nodes = keys.nodes
-        return try await redis.pool.withSharedConnection { connection throws(RedisError) in
-            let existed = try await connection.evalScript(Self.heartbeatScript, keys: [key], arguments: arguments)
-            // The index is a separate key (another slot on Redis Cluster): its own command.
-            try await connection.send(RedisCommand("SADD", .string(nodes), .string(record.id)))
-            return existed.int == 1
-        }
+        let existed = try await redis.evalScript(Self.heartbeatScript, keys: [key], arguments: arguments)
+        // The index is a separate key (another slot on Redis Cluster): its own command.
+        try await redis.send(RedisCommand("SADD", .string(nodes), .string(record.id)))
+        return existed.int == 1
     }
 
     /// Removes the record and the index entry.

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import GatewayCore
-import Logging
 import NodeAgent
 
 /// `gatewayctl cache purge`: a cluster-wide invalidation through the Redis stream every node agent reads.
@@ -35,11 +34,7 @@ struct Cache: AsyncParsableCommand {
                 } else {
                     scope = .all
                 }
-                let url = try RedisURL(parsing: try options.redisURL())
-                var configuration = RedisConfiguration(url: url)
-                configuration.poolSize = 2
-                configuration.clientName = "gatewayctl"
-                let redis = RedisClient(configuration: configuration, logger: Logger(label: "gatewayctl"))
+                let redis = try options.redisClient()
                 defer { Task { await redis.shutdown() } }
                 let publisher = InvalidationPublisher(redis: redis, keys: ClusterKeys(prefix: try options.prefix()))
                 let id: String
@@ -73,11 +68,8 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await runReporting {
-            let url = try RedisURL(parsing: try options.redisURL())
-            var configuration = RedisConfiguration(url: url)
-            configuration.poolSize = 2
-            configuration.clientName = "gatewayctl"
-            let redis = RedisClient(configuration: configuration, logger: Logger(label: "gatewayctl"))
+            let redis = try options.redisClient()
+            let url = redis.configuration.url
             defer { Task { await redis.shutdown() } }
             let keys = ClusterKeys(prefix: try options.prefix())
             var records: [NodeRecord] = []

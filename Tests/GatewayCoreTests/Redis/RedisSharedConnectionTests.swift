@@ -149,7 +149,7 @@ struct RedisSharedConnectionTests {
             let held = try await client.pool.lease()
             let metrics = TestMetrics()
             let gauges = withMetricsFactory(metrics) { RedisPoolMetrics(prefix: "test") }
-            gauges.record(client.pool)
+            gauges.record(client)
             let stats = client.pool.stats
             #expect(try metrics.expectGauge("test_redis_connections", [("state", "shared")]).lastValue == 1)
             #expect(try metrics.expectGauge("test_redis_connections", [("state", "leased")]).lastValue == 1)

@@ -1,0 +1,216 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The layout of a Redis Cluster as the client knows it: which node serves each hash slot, and a
+/// connection pool per node.
+///
+/// The layout comes from `CLUSTER SLOTS`, asked of any node the client knows (the seeds first). It is
+/// asked again every ``refreshInterval``, after a `MOVED` (which also moves that slot at once), and after
+/// a node could not be reached (a failover promotes a replica somewhere else). Until the first answer,
+/// commands go to the first seed, whose `MOVED` replies steer them.
+final class RedisClusterRouter: Sendable {
+    private struct State {
+        /// The pool serving each slot; nil until the layout is known.
+        var slots: [RedisConnectionPool?] = Array(repeating: nil, count: RedisClusterSlot.count)
+        var pools: [RedisNodeAddress: RedisConnectionPool] = [:]
+        /// The nodes serving slots, in the order `CLUSTER SLOTS` named them.
+        var masters: [RedisNodeAddress] = []
+        var refreshing = false
+        var lastRefresh: NIODeadline = .uptimeNanoseconds(0)
+        var closed = false
+    }
+
+    static let refreshInterval: Duration = .seconds(15)
+    /// Two refreshes asked for by redirections or failures are at least this far apart.
+    static let minimumRefreshGap: TimeAmount = .milliseconds(200)
+    /// Redirections and retries one command follows before its last error is the caller's.
+    static let maxAttempts = 6
+
+    let configuration: RedisConfiguration
+    let seedPool: RedisConnectionPool
+    private let state: Mutex<State>
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let periodic: Mutex<RepeatedTask?> = Mutex(nil)
+
+    init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        var state = State()
+        for url in configuration.seedURLs {
+            state.pools[url.nodeAddress] = Self.makePool(configuration, url: url, group: eventLoopGroup, logger: logger)
+        }
+        self.seedPool = state.pools[configuration.url.nodeAddress]!
+        self.state = Mutex(state)
+        let every = TimeAmount.nanoseconds(Int64(Self.refreshInterval.nanoseconds))
+        let task = eventLoopGroup.any().scheduleRepeatedTask(initialDelay: .zero, delay: every) { [weak self] _ in
+            guard let self else { return }
+            Task { await self.refresh(force: true) }
+        }
+        periodic.withLock { $0 = task }
+    }
+
+    private static func makePool(
+        _ configuration: RedisConfiguration, url: RedisURL, group: any EventLoopGroup, logger: Logger
+    ) -> RedisConnectionPool {
+        var node = configuration
+        node.url = url
+        node.cluster = false
+        node.clusterSeeds = []
+        return RedisConnectionPool(configuration: node, eventLoopGroup: group, logger: logger)
+    }
+
+    /// The pool of the node serving `slot` (the first seed's while the layout is unknown), or the first
+    /// seed's for a command without a key.
+    func pool(forSlot slot: Int?) -> RedisConnectionPool {
+        guard let slot else { return seedPool }
+        return state.withLock { $0.slots[slot] } ?? seedPool
+    }
+
+    /// The pool of the node at `address`, opened on first use.
+    func pool(at address: RedisNodeAddress) -> RedisConnectionPool {
+        if let pool = state.withLock({ $0.pools[address] }) { return pool }
+        let made = Self.makePool(configuration, url: configuration.url.at(address), group: eventLoopGroup, logger: logger)
+        let (pool, extra) = state.withLock { state -> (RedisConnectionPool, RedisConnectionPool?) in
+            if let existing = state.pools[address] { return (existing, made) }
+            state.pools[address] = made
+            return (made, nil)
+        }
+        if let extra { Task { await extra.shutdown() } }
+        return pool
+    }
+
+    /// Every pool, for statistics and shutdown.
+    var allPools: [RedisConnectionPool] {
+        state.withLock { Array($0.pools.values) }
+    }
+
+    /// The nodes serving slots, as last learned.
+    var masters: [RedisNodeAddress] {
+        state.withLock { $0.masters }
+    }
+
+    /// Notes a `MOVED`: `slot` is served by `address` from now on; the rest of the layout is asked again.
+    func moved(slot: Int, to address: RedisNodeAddress) {
+        let pool = pool(at: address)
+        state.withLock { $0.slots[slot] = pool }
+        requestRefresh()
+    }
+
+    /// Asks for the layout again soon, unless that is already under way or happened just now.
+    func requestRefresh() {
+        Task { await refresh(force: false) }
+    }
+
+    /// Asks each known node in turn for `CLUSTER SLOTS` until one answers, and installs that layout.
+    func refresh(force: Bool) async {
+        let candidates: [RedisNodeAddress]? = state.withLock { state in
+            guard !state.closed, !state.refreshing else { return nil }
+            if !force && NIODeadline.now() - state.lastRefresh < Self.minimumRefreshGap { return nil }
+            state.refreshing = true
+            let seeds = configuration.seedURLs.map(\.nodeAddress)
+            return state.masters + seeds.filter { !state.masters.contains($0) }
+        }
+        guard let candidates else { return }
+        var learned: [(ClosedRange<Int>, RedisNodeAddress)]?
+        var lastError: RedisError?
+        for address in candidates {
+            do {
+                let reply = try await pool(at: address).withConnection { connection throws(RedisError) in
+                    try await connection.send(RedisCommand("CLUSTER", "SLOTS"))
+                }
+                learned = try Self.parseSlots(reply, askedOf: address)
+                break
+            } catch {
+                lastError = error
+            }
+        }
+        var pools: [RedisNodeAddress: RedisConnectionPool] = [:]
+        if let learned {
+            for (_, address) in learned where pools[address] == nil { pools[address] = pool(at: address) }
+        }
+        let changed: Bool = state.withLock { state in
+            state.refreshing = false
+            state.lastRefresh = .now()
+            guard let learned else { return false }
+            var slots = [RedisConnectionPool?](repeating: nil, count: RedisClusterSlot.count)
+            var masters: [RedisNodeAddress] = []
+            for (range, address) in learned {
+                for slot in range { slots[slot] = pools[address] }
+                if !masters.contains(address) { masters.append(address) }
+            }
+            let changed = masters != state.masters
+            state.slots = slots
+            state.masters = masters
+            return changed
+        }
+        if learned == nil, let lastError {
+            logger.warning("redis cluster layout unavailable", metadata: ["error": "\(lastError)"])
+        } else if changed {
+            logger.info("redis cluster layout", metadata: ["redis.masters": "\(masters.map(\.description).joined(separator: ","))"])
+        }
+    }
+
+    /// Reads `CLUSTER SLOTS`: `[[start, end, [host, port, id...], replicas...], ...]`. A node's host may
+    /// be empty or `?` (Redis does not know the name it is reached by): then it is the host asked.
+    static func parseSlots(_ reply: RedisValue, askedOf asked: RedisNodeAddress) throws(RedisError) -> [(ClosedRange<Int>, RedisNodeAddress)] {
+        guard let ranges = reply.array else { throw .unexpectedReply(command: "CLUSTER SLOTS", reply: "\(reply)") }
+        var result: [(ClosedRange<Int>, RedisNodeAddress)] = []
+        for range in ranges {
+            guard let parts = range.array, parts.count >= 3,
+                let start = parts[0].int, let end = parts[1].int, 0 <= start, start <= end, end < RedisClusterSlot.count,
+                let master = parts[2].array, master.count >= 2, let port = master[1].int
+            else { throw .unexpectedReply(command: "CLUSTER SLOTS", reply: "\(range)") }
+            var host = master[0].string ?? ""
+            if host.isEmpty || host == "?" { host = asked.host }
+            result.append((Int(start)...Int(end), RedisNodeAddress(host: host, port: Int(port))))
+        }
+        return result
+    }
+
+    func shutdown() async {
+        periodic.withLock { $0?.cancel() }
+        let pools = state.withLock { state -> [RedisConnectionPool] in
+            state.closed = true
+            return Array(state.pools.values)
+        }
+        for pool in pools { await pool.shutdown() }
+    }
+}
+
+/// What a cluster node's error reply asks of the client.
+enum RedisClusterRedirect: Equatable {
+    /// `MOVED slot host:port`: the slot lives there now.
+    case moved(slot: Int, address: RedisNodeAddress)
+    /// `ASK slot host:port`: the slot is migrating; this one command goes there after `ASKING`.
+    case ask(slot: Int, address: RedisNodeAddress)
+    /// `TRYAGAIN` (a multi-key command during a migration) or `CLUSTERDOWN`: wait a little and retry.
+    case retryLater
+
+    /// Reads the redirect in `message`, an error reply's text; `from` is the node that sent it (a reply
+    /// may leave the host out, as in `MOVED 3999 :6381`).
+    init?(message: String, from: RedisNodeAddress) {
+        let words = message.split(separator: " ", maxSplits: 3)
+        guard let code = words.first else { return nil }
+        switch code {
+        case "MOVED", "ASK":
+            guard words.count >= 3, let slot = Int(words[1]), (0..<RedisClusterSlot.count).contains(slot) else { return nil }
+            var target = String(words[2])
+            if target.hasPrefix(":") { target = (from.host.contains(":") ? "[\(from.host)]" : from.host) + target }
+            guard let address = RedisNodeAddress(parsing: target) else { return nil }
+            self = code == "MOVED" ? .moved(slot: slot, address: address) : .ask(slot: slot, address: address)
+        case "TRYAGAIN", "CLUSTERDOWN":
+            self = .retryLater
+        default:
+            return nil
+        }
+    }
+
+    init?(_ error: RedisError, from: RedisNodeAddress) {
+        guard case .server(_, let message) = error else { return nil }
+        self.init(message: message, from: from)
+    }
+}

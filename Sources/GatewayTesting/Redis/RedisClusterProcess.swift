@@ -1,0 +1,175 @@
+import Foundation
+import GatewayCore
+import Logging
+
+/// A real Redis Cluster for tests: `masters` test `redis-server`s in cluster mode on loopback, the
+/// 16,384 slots split evenly between them (`CLUSTER ADDSLOTSRANGE`), joined with `CLUSTER MEET`, and
+/// ready once every node reports `cluster_state:ok` and the same layout. No replicas.
+///
+/// ```swift
+/// let cluster = try await RedisClusterProcess.start()
+/// defer { Task { await cluster.tearDown() } }
+/// let client = RedisClient(configuration: cluster.configuration(), logger: logger)
+/// ```
+public final class RedisClusterProcess: Sendable {
+    public let nodes: [RedisServerProcess]
+    /// Each node's cluster bus port.
+    public let busPorts: [Int]
+    /// One plain (non-cluster) client per node, for setting the cluster up and for tests that look at
+    /// one node.
+    public let admins: [RedisClient]
+
+    private init(nodes: [RedisServerProcess], busPorts: [Int], admins: [RedisClient]) {
+        self.nodes = nodes
+        self.busPorts = busPorts
+        self.admins = admins
+    }
+
+    public static func start(masters: Int = 3, logger: Logger = Logger(label: "test.redis-cluster")) async throws -> RedisClusterProcess {
+        precondition(masters >= 1)
+        var nodes: [RedisServerProcess] = []
+        var busPorts: [Int] = []
+        do {
+            for _ in 0..<masters {
+                let (node, busPort) = try await startNode()
+                nodes.append(node)
+                busPorts.append(busPort)
+            }
+        } catch {
+            for node in nodes { await node.tearDown() }
+            throw error
+        }
+        let admins = nodes.map { RedisClient(configuration: $0.configuration(), logger: logger) }
+        let cluster = RedisClusterProcess(nodes: nodes, busPorts: busPorts, admins: admins)
+        do {
+            let per = RedisClusterSlot.count / masters
+            for (index, admin) in admins.enumerated() {
+                let first = index * per
+                let last = index == masters - 1 ? RedisClusterSlot.count - 1 : first + per - 1
+                try await admin.send("CLUSTER", "ADDSLOTSRANGE", .int(first), .int(last))
+            }
+            for (node, busPort) in zip(nodes, busPorts).dropFirst() {
+                try await admins[0].send("CLUSTER", "MEET", .string(node.host), .int(node.port), .int(busPort))
+            }
+            try await waitUntil("the cluster to be formed", timeout: .seconds(30), interval: .milliseconds(50)) {
+                try await cluster.isFormed()
+            }
+            return cluster
+        } catch {
+            await cluster.tearDown()
+            throw error
+        }
+    }
+
+    /// A node in cluster mode. Its cluster bus gets a free port of its own (`--cluster-port`): the default,
+    /// the data port plus 10,000, is past 65,535 for the high ports a free-port search finds. A start that
+    /// loses that port to another process is tried again.
+    private static func startNode() async throws -> (RedisServerProcess, busPort: Int) {
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let busPort = try await LoopbackPort.free()
+            do {
+                return (try await RedisServerProcess.start(
+                    .init(extraArguments: [
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+                        "--cluster-port", String(busPort),
+                    ])), busPort)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError!
+    }
+
+    /// Every node says `cluster_state:ok` and knows all the others.
+    private func isFormed() async throws -> Bool {
+        for admin in admins {
+            let info = try await admin.send("CLUSTER", "INFO").string ?? ""
+            guard info.contains("cluster_state:ok"), info.contains("cluster_known_nodes:\(nodes.count)\r") else { return false }
+        }
+        return true
+    }
+
+    /// A cluster client configuration: the first node as the URL, the others as seeds, test timeouts.
+    public func configuration() -> RedisConfiguration {
+        var configuration = nodes[0].configuration()
+        configuration.cluster = true
+        configuration.clusterSeeds = nodes.dropFirst().map { RedisNodeAddress(host: $0.host, port: $0.port) }
+        return configuration
+    }
+
+    /// The node's cluster id (`CLUSTER MYID`).
+    public func nodeID(_ node: Int) async throws -> String {
+        guard let id = try await admins[node].send("CLUSTER", "MYID").string else { throw RedisClusterProcessError.unexpected("MYID") }
+        return id
+    }
+
+    /// The index of the node serving `slot`, as node 0 sees it.
+    public func owner(ofSlot slot: Int) async throws -> Int {
+        let reply = try await admins[0].send("CLUSTER", "SLOTS")
+        for range in reply.array ?? [] {
+            guard let parts = range.array, parts.count >= 3, let start = parts[0].int, let end = parts[1].int,
+                let port = parts[2].array?[1].int
+            else { continue }
+            if (Int(start)...Int(end)).contains(slot), let index = nodes.firstIndex(where: { $0.port == Int(port) }) { return index }
+        }
+        throw RedisClusterProcessError.unexpected("no node serves slot \(slot)")
+    }
+
+    /// Starts moving `slot` from node `from` to node `to` as `redis-cli --cluster reshard` does: the target
+    /// imports, the source migrates, and the slot's keys are moved (`MIGRATE`). Until ``finishMigration``
+    /// the source answers `ASK` for keys it no longer has.
+    public func beginMigration(slot: Int, from: Int, to: Int) async throws {
+        let fromID = try await nodeID(from)
+        let toID = try await nodeID(to)
+        try await admins[to].send("CLUSTER", "SETSLOT", .int(slot), "IMPORTING", .string(fromID))
+        try await admins[from].send("CLUSTER", "SETSLOT", .int(slot), "MIGRATING", .string(toID))
+        while true {
+            let keys = try await admins[from].send("CLUSTER", "GETKEYSINSLOT", .int(slot), 100).array ?? []
+            if keys.isEmpty { break }
+            var arguments: [RedisArgument] = [.string(nodes[to].host), .int(nodes[to].port), "", 0, 5000, "KEYS"]
+            arguments += keys.compactMap { $0.string.map(RedisArgument.string) }
+            try await admins[from].send(RedisCommand("MIGRATE", arguments: arguments))
+        }
+    }
+
+    /// Ends a migration: every node learns that `slot` is `to`'s.
+    public func finishMigration(slot: Int, to: Int) async throws {
+        let toID = try await nodeID(to)
+        for admin in admins {
+            try await admin.send("CLUSTER", "SETSLOT", .int(slot), "NODE", .string(toID))
+        }
+    }
+
+    public func tearDown() async {
+        for admin in admins { await admin.shutdown() }
+        for node in nodes { await node.tearDown() }
+    }
+}
+
+public enum RedisClusterProcessError: Error, CustomStringConvertible {
+    case unexpected(String)
+
+    public var description: String {
+        switch self {
+        case .unexpected(let what): return "redis cluster: unexpected reply to \(what)"
+        }
+    }
+}
+
+/// Runs `body` with a freshly formed Redis Cluster, torn down afterwards whether `body` returns or throws.
+public func withRedisCluster<T>(
+    masters: Int = 3,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (RedisClusterProcess) async throws -> T
+) async throws -> T {
+    let cluster = try await RedisClusterProcess.start(masters: masters)
+    do {
+        let result = try await body(cluster)
+        await cluster.tearDown()
+        return result
+    } catch {
+        await cluster.tearDown()
+        throw error
+    }
+}

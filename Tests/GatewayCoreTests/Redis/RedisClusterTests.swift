@@ -1,0 +1,201 @@
+import GatewayCore
+import GatewayTesting
+import Logging
+import Testing
+
+/// The client on a real three-master Redis Cluster: commands reach the node of their key, pipelines
+/// spread over nodes, transactions and scripts run where their keys live, and `MOVED` and `ASK` are
+/// followed while a slot moves.
+@Suite("Redis Cluster", .timeLimit(.minutes(2)))
+struct RedisClusterTests {
+    static let logger = Logger(label: "test.redis-cluster")
+
+    /// Known slots from the Redis Cluster specification, and hash tags.
+    @Test func slotsFollowTheSpecification() {
+        #expect(RedisClusterSlot.of(key: "123456789") == 0x31C3)  // CRC16/XMODEM check value
+        #expect(RedisClusterSlot.of(key: "foo") == 12182)
+        #expect(RedisClusterSlot.of(key: "{user1000}.following") == RedisClusterSlot.of(key: "user1000"))
+        #expect(RedisClusterSlot.of(key: "{user1000}.followers") == RedisClusterSlot.of(key: "user1000"))
+        #expect(RedisClusterSlot.of(key: "foo{}{bar}") != RedisClusterSlot.of(key: "bar"))  // empty tag: the whole key
+        #expect(RedisClusterSlot.of(key: "foo{{bar}}zap") == RedisClusterSlot.of(key: "{bar"))
+        #expect(RedisClusterSlot.of(key: "") == 0)
+    }
+
+    /// The first key of each kind of command this project sends, and no key for those that name none.
+    @Test func commandsNameTheirFirstKey() {
+        let slot = RedisClusterSlot.of(key: "gc:rl:{api:client}")
+        #expect(RedisCommand("GET", "gc:rl:{api:client}").clusterSlot == slot)
+        #expect(RedisCommand("hgetall", "gc:rl:{api:client}").clusterSlot == slot)
+        #expect(RedisCommand("EVALSHA", "abc", 2, "gc:rl:{api:client}", "other", "argv").clusterSlot == slot)
+        #expect(RedisCommand("EVALSHA", "abc", 0, "argv").clusterSlot == nil)
+        #expect(RedisCommand("XREAD", "COUNT", 10, "BLOCK", 100, "STREAMS", "gc:rl:{api:client}", "0-0").clusterSlot == slot)
+        #expect(RedisCommand("XINFO", "STREAM", "gc:rl:{api:client}").clusterSlot == slot)
+        #expect(RedisCommand("PUBLISH", "channel", "message").clusterSlot == nil)
+        #expect(RedisCommand("SCRIPT", "LOAD", "return 1").clusterSlot == nil)
+        #expect(RedisCommand("PING").clusterSlot == nil)
+    }
+
+    /// Our slot of random keys is Redis's own (`CLUSTER KEYSLOT`), and keys written through the client
+    /// land on every master, each on the node that serves its slot, and read back.
+    @Test func commandsReachTheNodeOfTheirKey() async throws {
+        try await withRedisCluster { cluster async throws in
+            let client = RedisClient(configuration: cluster.configuration(), logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            var generator = SplitMix64(seed: 7)
+            for _ in 0..<50 {
+                let key = "k\(generator.next())"
+                let redisSlot = try await cluster.admins[0].send("CLUSTER", "KEYSLOT", .string(key)).int
+                #expect(redisSlot.map(Int.init) == RedisClusterSlot.of(key: key))
+            }
+            for i in 0..<300 { try await client.set("key:\(i)", to: "value \(i)") }
+            for i in 0..<300 { #expect(try await client.get("key:\(i)") == "value \(i)") }
+            var total = 0
+            for (index, admin) in cluster.admins.enumerated() {
+                let size = Int(try await admin.send("DBSIZE").int ?? 0)
+                #expect(size > 50, "node \(index) holds \(size) of 300 keys")
+                total += size
+            }
+            #expect(total == 300)
+            // Each key is on the node that serves its slot: that node's plain client reads it directly.
+            for i in [0, 99, 299] {
+                let owner = try await cluster.owner(ofSlot: RedisClusterSlot.of(key: "key:\(i)"))
+                #expect(try await cluster.admins[owner].get("key:\(i)") == "value \(i)")
+            }
+        }
+    }
+
+    /// A pipeline of commands for many nodes comes back in the commands' order; a transaction runs on
+    /// the node of its hash-tagged keys; one whose keys are in different slots is refused, not split.
+    @Test func pipelinesAndTransactions() async throws {
+        try await withRedisCluster { cluster async throws in
+            let client = RedisClient(configuration: cluster.configuration(), logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            let sets = (0..<60).map { RedisCommand("SET", .string("p:\($0)"), .string("v\($0)")) }
+            let setReplies = try await client.pipeline(sets)
+            #expect(setReplies == Array(repeating: .status("OK"), count: 60))
+            let gets = (0..<60).map { RedisCommand("GET", .string("p:\($0)")) } + [RedisCommand("HGET", "p:0", "field")]
+            let replies = try await client.pipeline(gets)
+            #expect(replies.prefix(60).map(\.string) == (0..<60).map { "v\($0)" })
+            #expect(replies.last?.errorMessage?.hasPrefix("WRONGTYPE") == true, "\(String(describing: replies.last))")
+
+            let results = try await client.transaction([
+                RedisCommand("INCR", "{t}:a"), RedisCommand("INCRBY", "{t}:b", 5), RedisCommand("MGET", "{t}:a", "{t}:b"),
+            ])
+            #expect(results == [.integer(1), .integer(5), .array([.bulk("1"), .bulk("5")])])
+
+            let crossSlot = try await redisError {
+                try await client.transaction([RedisCommand("SET", "x:1", "1"), RedisCommand("SET", "x:2", "2")])
+            }
+            #expect(crossSlot != nil && crossSlot?.kind == "server", "\(String(describing: crossSlot))")
+        }
+    }
+
+    /// Scripts load on each node the first time they run there (`NOSCRIPT`), wherever their keys live.
+    @Test func scriptsRunOnEveryNode() async throws {
+        try await withRedisCluster { cluster async throws in
+            let client = RedisClient(configuration: cluster.configuration(), logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            let add = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+            for i in 0..<30 {
+                #expect(try await client.evalScript(add, keys: ["s:\(i)"], arguments: [.int(i)]) == .integer(Int64(i)))
+            }
+            for admin in cluster.admins {
+                #expect(try await admin.send("SCRIPT", "EXISTS", .string(add.sha1)) == .array([.integer(1)]))
+            }
+        }
+    }
+
+    /// While a slot moves the client follows `ASK` (reads of moved keys, writes of new ones) and, once
+    /// it has moved, `MOVED`, after which it goes to the new node directly.
+    @Test func followsAskAndMovedWhileASlotMoves() async throws {
+        try await withRedisCluster { cluster async throws in
+            let client = RedisClient(configuration: cluster.configuration(), logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            let keys = (0..<5).map { "{moving}:\($0)" }
+            for key in keys { try await client.set(key, to: key) }
+            let slot = RedisClusterSlot.of(key: "moving")
+            let from = try await cluster.owner(ofSlot: slot)
+            let to = (from + 1) % cluster.nodes.count
+
+            try await cluster.beginMigration(slot: slot, from: from, to: to)
+            #expect(try await cluster.admins[from].send("DBSIZE") == .integer(0))
+            let asksBefore = try await Self.errorCount("ASK", on: cluster.admins[from])
+            for key in keys { #expect(try await client.get(key) == key) }  // ASK to the importing node
+            #expect(try await Self.errorCount("ASK", on: cluster.admins[from]) >= asksBefore + keys.count)
+            try await client.set("{moving}:new", to: "written during the move")
+            #expect(try await cluster.admins[to].send("DBSIZE") == .integer(6))
+            #expect(try await client.transaction([RedisCommand("GET", "{moving}:0"), RedisCommand("GET", "{moving}:new")]).map(\.string)
+                == ["{moving}:0", "written during the move"])
+
+            try await cluster.finishMigration(slot: slot, to: to)
+            #expect(try await client.get("{moving}:1") == "{moving}:1")  // MOVED, then learned
+            let movedBefore = try await Self.errorCount("MOVED", on: cluster.admins[from])
+            #expect(movedBefore >= 1)
+            for key in keys { #expect(try await client.get(key) == key) }
+            #expect(try await Self.errorCount("MOVED", on: cluster.admins[from]) == movedBefore, "the client still asks the old node")
+        }
+    }
+
+    /// A stopped master fails the commands for its slots with a connectivity error, at once and without
+    /// hanging; the other masters' keys keep working.
+    @Test func aStoppedMasterFailsOnlyItsSlots() async throws {
+        try await withRedisCluster { cluster async throws in
+            var configuration = cluster.configuration()
+            configuration.connectTimeout = .seconds(1)
+            configuration.commandTimeout = .seconds(1)
+            let client = RedisClient(configuration: configuration, logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            var keyOn: [Int: String] = [:]
+            var i = 0
+            while keyOn.count < cluster.nodes.count {
+                let key = "n:\(i)"
+                let owner = try await cluster.owner(ofSlot: RedisClusterSlot.of(key: key))
+                if keyOn[owner] == nil { keyOn[owner] = key }
+                i += 1
+            }
+            for key in keyOn.values { try await client.set(key, to: "up") }
+            await cluster.nodes[2].stop()
+            let stoppedKey = keyOn[2]!
+            let error = try await redisError(within: .seconds(5)) { try await client.get(stoppedKey) }
+            #expect(error?.isConnectivity == true, "\(String(describing: error))")
+            #expect(try await client.get(keyOn[0]!) == "up")
+            #expect(try await client.get(keyOn[1]!) == "up")
+        }
+    }
+
+    /// A message published on one node reaches a subscriber on another (the cluster bus carries it), and
+    /// the subscriber moves to another node when its own stops.
+    @Test func pubSubAcrossNodes() async throws {
+        try await withRedisCluster { cluster async throws in
+            let subscriber = RedisSubscriber(configuration: cluster.configuration(), channels: ["gc:events"], logger: Self.logger)
+            let task = Task { try await subscriber.run() }
+            defer { task.cancel() }
+            var events = subscriber.events.makeAsyncIterator()
+            #expect(await events.next() == .subscribed(resync: false))
+            try await cluster.admins[2].publish("gc:events", "hello from node 2")
+            #expect(await events.next() == .message(channel: "gc:events", payload: "hello from node 2"))
+
+            // The node it subscribed on stops: it subscribes on the next seed and says to resync.
+            await cluster.nodes[0].stop()
+            #expect(await events.next() == .subscribed(resync: true))
+            try await cluster.admins[2].publish("gc:events", "after the failover")
+            #expect(await events.next() == .message(channel: "gc:events", payload: "after the failover"))
+        }
+    }
+
+    /// How many error replies starting with `code` the node has sent (`INFO errorstats`).
+    static func errorCount(_ code: String, on admin: RedisClient) async throws -> Int {
+        let info = try await admin.send("INFO", "errorstats").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("errorstat_\(code):") }),
+            let count = line.split(separator: "=").last.flatMap({ Int($0) })
+        else { return 0 }
+        return count
+    }
+}
+
+extension RedisValue {
+    fileprivate var errorMessage: String? {
+        if case .error(let message) = self { return message }
+        return nil
+    }
+}
