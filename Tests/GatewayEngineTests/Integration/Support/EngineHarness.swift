@@ -54,6 +54,8 @@ final class RunningEngine: Sendable {
 /// Engines sharing one real `redis-server`, and the backends tests put behind them.
 struct EngineCluster: Sendable {
     let redis: RedisServerProcess
+    /// The Redis Cluster, when the engines run on one (`redis` is then its first node).
+    var redisCluster: RedisClusterProcess? = nil
     let engines: [RunningEngine]
 
     var first: RunningEngine { engines[0] }
@@ -138,11 +140,29 @@ func engineConfiguration(redisPort: Int, settings: [String: String] = [:]) async
 ///   - count: how many engines.
 ///   - settings: configuration keys for every engine (`limits.maxBodyBytes`, ...).
 ///   - body: the test.
+///   - onRedisCluster: run on a fresh three-master Redis Cluster (``RedisClusterProcess``) instead of
+///     one server; `EngineCluster.redis` is then its first node.
 func withEngines<T: Sendable>(
-    count: Int = 1, settings: [String: String] = [:], isolation: isolated (any Actor)? = #isolation,
+    count: Int = 1, settings: [String: String] = [:], onRedisCluster: Bool = false, isolation: isolated (any Actor)? = #isolation,
     _ body: (EngineCluster) async throws -> T
 ) async throws -> T {
-    try await withRedisServer { redis in
+    guard onRedisCluster else {
+        return try await withRedisServer { redis in try await runEngines(count: count, redis: redis, settings: settings, body) }
+    }
+    return try await withRedisCluster { cluster in
+        var clusterSettings = settings
+        clusterSettings["redis.cluster"] = "true"
+        clusterSettings["redis.clusterSeeds"] = cluster.nodes.dropFirst().map { "\($0.host):\($0.port)" }.joined(separator: ",")
+        return try await runEngines(count: count, redis: cluster.nodes[0], redisCluster: cluster, settings: clusterSettings, body)
+    }
+}
+
+private func runEngines<T: Sendable>(
+    count: Int, redis: RedisServerProcess, redisCluster: RedisClusterProcess? = nil, settings: [String: String],
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (EngineCluster) async throws -> T
+) async throws -> T {
+    do {
         var engines: [GatewayEngine] = []
         for _ in 0..<count {
             let configuration = try await engineConfiguration(redisPort: redis.port, settings: settings)
@@ -166,7 +186,7 @@ func withEngines<T: Sendable>(
                 try await waitUntil("every engine to load its definitions", timeout: .seconds(10)) {
                     running.allSatisfy { $0.definitionsVersion != nil }
                 }
-                outcome = .success(try await body(EngineCluster(redis: redis, engines: running)))
+                outcome = .success(try await body(EngineCluster(redis: redis, redisCluster: redisCluster, engines: running)))
             } catch {
                 outcome = .failure(error)
             }
