@@ -4,6 +4,7 @@
 #
 #   scripts/cluster.sh            build (release) if needed, start, wait for Ctrl-C
 #   CLUSTER_BUILD=debug scripts/cluster.sh
+#   CLUSTER_REDIS=cluster scripts/cluster.sh   the same on a three-master Redis Cluster (6399-6401)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -34,6 +35,12 @@ if ! flock -n 9; then
 fi
 
 REDIS_PORT=6399
+REDIS_MODE=${CLUSTER_REDIS:-single}
+case $REDIS_MODE in
+  single) REDIS_PORTS=("$REDIS_PORT") ;;
+  cluster) REDIS_PORTS=("$REDIS_PORT" 6400 6401) ;;
+  *) echo "cluster.sh: CLUSTER_REDIS must be single or cluster, not $REDIS_MODE" >&2; exit 1 ;;
+esac
 BACKENDS=(7001 7002)
 # Nodes: id region zone engine-data-port engine-admin-port agent-admin-port
 NODES=(
@@ -46,7 +53,8 @@ BALANCERS=(
   "balancer-eu eu-west 8080 9311 8443"
   "balancer-us us-east 8081 9312 -"
 )
-PORTS=("$REDIS_PORT" "${BACKENDS[@]}")
+PORTS=("${REDIS_PORTS[@]}" "${BACKENDS[@]}")
+[ "$REDIS_MODE" = cluster ] && for p in "${REDIS_PORTS[@]}"; do PORTS+=("$((p + 10000))"); done
 for n in "${NODES[@]}"; do read -r _ _ _ d a g <<<"$n"; PORTS+=("$d" "$a" "$g"); done
 for b in "${BALANCERS[@]}"; do read -r _ _ d a t <<<"$b"; PORTS+=("$d" "$a"); [ "$t" != "-" ] && PORTS+=("$t"); done
 busy=()
@@ -115,8 +123,36 @@ wait_http() { # url, name
   exit 1
 }
 
-start base redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN_DIR/redis"
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+REDIS_SETTINGS=(--set "redis.url=redis://127.0.0.1:$REDIS_PORT")
+if [ "$REDIS_MODE" = single ]; then
+  start base redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN_DIR/redis"
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+else
+  # Three masters, the slots split evenly, joined with CLUSTER MEET (no replicas: a local demo).
+  for p in "${REDIS_PORTS[@]}"; do
+    mkdir -p "$RUN_DIR/redis/$p"; rm -f "$RUN_DIR/redis/$p/nodes.conf"
+    start base "redis-$p" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN_DIR/redis/$p" \
+      --cluster-enabled yes --cluster-config-file nodes.conf
+  done
+  for p in "${REDIS_PORTS[@]}"; do for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done; done
+  redis-cli -p 6399 cluster addslotsrange 0 5460 >/dev/null
+  redis-cli -p 6400 cluster addslotsrange 5461 10922 >/dev/null
+  redis-cli -p 6401 cluster addslotsrange 10923 16383 >/dev/null
+  redis-cli -p 6399 cluster meet 127.0.0.1 6400 >/dev/null
+  redis-cli -p 6399 cluster meet 127.0.0.1 6401 >/dev/null
+  formed=0
+  for _ in $(seq 200); do
+    formed=1
+    for p in "${REDIS_PORTS[@]}"; do
+      redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || formed=0
+      redis-cli -p "$p" cluster info | grep -q 'cluster_known_nodes:3' || formed=0
+    done
+    [ $formed -eq 1 ] && break; sleep 0.1
+  done
+  if [ $formed -ne 1 ]; then echo "cluster.sh: the Redis Cluster did not form; see $LOGS/redis-*.log" >&2; exit 1; fi
+  REDIS_SETTINGS+=(--set redis.cluster=true --set "redis.clusterSeeds=127.0.0.1:6400,127.0.0.1:6401")
+  export GATEWAYCTL_REDIS_CLUSTER=true
+fi
 for p in "${BACKENDS[@]}"; do start base "backend-$p" python3 "$ROOT/scripts/sample-backend.py" "$p" "backend-$p"; done
 
 # A self-signed certificate for the TLS listener of the eu-west balancer.
@@ -126,7 +162,7 @@ if [ ! -s "$RUN_DIR/tls/cert.pem" ]; then
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$RUN_DIR/tls/key.pem" -out "$RUN_DIR/tls/cert.pem" 2>/dev/null
 fi
 
-COMMON=(--set "redis.url=redis://127.0.0.1:$REDIS_PORT" --set "admin.tokenFile=$TOKEN_FILE" --set "log.level=notice")
+COMMON=("${REDIS_SETTINGS[@]}" --set "admin.tokenFile=$TOKEN_FILE" --set "log.level=notice")
 SEEDED=0
 for n in "${NODES[@]}"; do
   read -r id region zone data admin agent <<<"$n"
@@ -156,7 +192,7 @@ cat <<MSG
 
 gateway-cluster is running (logs in $LOGS; admin token in $TOKEN_FILE; demo API key in $RUN_DIR/demo-api-key).
 
-  Redis               redis://127.0.0.1:$REDIS_PORT
+  Redis               redis://127.0.0.1:$REDIS_PORT ($REDIS_MODE$( [ "$REDIS_MODE" = cluster ] && echo ": 6399-6401, GATEWAYCTL_REDIS_CLUSTER=true" ))
   balancer eu-west    http://127.0.0.1:8080 (HTTP/1.1 + h2c)   https://127.0.0.1:8443 (TLS, h2 + http/1.1)   admin :9311
   balancer us-east    http://127.0.0.1:8081                                                                 admin :9312
   nodes (engine data/admin, agent admin)
@@ -169,7 +205,7 @@ Try:
   curl -sk --http2 https://127.0.0.1:8443/hello/world                # HTTP/2 over TLS
   curl -s -H "X-API-Key: $KEY" http://127.0.0.1:8080/orders/1        # API key + rate limit
   curl -si http://127.0.0.1:8080/catalog/items | grep -i x-cache     # cached (run twice)
-  export GATEWAYCTL_TOKEN_FILE=$TOKEN_FILE GATEWAYCTL_REDIS=redis://127.0.0.1:$REDIS_PORT \\
+  export GATEWAYCTL_TOKEN_FILE=$TOKEN_FILE GATEWAYCTL_REDIS=redis://127.0.0.1:$REDIS_PORT$( [ "$REDIS_MODE" = cluster ] && echo " GATEWAYCTL_REDIS_CLUSTER=true") \\
          GATEWAYCTL_BALANCER=http://127.0.0.1:9311 GATEWAYCTL_ENGINE=http://127.0.0.1:9111 PATH=$BIN:\$PATH
   gatewayctl nodes
   gatewayctl weight set eu-west-1b 300

@@ -19,6 +19,8 @@ final class RedisClusterRouter: Sendable {
         var masters: [RedisNodeAddress] = []
         var refreshing = false
         var lastRefresh: NIODeadline = .uptimeNanoseconds(0)
+        /// Refreshes in a row that no node answered; the first is logged as a warning, the rest at debug.
+        var failedRefreshes = 0
         var closed = false
     }
 
@@ -46,8 +48,8 @@ final class RedisClusterRouter: Sendable {
         self.seedPool = state.pools[configuration.url.nodeAddress]!
         self.state = Mutex(state)
         let every = TimeAmount.nanoseconds(Int64(Self.refreshInterval.nanoseconds))
-        let task = eventLoopGroup.any().scheduleRepeatedTask(initialDelay: .zero, delay: every) { [weak self] _ in
-            guard let self else { return }
+        let task = eventLoopGroup.any().scheduleRepeatedTask(initialDelay: .zero, delay: every) { [weak self] task in
+            guard let self else { return task.cancel() }
             Task { await self.refresh(force: true) }
         }
         periodic.withLock { $0 = task }
@@ -100,9 +102,11 @@ final class RedisClusterRouter: Sendable {
         requestRefresh()
     }
 
-    /// Asks for the layout again soon, unless that is already under way or happened just now.
+    /// Asks for the layout again soon, unless that is already under way or happened just now (checked
+    /// here too, so a burst of failures while a node is down starts no task per failure).
     func requestRefresh() {
-        Task { await refresh(force: false) }
+        let due = state.withLock { !$0.closed && !$0.refreshing && NIODeadline.now() - $0.lastRefresh >= Self.minimumRefreshGap }
+        if due { Task { await refresh(force: false) } }
     }
 
     /// Asks each known node in turn for `CLUSTER SLOTS` until one answers, and installs that layout.
@@ -132,10 +136,14 @@ final class RedisClusterRouter: Sendable {
         if let learned {
             for (_, address) in learned where pools[address] == nil { pools[address] = pool(at: address) }
         }
-        let changed: Bool = state.withLock { state in
+        let (changed, failures): (Bool, Int) = state.withLock { state in
             state.refreshing = false
             state.lastRefresh = .now()
-            guard let learned else { return false }
+            guard let learned else {
+                state.failedRefreshes += 1
+                return (false, state.failedRefreshes)
+            }
+            state.failedRefreshes = 0
             var slots = [RedisConnectionPool?](repeating: nil, count: RedisClusterSlot.count)
             var masters: [RedisNodeAddress] = []
             for (range, address) in learned {
@@ -145,10 +153,15 @@ final class RedisClusterRouter: Sendable {
             let changed = masters != state.masters
             state.slots = slots
             state.masters = masters
-            return changed
+            return (changed, 0)
         }
         if learned == nil, let lastError {
-            logger.warning("redis cluster layout unavailable", metadata: ["error": "\(lastError)"])
+            let metadata: Logger.Metadata = ["error": "\(lastError)", "redis.failures": "\(failures)"]
+            if failures == 1 {
+                logger.warning("redis cluster layout unavailable", metadata: metadata)
+            } else {
+                logger.debug("redis cluster layout unavailable", metadata: metadata)
+            }
         } else if changed {
             logger.info("redis cluster layout", metadata: ["redis.masters": "\(masters.map(\.description).joined(separator: ","))"])
         }
