@@ -168,4 +168,51 @@ import Testing
             }
         }
     }
+
+    /// On a three-master Redis Cluster (`redis.cluster: true`) two agents register (their records, the
+    /// node index and the invalidation stream on different masters), and invalidations published there
+    /// reach both engines in order; `waitForApplied` sees both apply them.
+    @Test func onRedisCluster() async throws {
+        try await withRedisCluster { cluster in
+            let redis = RedisClient(configuration: cluster.configuration(), logger: Logger(label: "test.publisher"))
+            defer { Task { await redis.shutdown() } }
+            try await withFakeEngine { first in
+                try await withFakeEngine { second in
+                    try await withTemporaryDirectory { directory in
+                        func settings(_ node: String, _ engine: FakeEngine) async throws -> AgentSettings {
+                            var overrides = agentOverrides(redis: cluster.nodes[0], engine: engine, node: node, directory: directory)
+                            overrides["redis.cluster"] = "true"
+                            overrides["redis.clusterSeeds"] = cluster.nodes.dropFirst().map { $0.url.address }.joined(separator: ",")
+                            overrides["heartbeat.lease"] = "30s"
+                            return try await readSettings(overrides)
+                        }
+                        let publisher = InvalidationPublisher(redis: redis, keys: keys)
+                        try await withAgent(try await settings("a", first)) { _ in
+                            try await withAgent(try await settings("b", second)) { _ in
+                                try await waitUntil("both nodes to register and be live", timeout: .seconds(30)) {
+                                    let members = try await redis.send("SMEMBERS", .string(keys.nodes)).array?.compactMap(\.string)
+                                    let live = try await publisher.progress(of: .zero)
+                                    return Set(members ?? []) == ["a", "b"] && live.applied == ["a", "b"]
+                                        && first.purges == [.all] && second.purges == [.all]
+                                }
+                                _ = try await publisher.publish(.api("orders"))
+                                _ = try await publisher.publish(.prefix("/catalog"))
+                                let last = try await publisher.publish(.all)
+                                let done = try await publisher.waitForApplied(id: last, timeout: .seconds(30))
+                                #expect(done.isComplete && done.applied == ["a", "b"], "\(done)")
+                                let expected: [FakeEngine.Purge] = [
+                                    .init(scope: "all"), .init(scope: "api", api: "orders"), .init(scope: "prefix", prefix: "/catalog"), .init(scope: "all"),
+                                ]
+                                #expect(first.purges == expected, "\(first.purges)")
+                                #expect(second.purges == expected, "\(second.purges)")
+                                var holding = 0
+                                for admin in cluster.admins where (try await admin.send("DBSIZE").int ?? 0) > 0 { holding += 1 }
+                                #expect(holding >= 2, "the agents' keys are on \(holding) master(s)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -116,6 +116,44 @@ extension IntegrationTests {
             }
         }
 
+        /// On a three-master Redis Cluster (`redis.cluster: true`): balancers discover the agents' nodes
+        /// (records on several masters, read in one pipeline split by node), a weight change through one
+        /// reaches the other within 1 s through the events channel, and a drained node gets no requests.
+        @Test func onRedisCluster() async throws {
+            try await withRedisCluster { cluster in
+                let redis = RedisClient(configuration: cluster.configuration(), logger: Logger(label: "test.fake-agent"))
+                defer { Task { await redis.shutdown() } }
+                try await withBackends(["a", "b", "c"]) { backends in
+                    let agent = FakeAgent(redis: redis)
+                    for backend in backends { try await agent.register(backend.id, port: backend.port) }
+                    let nodeSlots = Set(backends.map { RedisClusterSlot.of(key: ClusterKeys().node($0.id)) / (RedisClusterSlot.count / 3) })
+                    let overrides = [
+                        "redis.url": "redis://\(cluster.nodes[0].url.address)", "redis.cluster": "true",
+                        "redis.clusterSeeds": cluster.nodes.dropFirst().map { $0.url.address }.joined(separator: ","),
+                        "discovery.resyncInterval": "30s", "policy": "weighted",
+                    ]
+                    try await withBalancer(overrides) { first in
+                        try await withBalancer(overrides) { second in
+                            try await first.waitForUsable(3)
+                            try await second.waitForUsable(3)
+                            let start = ContinuousClock.now
+                            #expect(try await first.admin(.PUT, "/nodes/a/weight", json: #"{"weight": 300}"#).status == .ok)
+                            try await waitUntil("the other balancer applies weight 300", timeout: .seconds(1)) {
+                                try await second.nodes().nodes.first(where: { $0.id == "a" })?.weight.effective == 300
+                            }
+                            #expect(ContinuousClock.now - start < .seconds(1))
+                            #expect(try await first.admin(.POST, "/nodes/c/drain").status == .ok)
+                            try await second.waitForUsable(2)
+                            let result = await second.load(requests: 400)
+                            #expect(result.failures.isEmpty)
+                            #expect(result.byBackend["a"] == 300 && result.byBackend["b"] == 100 && result.byBackend["c"] == nil, "\(result.byBackend)")
+                        }
+                    }
+                    #expect(nodeSlots.count >= 2, "the three node records sit on \(nodeSlots.count) master(s)")
+                }
+            }
+        }
+
         /// When Redis goes away the balancer keeps routing with the last-known nodes, and catches up when it
         /// is back.
         @Test func keepsLastKnownNodesWhileRedisIsDown() async throws {
