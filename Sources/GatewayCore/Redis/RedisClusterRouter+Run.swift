@@ -13,9 +13,26 @@ extension RedisClusterRouter {
     /// A redirection means the node did not run the command, so running the body again does nothing
     /// twice. An unreachable node asks for the layout again (a replica may be taking over) and the error
     /// is the caller's. After ``maxAttempts`` the last error is the caller's.
+    ///
+    /// A command without a key (`PING`, `PUBLISH`) may run on any node: it goes to the first seed, and
+    /// when that cannot be reached, to the next node known, so one node down does not make Redis look
+    /// down (an engine's readiness) or stop the events channel.
     func run<T: Sendable>(
         slot: Int?, shared: Bool, _ body: (RedisConnection) async throws(RedisError) -> T
     ) async throws(RedisError) -> T {
+        guard let slot else {
+            var lastError: RedisError = .shutdown
+            for pool in keylessCandidates {
+                do {
+                    return try await shared ? pool.withSharedConnection(body) : pool.withConnection(body)
+                } catch {
+                    guard error.isConnectivity else { throw error }
+                    requestRefresh()
+                    lastError = error
+                }
+            }
+            throw lastError
+        }
         var target = pool(forSlot: slot)
         var asking = false
         var attempt = 0

@@ -85,6 +85,18 @@ final class RedisClusterRouter: Sendable {
         return pool
     }
 
+    /// Where a command without a key may go, in order: the first seed, the masters last learned, the
+    /// other seeds.
+    var keylessCandidates: [RedisConnectionPool] {
+        state.withLock { state in
+            var pools = [seedPool]
+            for address in state.masters + configuration.seedURLs.map(\.nodeAddress) {
+                if let pool = state.pools[address], !pools.contains(where: { $0 === pool }) { pools.append(pool) }
+            }
+            return pools
+        }
+    }
+
     /// Every pool, for statistics and shutdown.
     var allPools: [RedisConnectionPool] {
         state.withLock { Array($0.pools.values) }
