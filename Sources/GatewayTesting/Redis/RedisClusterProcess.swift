@@ -3,8 +3,9 @@ import GatewayCore
 import Logging
 
 /// A real Redis Cluster for tests: `masters` test `redis-server`s in cluster mode on loopback, the
-/// 16,384 slots split evenly between them (`CLUSTER ADDSLOTSRANGE`), joined with `CLUSTER MEET`, and
-/// ready once every node reports `cluster_state:ok` and the same layout. No replicas.
+/// 16,384 slots split evenly between them (`CLUSTER ADDSLOTSRANGE`), joined with `CLUSTER MEET`, with
+/// optional replicas (`CLUSTER REPLICATE`), and ready once every node reports `cluster_state:ok` and
+/// knows every other, and every replica is in sync.
 ///
 /// ```swift
 /// let cluster = try await RedisClusterProcess.start()
@@ -25,13 +26,22 @@ public final class RedisClusterProcess: Sendable {
         self.admins = admins
     }
 
-    public static func start(masters: Int = 3, logger: Logger = Logger(label: "test.redis-cluster")) async throws -> RedisClusterProcess {
-        precondition(masters >= 1)
+    /// Starts and forms the cluster.
+    ///
+    /// - Parameters:
+    ///   - masters: nodes that serve slots (nodes `0..<masters`).
+    ///   - replicas: nodes that replicate masters `0..<replicas`, one each (nodes `masters...`).
+    ///   - nodeTimeout: `cluster-node-timeout`: how long a silent node takes to be failed (and its replica
+    ///     promoted).
+    public static func start(
+        masters: Int = 3, replicas: Int = 0, nodeTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "test.redis-cluster")
+    ) async throws -> RedisClusterProcess {
+        precondition(masters >= 1 && (0...masters).contains(replicas))
         var nodes: [RedisServerProcess] = []
         var busPorts: [Int] = []
         do {
-            for _ in 0..<masters {
-                let (node, busPort) = try await startNode()
+            for _ in 0..<(masters + replicas) {
+                let (node, busPort) = try await startNode(nodeTimeout: nodeTimeout)
                 nodes.append(node)
                 busPorts.append(busPort)
             }
@@ -43,7 +53,7 @@ public final class RedisClusterProcess: Sendable {
         let cluster = RedisClusterProcess(nodes: nodes, busPorts: busPorts, admins: admins)
         do {
             let per = RedisClusterSlot.count / masters
-            for (index, admin) in admins.enumerated() {
+            for (index, admin) in admins.prefix(masters).enumerated() {
                 let first = index * per
                 let last = index == masters - 1 ? RedisClusterSlot.count - 1 : first + per - 1
                 try await admin.send("CLUSTER", "ADDSLOTSRANGE", .int(first), .int(last))
@@ -51,8 +61,15 @@ public final class RedisClusterProcess: Sendable {
             for (node, busPort) in zip(nodes, busPorts).dropFirst() {
                 try await admins[0].send("CLUSTER", "MEET", .string(node.host), .int(node.port), .int(busPort))
             }
+            try await waitUntil("every node to know every other", timeout: .seconds(30), interval: .milliseconds(50)) {
+                try await cluster.everyNodeKnowsAll()
+            }
+            for replica in 0..<replicas {
+                let masterID = try await cluster.nodeID(replica)
+                try await admins[masters + replica].send("CLUSTER", "REPLICATE", .string(masterID))
+            }
             try await waitUntil("the cluster to be formed", timeout: .seconds(30), interval: .milliseconds(50)) {
-                try await cluster.isFormed()
+                try await cluster.isFormed(replicas: Array(masters..<(masters + replicas)))
             }
             return cluster
         } catch {
@@ -64,14 +81,19 @@ public final class RedisClusterProcess: Sendable {
     /// A node in cluster mode. Its cluster bus gets a free port of its own (`--cluster-port`): the default,
     /// the data port plus 10,000, is past 65,535 for the high ports a free-port search finds. A start that
     /// loses that port to another process is tried again.
-    private static func startNode() async throws -> (RedisServerProcess, busPort: Int) {
+    ///
+    /// A master whose slots are down does not stop the others serving theirs
+    /// (`cluster-require-full-coverage no`), so a test that stops one is not raced by the node timeout.
+    private static func startNode(nodeTimeout: Duration) async throws -> (RedisServerProcess, busPort: Int) {
         var lastError: (any Error)?
         for _ in 0..<3 {
             let busPort = try await LoopbackPort.free()
             do {
                 return (try await RedisServerProcess.start(
                     .init(extraArguments: [
-                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                        "--cluster-node-timeout", String(Int(nodeTimeout / .milliseconds(1))),
+                        "--cluster-require-full-coverage", "no",
                         "--cluster-port", String(busPort),
                     ])), busPort)
             } catch {
@@ -81,11 +103,28 @@ public final class RedisClusterProcess: Sendable {
         throw lastError!
     }
 
-    /// Every node says `cluster_state:ok` and knows all the others.
-    private func isFormed() async throws -> Bool {
+    private func everyNodeKnowsAll() async throws -> Bool {
         for admin in admins {
             let info = try await admin.send("CLUSTER", "INFO").string ?? ""
-            guard info.contains("cluster_state:ok"), info.contains("cluster_known_nodes:\(nodes.count)\r") else { return false }
+            guard info.contains("cluster_known_nodes:\(nodes.count)\r") else { return false }
+        }
+        return true
+    }
+
+    /// Every node says `cluster_state:ok`, knows all the others and has its links to them up, and every
+    /// replica's link to its master is up.
+    private func isFormed(replicas: [Int]) async throws -> Bool {
+        guard try await everyNodeKnowsAll() else { return false }
+        for admin in admins {
+            guard (try await admin.send("CLUSTER", "INFO").string ?? "").contains("cluster_state:ok") else { return false }
+            // Every link to the others is up (a message published on one node travels over them).
+            let lines = (try await admin.send("CLUSTER", "NODES").string ?? "").split(whereSeparator: \.isNewline)
+            guard lines.count == nodes.count,
+                lines.allSatisfy({ $0.contains("myself") || ($0.hasSuffix(" connected") || $0.contains(" connected ")) })
+            else { return false }
+        }
+        for replica in replicas {
+            guard (try await admins[replica].send("INFO", "replication").string ?? "").contains("master_link_status:up") else { return false }
         }
         return true
     }
@@ -104,9 +143,19 @@ public final class RedisClusterProcess: Sendable {
         return id
     }
 
-    /// The index of the node serving `slot`, as node 0 sees it.
+    /// The index of the node serving `slot`, as the first node that answers sees it.
     public func owner(ofSlot slot: Int) async throws -> Int {
-        let reply = try await admins[0].send("CLUSTER", "SLOTS")
+        var answer: RedisValue?
+        var lastError: (any Error)?
+        for admin in admins {
+            do {
+                answer = try await admin.send("CLUSTER", "SLOTS")
+                break
+            } catch {
+                lastError = error
+            }
+        }
+        guard let reply = answer else { throw lastError ?? RedisClusterProcessError.unexpected("CLUSTER SLOTS") }
         for range in reply.array ?? [] {
             guard let parts = range.array, parts.count >= 3, let start = parts[0].int, let end = parts[1].int,
                 let port = parts[2].array?[1].int
@@ -159,11 +208,11 @@ public enum RedisClusterProcessError: Error, CustomStringConvertible {
 
 /// Runs `body` with a freshly formed Redis Cluster, torn down afterwards whether `body` returns or throws.
 public func withRedisCluster<T>(
-    masters: Int = 3,
+    masters: Int = 3, replicas: Int = 0, nodeTimeout: Duration = .seconds(5),
     isolation: isolated (any Actor)? = #isolation,
     _ body: (RedisClusterProcess) async throws -> T
 ) async throws -> T {
-    let cluster = try await RedisClusterProcess.start(masters: masters)
+    let cluster = try await RedisClusterProcess.start(masters: masters, replicas: replicas, nodeTimeout: nodeTimeout)
     do {
         let result = try await body(cluster)
         await cluster.tearDown()
