@@ -51,6 +51,39 @@ import Testing
         #expect(error.description.contains("admin.token"))
     }
 
+    /// Redis Cluster settings: seeds as a YAML list or comma-separated (IPv6 in brackets); a bad seed, seeds
+    /// without `redis.cluster`, and a database other than 0 on a cluster are each reported with their key.
+    @Test func redisClusterSettings() async throws {
+        let token = "abcdefghijklmnopqrstuvwxyz012345"
+        let yaml = """
+            admin:
+              token: \(token)
+            redis:
+              url: redis://10.0.0.5:6379
+              cluster: true
+              clusterSeeds: [10.0.0.6:6379, "[::1]:7000"]
+            """
+        let settings = try await read(yaml: yaml).get()
+        #expect(settings.redis.cluster)
+        #expect(settings.redis.clusterSeeds == [RedisNodeAddress(host: "10.0.0.6", port: 6379), RedisNodeAddress(host: "::1", port: 7000)])
+        #expect(settings.redis.seedURLs.map(\.address) == ["10.0.0.5:6379", "10.0.0.6:6379", "[::1]:7000"])
+        let listed = try await read(overrides: ["admin.token": token, "redis.cluster": "true", "redis.clusterSeeds": "a:1, b:2"]).get()
+        #expect(listed.redis.clusterSeeds.map(\.description) == ["a:1", "b:2"])
+
+        guard case .failure(let error) = try await read(overrides: [
+            "admin.token": token, "redis.cluster": "true", "redis.clusterSeeds": "a:1,nohost", "redis.url": "redis://10.0.0.5:6379/3",
+        ]) else {
+            Issue.record("invalid cluster settings were accepted")
+            return
+        }
+        #expect(Set(error.problems.map(\.key)) == ["redis.clusterSeeds", "redis.url"], "\(error)")
+        guard case .failure(let seedsAlone) = try await read(overrides: ["admin.token": token, "redis.clusterSeeds": "a:1"]) else {
+            Issue.record("seeds without redis.cluster were accepted")
+            return
+        }
+        #expect(seedsAlone.problems.map(\.key) == ["redis.clusterSeeds"])
+    }
+
     /// A missing admin token is an error: there is no default token.
     @Test func adminTokenIsRequired() async throws {
         guard case .failure(let error) = try await read(yaml: "log:\n  level: info\n") else {
