@@ -72,11 +72,13 @@ final class RedisClusterRouter: Sendable {
         return state.withLock { $0.slots[slot] } ?? seedPool
     }
 
-    /// The pool of the node at `address`, opened on first use.
+    /// The pool of the node at `address`, opened on first use. Once the client is shut down no pool is
+    /// opened: the first seed's (shut down too) answers, with ``RedisError/shutdown``.
     func pool(at address: RedisNodeAddress) -> RedisConnectionPool {
         if let pool = state.withLock({ $0.pools[address] }) { return pool }
         let made = Self.makePool(configuration, url: configuration.url.at(address), group: eventLoopGroup, logger: logger)
         let (pool, extra) = state.withLock { state -> (RedisConnectionPool, RedisConnectionPool?) in
+            if state.closed { return (seedPool, made) }
             if let existing = state.pools[address] { return (existing, made) }
             state.pools[address] = made
             return (made, nil)

@@ -1,0 +1,194 @@
+import Foundation
+import GatewayCore
+import GatewayTesting
+import Logging
+import Testing
+
+/// The built `gatewayctl` against a real edge-balancer and gateway-engine (their binaries) and a real
+/// Redis: tables and `--json`, runtime changes that land in Redis, and errors that name the problem and
+/// exit non-zero.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct GatewayctlTests {
+    static let token = "gatewayctl-test-token-0123456789abcdef"
+
+    /// A running balancer (two static nodes) and engine on one Redis, and how to call gatewayctl on them.
+    struct Cluster {
+        let redis: RedisServerProcess
+        let balancerAdmin: Int
+        let engineAdmin: Int
+        let directory: String
+
+        func ctl(_ arguments: [String], token: String? = GatewayctlTests.token, environment: [String: String] = [:]) async throws
+            -> (status: Int32, output: String)
+        {
+            var env = [
+                "GATEWAYCTL_BALANCER": "http://127.0.0.1:\(balancerAdmin)", "GATEWAYCTL_ENGINE": "http://127.0.0.1:\(engineAdmin)",
+                "GATEWAYCTL_REDIS": "redis://\(redis.url.address)",
+                "HOME": directory,
+            ]
+            env["GATEWAYCTL_TOKEN"] = token ?? ""
+            env.merge(environment) { _, new in new }
+            return try await ServiceProcess.run(try GatewayctlTests.binary(), arguments, environment: env)
+        }
+    }
+
+    static func binary() throws -> String {
+        let beside = URL(fileURLWithPath: try ServiceBinary.balancer.path()).deletingLastPathComponent().appendingPathComponent("gatewayctl").path
+        guard FileManager.default.isExecutableFile(atPath: beside) else { throw ServiceProcessError.binaryNotFound("gatewayctl", [beside]) }
+        return beside
+    }
+
+    static func withCluster(_ body: (Cluster) async throws -> Void) async throws {
+        let directory = try makeTemporaryDirectory("gatewayctl")
+        defer { removeDirectory(directory) }
+        try await withRedisServer { redis in
+            let a = try await TestHTTPBackend.start(name: "a")
+            let b = try await TestHTTPBackend.start(name: "b")
+            let ports = try await (0..<4).asyncMap { _ in try await LoopbackPort.free() }
+            let redisURL = "redis://\(redis.url.address)"
+            let balancer = try ServiceProcess.launch(
+                try ServiceBinary.balancer.path(),
+                [
+                    "--set", "admin.token=\(token)", "--set", "admin.port=\(ports[0])", "--set", "listen.port=\(ports[1])",
+                    "--set", "redis.url=\(redisURL)", "--set", "nodes.static=id=a,host=127.0.0.1,port=\(a.port);id=b,host=127.0.0.1,port=\(b.port)",
+                    "--set", "health.interval=200ms",
+                ], logPath: directory + "/balancer.log")
+            let engine = try ServiceProcess.launch(
+                try ServiceBinary.engine.path(),
+                [
+                    "--set", "admin.token=\(token)", "--set", "admin.port=\(ports[2])", "--set", "listen.port=\(ports[3])",
+                    "--set", "redis.url=\(redisURL)",
+                ], logPath: directory + "/engine.log")
+            defer {
+                balancer.signal(SIGKILL)
+                engine.signal(SIGKILL)
+            }
+            let cluster = Cluster(redis: redis, balancerAdmin: ports[0], engineAdmin: ports[2], directory: directory)
+            do {
+                try await waitUntil("the balancer to see both nodes usable", timeout: .seconds(20), interval: .milliseconds(100)) {
+                    let (status, output) = try await cluster.ctl(["nodes", "--json"])
+                    guard status == 0, let report = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
+                        let nodes = report["nodes"] as? [[String: Any]]
+                    else { return false }
+                    return nodes.filter { $0["usable"] as? Bool == true }.count == 2
+                }
+                try await waitUntil("the engine to be ready", timeout: .seconds(20), interval: .milliseconds(100)) {
+                    try await cluster.ctl(["apis", "list"]).status == 0
+                }
+                try await body(cluster)
+            } catch {
+                Issue.record("balancer log: \(balancer.logTail())\nengine log: \(engine.logTail())")
+                await a.stop()
+                await b.stop()
+                throw error
+            }
+            await a.stop()
+            await b.stop()
+        }
+    }
+
+    /// `nodes` as a table and as JSON; `weight set`, `drain` and `undrain` change the balancer and are
+    /// persisted in Redis.
+    @Test func nodesWeightsAndDrains() async throws {
+        try await Self.withCluster { cluster in
+            let table = try await cluster.ctl(["nodes"])
+            #expect(table.status == 0)
+            let lines = table.output.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("NODE") == true, "\(table.output)")
+            #expect(lines.filter { $0.hasPrefix("a ") || $0.hasPrefix("b ") }.count == 2, "\(table.output)")
+
+            let set = try await cluster.ctl(["weight", "set", "a", "300"])
+            #expect(set.status == 0 && set.output.contains("weight of a set to 300"), "\(set.output)")
+            let admin = RedisClient(configuration: cluster.redis.configuration(), logger: Logger(label: "test"))
+            defer { Task { await admin.shutdown() } }
+            #expect(try await admin.send("HGET", .string(ClusterKeys().weights), "a").string == "300")
+            let got = try await cluster.ctl(["weight", "get", "a", "--json"])
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(got.output.utf8)) as? [String: Any], "\(got.output)")
+            #expect((json["weight"] as? [String: Any])?["effective"] as? Int == 300, "\(got.output)")
+
+            #expect(try await cluster.ctl(["drain", "b"]).output.contains("b drained"))
+            #expect(try await admin.send("HGET", .string(ClusterKeys().drains), "b").string == "draining")
+            #expect(try await cluster.ctl(["nodes"]).output.split(separator: "\n").contains { $0.hasPrefix("b ") && $0.contains("drained") })
+            #expect(try await cluster.ctl(["undrain", "b"]).status == 0)
+            #expect(try await admin.send("HEXISTS", .string(ClusterKeys().drains), "b").int == 0)
+        }
+    }
+
+    /// API keys through the engine: the key is printed once, listed by id (never the key), and revoked.
+    @Test func keysCreateListRevoke() async throws {
+        try await Self.withCluster { cluster in
+            let created = try await cluster.ctl(["keys", "create", "--name", "partner", "--json"])
+            #expect(created.status == 0, "\(created.output)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(created.output.utf8)) as? [String: Any])
+            let key = try #require(object["key"] as? String)
+            let id = try #require((object["record"] as? [String: Any])?["id"] as? String)
+            let listed = try await cluster.ctl(["keys", "list"])
+            #expect(listed.status == 0 && listed.output.contains(id) && listed.output.contains("partner"), "\(listed.output)")
+            #expect(!listed.output.contains(key), "the key itself is never listed")
+            #expect(try await cluster.ctl(["keys", "revoke", id]).output.contains("revoked \(id)"))
+            let again = try await cluster.ctl(["keys", "revoke", id])
+            #expect(again.status == 1, "\(again.output)")
+        }
+    }
+
+    /// Errors name the problem on stderr and exit 1: an unknown node, no token, a wrong token, a weight
+    /// out of range, an admin API that is not there, Redis unreachable for `status`, a config file that
+    /// does not exist, and a bad `GATEWAYCTL_REDIS_CLUSTER`.
+    @Test func errorsNameTheProblemAndExitNonZero() async throws {
+        try await Self.withCluster { cluster in
+            let unknown = try await cluster.ctl(["weight", "set", "nope", "3"])
+            #expect(unknown.status == 1 && unknown.output.contains("gatewayctl:") && unknown.output.contains("nope"), "\(unknown.output)")
+            let noToken = try await cluster.ctl(["nodes"], token: nil)
+            #expect(noToken.status == 1 && noToken.output.contains("no admin token"), "\(noToken.output)")
+            let wrongToken = try await cluster.ctl(["nodes"], token: "wrong-token-0123456789")
+            #expect(wrongToken.status == 1 && wrongToken.output.contains("401"), "\(wrongToken.output)")
+            let range = try await cluster.ctl(["weight", "set", "a", "20000"])
+            #expect(range.status != 0 && range.output.contains("between 0 and 10000"), "\(range.output)")
+            let nowhere = try await cluster.ctl(["nodes"], environment: ["GATEWAYCTL_BALANCER": "http://127.0.0.1:1"])
+            #expect(nowhere.status == 1 && nowhere.output.contains("cannot reach"), "\(nowhere.output)")
+            let noRedis = try await cluster.ctl(["status"], environment: ["GATEWAYCTL_REDIS": "redis://127.0.0.1:1"])
+            #expect(noRedis.status == 1 && noRedis.output.contains("cannot read the cluster"), "\(noRedis.output)")
+            let missingConfig = try await cluster.ctl(["nodes"], token: nil, environment: ["GATEWAYCTL_CONFIG": cluster.directory + "/missing"])
+            #expect(missingConfig.status == 1 && missingConfig.output.contains("config file") && missingConfig.output.contains("does not exist"), "\(missingConfig.output)")
+            let badCluster = try await cluster.ctl(["status"], environment: ["GATEWAYCTL_REDIS_CLUSTER": "maybe"])
+            #expect(badCluster.status == 1 && badCluster.output.contains("redis_cluster must be true or false"), "\(badCluster.output)")
+        }
+    }
+
+    /// `cache purge` adds an entry to the invalidation stream and `status` reads the node records, on one
+    /// Redis and, with `--redis-cluster`, on a Redis Cluster.
+    @Test func purgeAndStatusOnRedisAndOnARedisCluster() async throws {
+        try await Self.withCluster { cluster in
+            let purge = try await cluster.ctl(["cache", "purge", "--api", "orders"])
+            #expect(purge.status == 0 && purge.output.contains("invalidation") && purge.output.contains("added"), "\(purge.output)")
+            let admin = RedisClient(configuration: cluster.redis.configuration(), logger: Logger(label: "test"))
+            defer { Task { await admin.shutdown() } }
+            #expect(try await admin.send("XLEN", .string(ClusterKeys().invalidations)).int == 1)
+            #expect(try await cluster.ctl(["status"]).status == 0)
+
+            try await withRedisCluster { redisCluster in
+                let env = ["GATEWAYCTL_REDIS": "redis://\(redisCluster.nodes[1].url.address)"]
+                let onCluster = try await cluster.ctl(["cache", "purge", "--api", "orders", "--redis-cluster"], environment: env)
+                #expect(onCluster.status == 0, "\(onCluster.output)")
+                let client = RedisClient(configuration: redisCluster.configuration(), logger: Logger(label: "test"))
+                defer { Task { await client.shutdown() } }
+                #expect(try await client.send("XLEN", .string(ClusterKeys().invalidations)).int == 1)
+                let status = try await cluster.ctl(["status", "--redis-cluster"], environment: env)
+                #expect(status.status == 0, "\(status.output)")
+                // Without the flag, a node that does not hold the stream's slot answers MOVED: an error.
+                let owner = try await redisCluster.owner(ofSlot: RedisClusterSlot.of(key: ClusterKeys().invalidations))
+                let other = redisCluster.nodes[(owner + 1) % redisCluster.nodes.count]
+                let plain = try await cluster.ctl(["cache", "purge"], environment: ["GATEWAYCTL_REDIS": "redis://\(other.url.address)"])
+                #expect(plain.status == 1 && plain.output.contains("MOVED"), "\(plain.output)")
+            }
+        }
+    }
+}
+
+extension Sequence {
+    fileprivate func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
