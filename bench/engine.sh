@@ -26,6 +26,7 @@
 #   ENGINE_GROUP=own bench/engine.sh                    (engine eventLoops=N + the default singleton group; see start_engine)
 #   PERF_DIR=/tmp/perf bench/engine.sh                  (also `perf record -g` our engine in each measured run)
 #   CASES="keyless cache-hit" bench/engine.sh           (only some cases: for quick comparisons)
+#   REDIS_CLUSTER=1 CASES=api-key bench/engine.sh       (Redis: a three-master Redis Cluster, not one server)
 #
 # Needs: nginx, wrk, redis-server, redis-cli, libhiredis-dev (installed with apt-get when missing), python3.
 set -euo pipefail
@@ -69,11 +70,19 @@ ADMIN_TOKEN="bench-admin-token-$(date +%s)-$$"
 BODY="$(printf 'ok%098d' 0)"
 
 # --- redis -----------------------------------------------------------------------------------------
-mkdir -p "$TMP/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis" --daemonize no \
-  >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# REDIS_CLUSTER=1: a three-master Redis Cluster instead of one server (the engine with redis.cluster).
+REDIS_SETTINGS=()
+if [ "${REDIS_CLUSTER:-0}" = 1 ]; then
+  bench_redis_cluster
+  REDIS_PORT=${REDIS_CLUSTER_PORTS[0]}
+  REDIS_SETTINGS=(--set redis.cluster=true --set "redis.clusterSeeds=127.0.0.1:${REDIS_CLUSTER_PORTS[1]},127.0.0.1:${REDIS_CLUSTER_PORTS[2]}")
+else
+  mkdir -p "$TMP/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis" --daemonize no \
+    >"$TMP/redis.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+fi
 redis-cli -p "$REDIS_PORT" ping >/dev/null
 
 # --- nginx (backend and peer proxy) ------------------------------------------------------------------
@@ -205,7 +214,7 @@ start_engine() {  # event loops
   local loops="$1" singleton="$1"
   if [ "$ENGINE_GROUP" = singleton ]; then loops=0; else singleton="$(nproc)"; fi
   NIO_SINGLETON_GROUP_LOOP_COUNT="$singleton" "$ENGINE" \
-    --set "redis.url=redis://127.0.0.1:$REDIS_PORT" \
+    --set "redis.url=redis://127.0.0.1:$REDIS_PORT" "${REDIS_SETTINGS[@]}" \
     --set "admin.token=$ADMIN_TOKEN" \
     --set "admin.port=$ADMIN_PORT" \
     --set "listen.host=127.0.0.1" \
@@ -322,6 +331,7 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- report ----------------------------------------------------------------------------------------
 echo
+[ "${REDIS_CLUSTER:-0}" = 1 ] && echo "Redis: a three-master Redis Cluster on 127.0.0.1:${REDIS_CLUSTER_PORTS[*]} (engine redis.cluster=true)"
 echo "gateway-engine vs NGINX $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $WRK_THREADS thread(s) -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), keep-alive, 127.0.0.1, $ROUNDS round(s)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average before $LOAD_BEFORE, after $LOAD_AFTER"
 echo "our build: $BUILD_DESCRIPTION"

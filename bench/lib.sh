@@ -96,6 +96,43 @@ stop() {  # pid: TERM, then KILL after 5 s, and forget it
   forget "$pid"
 }
 
+# Starts a three-master Redis Cluster on free loopback ports under $TMP: the slots split evenly, each
+# node's cluster bus on a free port of its own (the default, port + 10000, is past 65535 for high
+# ports). Adds the servers to PIDS, sets REDIS_CLUSTER_PORTS, and returns once every node says
+# cluster_state:ok and knows the other two.
+bench_redis_cluster() {
+  local i p bus ok info buses=()
+  REDIS_CLUSTER_PORTS=()
+  for i in 0 1 2; do
+    p=$(free_port); bus=$(free_port)
+    mkdir -p "$TMP/redis-$p"
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis-$p" --daemonize no \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$bus" >"$TMP/redis-$p.log" 2>&1 &
+    PIDS+=($!)
+    REDIS_CLUSTER_PORTS+=("$p"); buses+=("$bus")
+  done
+  for p in "${REDIS_CLUSTER_PORTS[@]}"; do
+    for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  done
+  redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster addslotsrange 0 5460 >/dev/null
+  redis-cli -p "${REDIS_CLUSTER_PORTS[1]}" cluster addslotsrange 5461 10922 >/dev/null
+  redis-cli -p "${REDIS_CLUSTER_PORTS[2]}" cluster addslotsrange 10923 16383 >/dev/null
+  for i in 1 2; do
+    redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster meet 127.0.0.1 "${REDIS_CLUSTER_PORTS[$i]}" "${buses[$i]}" >/dev/null
+  done
+  for _ in $(seq 300); do
+    ok=1
+    for p in "${REDIS_CLUSTER_PORTS[@]}"; do
+      info=$(redis-cli -p "$p" cluster info)
+      grep -q 'cluster_state:ok' <<<"$info" && grep -q 'cluster_known_nodes:3' <<<"$info" || ok=0
+    done
+    [ $ok = 1 ] && return 0
+    sleep 0.1
+  done
+  echo "the Redis Cluster did not form; see $TMP/redis-*.log" >&2
+  exit 1
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_http() {  # url [expected status] [log to show on failure] [curl options...]: up to 20 s

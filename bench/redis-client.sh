@@ -21,40 +21,17 @@ bench_need redis-server:redis-server redis-benchmark:redis-tools pkg-config=hire
 bench_build redis-bench
 echo "our build: $BUILD_DESCRIPTION"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DIR=$(mktemp -d)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$DIR"' EXIT
-start_redis() {  # port, more redis-server arguments...
-  local port=$1; shift
-  mkdir -p "$DIR/$port"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR/$port" --daemonize no "$@" >"$DIR/$port/redis.log" 2>&1 &
+bench_init redis-client
+start_redis() {  # port
+  mkdir -p "$TMP/redis-$1"
+  redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis-$1" --daemonize no >"$TMP/redis-$1.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.05; done
 }
 
 if [ "${CLUSTER:-0}" = 1 ]; then
-  # Three masters, slots split evenly, each cluster bus on a free port of its own.
-  PORTS=()
-  for i in 0 1 2; do
-    p=$(free_port); bus=$(free_port)
-    start_redis "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$bus"
-    PORTS+=("$p"); BUS+=("$bus")
-  done
-  redis-cli -p "${PORTS[0]}" cluster addslotsrange 0 5460 >/dev/null
-  redis-cli -p "${PORTS[1]}" cluster addslotsrange 5461 10922 >/dev/null
-  redis-cli -p "${PORTS[2]}" cluster addslotsrange 10923 16383 >/dev/null
-  redis-cli -p "${PORTS[0]}" cluster meet 127.0.0.1 "${PORTS[1]}" "${BUS[1]}" >/dev/null
-  redis-cli -p "${PORTS[0]}" cluster meet 127.0.0.1 "${PORTS[2]}" "${BUS[2]}" >/dev/null
-  for _ in $(seq 200); do
-    ok=1
-    for p in "${PORTS[@]}"; do
-      info=$(redis-cli -p "$p" cluster info)
-      grep -q 'cluster_state:ok' <<<"$info" && grep -q 'cluster_known_nodes:3' <<<"$info" || ok=0
-    done
-    [ $ok = 1 ] && break; sleep 0.1
-  done
-  [ $ok = 1 ] || { echo "the Redis Cluster did not form" >&2; exit 1; }
+  bench_redis_cluster
+  PORTS=("${REDIS_CLUSTER_PORTS[@]}")
   PORT=${PORTS[0]}
   echo "Redis Cluster: 3 masters on 127.0.0.1:${PORTS[*]}; random keys over 100,000"
   printf '%-6s %-9s %14s %14s %7s\n' cmd pipeline "ours ops/s" "redis-bm ops/s" ratio
