@@ -20,7 +20,9 @@ struct MetricsDocTests {
                 names.formUnion(source.matches(of: fixed).map { String($0.output.1) })
                 names.formUnion(source.matches(of: counted).map { "gc_engine_\($0.output.1)_total" })
                 for match in source.matches(of: redisPool) {
-                    names.formUnion(["\(match.output.1)_redis_connections", "\(match.output.1)_redis_waiters"])
+                    names.formUnion(
+                        ["redis_connections", "redis_waiters", "redis_cluster_masters", "redis_cluster_redirects_total", "redis_cluster_layout_reads_total"]
+                            .map { "\(match.output.1)_\($0)" })
                 }
             }
         }

@@ -110,6 +110,9 @@ public final class RedisClient: Sendable {
         if let cluster { await cluster.shutdown() } else { await pool.shutdown() }
     }
 
+    /// On a cluster, the masters known and the redirections followed so far; nil for one server.
+    public var clusterStatistics: RedisClusterStatistics? { cluster?.statistics }
+
     /// The connections of every pool the client has (one per cluster node), added up.
     public var poolStatistics: RedisPoolStatistics {
         var total = RedisPoolStatistics()

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 extension RedisClusterRouter {
     /// Runs `body` on a connection to the node serving `slot` (the first seed for nil), following the
@@ -59,9 +60,11 @@ extension RedisClusterRouter {
                     target = pool(at: address)
                     asking = false
                 case .ask(_, let address):
+                    askCount.add(1, ordering: .relaxed)
                     target = pool(at: address)
                     asking = true
                 case .retryLater:
+                    retryCount.add(1, ordering: .relaxed)
                     try? await Task.sleep(for: .milliseconds(5 << attempt))
                     target = pool(forSlot: slot)
                     asking = false

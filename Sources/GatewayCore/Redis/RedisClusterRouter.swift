@@ -36,6 +36,12 @@ final class RedisClusterRouter: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let periodic: Mutex<RepeatedTask?> = Mutex(nil)
+    /// Redirections followed and layouts read, since start (``statistics``).
+    private let movedCount = Atomic<Int>(0)
+    let askCount = Atomic<Int>(0)
+    let retryCount = Atomic<Int>(0)
+    private let refreshCount = Atomic<Int>(0)
+    private let refreshFailureCount = Atomic<Int>(0)
 
     init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
@@ -109,8 +115,17 @@ final class RedisClusterRouter: Sendable {
         state.withLock { $0.masters }
     }
 
+    var statistics: RedisClusterStatistics {
+        RedisClusterStatistics(
+            masters: state.withLock { $0.masters.count },
+            moved: movedCount.load(ordering: .relaxed), asked: askCount.load(ordering: .relaxed),
+            retried: retryCount.load(ordering: .relaxed), layoutReads: refreshCount.load(ordering: .relaxed),
+            layoutFailures: refreshFailureCount.load(ordering: .relaxed))
+    }
+
     /// Notes a `MOVED`: `slot` is served by `address` from now on; the rest of the layout is asked again.
     func moved(slot: Int, to address: RedisNodeAddress) {
+        movedCount.add(1, ordering: .relaxed)
         let pool = pool(at: address)
         state.withLock { $0.slots[slot] = pool }
         requestRefresh()
@@ -169,6 +184,11 @@ final class RedisClusterRouter: Sendable {
             state.masters = masters
             return (changed, 0)
         }
+        if learned == nil {
+            refreshFailureCount.add(1, ordering: .relaxed)
+        } else {
+            refreshCount.add(1, ordering: .relaxed)
+        }
         if learned == nil, let lastError {
             let metadata: Logger.Metadata = ["error": "\(lastError)", "redis.failures": "\(failures)"]
             if failures == 1 {
@@ -206,6 +226,22 @@ final class RedisClusterRouter: Sendable {
         }
         for pool in pools { await pool.shutdown() }
     }
+}
+
+/// What a cluster client has seen since it started: the masters it knows, and counts of the
+/// redirections it followed and of the layouts it read (``RedisClient/clusterStatistics``).
+public struct RedisClusterStatistics: Sendable, Hashable {
+    /// Nodes serving slots in the last layout read (0 before the first).
+    public var masters: Int
+    /// `MOVED` replies followed.
+    public var moved: Int
+    /// `ASK` replies followed.
+    public var asked: Int
+    /// `TRYAGAIN` and `CLUSTERDOWN` replies waited out.
+    public var retried: Int
+    /// `CLUSTER SLOTS` answers read, and refreshes no node answered.
+    public var layoutReads: Int
+    public var layoutFailures: Int
 }
 
 /// What a cluster node's error reply asks of the client.

@@ -1,6 +1,8 @@
 import GatewayCore
 import GatewayTesting
 import Logging
+import Metrics
+import MetricsTestKit
 import Testing
 
 /// The client on a real three-master Redis Cluster: commands reach the node of their key, pipelines
@@ -133,6 +135,20 @@ struct RedisClusterTests {
             #expect(movedBefore >= 1)
             for key in keys { #expect(try await client.get(key) == key) }
             #expect(try await Self.errorCount("MOVED", on: cluster.admins[from]) == movedBefore, "the client still asks the old node")
+
+            // What the client counted, and the metrics a service records from it.
+            let stats = try #require(client.clusterStatistics)
+            #expect(stats.masters == 3 && stats.asked >= keys.count + 1 && stats.moved >= 1 && stats.layoutReads >= 1, "\(stats)")
+            let metrics = TestMetrics()
+            let gauges = withMetricsFactory(metrics) { RedisPoolMetrics(prefix: "test") }
+            gauges.record(client)
+            #expect(try metrics.expectGauge("test_redis_cluster_masters").lastValue == 3)
+            #expect(try metrics.expectCounter("test_redis_cluster_redirects_total", [("kind", "ask")]).totalValue == Int64(stats.asked))
+            let movedCounter = try metrics.expectCounter("test_redis_cluster_redirects_total", [("kind", "moved")])
+            #expect(movedCounter.totalValue == Int64(stats.moved))
+            _ = try await client.get("{moving}:0")
+            gauges.record(client)
+            #expect(movedCounter.totalValue == Int64(stats.moved), "recording again adds only what is new")
         }
     }
 
