@@ -42,7 +42,7 @@ public final class RedisClient: Sendable {
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws(RedisError) -> RedisValue {
         guard let cluster else {
-            return try await withConnection(shared: !command.needsOwnConnection) { connection throws(RedisError) in
+            return try await pool.withConnection(shared: !command.needsOwnConnection) { connection throws(RedisError) in
                 try await connection.send(command, timeout: timeout)
             }
         }
@@ -79,7 +79,7 @@ public final class RedisClient: Sendable {
         let inner = transaction ? commands.dropFirst().dropLast() : commands[...]
         let shared = !inner.contains(where: \.needsOwnConnection)
         guard let cluster else {
-            return try await withConnection(shared: shared) { connection throws(RedisError) in
+            return try await pool.withConnection(shared: shared) { connection throws(RedisError) in
                 try await connection.pipeline(commands, timeout: timeout)
             }
         }
@@ -87,14 +87,6 @@ public final class RedisClient: Sendable {
             return try await cluster.runTransaction(commands, slot: inner.lazy.compactMap(\.clusterSlot).first, shared: shared, timeout: timeout)
         }
         return try await cluster.pipeline(commands, shared: shared, timeout: timeout)
-    }
-
-    /// The event loop's shared connection (see ``RedisConnectionPool/withSharedConnection(_:)``), or a
-    /// leased one.
-    private func withConnection<T: Sendable>(
-        shared: Bool, _ body: (RedisConnection) async throws(RedisError) -> T
-    ) async throws(RedisError) -> T {
-        shared ? try await pool.withSharedConnection(body) : try await pool.withConnection(body)
     }
 
     /// Runs the commands as one `MULTI`/`EXEC` transaction and returns `EXEC`'s replies.

@@ -25,7 +25,7 @@ extension RedisClusterRouter {
             var lastError: RedisError = .shutdown
             for pool in keylessCandidates {
                 do {
-                    return try await shared ? pool.withSharedConnection(body) : pool.withConnection(body)
+                    return try await pool.withConnection(shared: shared, body)
                 } catch {
                     guard error.isConnectivity else { throw error }
                     requestRefresh()
@@ -45,7 +45,7 @@ extension RedisClusterRouter {
                         return try await body(connection)
                     }
                 }
-                return try await shared ? target.withSharedConnection(body) : target.withConnection(body)
+                return try await target.withConnection(shared: shared, body)
             } catch {
                 attempt += 1
                 let node = target.configuration.url.nodeAddress
@@ -104,12 +104,11 @@ extension RedisClusterRouter {
         var replies = [RedisValue](repeating: .null, count: commands.count)
         for group in groups {
             let part = group.indices.map { commands[$0] }
-            let body: (RedisConnection) async throws(RedisError) -> [RedisValue] = { connection throws(RedisError) in
-                try await connection.pipeline(part, timeout: timeout)
-            }
             let got: [RedisValue]
             do {
-                got = try await shared ? group.pool.withSharedConnection(body) : group.pool.withConnection(body)
+                got = try await group.pool.withConnection(shared: shared) { connection throws(RedisError) in
+                    try await connection.pipeline(part, timeout: timeout)
+                }
             } catch {
                 if error.isConnectivity { requestRefresh() }
                 throw error

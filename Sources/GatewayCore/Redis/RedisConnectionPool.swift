@@ -94,6 +94,14 @@ public final class RedisConnectionPool: Sendable {
         }
     }
 
+    /// ``withSharedConnection(_:)`` when `shared`, else ``withConnection(_:)``: the choice a command's
+    /// ``RedisCommand/needsOwnConnection`` makes.
+    public func withConnection<T: Sendable>(
+        shared: Bool, _ body: (RedisConnection) async throws(RedisError) -> T
+    ) async throws(RedisError) -> T {
+        shared ? try await withSharedConnection(body) : try await withConnection(body)
+    }
+
     /// Runs `body` with the calling event loop's shared connection, which other callers use at the same
     /// time: for plain commands only (no blocking commands, no `SUBSCRIBE`, no `WATCH`/`MULTI` spread
     /// over several writes). Off an event loop, or while that loop's shared connection is not up (it is
