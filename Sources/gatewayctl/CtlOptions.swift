@@ -52,11 +52,8 @@ struct CtlOptions: ParsableArguments {
         configuration.poolSize = 2
         configuration.clientName = "gatewayctl"
         let cluster = redisCluster ? "true" : try setting(nil, env: "GATEWAYCTL_REDIS_CLUSTER", file: "redis_cluster", default: "false")!
-        switch cluster.lowercased() {
-        case "true", "yes", "1": configuration.cluster = true
-        case "false", "no", "0": configuration.cluster = false
-        default: throw CtlError("redis_cluster must be true or false, got \(cluster)")
-        }
+        guard let isCluster = ConfigValidator.parseBool(cluster) else { throw CtlError("redis_cluster must be true or false, got \(cluster)") }
+        configuration.cluster = isCluster
         if configuration.cluster && url.database != 0 { throw CtlError("a Redis Cluster has only database 0, got \(url)") }
         return configuration
     }

@@ -91,12 +91,19 @@ public struct ConfigValidator {
 
     public mutating func bool(_ key: String, default defaultValue: Bool) -> Bool {
         guard let text = raw(key) else { return defaultValue }
+        guard let value = Self.parseBool(text) else {
+            report(key, value: text, expected: "true or false")
+            return defaultValue
+        }
+        return value
+    }
+
+    /// `true`, `yes`, `on`, `1` and `false`, `no`, `off`, `0`, in any case; nil for anything else.
+    public static func parseBool(_ text: String) -> Bool? {
         switch text.trimmingWhitespace().lowercased() {
         case "true", "yes", "on", "1": return true
         case "false", "no", "off", "0": return false
-        default:
-            report(key, value: text, expected: "true or false")
-            return defaultValue
+        default: return nil
         }
     }
 
