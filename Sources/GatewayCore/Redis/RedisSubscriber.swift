@@ -57,7 +57,6 @@ public final class RedisSubscriber: Service, Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var configuration = self.configuration
             configuration.url = seeds[seedIndex % seeds.count]
-            seedIndex += 1
             do {
                 let connection = try await RedisConnection.connect(configuration: configuration)
                 let pongs = PongTracker()
@@ -84,7 +83,6 @@ public final class RedisSubscriber: Service, Sendable {
                     logger.info("redis subscription restored", metadata: ["redis.url": "\(configuration.url)"])
                 }
                 failures = 0
-                seedIndex -= 1  // stay on the node that worked
                 everSubscribed = true
                 try await keepAlive(connection, pongs: pongs)
                 if Task.isShuttingDownGracefully { return }
@@ -93,6 +91,7 @@ public final class RedisSubscriber: Service, Sendable {
                 return
             } catch {
                 failures += 1
+                seedIndex += 1  // a node that cannot be reached: the next attempt tries the next seed
                 if failures == 1 {
                     logger.warning("redis subscribe failed", metadata: ["redis.url": "\(configuration.url)", "error": "\(error)"])
                 }
