@@ -162,41 +162,39 @@ private func runEngines<T: Sendable>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (EngineCluster) async throws -> T
 ) async throws -> T {
-    do {
-        var engines: [GatewayEngine] = []
-        for _ in 0..<count {
-            let configuration = try await engineConfiguration(redisPort: redis.port, settings: settings)
-            engines.append(GatewayEngine(configuration: configuration, logger: .forTesting("engine")))
-        }
-        defer { for engine in engines { engine.pools.closeAll() } }
-        let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { group in
-            for engine in engines {
-                for service in engine.services {
-                    group.addTask { try? await service.run() }
-                }
-            }
-            let outcome: Result<T, any Error>
-            do {
-                var running: [RunningEngine] = []
-                for engine in engines {
-                    let port = try await engine.front.listeningAddress.port ?? 0
-                    let adminPort = try await engine.admin.listeningAddress.port ?? 0
-                    running.append(RunningEngine(engine: engine, port: port, adminPort: adminPort))
-                }
-                try await waitUntil("every engine to load its definitions", timeout: .seconds(10)) {
-                    running.allSatisfy { $0.definitionsVersion != nil }
-                }
-                outcome = .success(try await body(EngineCluster(redis: redis, redisCluster: redisCluster, engines: running)))
-            } catch {
-                outcome = .failure(error)
-            }
-            group.cancelAll()
-            await group.waitForAll()
-            return outcome
-        }
-        for engine in engines { await engine.redis.shutdown() }
-        return try result.get()
+    var engines: [GatewayEngine] = []
+    for _ in 0..<count {
+        let configuration = try await engineConfiguration(redisPort: redis.port, settings: settings)
+        engines.append(GatewayEngine(configuration: configuration, logger: .forTesting("engine")))
     }
+    defer { for engine in engines { engine.pools.closeAll() } }
+    let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { group in
+        for engine in engines {
+            for service in engine.services {
+                group.addTask { try? await service.run() }
+            }
+        }
+        let outcome: Result<T, any Error>
+        do {
+            var running: [RunningEngine] = []
+            for engine in engines {
+                let port = try await engine.front.listeningAddress.port ?? 0
+                let adminPort = try await engine.admin.listeningAddress.port ?? 0
+                running.append(RunningEngine(engine: engine, port: port, adminPort: adminPort))
+            }
+            try await waitUntil("every engine to load its definitions", timeout: .seconds(10)) {
+                running.allSatisfy { $0.definitionsVersion != nil }
+            }
+            outcome = .success(try await body(EngineCluster(redis: redis, redisCluster: redisCluster, engines: running)))
+        } catch {
+            outcome = .failure(error)
+        }
+        group.cancelAll()
+        await group.waitForAll()
+        return outcome
+    }
+    for engine in engines { await engine.redis.shutdown() }
+    return try result.get()
 }
 
 /// Starts test backends named `names`, runs `body` with them, and stops them.
