@@ -21,7 +21,7 @@ struct MetricsDocTests {
                 names.formUnion(source.matches(of: counted).map { "gc_engine_\($0.output.1)_total" })
                 for match in source.matches(of: redisPool) {
                     names.formUnion(
-                        ["redis_connections", "redis_waiters", "redis_cluster_masters", "redis_cluster_redirects_total", "redis_cluster_layout_reads_total"]
+                        ["redis_connections", "redis_waiters", "redis_cluster_masters", "redis_cluster_node_pools", "redis_cluster_redirects_total", "redis_cluster_layout_reads_total"]
                             .map { "\(match.output.1)_\($0)" })
                 }
             }

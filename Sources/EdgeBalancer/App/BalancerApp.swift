@@ -53,7 +53,7 @@ final class BalancerApp: Sendable {
             let keys = ClusterKeys(prefix: settings.common.keyPrefix)
             self.redis = redis
             store = ClusterStore(redis: redis, keys: keys)
-            subscriber = RedisSubscriber(configuration: settings.common.redis, channels: [keys.events], logger: logger)
+            subscriber = RedisSubscriber(configuration: settings.common.redis, channels: [keys.events], client: redis, logger: logger)
         } else {
             redis = nil
             store = nil

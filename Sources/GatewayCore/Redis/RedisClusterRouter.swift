@@ -10,6 +10,10 @@ import Synchronization
 /// asked again every ``refreshInterval``, after a `MOVED` (which also moves that slot at once), and after
 /// a node could not be reached (a failover promotes a replica somewhere else). Until the first answer,
 /// commands go to the first seed, whose `MOVED` replies steer them.
+///
+/// A node that no layout names any more (its slots resharded away, or the node removed) and that is not a
+/// seed has its pool closed ``retireGrace`` after the layout that left it out, so the commands already
+/// sent there finish (or time out) first.
 final class RedisClusterRouter: Sendable {
     private struct State {
         /// The pool serving each slot; nil until the layout is known.
@@ -17,6 +21,10 @@ final class RedisClusterRouter: Sendable {
         var pools: [RedisNodeAddress: RedisConnectionPool] = [:]
         /// The nodes serving slots, in the order `CLUSTER SLOTS` named them.
         var masters: [RedisNodeAddress] = []
+        /// Their replicas, as `CLUSTER SLOTS` named them.
+        var replicas: [RedisNodeAddress] = []
+        /// Pools of nodes the layout no longer names, until they are closed.
+        var retiring: [ObjectIdentifier: RedisConnectionPool] = [:]
         var refreshing = false
         var lastRefresh: NIODeadline = .uptimeNanoseconds(0)
         /// Refreshes in a row that no node answered; the first is logged as a warning, the rest at debug.
@@ -36,17 +44,22 @@ final class RedisClusterRouter: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let periodic: Mutex<RepeatedTask?> = Mutex(nil)
+    /// How long the pool of a node that left the layout stays open for the commands already sent there:
+    /// the command timeout and a second.
+    let retireGrace: TimeAmount
     /// Redirections followed and layouts read, since start (``statistics``).
     private let movedCount = Atomic<Int>(0)
     let askCount = Atomic<Int>(0)
     let retryCount = Atomic<Int>(0)
     private let refreshCount = Atomic<Int>(0)
     private let refreshFailureCount = Atomic<Int>(0)
+    private let retiredCount = Atomic<Int>(0)
 
     init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.retireGrace = (configuration.commandTimeout + .seconds(1)).timeAmount
         var state = State()
         for url in configuration.seedURLs {
             state.pools[url.nodeAddress] = Self.makePool(configuration, url: url, group: eventLoopGroup, logger: logger)
@@ -115,12 +128,24 @@ final class RedisClusterRouter: Sendable {
         state.withLock { $0.masters }
     }
 
+    /// Every node the client knows, each once: the seeds, then the masters and replicas last learned.
+    var knownNodes: [RedisNodeAddress] {
+        state.withLock { state in
+            var nodes: [RedisNodeAddress] = []
+            for address in configuration.seedURLs.map(\.nodeAddress) + state.masters + state.replicas where !nodes.contains(address) {
+                nodes.append(address)
+            }
+            return nodes
+        }
+    }
+
     var statistics: RedisClusterStatistics {
         RedisClusterStatistics(
             masters: state.withLock { $0.masters.count },
             moved: movedCount.load(ordering: .relaxed), asked: askCount.load(ordering: .relaxed),
             retried: retryCount.load(ordering: .relaxed), layoutReads: refreshCount.load(ordering: .relaxed),
-            layoutFailures: refreshFailureCount.load(ordering: .relaxed))
+            layoutFailures: refreshFailureCount.load(ordering: .relaxed), pools: state.withLock { $0.pools.count },
+            poolsClosed: retiredCount.load(ordering: .relaxed))
     }
 
     /// Notes a `MOVED`: `slot` is served by `address` from now on; the rest of the layout is asked again.
@@ -148,7 +173,7 @@ final class RedisClusterRouter: Sendable {
             return state.masters + seeds.filter { !state.masters.contains($0) }
         }
         guard let candidates else { return }
-        var learned: [(ClosedRange<Int>, RedisNodeAddress)]?
+        var learned: [RedisClusterSlotRange]?
         var lastError: RedisError?
         for address in candidates {
             do {
@@ -163,27 +188,44 @@ final class RedisClusterRouter: Sendable {
         }
         var pools: [RedisNodeAddress: RedisConnectionPool] = [:]
         if let learned {
-            for (_, address) in learned where pools[address] == nil { pools[address] = pool(at: address) }
+            for range in learned where pools[range.master] == nil { pools[range.master] = pool(at: range.master) }
         }
-        let (changed, failures): (Bool, Int) = state.withLock { state in
+        let seeds = configuration.seedURLs.map(\.nodeAddress)
+        let (changed, failures, departed): (Bool, Int, [(RedisNodeAddress, RedisConnectionPool)]) = state.withLock { state in
             state.refreshing = false
             state.lastRefresh = .now()
             guard let learned else {
                 state.failedRefreshes += 1
-                return (false, state.failedRefreshes)
+                return (false, state.failedRefreshes, [])
             }
             state.failedRefreshes = 0
             var slots = [RedisConnectionPool?](repeating: nil, count: RedisClusterSlot.count)
             var masters: [RedisNodeAddress] = []
-            for (range, address) in learned {
-                for slot in range { slots[slot] = pools[address] }
-                if !masters.contains(address) { masters.append(address) }
+            var replicas: [RedisNodeAddress] = []
+            for range in learned {
+                for slot in range.slots { slots[slot] = pools[range.master] }
+                if !masters.contains(range.master) { masters.append(range.master) }
+                for replica in range.replicas where !replicas.contains(replica) { replicas.append(replica) }
             }
             let changed = masters != state.masters
             state.slots = slots
             state.masters = masters
-            return (changed, 0)
+            state.replicas = replicas
+            // The pool of a node this layout leaves out is closed after the grace. (One opened for a
+            // MOVED that this layout, read before the move, does not know yet is too: the next MOVED
+            // opens it again.)
+            var departed: [(RedisNodeAddress, RedisConnectionPool)] = []
+            guard !state.closed else { return (changed, 0, departed) }
+            for (address, pool) in state.pools where !masters.contains(address) && !replicas.contains(address) && !seeds.contains(address) {
+                departed.append((address, pool))
+            }
+            for (address, pool) in departed {
+                state.pools[address] = nil
+                state.retiring[ObjectIdentifier(pool)] = pool
+            }
+            return (changed, 0, departed)
         }
+        for (address, pool) in departed { retire(pool, at: address) }
         if learned == nil {
             refreshFailureCount.add(1, ordering: .relaxed)
         } else {
@@ -201,19 +243,36 @@ final class RedisClusterRouter: Sendable {
         }
     }
 
+    /// Closes the pool of a node the layout left out, after ``retireGrace``; logged once per node.
+    private func retire(_ pool: RedisConnectionPool, at address: RedisNodeAddress) {
+        logger.info(
+            "redis cluster node left the layout; closing its connections",
+            metadata: ["redis.node": "\(address)", "redis.grace_ms": "\(retireGrace.nanoseconds / 1_000_000)"])
+        eventLoopGroup.any().scheduleTask(in: retireGrace) { [weak self] in
+            let due = self?.state.withLock { $0.retiring.removeValue(forKey: ObjectIdentifier(pool)) != nil } ?? true
+            guard due else { return }  // shut down with the client meanwhile
+            self?.retiredCount.add(1, ordering: .relaxed)
+            Task { await pool.shutdown() }
+        }
+    }
+
     /// Reads `CLUSTER SLOTS`: `[[start, end, [host, port, id...], replicas...], ...]`. A node's host may
     /// be empty or `?` (Redis does not know the name it is reached by): then it is the host asked.
-    static func parseSlots(_ reply: RedisValue, askedOf asked: RedisNodeAddress) throws(RedisError) -> [(ClosedRange<Int>, RedisNodeAddress)] {
+    static func parseSlots(_ reply: RedisValue, askedOf asked: RedisNodeAddress) throws(RedisError) -> [RedisClusterSlotRange] {
         guard let ranges = reply.array else { throw .unexpectedReply(command: "CLUSTER SLOTS", reply: "\(reply)") }
-        var result: [(ClosedRange<Int>, RedisNodeAddress)] = []
+        func node(_ value: RedisValue) -> RedisNodeAddress? {
+            guard let parts = value.array, parts.count >= 2, let port = parts[1].int, (1...65_535).contains(port) else { return nil }
+            var host = parts[0].string ?? ""
+            if host.isEmpty || host == "?" { host = asked.host }
+            return RedisNodeAddress(host: host, port: Int(port))
+        }
+        var result: [RedisClusterSlotRange] = []
         for range in ranges {
             guard let parts = range.array, parts.count >= 3,
                 let start = parts[0].int, let end = parts[1].int, 0 <= start, start <= end, end < RedisClusterSlot.count,
-                let master = parts[2].array, master.count >= 2, let port = master[1].int
+                let master = node(parts[2])
             else { throw .unexpectedReply(command: "CLUSTER SLOTS", reply: "\(range)") }
-            var host = master[0].string ?? ""
-            if host.isEmpty || host == "?" { host = asked.host }
-            result.append((Int(start)...Int(end), RedisNodeAddress(host: host, port: Int(port))))
+            result.append(RedisClusterSlotRange(slots: Int(start)...Int(end), master: master, replicas: parts.dropFirst(3).compactMap(node)))
         }
         return result
     }
@@ -222,10 +281,18 @@ final class RedisClusterRouter: Sendable {
         periodic.withLock { $0?.cancel() }
         let pools = state.withLock { state -> [RedisConnectionPool] in
             state.closed = true
-            return Array(state.pools.values)
+            defer { state.retiring = [:] }
+            return Array(state.pools.values) + state.retiring.values
         }
         for pool in pools { await pool.shutdown() }
     }
+}
+
+/// One entry of `CLUSTER SLOTS`: a range of slots, the master serving it and its replicas.
+struct RedisClusterSlotRange: Equatable {
+    var slots: ClosedRange<Int>
+    var master: RedisNodeAddress
+    var replicas: [RedisNodeAddress]
 }
 
 /// What a cluster client has seen since it started: the masters it knows, and counts of the
@@ -242,6 +309,10 @@ public struct RedisClusterStatistics: Sendable, Hashable {
     /// `CLUSTER SLOTS` answers read, and refreshes no node answered.
     public var layoutReads: Int
     public var layoutFailures: Int
+    /// Node pools open now (seeds, masters, and nodes reached through a redirection), and pools closed
+    /// because their node left the layout.
+    public var pools: Int
+    public var poolsClosed: Int
 }
 
 /// What a cluster node's error reply asks of the client.

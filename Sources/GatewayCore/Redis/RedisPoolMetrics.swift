@@ -4,6 +4,7 @@ import Synchronization
 /// Gauges of a Redis client's connections for `/metrics`, recorded by the service's periodic loop:
 /// `<prefix>_redis_connections{state="idle|leased|connecting|shared"}` and `<prefix>_redis_waiters`
 /// (callers queued for a leased connection). On a Redis Cluster also `<prefix>_redis_cluster_masters`,
+/// `<prefix>_redis_cluster_node_pools` (nodes the client keeps a pool for),
 /// `<prefix>_redis_cluster_redirects_total{kind="moved|ask|retry"}` and
 /// `<prefix>_redis_cluster_layout_reads_total{result="ok|failed"}`.
 public final class RedisPoolMetrics: Sendable {
@@ -13,13 +14,14 @@ public final class RedisPoolMetrics: Sendable {
     private let shared: Gauge
     private let waiters: Gauge
     private let masters: Gauge
+    private let nodePools: Gauge
     private let moved: Counter
     private let asked: Counter
     private let retried: Counter
     private let layoutReads: Counter
     private let layoutFailures: Counter
     /// The cluster totals last recorded: the counters go up by the difference.
-    private let recorded = Mutex(RedisClusterStatistics(masters: 0, moved: 0, asked: 0, retried: 0, layoutReads: 0, layoutFailures: 0))
+    private let recorded = Mutex(RedisClusterStatistics(masters: 0, moved: 0, asked: 0, retried: 0, layoutReads: 0, layoutFailures: 0, pools: 0, poolsClosed: 0))
 
     /// - Parameter prefix: the service's metric prefix (`gc_engine`, `balancer`, `node_agent`).
     public init(prefix: String) {
@@ -30,6 +32,7 @@ public final class RedisPoolMetrics: Sendable {
         shared = Gauge(label: name, dimensions: [("state", "shared")])
         waiters = Gauge(label: prefix + "_redis_waiters")
         masters = Gauge(label: prefix + "_redis_cluster_masters")
+        nodePools = Gauge(label: prefix + "_redis_cluster_node_pools")
         let redirects = prefix + "_redis_cluster_redirects_total"
         moved = Counter(label: redirects, dimensions: [("kind", "moved")])
         asked = Counter(label: redirects, dimensions: [("kind", "ask")])
@@ -48,6 +51,7 @@ public final class RedisPoolMetrics: Sendable {
         waiters.record(stats.waiting)
         guard let cluster = redis.clusterStatistics else { return }
         masters.record(cluster.masters)
+        nodePools.record(cluster.pools)
         let last = recorded.withLock { last in
             defer { last = cluster }
             return last

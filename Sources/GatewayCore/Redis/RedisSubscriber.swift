@@ -20,6 +20,10 @@ public enum RedisPubSubEvent: Sendable, Equatable {
 /// A silent peer is found by a PING every `pingInterval`: no answer within another interval closes the
 /// connection and starts a reconnect.
 ///
+/// On a Redis Cluster any node carries every channel's messages (the cluster bus spreads them), so after
+/// a failure the next attempt goes to the next node: the seeds, then, given the service's `client`, the
+/// masters and replicas its last layout named. With every seed down the subscription still finds a node.
+///
 /// Run it as a `Service`; read ``events``.
 public final class RedisSubscriber: Service, Sendable {
     public let events: AsyncStream<RedisPubSubEvent>
@@ -27,6 +31,7 @@ public final class RedisSubscriber: Service, Sendable {
     private let configuration: RedisConfiguration
     private let channels: [String]
     private let pingInterval: Duration
+    private let client: RedisClient?
     private let logger: Logger
 
     /// - Parameters:
@@ -34,14 +39,17 @@ public final class RedisSubscriber: Service, Sendable {
     ///   - channels: the channels to subscribe to.
     ///   - bufferSize: events kept for a slow reader; past it the oldest are dropped (pub/sub is lossy by
     ///     design and readers resync periodically).
+    ///   - client: on a cluster, the service's client for the same Redis: the nodes its layout names are
+    ///     tried after the seeds.
     public init(
         configuration: RedisConfiguration, channels: [String], pingInterval: Duration = .seconds(5),
-        bufferSize: Int = 10_000, logger: Logger
+        bufferSize: Int = 10_000, client: RedisClient? = nil, logger: Logger
     ) {
         (events, continuation) = AsyncStream.makeStream(of: RedisPubSubEvent.self, bufferingPolicy: .bufferingNewest(bufferSize))
         self.configuration = configuration
         self.channels = channels
         self.pingInterval = pingInterval
+        self.client = client
         self.logger = logger
     }
 
@@ -50,13 +58,11 @@ public final class RedisSubscriber: Service, Sendable {
         let backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         var failures = 0
         var everSubscribed = false
-        // On a cluster any node carries every channel's messages (the cluster bus spreads them): after a
-        // failure the next attempt goes to the next seed, so one node down does not stop the stream.
-        let seeds = configuration.seedURLs
-        var seedIndex = 0
+        var nodeIndex = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var configuration = self.configuration
-            configuration.url = seeds[seedIndex % seeds.count]
+            let nodes = candidates
+            configuration.url = nodes[nodeIndex % nodes.count]
             do {
                 let connection = try await RedisConnection.connect(configuration: configuration)
                 let pongs = PongTracker()
@@ -91,7 +97,7 @@ public final class RedisSubscriber: Service, Sendable {
                 return
             } catch {
                 failures += 1
-                seedIndex += 1  // a node that cannot be reached: the next attempt tries the next seed
+                nodeIndex += 1  // a node that cannot be reached: the next attempt tries the next one
                 if failures == 1 {
                     logger.warning("redis subscribe failed", metadata: ["redis.url": "\(configuration.url)", "error": "\(error)"])
                 }
@@ -99,6 +105,14 @@ public final class RedisSubscriber: Service, Sendable {
             let delay = backoff.delay(afterFailures: max(failures, 1))
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
         }
+    }
+
+    /// Where a subscription may go: the URL (one server), or the seeds followed by the nodes of the
+    /// client's last cluster layout.
+    private var candidates: [RedisURL] {
+        let seeds = configuration.seedURLs
+        guard configuration.cluster, let known = client?.cluster?.knownNodes else { return seeds }
+        return seeds + known.filter { node in !seeds.contains { $0.nodeAddress == node } }.map(configuration.url.at)
     }
 
     /// Pings until the connection closes, the peer stops answering, graceful shutdown begins, or the task

@@ -20,9 +20,11 @@ final class EngineEvents: Service, Sendable {
     ///   - configuration: the Redis to subscribe on.
     ///   - keys: names the channel (`<prefix>:events`).
     ///   - pingInterval: how often the subscription checks that Redis still answers.
-    init(configuration: RedisConfiguration, keys: EngineKeys, pingInterval: Duration = .seconds(2), logger: Logger) {
+    ///   - client: the engine's client for the same Redis; on a cluster, the nodes it knows are where the
+    ///     subscription goes when the seeds cannot be reached.
+    init(configuration: RedisConfiguration, keys: EngineKeys, pingInterval: Duration = .seconds(2), client: RedisClient? = nil, logger: Logger) {
         self.subscriber = RedisSubscriber(
-            configuration: configuration, channels: [keys.events], pingInterval: pingInterval, logger: logger)
+            configuration: configuration, channels: [keys.events], pingInterval: pingInterval, client: client, logger: logger)
         self.logger = logger
     }
 

@@ -42,7 +42,7 @@ public final class GatewayEngine: Sendable {
         let liveNodes = configuration.liveNodesFallback
         let rateLimiter = RateLimiter(
             redis: redis, keys: keys, liveNodes: { liveNodes }, timeout: configuration.rateLimitTimeout, logger: logger)
-        let events = EngineEvents(configuration: configuration.common.redis, keys: keys, logger: logger)
+        let events = EngineEvents(configuration: configuration.common.redis, keys: keys, client: redis, logger: logger)
         let watcher = RouteTableWatcher(
             store: store, holder: holder, checkInterval: configuration.versionCheckInterval, metrics: metrics, logger: logger)
         events.addHandler { event in watcher.handle(event) }

@@ -190,6 +190,27 @@ public final class RedisClusterProcess: Sendable {
         }
     }
 
+    /// Gives every slot of node `from` to node `to` (`CLUSTER SETSLOT slot NODE`, on `to`, then `from`,
+    /// then the others), so the layout no longer names `from`. Its slots must hold no keys.
+    public func moveAllSlots(from: Int, to: Int) async throws {
+        let toID = try await nodeID(to)
+        let layout = try await admins[to].send("CLUSTER", "SLOTS")
+        var slots: [Int] = []
+        for range in layout.array ?? [] {
+            guard let parts = range.array, parts.count >= 3, let start = parts[0].int, let end = parts[1].int,
+                parts[2].array?[1].int == Int64(nodes[from].port)
+            else { continue }
+            slots += Int(start)...Int(end)
+        }
+        guard !slots.isEmpty else { throw RedisClusterProcessError.unexpected("node \(from) serves no slots") }
+        let commands = slots.map { RedisCommand("CLUSTER", "SETSLOT", .int($0), "NODE", .string(toID)) }
+        for node in [to, from] + admins.indices.filter({ $0 != to && $0 != from }) {
+            for reply in try await admins[node].pipeline(commands) {
+                if case .error(let message) = reply { throw RedisClusterProcessError.unexpected("SETSLOT on node \(node): \(message)") }
+            }
+        }
+    }
+
     public func tearDown() async {
         for admin in admins { await admin.shutdown() }
         for node in nodes { await node.tearDown() }

@@ -213,26 +213,82 @@ struct RedisClusterTests {
     }
 
     /// A message published on one node reaches a subscriber on another (the cluster bus carries it), and
-    /// the subscriber moves to another node when its own stops.
+    /// the subscriber moves to another seed when its own node stops.
     @Test func pubSubAcrossNodes() async throws {
         try await withRedisCluster { cluster async throws in
-            let subscriber = RedisSubscriber(configuration: cluster.configuration(), channels: ["gc:events"], logger: Self.logger)
-            let recorder = EventRecorder<RedisPubSubEvent>()
-            let running = Task { try await subscriber.run() }
-            let recording = Task { await recorder.record(subscriber.events) }
-            defer {
-                running.cancel()
-                recording.cancel()
-            }
-            try await waitUntil("the subscription", timeout: .seconds(10)) { await recorder.contains(.subscribed(resync: false)) }
-            // Pub/sub is lossy: until the nodes' bus links are all up a message may not travel, so each is
-            // published again until it arrives.
-            try await Self.publish("hello from node 2", on: cluster.admins[2], until: recorder)
+            try await Self.subscribeThenStopNode0(cluster, configuration: cluster.configuration(), client: nil)
+        }
+    }
 
-            // The node it subscribed on stops: it subscribes on the next seed and says to resync.
-            await cluster.nodes[0].stop()
-            try await waitUntil("the subscription on another node", timeout: .seconds(10)) { await recorder.contains(.subscribed(resync: true)) }
-            try await Self.publish("after the failover", on: cluster.admins[2], until: recorder)
+    /// With the one seed it was given stopped, a subscriber that has the client's layout subscribes on
+    /// another node the layout names. (Without the client it would try the stopped seed only.)
+    @Test func pubSubMovesBeyondTheSeeds() async throws {
+        try await withRedisCluster { cluster async throws in
+            var configuration = cluster.configuration()
+            configuration.clusterSeeds = []
+            configuration.connectTimeout = .seconds(1)
+            let client = RedisClient(configuration: configuration, logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            try await waitUntil("the client to learn the layout", timeout: .seconds(10)) { client.clusterStatistics?.masters == 3 }
+            try await Self.subscribeThenStopNode0(cluster, configuration: configuration, client: client)
+        }
+    }
+
+    /// Subscribes (on node 0, the URL's), checks a message from node 2 arrives, stops node 0, and checks
+    /// the subscriber subscribes again elsewhere, says to resync, and gets messages there.
+    static func subscribeThenStopNode0(_ cluster: RedisClusterProcess, configuration: RedisConfiguration, client: RedisClient?) async throws {
+        let subscriber = RedisSubscriber(configuration: configuration, channels: ["gc:events"], client: client, logger: Self.logger)
+        let recorder = EventRecorder<RedisPubSubEvent>()
+        let running = Task { try await subscriber.run() }
+        let recording = Task { await recorder.record(subscriber.events) }
+        defer {
+            running.cancel()
+            recording.cancel()
+        }
+        try await waitUntil("the subscription", timeout: .seconds(10)) { await recorder.contains(.subscribed(resync: false)) }
+        // Pub/sub is lossy: until the nodes' bus links are all up a message may not travel, so each is
+        // published again until it arrives.
+        try await Self.publish("hello from node 2", on: cluster.admins[2], until: recorder)
+        await cluster.nodes[0].stop()
+        try await waitUntil("the subscription on another node", timeout: .seconds(15)) { await recorder.contains(.subscribed(resync: true)) }
+        try await Self.publish("after node 0 stopped", on: cluster.admins[2], until: recorder)
+    }
+
+    /// A node resharded out of the layout: the client stops routing to it at once, and closes its pool
+    /// after the grace; the seeds' pools stay.
+    @Test func closesThePoolOfANodeThatLeftTheLayout() async throws {
+        try await withRedisCluster { cluster async throws in
+            var configuration = cluster.configuration()
+            configuration.clusterSeeds = [RedisNodeAddress(host: cluster.nodes[1].host, port: cluster.nodes[1].port)]
+            configuration.clientName = "leaving-test"
+            configuration.commandTimeout = .seconds(1)  // the pool of a node that left closes 2 s later
+            let client = RedisClient(configuration: configuration, logger: Self.logger)
+            defer { Task { await client.shutdown() } }
+            var i = 0
+            while try await cluster.owner(ofSlot: RedisClusterSlot.of(key: "r:\(i)")) != 2 { i += 1 }
+            let key = "r:\(i)"
+            try await client.set(key, to: "on node 2")
+            #expect(try await client.get(key) == "on node 2")
+            let before = try await cluster.admins[2].send("CLIENT", "LIST").string ?? ""
+            #expect(before.contains("name=leaving-test"), "the client's connection to node 2 is named")
+            #expect(client.clusterStatistics?.pools == 3, "seeds 0 and 1, and node 2 for its key")
+            #expect(try await client.delete(key) == 1)
+
+            try await cluster.moveAllSlots(from: 2, to: 0)
+            // Node 2 answers MOVED for its former slots, which makes the client read the new layout.
+            try await client.set(key, to: "on node 0")
+            #expect(try await cluster.admins[0].get(key) == "on node 0")
+            try await waitUntil("node 2's pool to leave the client", timeout: .seconds(10), interval: .milliseconds(100)) {
+                client.clusterStatistics?.pools == 2
+            }
+            #expect(client.clusterStatistics?.masters == 2)
+            try await waitUntil("node 2's pool to close after the grace", timeout: .seconds(10), interval: .milliseconds(100)) {
+                client.clusterStatistics?.poolsClosed == 1
+            }
+            // Closed for good: node 2 has no connection from the client left.
+            let clients = try await cluster.admins[2].send("CLIENT", "LIST").string ?? ""
+            #expect(!clients.contains("name=leaving-test"), "\(clients)")
+            #expect(try await client.get(key) == "on node 0")
         }
     }
 
