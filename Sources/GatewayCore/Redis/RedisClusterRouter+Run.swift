@@ -89,10 +89,8 @@ extension RedisClusterRouter {
     }
 
     /// Commands without a transaction: grouped by the node serving each one's slot, each group sent in
-    /// one write, the groups sent to their nodes at the same time, and the replies put back in the
-    /// commands' order. A command answered with a redirection is sent again on its own through
-    /// ``run(slot:shared:_:)``; an error reply stays in its place. A node that cannot be reached fails
-    /// the whole pipeline (with the first such error) once every group has its answer.
+    /// one write, the replies put back in the commands' order. A command answered with a redirection is
+    /// sent again on its own through ``run(slot:shared:_:)``; an error reply stays in its place.
     func pipeline(_ commands: [RedisCommand], shared: Bool, timeout: Duration?) async throws(RedisError) -> [RedisValue] {
         var groups: [(pool: RedisConnectionPool, indices: [Int])] = []
         for (index, command) in commands.enumerated() {
@@ -104,29 +102,18 @@ extension RedisClusterRouter {
             }
         }
         var replies = [RedisValue](repeating: .null, count: commands.count)
-        let answers: [(Int, Result<[RedisValue], RedisError>)]
-        if groups.count == 1 {
-            answers = [(0, await Self.send(commands, to: groups[0].pool, shared: shared, timeout: timeout))]
-        } else {
-            answers = await withTaskGroup(of: (Int, Result<[RedisValue], RedisError>).self) { tasks in
-                for (g, group) in groups.enumerated() {
-                    let part = group.indices.map { commands[$0] }
-                    let pool = group.pool
-                    tasks.addTask { (g, await Self.send(part, to: pool, shared: shared, timeout: timeout)) }
+        for group in groups {
+            let part = group.indices.map { commands[$0] }
+            let got: [RedisValue]
+            do {
+                got = try await group.pool.withConnection(shared: shared) { connection throws(RedisError) in
+                    try await connection.pipeline(part, timeout: timeout)
                 }
-                var answers: [(Int, Result<[RedisValue], RedisError>)] = []
-                for await answer in tasks { answers.append(answer) }
-                return answers.sorted { $0.0 < $1.0 }
-            }
-        }
-        for (g, answer) in answers {
-            switch answer {
-            case .success(let got):
-                for (index, reply) in zip(groups[g].indices, got) { replies[index] = reply }
-            case .failure(let error):
+            } catch {
                 if error.isConnectivity { requestRefresh() }
                 throw error
             }
+            for (index, reply) in zip(group.indices, got) { replies[index] = reply }
         }
         let node = seedPool.configuration.url.nodeAddress
         for index in replies.indices {
@@ -142,18 +129,5 @@ extension RedisClusterRouter {
             }
         }
         return replies
-    }
-
-    private static func send(
-        _ commands: [RedisCommand], to pool: RedisConnectionPool, shared: Bool, timeout: Duration?
-    ) async -> Result<[RedisValue], RedisError> {
-        do {
-            return .success(
-                try await pool.withConnection(shared: shared) { connection throws(RedisError) in
-                    try await connection.pipeline(commands, timeout: timeout)
-                })
-        } catch {
-            return .failure(error)
-        }
     }
 }
