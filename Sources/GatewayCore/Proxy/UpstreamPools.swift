@@ -59,17 +59,17 @@ public final class UpstreamPools: Sendable {
     public let configuration: Configuration
     /// Connections (or streams) per target each loop allows.
     public let perLoopLimit: Int
-    private let pools: [ObjectIdentifier: NIOLoopBound<UpstreamLoopPool>]
+    private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamLoopPool>]
 
+    /// Callable from any thread, an event loop's included: each loop's pool is made here and sent into a
+    /// box that only that loop can open (nothing waits for the loops).
     public init(group: any EventLoopGroup, configuration: Configuration) {
         let loops = Array(group.makeIterator())
         let perLoop = max(1, configuration.maxConnectionsPerTarget / max(1, loops.count))
-        var pools: [ObjectIdentifier: NIOLoopBound<UpstreamLoopPool>] = [:]
+        var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamLoopPool>] = [:]
         for loop in loops {
-            let pool = try! loop.submit {
-                NIOLoopBound(UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop), eventLoop: loop)
-            }.wait()
-            pools[ObjectIdentifier(loop)] = pool
+            pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
+                UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop), eventLoop: loop)
         }
         self.configuration = configuration
         self.perLoopLimit = perLoop
