@@ -9,6 +9,7 @@ struct CtlOptions: ParsableArguments {
     @Option(help: "Engine admin URL (default http://127.0.0.1:9101).") var engine: String?
     @Option(help: "Redis URL, for cluster-wide purges and status (default redis://127.0.0.1:6379).") var redis: String?
     @Flag(help: "The Redis URL is a node of a Redis Cluster.") var redisCluster = false
+    @Option(help: "PEM file of the CAs a rediss:// URL's server certificate must chain to (default: the system's).") var redisCaFile: String?
     @Option(help: "Admin bearer token.") var token: String?
     @Option(help: "File holding the admin bearer token.") var tokenFile: String?
     @Option(help: "Key prefix of the cluster's Redis keys.") var keyPrefix: String?
@@ -55,6 +56,17 @@ struct CtlOptions: ParsableArguments {
         guard let isCluster = ConfigValidator.parseBool(cluster) else { throw CtlError("redis_cluster must be true or false, got \(cluster)") }
         configuration.cluster = isCluster
         if configuration.cluster && url.database != 0 { throw CtlError("a Redis Cluster has only database 0, got \(url)") }
+        if let caFile = try setting(redisCaFile, env: "GATEWAYCTL_REDIS_CA_FILE", file: "redis_ca_file", default: nil) {
+            guard url.tls else { throw CtlError("a Redis CA file needs a rediss:// URL, got \(url)") }
+            configuration.tls.caFile = caFile
+        }
+        if url.tls {
+            do {
+                _ = try RedisTLS.makeContext(configuration.tls)
+            } catch {
+                throw CtlError("\(error)")
+            }
+        }
         return configuration
     }
 

@@ -17,6 +17,7 @@ extension RedisError {
         case .unexpectedReply: "unexpectedReply"
         case .shutdown: "shutdown"
         case .invalidURL: "invalidURL"
+        case .tls: "tls"
         }
     }
 }

@@ -156,7 +156,7 @@ struct GatewayctlTests {
     }
 
     /// `cache purge` adds an entry to the invalidation stream and `status` reads the node records, on one
-    /// Redis and, with `--redis-cluster`, on a Redis Cluster.
+    /// Redis and, with `--redis-cluster`, on a Redis Cluster; `cache purge` over TLS (`rediss://`).
     @Test func purgeAndStatusOnRedisAndOnARedisCluster() async throws {
         try await Self.withCluster { cluster in
             let purge = try await cluster.ctl(["cache", "purge", "--api", "orders"])
@@ -180,6 +180,26 @@ struct GatewayctlTests {
                 let other = redisCluster.nodes[(owner + 1) % redisCluster.nodes.count]
                 let plain = try await cluster.ctl(["cache", "purge"], environment: ["GATEWAYCTL_REDIS": "redis://\(other.url.address)"])
                 #expect(plain.status == 1 && plain.output.contains("MOVED"), "\(plain.output)")
+            }
+
+            // Redis over TLS: rediss:// with the CA that signed its certificate, by flag or environment;
+            // without it (the system's trust store), an error that says TLS; a CA file with redis://, too.
+            try await withTLSRedisServer { tlsRedis, tlsPort, certificates in
+                let url = "rediss://127.0.0.1:\(tlsPort)"
+                let byFlag = try await cluster.ctl(
+                    ["cache", "purge", "--api", "orders", "--redis-ca-file", certificates.caFile], environment: ["GATEWAYCTL_REDIS": url])
+                #expect(byFlag.status == 0, "\(byFlag.output)")
+                let byEnvironment = try await cluster.ctl(
+                    ["cache", "purge", "--api", "orders"], environment: ["GATEWAYCTL_REDIS": url, "GATEWAYCTL_REDIS_CA_FILE": certificates.caFile])
+                #expect(byEnvironment.status == 0, "\(byEnvironment.output)")
+                let client = RedisClient(configuration: tlsRedis.configuration(), logger: Logger(label: "test"))
+                defer { Task { await client.shutdown() } }
+                #expect(try await client.send("XLEN", .string(ClusterKeys().invalidations)).int == 2)
+                let untrusted = try await cluster.ctl(["cache", "purge"], environment: ["GATEWAYCTL_REDIS": url])
+                #expect(untrusted.status == 1 && untrusted.output.contains("TLS"), "\(untrusted.output)")
+                let plainURL = try await cluster.ctl(
+                    ["cache", "purge", "--redis-ca-file", certificates.caFile], environment: ["GATEWAYCTL_REDIS": "redis://\(tlsRedis.url.address)"])
+                #expect(plainURL.status == 1 && plainURL.output.contains("rediss://"), "\(plainURL.output)")
             }
         }
     }

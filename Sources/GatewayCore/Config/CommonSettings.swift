@@ -38,6 +38,20 @@ public struct CommonSettings: Sendable {
         if !redis.cluster && !redis.clusterSeeds.isEmpty {
             v.report("redis.clusterSeeds", value: redis.clusterSeeds.map(\.description).joined(separator: ","), expected: "no seeds unless redis.cluster is true")
         }
+        redis.tls = RedisTLSSettings(
+            caFile: v.optionalString("redis.tls.caFile"), certFile: v.optionalString("redis.tls.certFile"),
+            keyFile: v.optionalString("redis.tls.keyFile"), serverName: v.optionalString("redis.tls.serverName"))
+        if redis.url.tls {
+            // The files are read now, so a missing or bad one stops the start with its key named.
+            do {
+                _ = try RedisTLS.makeContext(redis.tls)
+            } catch {
+                let key = Self.redisTLSKey(blamedBy: error, in: redis.tls)
+                v.report(key, value: nil, expected: "\(error)")
+            }
+        } else if redis.tls != RedisTLSSettings() {
+            v.report("redis.url", value: redis.url.description, expected: "a rediss:// URL when redis.tls.* is set (TLS to Redis)")
+        }
         if redis.cluster && redis.url.database != 0 {
             v.report("redis.url", value: redis.url.description, expected: "database 0 (Redis Cluster has no other)")
         }
@@ -50,6 +64,17 @@ public struct CommonSettings: Sendable {
         return CommonSettings(
             logLevel: Logger.Level(rawValue: level) ?? .info, logFormat: LogFormat(rawValue: format) ?? .logfmt,
             redis: redis, keyPrefix: keyPrefix, admin: admin, shutdownDeadline: shutdownDeadline)
+    }
+}
+
+extension CommonSettings {
+    /// The `redis.tls.*` key whose file a TLS context error names.
+    static func redisTLSKey(blamedBy error: RedisError, in settings: RedisTLSSettings) -> String {
+        let message = "\(error)"
+        if let file = settings.caFile, message.contains("CA file \(file)") { return "redis.tls.caFile" }
+        if let file = settings.keyFile, message.contains("key file \(file)") { return "redis.tls.keyFile" }
+        if let file = settings.certFile, message.contains("certificate file \(file)") { return "redis.tls.certFile" }
+        return settings.certFile == nil || settings.keyFile == nil ? "redis.tls.certFile" : "redis.tls"
     }
 }
 

@@ -89,7 +89,8 @@ public struct ServiceLauncher: Sendable {
     }
 }
 
-/// Calls `reload` on every SIGHUP, one at a time.
+/// Calls `reload` on every SIGHUP, one at a time, after making new Redis connections reread their TLS
+/// files.
 public struct ReloadSignalService: Service {
     let reload: @Sendable () async -> Void
     let logger: Logger
@@ -103,6 +104,8 @@ public struct ReloadSignalService: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             logger.info("SIGHUP: reloading configuration")
+            // New Redis connections read the TLS files again (a rotated certificate); open ones keep theirs.
+            RedisTLS.forgetContexts()
             await reload()
         }
     }

@@ -24,6 +24,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var cluster: Bool = false
     /// More nodes of the cluster to learn its layout from when the URL's node is down (same credentials).
     public var clusterSeeds: [RedisNodeAddress] = []
+    /// What a `rediss://` URL trusts and shows (every node of a cluster alike); unused for `redis://`.
+    public var tls = RedisTLSSettings()
 
     /// The URL's node, then the other seeds: where a cluster client starts.
     public var seedURLs: [RedisURL] {

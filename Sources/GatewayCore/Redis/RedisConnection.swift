@@ -42,27 +42,40 @@ public final class RedisConnection: Sendable {
         let url = configuration.url
         let address = url.address
         let maxReplyBytes = configuration.maxReplyBytes
+        // TLS (rediss://): the context is made before connecting, so a bad file is reported as such.
+        let tlsContext = url.tls ? try RedisTLS.context(for: configuration.tls) : nil
+        let tlsName = configuration.tls.serverName ?? url.host
+        let tlsDone = tlsContext == nil ? nil : eventLoop.makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.nanoseconds)))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        RedisChannelHandler(address: address, maxReplyBytes: maxReplyBytes)
-                    )
+                    let sync = channel.pipeline.syncOperations
+                    if let tlsContext, let tlsDone {
+                        try sync.addHandler(RedisTLS.handler(context: tlsContext, name: tlsName))
+                        try sync.addHandler(RedisTLSHandshakeHandler(done: tlsDone))
+                    }
+                    try sync.addHandler(RedisChannelHandler(address: address, maxReplyBytes: maxReplyBytes))
                 }
             }
         let channel: any Channel
         do {
             channel = try await bootstrap.connect(host: url.host, port: url.port).get()
         } catch let error as ChannelError {
+            tlsDone?.fail(error)
             if case .connectTimeout = error {
                 throw .connectTimeout(address: address, after: configuration.connectTimeout)
             }
             throw .connectionRefused(address: address, reason: "\(error)")
         } catch {
+            tlsDone?.fail(error)
+            if let error = error as? RedisError { throw error }
             throw .connectionRefused(address: address, reason: Self.describeConnectError(error))
+        }
+        if let tlsDone {
+            try await RedisTLS.awaitHandshake(tlsDone, on: channel, address: address, timeout: configuration.connectTimeout)
         }
         let connection = RedisConnection(channel: channel, configuration: configuration, id: id)
         do {

@@ -24,6 +24,9 @@ public enum RedisError: Error, Sendable, Equatable {
     case shutdown
     /// The connection URL is not valid.
     case invalidURL(String)
+    /// TLS to Redis failed: a certificate or key file could not be used, or the handshake failed (the
+    /// server's certificate not trusted or not for its name, or the server not speaking TLS).
+    case tls(String)
 }
 
 extension RedisError: CustomStringConvertible {
@@ -51,6 +54,8 @@ extension RedisError: CustomStringConvertible {
             return "redis client is shut down"
         case .invalidURL(let message):
             return "invalid redis URL: \(message)"
+        case .tls(let message):
+            return "redis TLS: \(message)"
         }
     }
 
@@ -63,7 +68,7 @@ extension RedisError: CustomStringConvertible {
     /// Whether the error came from reaching Redis at all (as opposed to Redis refusing a command).
     public var isConnectivity: Bool {
         switch self {
-        case .connectionRefused, .connectTimeout, .connectionClosed, .timeout, .poolTimeout, .protocolError, .shutdown:
+        case .connectionRefused, .connectTimeout, .connectionClosed, .timeout, .poolTimeout, .protocolError, .shutdown, .tls:
             return true
         case .server, .authenticationFailed, .unexpectedReply, .invalidURL:
             return false

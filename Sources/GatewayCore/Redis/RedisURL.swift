@@ -1,6 +1,7 @@
 import Foundation
 
-/// A parsed `redis://[user:password@]host:port[/db]` URL.
+/// A parsed `redis://[user:password@]host:port[/db]` URL; `rediss://` is the same over TLS
+/// (``RedisConfiguration/tls`` says what to trust).
 ///
 /// The password never appears in ``description``: logs and errors show `redis://user:***@host:port/db`.
 public struct RedisURL: Sendable, Hashable {
@@ -9,21 +10,25 @@ public struct RedisURL: Sendable, Hashable {
     public var user: String?
     public var password: String?
     public var database: Int
+    /// Whether the connection is TLS (`rediss://`).
+    public var tls: Bool
 
-    public init(host: String, port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(host: String, port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0, tls: Bool = false) {
         self.host = host
         self.port = port
         self.user = user
         self.password = password
         self.database = database
+        self.tls = tls
     }
 
-    /// Parses a URL of the form `redis://[[user]:password@]host[:port][/db]`.
+    /// Parses a URL of the form `redis://[[user]:password@]host[:port][/db]` or `rediss://…` (TLS).
     public init(parsing string: String) throws(RedisError) {
-        guard string.hasPrefix("redis://") else {
-            throw .invalidURL("expected redis://[user:password@]host:port[/db], got \(Self.redacted(string))")
+        let tls = string.hasPrefix("rediss://")
+        guard tls || string.hasPrefix("redis://") else {
+            throw .invalidURL("expected redis://[user:password@]host:port[/db] (rediss:// for TLS), got \(Self.redacted(string))")
         }
-        var rest = Substring(string.dropFirst("redis://".count))
+        var rest = Substring(string.dropFirst(tls ? "rediss://".count : "redis://".count))
         var user: String?
         var password: String?
         if let at = rest.lastIndex(of: "@") {
@@ -70,7 +75,7 @@ public struct RedisURL: Sendable, Hashable {
             port = p
         }
         guard !host.isEmpty else { throw .invalidURL("missing host") }
-        self.init(host: host, port: port, user: user, password: password, database: database)
+        self.init(host: host, port: port, user: user, password: password, database: database, tls: tls)
     }
 
     private static func percentDecoded(_ s: Substring) -> String {
@@ -108,7 +113,7 @@ public struct RedisURL: Sendable, Hashable {
 
 extension RedisURL: CustomStringConvertible {
     public var description: String {
-        var s = "redis://"
+        var s = tls ? "rediss://" : "redis://"
         if user != nil || password != nil {
             s += (user ?? "") + (password != nil ? ":***" : "") + "@"
         }

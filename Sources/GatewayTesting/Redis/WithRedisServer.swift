@@ -90,3 +90,26 @@ public func withSharedRedisClient<T>(
 public func uniqueKey(_ prefix: String = "key") -> String {
     "test:\(prefix):\(UUID().uuidString.lowercased())"
 }
+
+/// Runs `body` with a redis-server that also listens for TLS on `tlsPort` (its plain port stays, for the
+/// harness), using ``TestCertificates`` made for this run. `clientCertificates` makes it require a
+/// client certificate signed by the test CA (`tls-auth-clients yes`); `named` gives it the certificate
+/// that names `localhost` only (no IP address).
+public func withTLSRedisServer(
+    clientCertificates: Bool = false, named: Bool = false,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (RedisServerProcess, _ tlsPort: Int, TestCertificates) async throws -> Void
+) async throws {
+    let certificates = try await TestCertificates.make()
+    let tlsPort = try await LoopbackPort.free()
+    let arguments = [
+        "--tls-port", String(tlsPort),
+        "--tls-cert-file", named ? certificates.namedServerCertFile : certificates.serverCertFile,
+        "--tls-key-file", named ? certificates.namedServerKeyFile : certificates.serverKeyFile,
+        "--tls-ca-cert-file", certificates.caFile,
+        "--tls-auth-clients", clientCertificates ? "yes" : "no",
+    ]
+    try await withRedisServer(.init(extraArguments: arguments)) { server in
+        try await body(server, tlsPort, certificates)
+    }
+}

@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// Collects the elements of an async sequence as they arrive, so a test can wait for one with
 /// ``waitUntil(_:timeout:interval:isolation:_:)`` while the sequence keeps running.
 ///
@@ -34,4 +36,22 @@ extension EventRecorder where Element: Equatable {
     public func firstIndex(of element: Element) -> Int? {
         elements.firstIndex(of: element)
     }
+}
+
+/// Runs `subscriber` and records its events while `body` runs (after waiting for its first
+/// subscription, at most `timeout`); cancels both when `body` ends.
+public func withRecordedSubscription<T>(
+    _ subscriber: RedisSubscriber, timeout: Duration = .seconds(10),
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (EventRecorder<RedisPubSubEvent>) async throws -> T
+) async throws -> T {
+    let recorder = EventRecorder<RedisPubSubEvent>()
+    let running = Task { try await subscriber.run() }
+    let recording = Task { await recorder.record(subscriber.events) }
+    defer {
+        running.cancel()
+        recording.cancel()
+    }
+    try await waitUntil("the subscription", timeout: timeout) { await recorder.contains(.subscribed(resync: false)) }
+    return try await body(recorder)
 }

@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import GatewayCore
+import GatewayTesting
 import Testing
 
 @Suite struct ConfigValidationTests {
@@ -82,6 +83,37 @@ import Testing
             return
         }
         #expect(seedsAlone.problems.map(\.key) == ["redis.clusterSeeds"])
+    }
+
+    /// TLS to Redis: `rediss://` with `redis.tls.*`; a CA file that cannot be read is reported under its
+    /// key at start-up, and TLS settings with a plain `redis://` URL under `redis.url`.
+    @Test func redisTLSSettings() async throws {
+        let token = "abcdefghijklmnopqrstuvwxyz012345"
+        let certificates = try await TestCertificates.make()
+        let settings = try await read(overrides: [
+            "admin.token": token, "redis.url": "rediss://10.0.0.5:6380", "redis.tls.caFile": certificates.caFile,
+            "redis.tls.certFile": certificates.clientCertFile, "redis.tls.keyFile": certificates.clientKeyFile,
+            "redis.tls.serverName": "redis.internal",
+        ]).get()
+        #expect(settings.redis.url.tls)
+        #expect(settings.redis.url.description == "rediss://10.0.0.5:6380/0")
+        #expect(settings.redis.tls == RedisTLSSettings(
+            caFile: certificates.caFile, certFile: certificates.clientCertFile, keyFile: certificates.clientKeyFile, serverName: "redis.internal"))
+
+        guard case .failure(let missing) = try await read(overrides: [
+            "admin.token": token, "redis.url": "rediss://10.0.0.5:6380", "redis.tls.caFile": "/nonexistent/ca.crt",
+        ]) else {
+            Issue.record("a missing CA file was accepted")
+            return
+        }
+        #expect(missing.problems.map(\.key) == ["redis.tls.caFile"], "\(missing)")
+        #expect(missing.description.contains("/nonexistent/ca.crt"))
+
+        guard case .failure(let plain) = try await read(overrides: ["admin.token": token, "redis.tls.caFile": certificates.caFile]) else {
+            Issue.record("TLS settings with a redis:// URL were accepted")
+            return
+        }
+        #expect(plain.problems.map(\.key) == ["redis.url"], "\(plain)")
     }
 
     /// A missing admin token is an error: there is no default token.

@@ -238,20 +238,14 @@ struct RedisClusterTests {
     /// the subscriber subscribes again elsewhere, says to resync, and gets messages there.
     static func subscribeThenStopNode0(_ cluster: RedisClusterProcess, configuration: RedisConfiguration, client: RedisClient?) async throws {
         let subscriber = RedisSubscriber(configuration: configuration, channels: ["gc:events"], client: client, logger: Self.logger)
-        let recorder = EventRecorder<RedisPubSubEvent>()
-        let running = Task { try await subscriber.run() }
-        let recording = Task { await recorder.record(subscriber.events) }
-        defer {
-            running.cancel()
-            recording.cancel()
+        try await withRecordedSubscription(subscriber) { recorder in
+            // Pub/sub is lossy: until the nodes' bus links are all up a message may not travel, so each is
+            // published again until it arrives.
+            try await Self.publish("hello from node 2", on: cluster.admins[2], until: recorder)
+            await cluster.nodes[0].stop()
+            try await waitUntil("the subscription on another node", timeout: .seconds(15)) { await recorder.contains(.subscribed(resync: true)) }
+            try await Self.publish("after node 0 stopped", on: cluster.admins[2], until: recorder)
         }
-        try await waitUntil("the subscription", timeout: .seconds(10)) { await recorder.contains(.subscribed(resync: false)) }
-        // Pub/sub is lossy: until the nodes' bus links are all up a message may not travel, so each is
-        // published again until it arrives.
-        try await Self.publish("hello from node 2", on: cluster.admins[2], until: recorder)
-        await cluster.nodes[0].stop()
-        try await waitUntil("the subscription on another node", timeout: .seconds(15)) { await recorder.contains(.subscribed(resync: true)) }
-        try await Self.publish("after node 0 stopped", on: cluster.admins[2], until: recorder)
     }
 
     /// A node resharded out of the layout: the client stops routing to it at once, and closes its pool

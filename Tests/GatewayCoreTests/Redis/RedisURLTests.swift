@@ -71,6 +71,16 @@ struct RedisURLTests {
         #expect(!"\(RedisError.connectionRefused(address: url.address, reason: "x"))".contains("hunter2"))
     }
 
+    /// `rediss://` is the same URL over TLS, and says so when printed (password still masked).
+    @Test func redissMeansTLS() throws {
+        let url = try RedisURL(parsing: "rediss://alice:hunter2@redis.internal:6380/2")
+        #expect(url.tls)
+        #expect(url.host == "redis.internal" && url.port == 6380 && url.user == "alice" && url.password == "hunter2" && url.database == 2)
+        #expect(url.description == "rediss://alice:***@redis.internal:6380/2")
+        #expect(try RedisURL(parsing: "redis://h").tls == false)
+        #expect(url.at(RedisNodeAddress(host: "10.0.0.7", port: 7000)).tls, "cluster nodes keep TLS")
+    }
+
     /// `redacted` masks the password of URL text, with or without a user.
     @Test func redactedMasksPasswordText() {
         #expect(RedisURL.redacted("redis://alice:hunter2@h:1/0") == "redis://alice:***@h:1/0")
@@ -79,7 +89,7 @@ struct RedisURLTests {
     }
 
     /// The error for a malformed URL never repeats its password, even when the scheme is missing.
-    @Test(arguments: ["http://alice:hunter2@h:6379", "alice:hunter2@h:6379", "hunter2@h", "rediss://u:hunter2@h"])
+    @Test(arguments: ["http://alice:hunter2@h:6379", "alice:hunter2@h:6379", "hunter2@h", "rediss:/u:hunter2@h"])
     func invalidURLErrorNeverContainsPassword(text: String) {
         #expect {
             try RedisURL(parsing: text)

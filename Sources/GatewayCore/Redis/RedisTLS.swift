@@ -1,0 +1,160 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import Synchronization
+
+/// TLS to Redis (`rediss://` URLs): which certificate authority the client trusts, and the client
+/// certificate it shows when Redis asks for one (`tls-auth-clients yes`).
+///
+/// The server's certificate is always verified: against ``caFile`` when set, else the system's trust
+/// store; and it must be for the server: carry ``serverName`` (else the URL's host when that is a DNS
+/// name, also sent as SNI) among its DNS names, or the address connected to among its IP addresses.
+public struct RedisTLSSettings: Sendable, Hashable {
+    /// PEM file of the certificate authorities to trust; nil for the system's.
+    public var caFile: String?
+    /// PEM files of the client certificate (chain) and its private key; both or neither.
+    public var certFile: String?
+    public var keyFile: String?
+    /// The name the server's certificate must carry, when it is not the URL's host (for example when
+    /// Redis is reached by IP address but certified by name).
+    public var serverName: String?
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.serverName = serverName
+    }
+}
+
+/// The TLS contexts of the process's Redis connections, one per ``RedisTLSSettings``.
+///
+/// A context is made (its files read) by the first connection that needs it and shared by the later
+/// ones; ``forgetContexts()`` (called on SIGHUP) makes the next connection read the files again, so a
+/// rotated certificate is used by new connections without a restart. Open connections keep theirs.
+public enum RedisTLS {
+    private static let contexts = Mutex<[RedisTLSSettings: NIOSSLContext]>([:])
+
+    /// The context for `settings`, made on first use.
+    static func context(for settings: RedisTLSSettings) throws(RedisError) -> NIOSSLContext {
+        if let context = contexts.withLock({ $0[settings] }) { return context }
+        let context = try makeContext(settings)
+        return contexts.withLock { contexts in
+            if let existing = contexts[settings] { return existing }
+            contexts[settings] = context
+            return context
+        }
+    }
+
+    /// Makes every later connection read its TLS files again.
+    public static func forgetContexts() {
+        contexts.withLock { $0.removeAll() }
+    }
+
+    /// Reads the files of `settings` into a client context (TLS 1.2 or later, full verification). The
+    /// errors name the file and what is wrong with it; ``ConfigValidator`` reports them at start-up.
+    public static func makeContext(_ settings: RedisTLSSettings) throws(RedisError) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.certificateVerification = .fullVerification
+        if let caFile = settings.caFile {
+            let authorities: [NIOSSLCertificate]
+            do {
+                authorities = try NIOSSLCertificate.fromPEMFile(caFile)
+            } catch {
+                throw .tls("cannot read the CA file \(caFile): \(error)")
+            }
+            guard !authorities.isEmpty else { throw .tls("the CA file \(caFile) holds no PEM certificate") }
+            configuration.trustRoots = .certificates(authorities)
+        }
+        switch (settings.certFile, settings.keyFile) {
+        case (nil, nil):
+            break
+        case (let certFile?, let keyFile?):
+            do {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
+            } catch {
+                throw .tls("cannot read the client certificate file \(certFile): \(error)")
+            }
+            guard !configuration.certificateChain.isEmpty else {
+                throw .tls("the client certificate file \(certFile) holds no PEM certificate")
+            }
+            do {
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            } catch {
+                throw .tls("cannot read the client key file \(keyFile): \(error)")
+            }
+        default:
+            throw .tls("a client certificate needs both a certificate file and a key file")
+        }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw .tls("cannot make a TLS context: \(error)")
+        }
+    }
+
+    /// The handler that starts a connection's TLS. `name` (the server name, else the URL's host) is sent
+    /// as SNI and checked against the certificate when it is a DNS name; an IP address is checked against
+    /// the certificate's IP entries.
+    static func handler(context: NIOSSLContext, name: String) throws -> NIOSSLClientHandler {
+        let isAddress = (try? SocketAddress(ipAddress: name, port: 0)) != nil
+        return try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : name)
+    }
+
+    /// Waits for the TLS handshake of a new connection, at most `timeout`; on failure closes the channel
+    /// and throws ``RedisError/tls(_:)`` naming the cause.
+    static func awaitHandshake(
+        _ done: EventLoopPromise<Void>, on channel: any Channel, address: String, timeout: Duration
+    ) async throws(RedisError) {
+        let timer = channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
+            done.fail(RedisError.tls("the handshake with \(address) did not finish within \(timeout) (does it speak TLS on that port?)"))
+        }
+        do {
+            try await done.futureResult.get()
+            timer.cancel()
+        } catch {
+            timer.cancel()
+            channel.close(promise: nil)
+            switch error {
+            case let error as RedisError:
+                throw error
+            case ChannelError.eof:
+                throw .tls("\(address) closed the connection during the TLS handshake (does it speak TLS on that port?)")
+            default:
+                throw .tls("handshake with \(address) failed: \(error)")
+            }
+        }
+    }
+}
+
+/// Completes `done` when the TLS handshake finishes, or fails it with the handshake's error, then
+/// leaves the pipeline; the connection's commands go out only after it (``RedisConnection/connect``).
+final class RedisTLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let done: EventLoopPromise<Void>
+
+    init(done: EventLoopPromise<Void>) {
+        self.done = done
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            done.succeed()
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        done.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
+}
