@@ -22,12 +22,14 @@ struct RedisBench: AsyncParsableCommand {
     @Flag(help: "The URL is a node of a Redis Cluster: commands go through RedisClient, each to its key's node, with random keys (like redis-benchmark --cluster -r).")
     var cluster = false
     @Option(help: "With --cluster: keys are key:0 ... key:<keyspace - 1>.") var keyspace = 100_000
+    @Option(help: "With a rediss:// URL: PEM file of the CAs Redis's certificate chains to.") var caFile: String?
 
     func run() async throws {
         if cluster { return try await runOnCluster() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var configuration = RedisConfiguration(url: try RedisURL(parsing: url))
         configuration.commandTimeout = .seconds(30)
+        configuration.tls.caFile = caFile
         var clients: [RedisConnection] = []
         for i in 0..<connections {
             clients.append(try await RedisConnection.connect(configuration: configuration, eventLoop: group.next(), id: i))
