@@ -19,11 +19,17 @@ public final class RedisClusterProcess: Sendable {
     /// One plain (non-cluster) client per node, for setting the cluster up and for tests that look at
     /// one node.
     public let admins: [RedisClient]
+    /// With `tls`: each node's TLS port, and the certificates (`tls-cluster yes`: the cluster bus is TLS,
+    /// and a TLS client is given the nodes' TLS ports in `CLUSTER SLOTS` and redirections).
+    public let tlsPorts: [Int]
+    public let certificates: TestCertificates?
 
-    private init(nodes: [RedisServerProcess], busPorts: [Int], admins: [RedisClient]) {
+    private init(nodes: [RedisServerProcess], busPorts: [Int], admins: [RedisClient], tlsPorts: [Int], certificates: TestCertificates?) {
         self.nodes = nodes
         self.busPorts = busPorts
         self.admins = admins
+        self.tlsPorts = tlsPorts
+        self.certificates = certificates
     }
 
     /// Starts and forms the cluster.
@@ -33,24 +39,28 @@ public final class RedisClusterProcess: Sendable {
     ///   - replicas: nodes that replicate masters `0..<replicas`, one each (nodes `masters...`).
     ///   - nodeTimeout: `cluster-node-timeout`: how long a silent node takes to be failed (and its replica
     ///     promoted).
+    ///   - tls: certificates for a TLS port on every node and a TLS cluster bus (``tlsConfiguration()``).
     public static func start(
-        masters: Int = 3, replicas: Int = 0, nodeTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "test.redis-cluster")
+        masters: Int = 3, replicas: Int = 0, nodeTimeout: Duration = .seconds(5), tls: TestCertificates? = nil,
+        logger: Logger = Logger(label: "test.redis-cluster")
     ) async throws -> RedisClusterProcess {
         precondition(masters >= 1 && (0...masters).contains(replicas))
         var nodes: [RedisServerProcess] = []
         var busPorts: [Int] = []
+        var tlsPorts: [Int] = []
         do {
             for _ in 0..<(masters + replicas) {
-                let (node, busPort) = try await startNode(nodeTimeout: nodeTimeout)
+                let (node, busPort, tlsPort) = try await startNode(nodeTimeout: nodeTimeout, tls: tls)
                 nodes.append(node)
                 busPorts.append(busPort)
+                if let tlsPort { tlsPorts.append(tlsPort) }
             }
         } catch {
             for node in nodes { await node.tearDown() }
             throw error
         }
         let admins = nodes.map { RedisClient(configuration: $0.configuration(), logger: logger) }
-        let cluster = RedisClusterProcess(nodes: nodes, busPorts: busPorts, admins: admins)
+        let cluster = RedisClusterProcess(nodes: nodes, busPorts: busPorts, admins: admins, tlsPorts: tlsPorts, certificates: tls)
         do {
             let per = RedisClusterSlot.count / masters
             for (index, admin) in admins.prefix(masters).enumerated() {
@@ -58,8 +68,9 @@ public final class RedisClusterProcess: Sendable {
                 let last = index == masters - 1 ? RedisClusterSlot.count - 1 : first + per - 1
                 try await admin.send("CLUSTER", "ADDSLOTSRANGE", .int(first), .int(last))
             }
-            for (node, busPort) in zip(nodes, busPorts).dropFirst() {
-                try await admins[0].send("CLUSTER", "MEET", .string(node.host), .int(node.port), .int(busPort))
+            for (index, (node, busPort)) in zip(nodes, busPorts).enumerated().dropFirst() {
+                let port = tls == nil ? node.port : tlsPorts[index]
+                try await admins[0].send("CLUSTER", "MEET", .string(node.host), .int(port), .int(busPort))
             }
             try await waitUntil("every node to know every other", timeout: .seconds(30), interval: .milliseconds(50)) {
                 try await cluster.everyNodeKnowsAll()
@@ -84,18 +95,29 @@ public final class RedisClusterProcess: Sendable {
     ///
     /// A master whose slots are down does not stop the others serving theirs
     /// (`cluster-require-full-coverage no`), so a test that stops one is not raced by the node timeout.
-    private static func startNode(nodeTimeout: Duration) async throws -> (RedisServerProcess, busPort: Int) {
+    private static func startNode(
+        nodeTimeout: Duration, tls: TestCertificates?
+    ) async throws -> (RedisServerProcess, busPort: Int, tlsPort: Int?) {
         var lastError: (any Error)?
         for _ in 0..<3 {
             let busPort = try await LoopbackPort.free()
+            var arguments = [
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", String(Int(nodeTimeout / .milliseconds(1))),
+                "--cluster-require-full-coverage", "no",
+                "--cluster-port", String(busPort),
+            ]
+            var tlsPort: Int?
+            if let tls {
+                let port = try await LoopbackPort.free()
+                tlsPort = port
+                arguments += [
+                    "--tls-port", String(port), "--tls-cert-file", tls.serverCertFile, "--tls-key-file", tls.serverKeyFile,
+                    "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no", "--tls-cluster", "yes",
+                ]
+            }
             do {
-                return (try await RedisServerProcess.start(
-                    .init(extraArguments: [
-                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                        "--cluster-node-timeout", String(Int(nodeTimeout / .milliseconds(1))),
-                        "--cluster-require-full-coverage", "no",
-                        "--cluster-port", String(busPort),
-                    ])), busPort)
+                return (try await RedisServerProcess.start(.init(extraArguments: arguments)), busPort, tlsPort)
             } catch {
                 lastError = error
             }
@@ -137,6 +159,17 @@ public final class RedisClusterProcess: Sendable {
         return configuration
     }
 
+    /// A cluster client configuration over TLS (`rediss://`, trusting the test CA): the first node's TLS
+    /// port as the URL, the others' as seeds. Only for a cluster started with `tls`.
+    public func tlsConfiguration() -> RedisConfiguration {
+        precondition(certificates != nil, "the cluster was started without TLS")
+        var configuration = RedisConfiguration.forTesting(url: RedisURL(host: nodes[0].host, port: tlsPorts[0], tls: true))
+        configuration.cluster = true
+        configuration.clusterSeeds = zip(nodes, tlsPorts).dropFirst().map { RedisNodeAddress(host: $0.0.host, port: $0.1) }
+        configuration.tls.caFile = certificates?.caFile
+        return configuration
+    }
+
     /// The node's cluster id (`CLUSTER MYID`).
     public func nodeID(_ node: Int) async throws -> String {
         guard let id = try await admins[node].send("CLUSTER", "MYID").string else { throw RedisClusterProcessError.unexpected("MYID") }
@@ -163,6 +196,22 @@ public final class RedisClusterProcess: Sendable {
             if (Int(start)...Int(end)).contains(slot), let index = nodes.firstIndex(where: { $0.port == Int(port) }) { return index }
         }
         throw RedisClusterProcessError.unexpected("no node serves slot \(slot)")
+    }
+
+    /// A key served by each master: `prefix` + the first number whose key lands on that node, by index.
+    public func keyPerMaster(prefix: String) async throws -> [Int: String] {
+        let masters = Set(try await (0..<nodes.count).asyncCompactMap { node in
+            (try await admins[node].send("ROLE").array?.first?.string == "master") ? node : nil
+        })
+        var keys: [Int: String] = [:]
+        var i = 0
+        while keys.count < masters.count {
+            let key = "\(prefix)\(i)"
+            let owner = try await owner(ofSlot: RedisClusterSlot.of(key: key))
+            if keys[owner] == nil { keys[owner] = key }
+            i += 1
+        }
+        return keys
     }
 
     /// Starts moving `slot` from node `from` to node `to` as `redis-cli --cluster reshard` does: the target
@@ -229,11 +278,11 @@ public enum RedisClusterProcessError: Error, CustomStringConvertible {
 
 /// Runs `body` with a freshly formed Redis Cluster, torn down afterwards whether `body` returns or throws.
 public func withRedisCluster<T>(
-    masters: Int = 3, replicas: Int = 0, nodeTimeout: Duration = .seconds(5),
+    masters: Int = 3, replicas: Int = 0, nodeTimeout: Duration = .seconds(5), tls: TestCertificates? = nil,
     isolation: isolated (any Actor)? = #isolation,
     _ body: (RedisClusterProcess) async throws -> T
 ) async throws -> T {
-    let cluster = try await RedisClusterProcess.start(masters: masters, replicas: replicas, nodeTimeout: nodeTimeout)
+    let cluster = try await RedisClusterProcess.start(masters: masters, replicas: replicas, nodeTimeout: nodeTimeout, tls: tls)
     do {
         let result = try await body(cluster)
         await cluster.tearDown()
@@ -241,5 +290,13 @@ public func withRedisCluster<T>(
     } catch {
         await cluster.tearDown()
         throw error
+    }
+}
+
+extension Sequence {
+    fileprivate func asyncCompactMap<T>(_ transform: (Element) async throws -> T?) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { if let value = try await transform(element) { result.append(value) } }
+        return result
     }
 }

@@ -162,14 +162,7 @@ struct RedisClusterTests {
             configuration.commandTimeout = .seconds(1)
             let client = RedisClient(configuration: configuration, logger: Self.logger)
             defer { Task { await client.shutdown() } }
-            var keyOn: [Int: String] = [:]
-            var i = 0
-            while keyOn.count < cluster.nodes.count {
-                let key = "n:\(i)"
-                let owner = try await cluster.owner(ofSlot: RedisClusterSlot.of(key: key))
-                if keyOn[owner] == nil { keyOn[owner] = key }
-                i += 1
-            }
+            let keyOn = try await cluster.keyPerMaster(prefix: "n:")
             for key in keyOn.values { try await client.set(key, to: "up") }
             // The node the URL names, where commands without a key go first.
             await cluster.nodes[0].stop()

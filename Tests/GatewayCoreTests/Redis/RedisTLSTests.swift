@@ -109,6 +109,38 @@ struct RedisTLSTests {
         }
     }
 
+    /// A Redis Cluster over TLS (`tls-cluster yes`): the layout read over TLS names the nodes' TLS
+    /// ports, every master serves its keys over TLS, a cross-node pipeline and `MOVED` work, and the
+    /// client never connects to a plain port.
+    @Test func redisClusterOverTLS() async throws {
+        let certificates = try await TestCertificates.make()
+        try await withRedisCluster(tls: certificates) { cluster async throws in
+            var configuration = cluster.tlsConfiguration()
+            configuration.clientName = "tls-cluster-test"
+            let client = RedisClient(configuration: configuration, logger: .forTesting())
+            defer { Task { await client.shutdown() } }
+            let keyOn = try await cluster.keyPerMaster(prefix: "t:")
+            for (node, key) in keyOn {
+                try await client.set(key, to: "node \(node)")
+                #expect(try await cluster.admins[node].get(key) == "node \(node)", "\(key) on its master")
+            }
+            let keys = keyOn.keys.sorted().map { keyOn[$0]! }
+            let replies = try await client.pipeline(keys.map { RedisCommand("GET", .string($0)) })
+            #expect(replies.map(\.string) == keyOn.keys.sorted().map { "node \($0)" })
+            #expect(client.clusterStatistics?.masters == 3)
+            // Every connection the client has is on a node's TLS port (`laddr`), none on a plain port.
+            var connections = 0
+            for (node, admin) in cluster.admins.enumerated() {
+                let clients = try await admin.send("CLIENT", "LIST").string ?? ""
+                for line in clients.split(whereSeparator: \.isNewline) where line.contains("name=tls-cluster-test") {
+                    connections += 1
+                    #expect(line.contains("laddr=127.0.0.1:\(cluster.tlsPorts[node]) "), "node \(node): \(line)")
+                }
+            }
+            #expect(connections >= 3, "the client's connections, one or more per master")
+        }
+    }
+
     /// Files that cannot be used are reported before any connection, naming the file.
     @Test func badFilesAreNamed() async throws {
         let certificates = try await TestCertificates.make()
