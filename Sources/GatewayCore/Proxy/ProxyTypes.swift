@@ -8,10 +8,14 @@ public struct UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
     public var id: String
     public var host: String
     public var port: Int
+    /// Whether connections to it are TLS (an `https://` backend): HTTP/1.1 over TLS, the certificate
+    /// verified against the pools' ``UpstreamPools/tlsContext`` and the host.
+    public var tls: Bool
 
-    public init(id: String? = nil, host: String, port: Int) {
+    public init(id: String? = nil, host: String, port: Int, tls: Bool = false) {
         self.host = host
         self.port = port
+        self.tls = tls
         self.id = id ?? "\(host):\(port)"
     }
 

@@ -1,4 +1,6 @@
+import Logging
 import NIOCore
+import NIOSSL
 import NIOHTTP1
 import NIOPosix
 
@@ -21,10 +23,25 @@ final class UpstreamLoopPool {
     /// The next surplus check, while some target holds more idle connections than `maxIdlePerTarget`.
     private var surplusCheck: Scheduled<Void>?
 
-    init(eventLoop: any EventLoop, configuration: UpstreamPools.Configuration, limitPerTarget: Int) {
+    /// Client TLS for `https://` targets (always HTTP/1.1, whatever ``UpstreamPools/Configuration/upstreamProtocol`` says).
+    let tlsContext: NIOSSLContext?
+
+    let logger: Logger?
+
+    init(
+        eventLoop: any EventLoop, configuration: UpstreamPools.Configuration, limitPerTarget: Int, tlsContext: NIOSSLContext? = nil,
+        logger: Logger? = nil
+    ) {
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.limitPerTarget = limitPerTarget
+        self.tlsContext = tlsContext
+        self.logger = logger
+    }
+
+    /// Whether `target`'s requests go as streams of a shared h2c connection (else HTTP/1.1 connections).
+    private func multiplexes(_ target: UpstreamTarget) -> Bool {
+        configuration.upstreamProtocol == .h2c && !target.tls
     }
 
     convenience init(eventLoop: any EventLoop, maxIdlePerTarget: Int, maxUsesPerConnection: Int = 10_000) {
@@ -43,7 +60,7 @@ final class UpstreamLoopPool {
     ) {
         eventLoop.preconditionInEventLoop()
         let slot = self.slot(for: target)
-        if configuration.upstreamProtocol == .h2c {
+        if multiplexes(target) {
             acquireStream(slot, connectTimeout: connectTimeout, completion: completion)
             return
         }
@@ -62,7 +79,7 @@ final class UpstreamLoopPool {
     /// An idle HTTP/1.1 connection to `target`, if one is open (nil with h2c: streams go through
     /// ``acquire(_:connectTimeout:completion:)``).
     func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
-        guard configuration.upstreamProtocol == .http1 else { return nil }
+        guard !multiplexes(target) else { return nil }
         return takeIdle(from: slot(for: target))
     }
 
@@ -86,15 +103,47 @@ final class UpstreamLoopPool {
     /// Opens an HTTP/1.1 connection; its slot is already counted.
     private func connect(_ slot: UpstreamTargetPool, connectTimeout: TimeAmount, completion: @escaping UpstreamWaiter.Completion) {
         let target = slot.target
+        var tls: NIOSSLContext?
+        if target.tls {
+            guard let tlsContext else {
+                slotFreed(slot)
+                completion(.failure(UpstreamPoolError.noTLSContext))
+                return
+            }
+            tls = tlsContext
+        }
+        // With TLS the connection is handed out once its handshake is done (within the connect timeout),
+        // so a certificate the backend cannot prove fails the connect, not the request written to it.
+        let handshake = tls == nil ? nil : eventLoop.makePromise(of: Void.self)
         bootstrap(connectTimeout: connectTimeout)
-            .channelInitializer { channel in
+            .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, let handshake {
+                        // SNI and the certificate's name: the host, unless it is an IP address (then the
+                        // certificate must carry that address).
+                        let isAddress = (try? SocketAddress(ipAddress: target.host, port: 0)) != nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : target.host))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeHandler(done: handshake))
+                    }
                     try channel.pipeline.syncOperations.addHandler(UpstreamHTTP1Handler())
                 }
             }
             .connect(host: target.host, port: target.port)
+            .flatMap { channel in
+                guard let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
+                let timeout = channel.eventLoop.scheduleTask(in: connectTimeout) { handshake.fail(ChannelError.connectTimeout(connectTimeout)) }
+                return handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }.always { _ in timeout.cancel() }
+            }
             .assumeIsolated()
             .whenComplete { result in
+                if case .failure(let error) = result {
+                    handshake?.fail(error)  // the connect failed before the handshake began
+                    if target.tls { self.noteTLSFailure(slot, error) }
+                }
                 switch result {
                 case .success(let channel):
                     // Inactive already: its close went by before the connection existed to report it.
@@ -112,6 +161,16 @@ final class UpstreamLoopPool {
                     self.slotFreed(slot)
                 }
             }
+    }
+
+    /// Logs a failed connection to a TLS target, at most once per target and loop every 10 s (a backend
+    /// with a bad certificate fails every request that tries it).
+    private func noteTLSFailure(_ slot: UpstreamTargetPool, _ error: any Error) {
+        let now = NIODeadline.now()
+        if let last = slot.failureLoggedAt, now - last < .seconds(10) { return }
+        slot.failureLoggedAt = now
+        logger?.warning(
+            "connection to an https backend failed", metadata: ["backend": "\(slot.target)", "error": "\(error)"])
     }
 
     /// How every upstream connection (HTTP/1.1 or h2c) is opened on this loop.
@@ -197,7 +256,7 @@ final class UpstreamLoopPool {
         guard slot.held < limitPerTarget, let waiter = slot.popWaiter() else { return }
         slot.held += 1
         let completion: UpstreamWaiter.Completion = { waiter.complete($0) }
-        if configuration.upstreamProtocol == .h2c {
+        if multiplexes(slot.target) {
             openStream(slot, connectTimeout: waiter.connectTimeout, mayRetry: true, completion: completion)
         } else {
             connect(slot, connectTimeout: waiter.connectTimeout, completion: completion)
@@ -210,8 +269,8 @@ final class UpstreamLoopPool {
     /// Per target id: connections, streams, waiters.
     func statistics() -> [String: UpstreamPoolStatistics] {
         var result: [String: UpstreamPoolStatistics] = [:]
-        let h2 = configuration.upstreamProtocol == .h2c
         for slot in targets.values {
+            let h2 = multiplexes(slot.target)
             var s = result[slot.target.id] ?? UpstreamPoolStatistics()
             s.connections += h2 ? slot.sessions.count : slot.held
             s.streams += h2 ? slot.held : 0

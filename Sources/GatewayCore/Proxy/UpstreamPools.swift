@@ -1,4 +1,6 @@
+import Logging
 import NIOCore
+import NIOSSL
 
 /// How the proxy talks to its backends.
 public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
@@ -12,6 +14,10 @@ public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
 public enum UpstreamPoolError: Error, Sendable, Hashable {
     /// The request waited `connectTimeout` for one of the target's connections (or streams) and got none.
     case connectionLimitReached
+    /// A TLS (`https://`) target, but the pools have no client TLS context.
+    case noTLSContext
+    /// A CA file without a PEM certificate.
+    case noCertificates(file: String)
 }
 
 /// How much of each target's pool is in use, summed over the event loops.
@@ -59,27 +65,57 @@ public final class UpstreamPools: Sendable {
     public let configuration: Configuration
     /// Connections (or streams) per target each loop allows.
     public let perLoopLimit: Int
+    /// The client TLS context of connections to TLS targets (`https://` backends); nil: such targets
+    /// fail to connect (``UpstreamPoolError/noTLSContext``).
+    public let tlsContext: NIOSSLContext?
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamLoopPool>]
 
     /// Callable from any thread, an event loop's included: each loop's pool is made here and sent into a
     /// box that only that loop can open (nothing waits for the loops).
-    public init(group: any EventLoopGroup, configuration: Configuration) {
+    ///
+    /// - Parameter logger: where a failed connection to an `https://` target is reported (at most every
+    ///   10 s per target and loop).
+    public init(group: any EventLoopGroup, configuration: Configuration, tlsContext: NIOSSLContext? = nil, logger: Logger? = nil) {
         let loops = Array(group.makeIterator())
         let perLoop = max(1, configuration.maxConnectionsPerTarget / max(1, loops.count))
         var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamLoopPool>] = [:]
         for loop in loops {
             pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop), eventLoop: loop)
+                UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop, tlsContext: tlsContext, logger: logger),
+                eventLoop: loop)
         }
+        self.tlsContext = tlsContext
         self.configuration = configuration
         self.perLoopLimit = perLoop
         self.pools = pools
     }
 
-    public convenience init(group: any EventLoopGroup, maxIdlePerTarget: Int = 64) {
+    public convenience init(group: any EventLoopGroup, maxIdlePerTarget: Int = 64, tlsContext: NIOSSLContext? = nil, logger: Logger? = nil) {
         var configuration = Configuration()
         configuration.maxIdlePerTarget = maxIdlePerTarget
-        self.init(group: group, configuration: configuration)
+        self.init(group: group, configuration: configuration, tlsContext: tlsContext, logger: logger)
+    }
+
+    /// Pools with TLS for `https://` targets from ``makeTLSContext(caFile:)``; throws when `backendCAFile`
+    /// cannot be read.
+    public convenience init(group: any EventLoopGroup, maxIdlePerTarget: Int = 64, backendCAFile: String?, logger: Logger?) throws {
+        let context = try Self.makeTLSContext(caFile: backendCAFile)
+        self.init(group: group, maxIdlePerTarget: maxIdlePerTarget, tlsContext: context, logger: logger)
+    }
+
+    /// A client context for `https://` backends: TLS 1.2 or later, ALPN `http/1.1`, the certificate
+    /// verified (chain and name) against the CAs in `caFile`, else the system's trust store.
+    public static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.certificateVerification = .fullVerification
+        configuration.applicationProtocols = ["http/1.1"]
+        if let caFile {
+            let authorities = try NIOSSLCertificate.fromPEMFile(caFile)
+            guard !authorities.isEmpty else { throw UpstreamPoolError.noCertificates(file: caFile) }
+            configuration.trustRoots = .certificates(authorities)
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     /// The pool of the loop the caller runs on (must be one of the group's loops).

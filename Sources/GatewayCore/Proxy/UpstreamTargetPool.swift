@@ -4,10 +4,12 @@ import NIOCore
 struct UpstreamAddress: Hashable {
     var host: String
     var port: Int
+    var tls: Bool
 
     init(_ target: UpstreamTarget) {
         host = target.host
         port = target.port
+        tls = target.tls
     }
 }
 
@@ -52,6 +54,8 @@ final class UpstreamTargetPool {
     var held = 0
     /// Requests waiting for a slot, first come first served.
     var waiters = CircularBuffer<UpstreamWaiter>()
+    /// When a failed TLS connection to it was last logged.
+    var failureLoggedAt: NIODeadline?
 
     init(target: UpstreamTarget) {
         self.target = target

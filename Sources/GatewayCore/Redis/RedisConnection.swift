@@ -55,7 +55,7 @@ public final class RedisConnection: Sendable {
                     let sync = channel.pipeline.syncOperations
                     if let tlsContext, let tlsDone {
                         try sync.addHandler(RedisTLS.handler(context: tlsContext, name: tlsName))
-                        try sync.addHandler(RedisTLSHandshakeHandler(done: tlsDone))
+                        try sync.addHandler(TLSHandshakeHandler(done: tlsDone))
                     }
                     try sync.addHandler(RedisChannelHandler(address: address, maxReplyBytes: maxReplyBytes))
                 }

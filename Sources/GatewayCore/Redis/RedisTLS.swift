@@ -127,34 +127,3 @@ public enum RedisTLS {
         }
     }
 }
-
-/// Completes `done` when the TLS handshake finishes, or fails it with the handshake's error, then
-/// leaves the pipeline; the connection's commands go out only after it (``RedisConnection/connect``).
-final class RedisTLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    private let done: EventLoopPromise<Void>
-
-    init(done: EventLoopPromise<Void>) {
-        self.done = done
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event {
-            done.succeed()
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        done.fail(error)
-        context.fireErrorCaught(error)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        done.fail(ChannelError.eof)
-        context.fireChannelInactive()
-    }
-}

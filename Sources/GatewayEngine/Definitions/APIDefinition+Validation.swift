@@ -2,7 +2,7 @@ import GatewayCore
 
 extension APIDefinition {
     /// Every semantic problem with this definition, each naming its field path
-    /// (for example `targets[1].url: "ftp://x" is invalid: expected an http:// URL`). Empty when valid.
+    /// (for example `targets[1].url: "ftp://x" is invalid: expected an http:// or https:// URL`). Empty when valid.
     func validate() -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
         func report(_ key: String, _ value: String?, _ expected: String) {

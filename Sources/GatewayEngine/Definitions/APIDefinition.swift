@@ -58,7 +58,7 @@ struct APIDefinition: Sendable, Hashable {
 
     /// A backend the API forwards to.
     struct Target: Sendable, Hashable, Codable {
-        /// `http://host[:port][/base/path]`.
+        /// `http://host[:port][/base/path]`, or `https://…` for a backend reached over TLS.
         var url: String
         /// Share of requests relative to the other targets; 0 takes the target out of rotation.
         var weight: Int = 1
@@ -321,7 +321,7 @@ extension APIDefinition: Codable {
         if let items = r.array("targets") {
             for (path, item) in items {
                 guard let t = JSONObjectReader(item, path: path, known: ["url", "weight"], problems: problems) else { continue }
-                let url = t.requiredString("url", expected: "an http:// URL") ?? ""
+                let url = t.requiredString("url", expected: "an http:// or https:// URL") ?? ""
                 let weight = t.int("weight", default: 1, in: 0...1000) ?? 1
                 targets.append(Target(url: url, weight: weight))
             }

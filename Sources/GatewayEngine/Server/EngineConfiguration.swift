@@ -25,6 +25,8 @@ public struct EngineConfiguration: Sendable {
     /// Engines sharing the limits when Redis is unreachable (local limiter at rate ÷ this).
     public var liveNodesFallback: Int
     public var rateLimitTimeout: Duration
+    /// PEM file of the CAs `https://` backends' certificates must chain to; nil for the system's trust store.
+    public var backendCAFile: String? = nil
 
     static func healthPath(_ v: inout ConfigValidator) -> String {
         let path = v.string("listen.healthPath", default: "/__gateway/health")
@@ -43,7 +45,15 @@ public struct EngineConfiguration: Sendable {
         limits.bodyReadTimeout = v.duration("limits.bodyReadTimeout", default: .seconds(30), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
         limits.maxConcurrentStreams = v.int("limits.maxConcurrentStreams", default: 100, in: 1...10_000)
-        return EngineConfiguration(
+        let backendCAFile = v.optionalString("backends.caFile")
+        if let backendCAFile {
+            do {
+                _ = try UpstreamPools.makeTLSContext(caFile: backendCAFile)
+            } catch {
+                v.report("backends.caFile", value: backendCAFile, expected: "a readable PEM file of CA certificates (\(error))")
+            }
+        }
+        var configuration = EngineConfiguration(
             common: common,
             listenHost: v.string("listen.host", default: "127.0.0.1"),
             listenPort: v.int("listen.port", default: 8001, in: 0...65535),
@@ -58,5 +68,7 @@ public struct EngineConfiguration: Sendable {
             accessLog: v.bool("log.access", default: true),
             liveNodesFallback: v.int("ratelimit.liveNodes", default: 1, in: 1...10_000),
             rateLimitTimeout: v.duration("ratelimit.redisTimeout", default: .milliseconds(250), min: .milliseconds(1)))
+        configuration.backendCAFile = backendCAFile
+        return configuration
     }
 }

@@ -38,7 +38,15 @@ public final class GatewayEngine: Sendable {
         let cache = ResponseCache(maxBytes: configuration.cacheMaxBytes, maxEntryBytes: configuration.cacheMaxEntryBytes)
         let metrics = EngineMetrics()
         let state = EngineState()
-        let pools = UpstreamPools(group: eventLoopGroup)
+        // https:// targets: one client context, verifying against backends.caFile or the system's store
+        // (the file was checked when the configuration was read).
+        let pools: UpstreamPools
+        do {
+            pools = try UpstreamPools(group: eventLoopGroup, backendCAFile: configuration.backendCAFile, logger: logger)
+        } catch {
+            logger.error("no TLS for https backends: they will answer 502", metadata: ["error": "\(error)"])
+            pools = UpstreamPools(group: eventLoopGroup, logger: logger)
+        }
         let liveNodes = configuration.liveNodesFallback
         let rateLimiter = RateLimiter(
             redis: redis, keys: keys, liveNodes: { liveNodes }, timeout: configuration.rateLimitTimeout, logger: logger)

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A real HTTP/1.1 backend on 127.0.0.1 for proxy tests: answers every request with its own name, after
 /// an optional delay, and remembers what it was asked.
@@ -53,8 +54,17 @@ public final class TestHTTPBackend: Sendable {
         self.connectionsBox = connections
     }
 
-    /// Starts a backend on a free loopback port (or `port`).
-    public static func start(name: String, port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> TestHTTPBackend {
+    /// Starts a backend on a free loopback port (or `port`). With `tls`, it speaks HTTPS with that
+    /// certificate and key (`(certFile, keyFile)`, PEM).
+    public static func start(
+        name: String, port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tls: (certFile: String, keyFile: String)? = nil
+    ) async throws -> TestHTTPBackend {
+        let tlsContext = try tls.map { files in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(files.certFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: files.keyFile, format: .pem))))
+        }
         let settings = NIOLockedValueBox(Settings())
         let seen = NIOLockedValueBox<[Seen]>([])
         let count = NIOLockedValueBox(0)
@@ -70,6 +80,7 @@ public final class TestHTTPBackend: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.open -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(
                         BackendHandler(name: name, settings: settings, seen: seen, count: count))

@@ -57,7 +57,7 @@ import Testing
         let error = #expect(throws: APIDefinitionError.self) { try APIDefinition.parse(json: Array(json.utf8)) }
         let messages = Set(error?.problems.map(\.description) ?? [])
         let expected: [String] = [
-            #"targets[1].url: "ftp://x" is invalid: expected an http:// URL"#,
+            #"targets[1].url: "ftp://x" is invalid: expected an http:// or https:// URL"#,
             #"targets[0].weight: "-1" is invalid: expected an integer in 0...1000"#,
             #"rate_limit.fail_mode: "maybe" is invalid: expected one of closed, open"#,
             #"cache.methods[0]: "POST" is invalid: expected GET or HEAD"#,
@@ -132,7 +132,13 @@ import Testing
         #expect(BackendURL.parse("http://10.0.0.1:8080/v1/") == .success(BackendURL(host: "10.0.0.1", port: 8080, basePath: "/v1")))
         #expect(BackendURL.parse("http://[::1]:81") == .success(BackendURL(host: "::1", port: 81, basePath: "")))
         #expect(BackendURL.parse("http://svc") == .success(BackendURL(host: "svc", port: 80, basePath: "")))
-        #expect(BackendURL.parse("https://svc") == .failure(.notHTTP))
+        #expect(BackendURL.parse("https://svc") == .success(BackendURL(host: "svc", port: 443, basePath: "", tls: true)))
+        #expect(BackendURL.parse("https://svc:8443/api") == .success(BackendURL(host: "svc", port: 8443, basePath: "/api", tls: true)))
+        #expect(BackendURL(host: "svc", port: 443, basePath: "", tls: true).authority == "svc", "the scheme's port is left out of Host")
+        #expect(BackendURL(host: "svc", port: 80, basePath: "").authority == "svc")
+        #expect(BackendURL(host: "::1", port: 8443, basePath: "", tls: true).authority == "[::1]:8443")
+        #expect(BackendURL(host: "svc", port: 8443, basePath: "/api", tls: true).target == UpstreamTarget(id: "https://svc:8443/api", host: "svc", port: 8443, tls: true))
+        #expect(BackendURL.parse("ftp://svc") == .failure(.notHTTP))
         #expect(BackendURL.parse("http://svc:0") == .failure(.badPort))
         #expect(BackendURL.parse("http://u:p@svc") == .failure(.unsupportedPart))
         #expect(BackendURL.parse("http://") == .failure(.badHost))

@@ -1,0 +1,81 @@
+import GatewayTesting
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import GatewayEngine
+
+extension EngineIntegration {
+    /// `https://` targets: a real TLS backend (certificates made by openssl for the run), trusted through
+    /// `backends.caFile`, verified by name and by address.
+    @Suite struct HTTPSBackends {
+        /// Through a trusted certificate, by IP address and by name: requests and responses pass, the
+        /// `Host` header is the target's, and keep-alive holds over TLS (20 requests, a connection or two).
+        @Test func trustedHTTPSTargets() async throws {
+            let certificates = try await TestCertificates.make()
+            let byAddress = try await TestHTTPBackend.start(name: "secure-ip", tls: (certificates.serverCertFile, certificates.serverKeyFile))
+            let byName = try await TestHTTPBackend.start(name: "secure-name", tls: (certificates.namedServerCertFile, certificates.namedServerKeyFile))
+            defer {
+                Task {
+                    await byAddress.stop()
+                    await byName.stop()
+                }
+            }
+            byAddress.setRecording(true)
+            try await withEngines(settings: ["backends.caFile": certificates.caFile]) { cluster in
+                try await cluster.putAPI(apiJSON("ip", path: "/ip", strip: true, urls: ["https://127.0.0.1:\(byAddress.port)/base"]))
+                try await cluster.putAPI(apiJSON("name", path: "/name", urls: ["https://localhost:\(byName.port)"]))
+                for i in 0..<20 {
+                    let response = try await cluster.first.send(.POST, "/ip/item/\(i)", body: "payload \(i)")
+                    #expect(response.status == 200)
+                    #expect(response.backend == "secure-ip")
+                }
+                let seen = byAddress.seen
+                #expect(seen.count == 20)
+                #expect(seen.first?.uri == "/base/item/0")
+                #expect(seen.first?.headers.first(name: "Host") == "127.0.0.1:\(byAddress.port)")
+                #expect(seen.first.map { String(buffer: $0.body) } == "payload 0")
+                #expect(byAddress.connections.accepted <= 4, "keep-alive over TLS: \(byAddress.connections.accepted) connections for 20 requests")
+
+                let named = try await cluster.first.send(.GET, "/name/x")
+                #expect(named.status == 200)
+                #expect(named.backend == "secure-name")
+            }
+        }
+
+        /// A certificate the engine cannot trust (the system's store does not know the test CA), or one
+        /// for another name or address: 502 with the request id, and no request reaches the backend.
+        @Test func untrustedHTTPSTargetsGive502() async throws {
+            let certificates = try await TestCertificates.make()
+            let backend = try await TestHTTPBackend.start(name: "named-only", tls: (certificates.namedServerCertFile, certificates.namedServerKeyFile))
+            defer { Task { await backend.stop() } }
+            // The system's trust store: the test CA is unknown.
+            try await withEngines { cluster in
+                try await cluster.putAPI(apiJSON("untrusted", path: "/untrusted", urls: ["https://localhost:\(backend.port)"]))
+                let response = try await cluster.first.send(.GET, "/untrusted/x", headers: [("X-Request-ID", "tls-502")])
+                #expect(response.status == 502)
+                #expect(response.string("request_id") == "tls-502")
+            }
+            // The right CA, but the certificate names localhost only, not 127.0.0.1.
+            try await withEngines(settings: ["backends.caFile": certificates.caFile]) { cluster in
+                try await cluster.putAPI(apiJSON("wrongname", path: "/wrongname", urls: ["https://127.0.0.1:\(backend.port)"]))
+                #expect(try await cluster.first.send(.GET, "/wrongname/x").status == 502)
+                try await cluster.putAPI(apiJSON("rightname", path: "/rightname", urls: ["https://localhost:\(backend.port)"]))
+                #expect(try await cluster.first.send(.GET, "/rightname/x").status == 200)
+            }
+            #expect(backend.requestCount == 1, "only the verified connection carried a request")
+        }
+
+        /// A plain-HTTP backend named by an https:// URL: the handshake fails, 502 (not a hang).
+        @Test func httpsURLToAPlainBackendGives502() async throws {
+            try await withBackends(["plain"]) { backends in
+                try await withEngines { cluster in
+                    try await cluster.putAPI(apiJSON("mismatch", path: "/mismatch", urls: ["https://127.0.0.1:\(backends[0].port)"]))
+                    let start = ContinuousClock.now
+                    #expect(try await cluster.first.send(.GET, "/mismatch/x").status == 502)
+                    #expect(ContinuousClock.now - start < .seconds(5))
+                }
+            }
+        }
+    }
+}
