@@ -141,6 +141,31 @@ struct RedisTLSTests {
         }
     }
 
+    /// The files are read once and shared by later connections; after ``RedisTLS/forgetContexts()``
+    /// (what SIGHUP calls) the next connection reads them again: here a CA file replaced by another CA's
+    /// certificate stops new connections, while the open one keeps working.
+    @Test func filesAreRereadAfterForgetContexts() async throws {
+        try await withTLSRedisServer { _, port, certificates async throws in
+            let caFile = certificates.directory + "/rotating-ca.crt"
+            try FileManager.default.copyItem(atPath: certificates.caFile, toPath: caFile)
+            let configuration = Self.configuration(port: port, .init(caFile: caFile))
+            let open = try await RedisConnection.connect(configuration: configuration)
+            try FileManager.default.removeItem(atPath: caFile)
+            try FileManager.default.copyItem(atPath: certificates.otherCAFile, toPath: caFile)
+            let cached = try await RedisConnection.connect(configuration: configuration)
+            #expect(try await cached.send(RedisCommand("PING")) == .status("PONG"), "the context made before the change is reused")
+            await cached.close()
+            RedisTLS.forgetContexts()
+            let error = try await redisError { try await RedisConnection.connect(configuration: configuration) }
+            guard case .tls = error else {
+                Issue.record("expected the reread CA file to refuse the server, got \(String(describing: error))")
+                return
+            }
+            #expect(try await open.send(RedisCommand("PING")) == .status("PONG"), "the open connection keeps its TLS session")
+            await open.close()
+        }
+    }
+
     /// Files that cannot be used are reported before any connection, naming the file.
     @Test func badFilesAreNamed() async throws {
         let certificates = try await TestCertificates.make()
