@@ -27,6 +27,10 @@
 #   PERF_DIR=/tmp/perf bench/engine.sh                  (also `perf record -g` our engine in each measured run)
 #   CASES="keyless cache-hit" bench/engine.sh           (only some cases: for quick comparisons)
 #   REDIS_CLUSTER=1 CASES=api-key bench/engine.sh       (Redis: a three-master Redis Cluster, not one server)
+#   CASES=https bench/engine.sh                         (also: an https:// backend — the backend NGINX's TLS
+#                                                        listener, a certificate made for the run; our engine
+#                                                        with backends.caFile, NGINX with proxy_ssl_verify;
+#                                                        both keep TLS connections alive)
 #
 # Needs: nginx, wrk, redis-server, redis-cli, libhiredis-dev (installed with apt-get when missing), python3.
 set -euo pipefail
@@ -44,7 +48,7 @@ CASES="${CASES:-keyless api-key cache-hit}"
 
 # --- tools -----------------------------------------------------------------------------------------
 source "$ROOT/bench/lib.sh"
-bench_need nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-tools pkg-config=hiredis:libhiredis-dev curl:curl
+bench_need nginx:nginx wrk:wrk redis-server:redis-server redis-cli:redis-tools pkg-config=hiredis:libhiredis-dev curl:curl openssl:openssl
 NGINX="$(command -v nginx)"
 
 # --- build (bench/lib.sh) -------------------------------------------------------------------------
@@ -62,6 +66,7 @@ bench_init engine
 
 REDIS_PORT=$(free_port)
 BACKEND_PORT=$(free_port)
+BACKEND_TLS_PORT=$(free_port)
 ENGINE_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 NGINX_PORT=$(free_port)
@@ -108,6 +113,17 @@ nginx_temp_paths() {  # prefix
 EOF
 }
 
+# A CA and a certificate for the backend's TLS listener (localhost and 127.0.0.1), made for the run.
+CERTS="$TMP/certs"
+mkdir -p "$CERTS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=bench CA" \
+  -keyout "$CERTS/ca.key" -out "$CERTS/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+  -keyout "$CERTS/backend.key" -out "$CERTS/backend.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$CERTS/backend.ext"
+openssl x509 -req -in "$CERTS/backend.csr" -CA "$CERTS/ca.crt" -CAkey "$CERTS/ca.key" -CAcreateserial -days 1 \
+  -extfile "$CERTS/backend.ext" -out "$CERTS/backend.crt" 2>/dev/null
+
 start_backend() {
   local dir="$TMP/backend"
   mkdir -p "$dir"
@@ -121,6 +137,9 @@ $(nginx_temp_paths "$dir")
   keepalive_timeout 120s;
   server {
     listen 127.0.0.1:$BACKEND_PORT reuseport backlog=4096;
+    listen 127.0.0.1:$BACKEND_TLS_PORT ssl reuseport backlog=4096;
+    ssl_certificate $CERTS/backend.crt;
+    ssl_certificate_key $CERTS/backend.key;
     default_type text/plain;
     location / { return 200 "$BODY"; }
   }
@@ -149,6 +168,11 @@ $(nginx_temp_paths "$dir")
     keepalive 64;
     keepalive_requests 10000;
   }
+  upstream backend_tls {
+    server 127.0.0.1:$BACKEND_TLS_PORT;
+    keepalive 64;
+    keepalive_requests 10000;
+  }
   proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m max_size=64m inactive=10m use_temp_path=off;
   server {
     listen 127.0.0.1:$NGINX_PORT reuseport backlog=4096;
@@ -161,6 +185,14 @@ $(nginx_temp_paths "$dir")
     proxy_set_header X-Request-ID \$request_id;
     add_header X-Request-ID \$request_id always;
     location /keyless/ { proxy_pass http://backend/; }
+    location /https/ {
+      proxy_pass https://backend_tls/;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $CERTS/ca.crt;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }
     location /cached/ {
       proxy_cache bench;
       proxy_cache_valid 200 1m;
@@ -202,6 +234,12 @@ apis:
     targets: [{url: "http://127.0.0.1:$BACKEND_PORT"}]
     auth: {mode: keyless}
     cache: {enabled: true, ttl_seconds: 60}
+  - id: bench-https
+    name: Bench https backend
+    listen_path: /https
+    strip_listen_path: true
+    targets: [{url: "https://localhost:$BACKEND_TLS_PORT"}]
+    auth: {mode: keyless}
 EOF
 
 # Threads: by default the engine runs everything NIO does (data listener and its Redis client) on
@@ -224,6 +262,7 @@ start_engine() {  # event loops
     --set "log.access=false" \
     --set "log.level=warning" \
     --set "eventLoops=$loops" \
+    --set "backends.caFile=$CERTS/ca.crt" \
     >"$TMP/engine-$1.log" 2>&1 &
   ENGINE_PID=$!
   PIDS+=($ENGINE_PID)
@@ -316,9 +355,14 @@ for n in $THREADS; do
   check "http://127.0.0.1:$ENGINE_PORT/cached/" yes
   check "http://127.0.0.1:$NGINX_PORT/keyless/" no
   check "http://127.0.0.1:$NGINX_PORT/cached/" yes
+  case " $CASES " in *" https "*)
+    check "http://127.0.0.1:$ENGINE_PORT/https/" no
+    check "http://127.0.0.1:$NGINX_PORT/https/" no ;;
+  esac
   bench_case "$n" keyless "http://127.0.0.1:$ENGINE_PORT/keyless/" "X-Bench: 1" "http://127.0.0.1:$NGINX_PORT/keyless/" "proxy"
   bench_case "$n" api-key "http://127.0.0.1:$ENGINE_PORT/keyed/" "X-API-Key: $API_KEY" "http://127.0.0.1:$NGINX_PORT/keyless/" "keyless proxy (no equivalent)"
   bench_case "$n" cache-hit "http://127.0.0.1:$ENGINE_PORT/cached/" "X-Bench: 1" "http://127.0.0.1:$NGINX_PORT/cached/" "proxy_cache hit"
+  bench_case "$n" https "http://127.0.0.1:$ENGINE_PORT/https/" "X-Bench: 1" "http://127.0.0.1:$NGINX_PORT/https/" "proxy to https"
   # 5xx answers and the reasons behind refusals, as the engine counted them (explains non-2xx in the table;
   # the 499s it records for requests in flight when wrk stops are not errors and are left out).
   curl -sf --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
