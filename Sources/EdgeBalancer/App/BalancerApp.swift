@@ -66,13 +66,17 @@ final class BalancerApp: Sendable {
         ) { view in
             await controller.apply(view)
         }
-        healthChecker = ActiveHealthChecker(configuration: settings.health, controller: controller, logger: logger)
+        // With upstream.tls, requests and health checks reach the nodes over TLS with one client context.
+        let upstreamTLS = settings.upstreamTLS ? try UpstreamPools.makeTLSContext(caFile: settings.upstreamCAFile) : nil
+        healthChecker = ActiveHealthChecker(
+            configuration: settings.health, controller: controller,
+            client: AdminHTTPClient(timeout: settings.health.timeout, maxResponseBytes: 64 * 1024, tlsContext: upstreamTLS), logger: logger)
 
         var upstream = UpstreamPools.Configuration()
         upstream.maxIdlePerTarget = settings.maxIdlePerNode
         upstream.maxConnectionsPerTarget = settings.maxConnectionsPerNode
         upstream.upstreamProtocol = settings.upstreamProtocol
-        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream)
+        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream, tlsContext: upstreamTLS, logger: logger)
         front = HTTPFrontServer(
             configuration: .init(host: settings.listenHost, port: settings.listenPort, limits: settings.limits),
             router: router, pools: pools, logger: logger)

@@ -37,14 +37,7 @@ public enum EdgeBalancer {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel
                     logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
-                    if let tls = app.tlsContext {
-                        do {
-                            try tls.reload()
-                            logger.info("tls certificate reloaded", metadata: ["tls.certFile": "\(tls.certificatePath)"])
-                        } catch {
-                            logger.error("tls certificate reload failed; keeping the previous one", metadata: ["error": "\(error)"])
-                        }
-                    }
+                    app.tlsContext?.reloadLogging(to: logger)
                 case .failure(let error):
                     logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
                 }

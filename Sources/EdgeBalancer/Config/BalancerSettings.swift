@@ -39,18 +39,16 @@ import NIOCore
 /// | `limits.headerReadTimeout`, `limits.bodyReadTimeout`, `limits.idleTimeout` | `10s`, `30s`, `60s` | |
 /// | `accessLog.level` | `info` | `off`, `debug` or `info` |
 struct BalancerSettings: Sendable {
-    /// The TLS listener (the shared front's: ALPN h2 + http/1.1, certificate and key reread on SIGHUP).
-    struct TLS: Sendable, Equatable {
-        var port: Int
-        var certFile: String
-        var keyFile: String
-    }
-
     var common: CommonSettings
     /// The plain listener (HTTP/1.1 and h2c).
     var listenHost: String
     var listenPort: Int
-    var tls: TLS?
+    /// The TLS listener (the shared front's: ALPN h2 + http/1.1, certificate and key reread on SIGHUP).
+    var tls: TLSListenerSettings?
+    /// Nodes are reached over TLS (`upstream.tls`), their certificates verified against `upstream.caFile`
+    /// or the system's trust store.
+    var upstreamTLS = false
+    var upstreamCAFile: String? = nil
     var limits: ProxyLimits
     var maxIdlePerNode: Int
     var maxConnectionsPerNode: Int
@@ -73,7 +71,7 @@ struct BalancerSettings: Sendable {
 
         let listenHost = v.string("listen.host", default: "127.0.0.1")
         let listenPort = v.int("listen.port", default: 8080, in: 0...65535)
-        let tls = readTLS(&v)
+        let tls = TLSListenerSettings.read(&v, defaultPort: 8443)
 
         var limits = ProxyLimits()
         limits.maxConnections = v.int("limits.maxConnections", default: limits.maxConnections, in: 1...1_000_000)
@@ -152,24 +150,27 @@ struct BalancerSettings: Sendable {
             v.report("nodes.static", value: nil, expected: "at least one node when discovery.redis is false")
         }
 
-        return BalancerSettings(
+        let upstreamTLS = v.bool("upstream.tls", default: false)
+        let upstreamCAFile = v.optionalString("upstream.caFile")
+        if upstreamTLS {
+            if upstreamProtocol == .h2c {
+                v.report("upstream.protocol", value: "h2c", expected: "http1 with upstream.tls (h2c is HTTP/2 without TLS)")
+            }
+            do {
+                _ = try UpstreamPools.makeTLSContext(caFile: upstreamCAFile)
+            } catch {
+                v.report("upstream.caFile", value: upstreamCAFile, expected: "a readable PEM file of CA certificates (\(error))")
+            }
+        } else if let upstreamCAFile {
+            v.report("upstream.caFile", value: upstreamCAFile, expected: "no CA file unless upstream.tls is true")
+        }
+        registry.tls = upstreamTLS
+        var settings = BalancerSettings(
             common: common, listenHost: listenHost, listenPort: listenPort, tls: tls, limits: limits,
             maxIdlePerNode: maxIdlePerNode, maxConnectionsPerNode: maxConnectionsPerNode, upstreamProtocol: upstreamProtocol, router: router, controller: controller, health: health, outlier: outlier,
             registry: registry, useRedis: useRedis, staticNodes: staticNodes)
-    }
-
-    private static func readTLS(_ v: inout ConfigValidator) -> TLS? {
-        let cert = v.optionalString("tls.certFile")
-        let key = v.optionalString("tls.keyFile")
-        let port = v.int("tls.port", default: 8443, in: 0...65535)
-        guard cert != nil || key != nil else { return nil }
-        guard let cert, let key else {
-            v.report(cert == nil ? "tls.certFile" : "tls.keyFile", value: nil, expected: "both tls.certFile and tls.keyFile, or neither")
-            return nil
-        }
-        for (name, path) in [("tls.certFile", cert), ("tls.keyFile", key)] where !FileManager.default.isReadableFile(atPath: path) {
-            v.report(name, value: path, expected: "a readable PEM file")
-        }
-        return TLS(port: port, certFile: cert, keyFile: key)
+        settings.upstreamTLS = upstreamTLS
+        settings.upstreamCAFile = upstreamCAFile
+        return settings
     }
 }

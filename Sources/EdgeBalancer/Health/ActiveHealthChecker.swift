@@ -19,11 +19,14 @@ final class ActiveHealthChecker: Service, Sendable {
 
     private let configuration: Configuration
     private let controller: BalancerController
+    /// The client of the checks; with `upstream.tls` it has the TLS context requests use.
+    private let client: AdminHTTPClient
     private let logger: Logger
 
-    init(configuration: Configuration, controller: BalancerController, logger: Logger) {
+    init(configuration: Configuration, controller: BalancerController, client: AdminHTTPClient? = nil, logger: Logger) {
         self.configuration = configuration
         self.controller = controller
+        self.client = client ?? AdminHTTPClient(timeout: configuration.timeout, maxResponseBytes: 64 * 1024)
         self.logger = logger
     }
 
@@ -60,8 +63,7 @@ final class ActiveHealthChecker: Service, Sendable {
     /// One check of one node.
     func probe(_ target: UpstreamTarget) async -> ProbeResult {
         let host = target.host.contains(":") ? "[\(target.host)]" : target.host
-        let url = "http://\(host):\(target.port)\(configuration.path)"
-        let client = AdminHTTPClient(timeout: configuration.timeout, maxResponseBytes: 64 * 1024)
+        let url = "\(target.tls ? "https" : "http")://\(host):\(target.port)\(configuration.path)"
         let clock = ContinuousClock()
         let start = clock.now
         do {

@@ -25,6 +25,8 @@ struct NodeDescriptor: Sendable, Hashable {
     /// What the agent's probe of its engine found.
     var health: NodeHealth
     var healthReason: String
+    /// Whether the balancer reaches it over TLS (`upstream.tls`, stamped on every node by the registry).
+    var tls = false
 
     init(
         id: String, address: String, port: Int, region: String = "", zone: String = "", source: Source = .static,
@@ -52,7 +54,7 @@ struct NodeDescriptor: Sendable, Hashable {
             healthReason: record.healthReason)
     }
 
-    var target: UpstreamTarget { UpstreamTarget(id: id, host: address, port: port) }
+    var target: UpstreamTarget { UpstreamTarget(id: id, host: address, port: port, tls: tls) }
 
     /// The weight before any operator override: advertised, else configured, else 100.
     var baseWeight: Int { advertisedWeight ?? configuredWeight ?? 100 }

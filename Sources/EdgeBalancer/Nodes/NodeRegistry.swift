@@ -19,6 +19,8 @@ actor NodeRegistry: Service {
         var resyncInterval: Duration = .seconds(1)
         /// Remove expired ids from the node index (the design makes readers do it).
         var pruneExpired = true
+        /// Every node is reached over TLS (`upstream.tls`).
+        var tls = false
     }
 
     private let staticNodes: [NodeDescriptor]
@@ -143,6 +145,10 @@ actor NodeRegistry: Service {
     }
 
     private func publish(_ view: ClusterView) async {
+        var view = view
+        if configuration.tls {
+            for id in view.nodes.keys { view.nodes[id]?.tls = true }
+        }
         guard view != lastDelivered else { return }
         lastDelivered = view
         await deliver(view)

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A small HTTP/1.1 client for control-plane calls (admin APIs, probes): one connection per request,
 /// a deadline on the whole exchange, a bounded response body.
@@ -14,7 +15,7 @@ public struct AdminHTTPClient: Sendable {
 
         public var description: String {
             switch self {
-            case .invalidURL(let url): return "not an http:// URL: \(url)"
+            case .invalidURL(let url): return "not an http:// (or, with a TLS context, https://) URL: \(url)"
             case .connectFailed(let reason): return "cannot connect: \(reason)"
             case .timeout(let d): return "no response within \(d)"
             case .responseTooLarge(let limit): return "response larger than \(limit) bytes"
@@ -25,23 +26,30 @@ public struct AdminHTTPClient: Sendable {
 
     public var timeout: Duration
     public var maxResponseBytes: Int
+    /// The client TLS context `https://` URLs are reached with (nil: only `http://`).
+    public var tlsContext: NIOSSLContext?
     let eventLoopGroup: any EventLoopGroup
 
-    public init(timeout: Duration = .seconds(5), maxResponseBytes: Int = 16 << 20, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(
+        timeout: Duration = .seconds(5), maxResponseBytes: Int = 16 << 20, tlsContext: NIOSSLContext? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.timeout = timeout
         self.maxResponseBytes = maxResponseBytes
+        self.tlsContext = tlsContext
         self.eventLoopGroup = eventLoopGroup
     }
 
-    /// Splits `http://host:port/path` into its parts.
-    public static func parse(_ url: String) throws(ClientError) -> (host: String, port: Int, path: String) {
-        guard url.hasPrefix("http://") else { throw .invalidURL(url) }
-        let rest = url.dropFirst("http://".count)
+    /// Splits `http://host:port/path` (or `https://…`) into its parts.
+    public static func parse(_ url: String) throws(ClientError) -> (host: String, port: Int, path: String, tls: Bool) {
+        let tls = url.hasPrefix("https://")
+        guard tls || url.hasPrefix("http://") else { throw .invalidURL(url) }
+        let rest = url.dropFirst(tls ? "https://".count : "http://".count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
         let path = slash == rest.endIndex ? "/" : String(rest[slash...])
         var host = String(authority)
-        var port = 80
+        var port = tls ? 443 : 80
         if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
             host = String(authority[authority.index(after: authority.startIndex)..<close])
             let after = authority[authority.index(after: close)...]
@@ -55,18 +63,19 @@ public struct AdminHTTPClient: Sendable {
             port = p
         }
         guard !host.isEmpty else { throw .invalidURL(url) }
-        return (host, port, path)
+        return (host, port, path, tls)
     }
 
     /// Sends one request and returns the whole response.
     public func request(
         _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil
     ) async throws -> HTTPResponse {
-        let (host, port, path) = try Self.parse(url)
+        let (host, port, path, tls) = try Self.parse(url)
+        if tls && tlsContext == nil { throw ClientError.invalidURL(url) }
         let timeout = self.timeout
         return try await withThrowingTaskGroup(of: HTTPResponse.self) { group in
             group.addTask {
-                try await exchange(method, host: host, port: port, path: path, headers: headers, body: body)
+                try await exchange(method, host: host, port: port, path: path, tls: tls, headers: headers, body: body)
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
@@ -78,14 +87,20 @@ public struct AdminHTTPClient: Sendable {
     }
 
     private func exchange(
-        _ method: HTTPMethod, host: String, port: Int, path: String, headers: HTTPHeaders, body: ByteBuffer?
+        _ method: HTTPMethod, host: String, port: Int, path: String, tls: Bool, headers: HTTPHeaders, body: ByteBuffer?
     ) async throws -> HTTPResponse {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        let tlsContext = tls ? self.tlsContext : nil
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup)
                 .connectTimeout(timeout.timeAmount)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tlsContext {
+                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tlsContext, serverHostname: isAddress ? nil : host))
+                        }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel(
                             wrappingChannelSynchronously: channel,

@@ -27,6 +27,9 @@ public struct EngineConfiguration: Sendable {
     public var rateLimitTimeout: Duration
     /// PEM file of the CAs `https://` backends' certificates must chain to; nil for the system's trust store.
     public var backendCAFile: String? = nil
+    /// A TLS data listener besides the plain one (`tls.port`, `tls.certFile`, `tls.keyFile`), for balancers
+    /// that reach engines over TLS (`upstream.tls` on the balancer).
+    public var tls: TLSListenerSettings? = nil
 
     static func healthPath(_ v: inout ConfigValidator) -> String {
         let path = v.string("listen.healthPath", default: "/__gateway/health")
@@ -69,6 +72,7 @@ public struct EngineConfiguration: Sendable {
             liveNodesFallback: v.int("ratelimit.liveNodes", default: 1, in: 1...10_000),
             rateLimitTimeout: v.duration("ratelimit.redisTimeout", default: .milliseconds(250), min: .milliseconds(1)))
         configuration.backendCAFile = backendCAFile
+        configuration.tls = TLSListenerSettings.read(&v, defaultPort: 8444)
         return configuration
     }
 }

@@ -24,11 +24,19 @@ public final class GatewayEngine: Sendable {
     let metrics: EngineMetrics
     let state: EngineState
     let pools: UpstreamPools
+    /// The TLS data listener and its certificate (reread on SIGHUP), when `tls.*` is configured.
+    let tlsFront: HTTPFrontServer?
+    let tlsContext: TLSContextBox?
     private let events: EngineEvents
     private let watcher: RouteTableWatcher
     private let monitor: RedisMonitor
 
-    public init(configuration: EngineConfiguration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+    /// - Parameter tlsContext: the certificate of the TLS data listener (`configuration.tls`; made by the
+    ///   caller, which reports a bad file); without it there is no TLS listener.
+    public init(
+        configuration: EngineConfiguration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tlsContext: TLSContextBox? = nil, logger: Logger
+    ) {
         self.configuration = configuration
         let keys = EngineKeys(prefix: configuration.common.keyPrefix)
         let redis = RedisClient(configuration: configuration.common.redis, logger: logger)
@@ -64,6 +72,14 @@ public final class GatewayEngine: Sendable {
             host: configuration.listenHost, port: configuration.listenPort, limits: configuration.limits)
         frontConfiguration.scheme = "http"
         self.front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
+        if let tls = configuration.tls, let tlsContext {
+            var tlsConfiguration = HTTPFrontServer.Configuration(host: configuration.listenHost, port: tls.port, limits: configuration.limits)
+            tlsConfiguration.tls = tlsContext
+            self.tlsFront = HTTPFrontServer(configuration: tlsConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
+        } else {
+            self.tlsFront = nil
+        }
+        self.tlsContext = tlsContext
         let adminAPI = EngineAdminAPI(store: store, holder: holder, keyStore: keyStore, cache: cache, metrics: metrics, state: state)
         self.admin = AdminHTTPServer(settings: configuration.common.admin, router: adminAPI.makeRouter(), logger: logger)
         self.redis = redis
@@ -82,7 +98,7 @@ public final class GatewayEngine: Sendable {
     }
 
     /// The services to run, in start order.
-    public var services: [any Service] { [admin, events, watcher, monitor, front] }
+    public var services: [any Service] { [admin, events, watcher, monitor, front] + (tlsFront.map { [$0] } ?? []) }
 
     /// Reads the seed file now, so a bad file stops start-up with a clear message.
     public static func validateSeed(_ configuration: EngineConfiguration) throws -> Int {
@@ -225,18 +241,29 @@ public enum GatewayEngineMain {
         let logger = Logger(label: "gateway-engine")
         let group: any EventLoopGroup =
             configuration.eventLoopThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads) : MultiThreadedEventLoopGroup.singleton
-        let engine = GatewayEngine(configuration: configuration, eventLoopGroup: group, logger: logger)
+        var tlsContext: TLSContextBox?
+        if let tls = configuration.tls {
+            do {
+                tlsContext = try TLSContextBox(certificatePath: tls.certFile, keyPath: tls.keyFile)
+            } catch {
+                FileHandle.standardError.write(Data("gateway-engine: invalid configuration:\n  - tls.certFile/tls.keyFile: \(error)\n".utf8))
+                throw ExitCodeError.failure
+            }
+        }
+        let engine = GatewayEngine(configuration: configuration, eventLoopGroup: group, tlsContext: tlsContext, logger: logger)
         try await launcher.run(
             services: engine.services, shutdownDeadline: configuration.common.shutdownDeadline, logger: logger,
             ready: {
                 _ = try await engine.admin.listeningAddress
                 _ = try await engine.front.listeningAddress
+                if let tls = engine.tlsFront { _ = try await tls.listeningAddress }
             }
         ) {
             switch await launcher.validate({ v in EngineConfiguration.read(&v) }) {
             case .success(let new):
                 Telemetry.logLevel.level = new.common.logLevel
                 logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
+                engine.tlsContext?.reloadLogging(to: logger)
             case .failure(let error):
                 logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
             }
