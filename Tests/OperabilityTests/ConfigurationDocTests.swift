@@ -9,9 +9,9 @@ struct ConfigurationDocTests {
     /// The section of docs/configuration.md, its environment prefix, and the reader source files.
     static let sections: [(title: String, prefix: String, sources: [String])] = [
         ("Keys every service has", "GC_<SERVICE>", ["Sources/GatewayCore/Config/CommonSettings.swift"]),
-        ("gateway-engine", "GC_ENGINE", ["Sources/GatewayEngine/Server/EngineConfiguration.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift"]),
+        ("gateway-engine", "GC_ENGINE", ["Sources/GatewayEngine/Server/EngineConfiguration.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift", "Sources/GatewayCore/Proxy/TrustedProxies.swift"]),
         ("node-agent", "GC_AGENT", ["Sources/NodeAgent/Configuration/AgentSettings.swift"]),
-        ("edge-balancer", "GC_BALANCER", ["Sources/EdgeBalancer/Config/BalancerSettings.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift"]),
+        ("edge-balancer", "GC_BALANCER", ["Sources/EdgeBalancer/Config/BalancerSettings.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift", "Sources/GatewayCore/Proxy/TrustedProxies.swift"]),
     ]
 
     /// Every key documented matches a key read, in the same service, and the other way round.

@@ -77,13 +77,14 @@ final class BalancerApp: Sendable {
         upstream.maxConnectionsPerTarget = settings.maxConnectionsPerNode
         upstream.upstreamProtocol = settings.upstreamProtocol
         pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream, tlsContext: upstreamTLS, logger: logger)
-        front = HTTPFrontServer(
-            configuration: .init(host: settings.listenHost, port: settings.listenPort, limits: settings.limits),
-            router: router, pools: pools, logger: logger)
+        var frontConfiguration = HTTPFrontServer.Configuration(host: settings.listenHost, port: settings.listenPort, limits: settings.limits)
+        frontConfiguration.trustedProxies = settings.trustedProxies
+        front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, logger: logger)
         if let tls = settings.tls {
             let context = try TLSContextBox(certificatePath: tls.certFile, keyPath: tls.keyFile)
             var configuration = HTTPFrontServer.Configuration(host: settings.listenHost, port: tls.port, limits: settings.limits)
             configuration.tls = context
+            configuration.trustedProxies = settings.trustedProxies
             tlsContext = context
             tlsFront = HTTPFrontServer(configuration: configuration, router: router, pools: pools, logger: logger)
         } else {

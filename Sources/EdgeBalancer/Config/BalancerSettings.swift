@@ -49,6 +49,9 @@ struct BalancerSettings: Sendable {
     /// or the system's trust store.
     var upstreamTLS = false
     var upstreamCAFile: String? = nil
+    /// Proxies in front of the balancer (a CDN, an L7 load balancer) whose `X-Forwarded-Proto`/`-Host`
+    /// are kept (`listen.trustedProxies`).
+    var trustedProxies = TrustedProxies()
     var limits: ProxyLimits
     var maxIdlePerNode: Int
     var maxConnectionsPerNode: Int
@@ -171,6 +174,7 @@ struct BalancerSettings: Sendable {
             registry: registry, useRedis: useRedis, staticNodes: staticNodes)
         settings.upstreamTLS = upstreamTLS
         settings.upstreamCAFile = upstreamCAFile
+        settings.trustedProxies = TrustedProxies.read(&v)
         return settings
     }
 }

@@ -22,6 +22,8 @@ public final class HTTPFrontServer: Service, Sendable {
         public var scheme: String = "http"
         /// When set, the listener speaks TLS and picks HTTP/2 or HTTP/1.1 by ALPN; the scheme is `https`.
         public var tls: TLSContextBox?
+        /// Proxies in front whose `X-Forwarded-Proto`/`-Host` are kept (`listen.trustedProxies`).
+        public var trustedProxies = TrustedProxies()
 
         public init(host: String, port: Int, limits: ProxyLimits = ProxyLimits()) {
             self.host = host
@@ -67,7 +69,7 @@ public final class HTTPFrontServer: Service, Sendable {
         let tls = configuration.tls
         let handlerConfiguration = ProxyStreamConfiguration(
             router: router, pools: pools, limits: limits, scheme: tls == nil ? configuration.scheme : "https", isHTTP2: false,
-            counters: counters, logger: logger)
+            counters: counters, trustedProxies: configuration.trustedProxies, logger: logger)
         let connections = self.connections
         let serverChannel: any Channel
         do {

@@ -133,27 +133,45 @@ public enum HopByHop {
     ///
     /// `replacing: false` says the headers are known to hold none of these (the HTTP/1.1 parser tells),
     /// which skips the pass over them.
+    ///
+    /// `trustingClient`: the client is a trusted proxy (``TrustedProxies``): its `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` (the first of each) go on instead of this hop's scheme and host.
     public static func takeForwarded(
-        _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true
+        _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true,
+        trustingClient: Bool = false
     ) -> ForwardedFields {
         var forwardedFor: String?
+        var proto = scheme
+        var forwardedHost = host
         if replacing {
             var replace: [String] = []
+            var keptProto = false
+            var keptHost = false
             for (name, value) in headers {
                 guard name.utf8.count >= 12, (name.utf8.first ?? 0) | 0x20 == UInt8(ascii: "x") else { continue }
                 if equalsIgnoringASCIICase(name, "X-Forwarded-For") {
                     forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
                     replace.append(name)
-                } else if equalsIgnoringASCIICase(name, "X-Forwarded-Proto") || equalsIgnoringASCIICase(name, "X-Forwarded-Host")
-                    || equalsIgnoringASCIICase(name, RequestID.headerName)
-                {
+                } else if equalsIgnoringASCIICase(name, "X-Forwarded-Proto") {
+                    if trustingClient && !keptProto, value == "http" || value == "https" {
+                        proto = value
+                        keptProto = true
+                    }
+                    replace.append(name)
+                } else if equalsIgnoringASCIICase(name, "X-Forwarded-Host") {
+                    if trustingClient && !keptHost && !value.isEmpty {
+                        forwardedHost = value
+                        keptHost = true
+                    }
+                    replace.append(name)
+                } else if equalsIgnoringASCIICase(name, RequestID.headerName) {
                     replace.append(name)
                 }
             }
             for name in replace { headers.remove(name: name) }
         }
         return ForwardedFields(
-            forwardedFor: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP, proto: scheme, host: host, requestID: requestID)
+            forwardedFor: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP, proto: proto, host: forwardedHost, requestID: requestID)
     }
 
     /// Removes the hop-by-hop headers of a head that did not come from ``HTTP1Parser`` (an HTTP/2

@@ -34,11 +34,13 @@ final class ProxyStreamConfiguration: Sendable {
     let scheme: String
     let isHTTP2: Bool
     let counters: FrontCounters
+    /// Clients whose `X-Forwarded-Proto`/`-Host` are kept (``TrustedProxies``).
+    let trustedProxies: TrustedProxies
     let logger: Logger
 
     init(
         router: any ProxyRouter, pools: UpstreamPools, limits: ProxyLimits, scheme: String, isHTTP2: Bool, counters: FrontCounters,
-        logger: Logger
+        trustedProxies: TrustedProxies = TrustedProxies(), logger: Logger
     ) {
         self.router = router
         self.pools = pools
@@ -46,12 +48,15 @@ final class ProxyStreamConfiguration: Sendable {
         self.scheme = scheme
         self.isHTTP2 = isHTTP2
         self.counters = counters
+        self.trustedProxies = trustedProxies
         self.logger = logger
     }
 
     /// The same, for HTTP/2 streams.
     func forHTTP2() -> ProxyStreamConfiguration {
-        ProxyStreamConfiguration(router: router, pools: pools, limits: limits, scheme: scheme, isHTTP2: true, counters: counters, logger: logger)
+        ProxyStreamConfiguration(
+            router: router, pools: pools, limits: limits, scheme: scheme, isHTTP2: true, counters: counters, trustedProxies: trustedProxies,
+            logger: logger)
     }
 }
 
@@ -138,7 +143,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         var head = consume head  // taken over: the client's forwarded fields are removed in place, not from a copy
         let forwarded = HopByHop.takeForwarded(
             &head.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
-            replacing: info.hasForwardedHeaders || info.requestID != nil)
+            replacing: info.hasForwardedHeaders || info.requestID != nil,
+            trustingClient: info.hasForwardedHeaders && configuration.trustedProxies.contains(clientIP))
         let request = ProxyRequest(
             head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
             httpVersion: version, startedAt: .now())

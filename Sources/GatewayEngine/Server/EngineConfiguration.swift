@@ -30,6 +30,9 @@ public struct EngineConfiguration: Sendable {
     /// A TLS data listener besides the plain one (`tls.port`, `tls.certFile`, `tls.keyFile`), for balancers
     /// that reach engines over TLS (`upstream.tls` on the balancer).
     public var tls: TLSListenerSettings? = nil
+    /// Proxies whose `X-Forwarded-Proto`/`-Host` the engine keeps (`listen.trustedProxies`): the
+    /// balancers, so backends learn the scheme and host the client used at the edge.
+    public var trustedProxies = TrustedProxies()
 
     static func healthPath(_ v: inout ConfigValidator) -> String {
         let path = v.string("listen.healthPath", default: "/__gateway/health")
@@ -73,6 +76,7 @@ public struct EngineConfiguration: Sendable {
             rateLimitTimeout: v.duration("ratelimit.redisTimeout", default: .milliseconds(250), min: .milliseconds(1)))
         configuration.backendCAFile = backendCAFile
         configuration.tls = TLSListenerSettings.read(&v, defaultPort: 8444)
+        configuration.trustedProxies = TrustedProxies.read(&v)
         return configuration
     }
 }

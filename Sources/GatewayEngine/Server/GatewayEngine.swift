@@ -71,10 +71,12 @@ public final class GatewayEngine: Sendable {
         var frontConfiguration = HTTPFrontServer.Configuration(
             host: configuration.listenHost, port: configuration.listenPort, limits: configuration.limits)
         frontConfiguration.scheme = "http"
+        frontConfiguration.trustedProxies = configuration.trustedProxies
         self.front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
         if let tls = configuration.tls, let tlsContext {
             var tlsConfiguration = HTTPFrontServer.Configuration(host: configuration.listenHost, port: tls.port, limits: configuration.limits)
             tlsConfiguration.tls = tlsContext
+            tlsConfiguration.trustedProxies = configuration.trustedProxies
             self.tlsFront = HTTPFrontServer(configuration: tlsConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
         } else {
             self.tlsFront = nil

@@ -68,4 +68,40 @@ import Testing
         fresh.add(contentsOf: freshFields.headers)
         #expect(fresh.map(\.name) == ["Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID"])
     }
+
+    /// A trusted proxy's `X-Forwarded-Proto` (`http`/`https` only) and `X-Forwarded-Host` go on, the first
+    /// of each; anything else in `X-Forwarded-Proto` falls back to this hop's scheme.
+    @Test func trustedProxyKeepsSchemeAndHost() {
+        var headers: HTTPHeaders = [
+            "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": "api.example.com", "Accept": "*/*",
+        ]
+        let fields = HopByHop.takeForwarded(
+            &headers, clientIP: "10.0.0.2", scheme: "http", host: "engine-1:8001", requestID: "r", trustingClient: true)
+        #expect(fields == ForwardedFields(forwardedFor: "203.0.113.7, 10.0.0.2", proto: "https", host: "api.example.com", requestID: "r"))
+        #expect(headers.map(\.name) == ["Accept"])
+
+        var odd: HTTPHeaders = ["X-Forwarded-Proto": "javascript"]
+        let oddFields = HopByHop.takeForwarded(&odd, clientIP: "10.0.0.2", scheme: "http", host: "h", requestID: "r", trustingClient: true)
+        #expect(oddFields.proto == "http")
+    }
+}
+
+@Suite struct TrustedProxiesTests {
+    @Test func matchesAddressesAndRanges() throws {
+        let trusted = try TrustedProxies(parsing: ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"])
+        #expect(trusted.contains("10.200.3.4"))
+        #expect(!trusted.contains("11.0.0.1"))
+        #expect(trusted.contains("192.168.1.7"))
+        #expect(!trusted.contains("192.168.1.8"))
+        #expect(trusted.contains("2001:db8:1::5"))
+        #expect(!trusted.contains("2001:db9::5"))
+        #expect(trusted.contains("::1"))
+        #expect(trusted.contains("::ffff:10.1.2.3"), "IPv4-mapped IPv6 counts as IPv4")
+        #expect(!trusted.contains("unknown"))
+        #expect(!TrustedProxies().contains("10.0.0.1"), "empty trusts no one")
+        #expect(try TrustedProxies(parsing: ["0.0.0.0/0"]).contains("198.51.100.1"))
+        #expect(throws: TrustedProxiesError.invalid("10.0.0.0/33")) { try TrustedProxies(parsing: ["10.0.0.0/33"]) }
+        #expect(throws: TrustedProxiesError.invalid("balancer-1")) { try TrustedProxies(parsing: ["balancer-1"]) }
+    }
 }

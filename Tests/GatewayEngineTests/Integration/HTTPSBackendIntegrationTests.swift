@@ -79,3 +79,34 @@ extension EngineIntegration {
         }
     }
 }
+
+extension EngineIntegration {
+    /// `listen.trustedProxies`: from a trusted proxy (here the test client on 127.0.0.1) the backend sees
+    /// the scheme and host the proxy reported; from anyone else, the engine's own.
+    @Suite struct TrustedProxies {
+        func forwardedTo(_ backend: TestHTTPBackend, settings: [String: String]) async throws -> (proto: String?, host: String?) {
+            try await withEngines(settings: settings) { cluster in
+                try await cluster.putAPI(apiJSON("p", path: "/p", targets: [backend.port]))
+                let response = try await cluster.first.send(
+                    .GET, "/p/x", headers: [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "api.example.com")])
+                #expect(response.status == 200)
+                let seen = backend.seen.last?.headers
+                return (seen?.first(name: "X-Forwarded-Proto"), seen?.first(name: "X-Forwarded-Host"))
+            }
+        }
+
+        @Test func schemeAndHostFromTrustedProxiesOnly() async throws {
+            try await withBackends(["b"]) { backends in
+                backends[0].setRecording(true)
+                let trusted = try await forwardedTo(backends[0], settings: ["listen.trustedProxies": "127.0.0.0/8"])
+                #expect(trusted.proto == "https")
+                #expect(trusted.host == "api.example.com")
+                let untrusted = try await forwardedTo(backends[0], settings: [:])
+                #expect(untrusted.proto == "http")
+                #expect(untrusted.host?.hasPrefix("127.0.0.1:") == true, "the Host the engine was called with: \(String(describing: untrusted.host))")
+                let other = try await forwardedTo(backends[0], settings: ["listen.trustedProxies": "10.0.0.0/8"])
+                #expect(other.proto == "http")
+            }
+        }
+    }
+}
