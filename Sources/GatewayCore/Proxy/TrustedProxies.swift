@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
 
 /// The addresses (single IPs or CIDR ranges, IPv4 and IPv6) of proxies in front of a listener whose
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` are believed (`listen.trustedProxies`): a request from one
@@ -51,16 +47,46 @@ public struct TrustedProxies: Sendable, Equatable {
         }
     }
 
-    private static func bytes(of text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
+    /// The address's bytes: 4 for IPv4 (`a.b.c.d`), 16 for IPv6 (with `::` and an IPv4 tail); nil for
+    /// anything else (a zone suffix such as `%eth0` is not an address here).
+    static func bytes(of text: String) -> [UInt8]? {
+        if let v4 = ipv4(Substring(text)) { return v4 }
+        return ipv6(Substring(text))
+    }
+
+    private static func ipv4(_ text: Substring) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt8(part) else { return nil }
+            bytes.append(value)
         }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
+        return bytes
+    }
+
+    private static func ipv6(_ text: Substring) -> [UInt8]? {
+        guard text.contains(":") else { return nil }
+        let halves = text.components(separatedBy: "::")
+        guard halves.count <= 2 else { return nil }
+        func groups(_ part: String) -> [UInt8]? {
+            if part.isEmpty { return [] }
+            var bytes: [UInt8] = []
+            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
+            for (index, field) in fields.enumerated() {
+                if index == fields.count - 1, field.contains("."), let v4 = ipv4(field) {
+                    bytes += v4
+                    continue
+                }
+                guard (1...4).contains(field.count), let value = UInt16(field, radix: 16) else { return nil }
+                bytes += [UInt8(value >> 8), UInt8(value & 0xFF)]
+            }
+            return bytes
         }
-        return nil
+        guard let head = groups(halves[0]) else { return nil }
+        if halves.count == 1 { return head.count == 16 ? head : nil }
+        guard let tail = groups(halves[1]), head.count + tail.count <= 14 else { return nil }
+        return head + [UInt8](repeating: 0, count: 16 - head.count - tail.count) + tail
     }
 }
 

@@ -103,5 +103,13 @@ import Testing
         #expect(try TrustedProxies(parsing: ["0.0.0.0/0"]).contains("198.51.100.1"))
         #expect(throws: TrustedProxiesError.invalid("10.0.0.0/33")) { try TrustedProxies(parsing: ["10.0.0.0/33"]) }
         #expect(throws: TrustedProxiesError.invalid("balancer-1")) { try TrustedProxies(parsing: ["balancer-1"]) }
+        // The address parser itself.
+        #expect(TrustedProxies.bytes(of: "2001:db8::1") == [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1])
+        #expect(TrustedProxies.bytes(of: "::") == [UInt8](repeating: 0, count: 16))
+        #expect(TrustedProxies.bytes(of: "::ffff:1.2.3.4") == [UInt8](repeating: 0, count: 10) + [0xff, 0xff, 1, 2, 3, 4])
+        #expect(TrustedProxies.bytes(of: "1:2:3:4:5:6:7:8") == [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8])
+        for bad in ["1.2.3", "1.2.3.256", "1::2::3", "12345::1", "1:2:3:4:5:6:7:8:9", "::g", "", "1.2.3.4.5", "1:2:3:4:5:6:7::8:9"] {
+            #expect(TrustedProxies.bytes(of: bad) == nil, "\(bad)")
+        }
     }
 }
