@@ -32,6 +32,11 @@
 #   EXCLUSIVITY=checked bench/balancer.sh          (keep the run-time exclusivity checks)
 #   PERF_DIR=/tmp/perf bench/balancer.sh           (also `perf record -g` our measured runs)
 #   CASES="h1" FAILOVER=0 bench/balancer.sh        (only some cases, no failover run: for quick comparisons)
+#   UPSTREAM_TLS=1 CASES=h1 FAILOVER=0 bench/balancer.sh   (the backends speak TLS only: ours with
+#                                                   upstream.tls and upstream.caFile, HAProxy with
+#                                                   ssl verify required ca-file, NGINX with proxy_ssl_verify;
+#                                                   all three verify the backends' certificate and keep
+#                                                   TLS connections alive)
 #
 # Needs (installed with apt-get when missing): haproxy, nginx (or nginx-light), wrk, h2load
 # (nghttp2-client), openssl, curl, python3.
@@ -95,6 +100,21 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
 cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
 
+# UPSTREAM_TLS=1: the backends listen with TLS only (the same certificate, which is its own CA), and
+# every proxy verifies it on its upstream connections.
+UPSTREAM_TLS="${UPSTREAM_TLS:-0}"
+BACKEND_SCHEME=http; LISTEN_SSL=""; SSL_LINES=""; SERVER_SSL=""; UPSTREAM_SCHEME=http; PROXY_SSL_LINES=""
+OURS_UPSTREAM=()
+if [ "$UPSTREAM_TLS" = 1 ]; then
+  BACKEND_SCHEME=https
+  LISTEN_SSL="ssl "
+  SSL_LINES="ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;"
+  SERVER_SSL="ssl verify required ca-file $TMP/cert.pem"
+  UPSTREAM_SCHEME=https
+  PROXY_SSL_LINES="proxy_ssl_verify on; proxy_ssl_trusted_certificate $TMP/cert.pem; proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on;"
+  OURS_UPSTREAM=(--set "upstream.tls=true" --set "upstream.caFile=$TMP/cert.pem")
+fi
+
 # --- backends --------------------------------------------------------------------------------------
 B1_PID=""; B2_PID=""
 start_backend() {  # 1|2
@@ -103,12 +123,12 @@ start_backend() {  # 1|2
   dir="$TMP/backend$i"
   mkdir -p "$dir"
   fill "$TPL/nginx-backend.conf.tmpl" "$dir/nginx.conf" "USER_LINE=$USER_LINE" "DIR=$dir" "PORT=$port" \
-    "HEALTH_PATH=$HEALTH_PATH" "BODY=$BODY"
+    "HEALTH_PATH=$HEALTH_PATH" "BODY=$BODY" "LISTEN_SSL=$LISTEN_SSL" "SSL_LINES=$SSL_LINES"
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   if [ "$i" = 1 ]; then B1_PID=$pid; else B2_PID=$pid; fi
-  wait_http "http://127.0.0.1:$port$HEALTH_PATH" 200 "$dir/error.log"
+  wait_http "$BACKEND_SCHEME://127.0.0.1:$port$HEALTH_PATH" 200 "$dir/error.log" -k
 }
 
 # --- the three proxies -----------------------------------------------------------------------------
@@ -121,7 +141,7 @@ start_ours() {  # threads
     --set "discovery.redis=false" \
     --set "nodes.static=id=b1,host=127.0.0.1,port=$B1_PORT;id=b2,host=127.0.0.1,port=$B2_PORT" \
     --set "policy=round_robin" --set "health.path=$HEALTH_PATH" \
-    --set "log.level=warning" --set "accessLog.level=off" \
+    --set "log.level=warning" --set "accessLog.level=off" "${OURS_UPSTREAM[@]}" \
     >"$TMP/ours-$1.log" 2>&1 &
   OURS_PID=$!
   PIDS+=("$OURS_PID")
@@ -144,7 +164,8 @@ start_haproxy() {  # threads
   local dir="$TMP/haproxy-$1"
   mkdir -p "$dir"
   fill "$TPL/haproxy.cfg.tmpl" "$dir/haproxy.cfg" "THREADS=$1" "PORT_H1=$HA_PORT" "PORT_H2C=$HA_H2C" \
-    "PORT_TLS=$HA_TLS" "CERT_PEM=$TMP/haproxy.pem" "HEALTH_PATH=$HEALTH_PATH" "PORT_B1=$B1_PORT" "PORT_B2=$B2_PORT"
+    "PORT_TLS=$HA_TLS" "CERT_PEM=$TMP/haproxy.pem" "HEALTH_PATH=$HEALTH_PATH" "PORT_B1=$B1_PORT" "PORT_B2=$B2_PORT" \
+    "SERVER_SSL=$SERVER_SSL"
   "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
   "$HAPROXY" -db -f "$dir/haproxy.cfg" >"$dir/stdout.log" 2>&1 &
   HA_PID=$!
@@ -158,7 +179,7 @@ start_nginx() {  # threads
   mkdir -p "$dir"
   fill "$TPL/nginx-peer.conf.tmpl" "$dir/nginx.conf" "USER_LINE=$USER_LINE" "THREADS=$1" "DIR=$dir" \
     "PORT_H1=$NG_PORT" "PORT_H2C=$NG_H2C" "PORT_TLS=$NG_TLS" "CERT=$TMP/cert.pem" "KEY=$TMP/key.pem" \
-    "PORT_B1=$B1_PORT" "PORT_B2=$B2_PORT"
+    "PORT_B1=$B1_PORT" "PORT_B2=$B2_PORT" "UPSTREAM_SCHEME=$UPSTREAM_SCHEME" "PROXY_SSL_LINES=$PROXY_SSL_LINES"
   "$NGINX" -t -q -p "$dir" -c "$dir/nginx.conf"
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   NG_PID=$!
