@@ -119,6 +119,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     private let eventLoop: any EventLoop
     private var exchange: Exchange?
     private let clientIP: String
+    /// The client is in ``ProxyStreamConfiguration/trustedProxies``.
+    private let clientTrusted: Bool
     /// The upstream pool of this stream's event loop, looked up once.
     private let loopPool: UpstreamLoopPool
 
@@ -127,6 +129,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         self.client = client
         self.eventLoop = client.eventLoop
         self.clientIP = clientIP
+        // Once per stream (an HTTP/1.1 connection's whole life), and only when proxies are configured.
+        self.clientTrusted = !configuration.trustedProxies.isEmpty && configuration.trustedProxies.contains(clientIP)
         self.loopPool = configuration.pools.pool(for: client.eventLoop)
     }
 
@@ -144,7 +148,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         let forwarded = HopByHop.takeForwarded(
             &head.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
             replacing: info.hasForwardedHeaders || info.requestID != nil,
-            trustingClient: info.hasForwardedHeaders && configuration.trustedProxies.contains(clientIP))
+            trustingClient: info.hasForwardedHeaders && clientTrusted)
         let request = ProxyRequest(
             head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
             httpVersion: version, startedAt: .now())
