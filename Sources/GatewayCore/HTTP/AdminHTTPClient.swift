@@ -97,9 +97,7 @@ public struct AdminHTTPClient: Sendable {
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tlsContext {
-                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOSSLClientHandler(context: tlsContext, serverHostname: isAddress ? nil : host))
+                            try channel.pipeline.syncOperations.addHandler(ClientTLS.handler(context: tlsContext, host: host))
                         }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel(

@@ -119,11 +119,7 @@ final class UpstreamLoopPool {
             .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls, let handshake {
-                        // SNI and the certificate's name: the host, unless it is an IP address (then the
-                        // certificate must carry that address).
-                        let isAddress = (try? SocketAddress(ipAddress: target.host, port: 0)) != nil
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : target.host))
+                        try channel.pipeline.syncOperations.addHandler(ClientTLS.handler(context: tls, host: target.host))
                         try channel.pipeline.syncOperations.addHandler(TLSHandshakeHandler(done: handshake))
                     }
                     try channel.pipeline.syncOperations.addHandler(UpstreamHTTP1Handler())

@@ -16,8 +16,6 @@ public enum UpstreamPoolError: Error, Sendable, Hashable {
     case connectionLimitReached
     /// A TLS (`https://`) target, but the pools have no client TLS context.
     case noTLSContext
-    /// A CA file without a PEM certificate.
-    case noCertificates(file: String)
 }
 
 /// How much of each target's pool is in use, summed over the event loops.
@@ -65,9 +63,6 @@ public final class UpstreamPools: Sendable {
     public let configuration: Configuration
     /// Connections (or streams) per target each loop allows.
     public let perLoopLimit: Int
-    /// The client TLS context of connections to TLS targets (`https://` backends); nil: such targets
-    /// fail to connect (``UpstreamPoolError/noTLSContext``).
-    public let tlsContext: NIOSSLContext?
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamLoopPool>]
 
     /// Callable from any thread, an event loop's included: each loop's pool is made here and sent into a
@@ -84,7 +79,6 @@ public final class UpstreamPools: Sendable {
                 UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop, tlsContext: tlsContext, logger: logger),
                 eventLoop: loop)
         }
-        self.tlsContext = tlsContext
         self.configuration = configuration
         self.perLoopLimit = perLoop
         self.pools = pools
@@ -106,15 +100,8 @@ public final class UpstreamPools: Sendable {
     /// A client context for `https://` backends: TLS 1.2 or later, ALPN `http/1.1`, the certificate
     /// verified (chain and name) against the CAs in `caFile`, else the system's trust store.
     public static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.certificateVerification = .fullVerification
+        var configuration = try ClientTLS.configuration(caFile: caFile)
         configuration.applicationProtocols = ["http/1.1"]
-        if let caFile {
-            let authorities = try NIOSSLCertificate.fromPEMFile(caFile)
-            guard !authorities.isEmpty else { throw UpstreamPoolError.noCertificates(file: caFile) }
-            configuration.trustRoots = .certificates(authorities)
-        }
         return try NIOSSLContext(configuration: configuration)
     }
 

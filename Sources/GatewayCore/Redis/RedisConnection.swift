@@ -54,7 +54,7 @@ public final class RedisConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tlsContext, let tlsDone {
-                        try sync.addHandler(RedisTLS.handler(context: tlsContext, name: tlsName))
+                        try sync.addHandler(ClientTLS.handler(context: tlsContext, host: tlsName))
                         try sync.addHandler(TLSHandshakeHandler(done: tlsDone))
                     }
                     try sync.addHandler(RedisChannelHandler(address: address, maxReplyBytes: maxReplyBytes))

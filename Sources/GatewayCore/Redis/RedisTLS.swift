@@ -54,18 +54,11 @@ public enum RedisTLS {
     /// Reads the files of `settings` into a client context (TLS 1.2 or later, full verification). The
     /// errors name the file and what is wrong with it; ``ConfigValidator`` reports them at start-up.
     public static func makeContext(_ settings: RedisTLSSettings) throws(RedisError) -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.certificateVerification = .fullVerification
-        if let caFile = settings.caFile {
-            let authorities: [NIOSSLCertificate]
-            do {
-                authorities = try NIOSSLCertificate.fromPEMFile(caFile)
-            } catch {
-                throw .tls("cannot read the CA file \(caFile): \(error)")
-            }
-            guard !authorities.isEmpty else { throw .tls("the CA file \(caFile) holds no PEM certificate") }
-            configuration.trustRoots = .certificates(authorities)
+        var configuration: TLSConfiguration
+        do {
+            configuration = try ClientTLS.configuration(caFile: settings.caFile)
+        } catch {
+            throw .tls(error.description)
         }
         switch (settings.certFile, settings.keyFile) {
         case (nil, nil):
@@ -92,14 +85,6 @@ public enum RedisTLS {
         } catch {
             throw .tls("cannot make a TLS context: \(error)")
         }
-    }
-
-    /// The handler that starts a connection's TLS. `name` (the server name, else the URL's host) is sent
-    /// as SNI and checked against the certificate when it is a DNS name; an IP address is checked against
-    /// the certificate's IP entries.
-    static func handler(context: NIOSSLContext, name: String) throws -> NIOSSLClientHandler {
-        let isAddress = (try? SocketAddress(ipAddress: name, port: 0)) != nil
-        return try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : name)
     }
 
     /// Waits for the TLS handshake of a new connection, at most `timeout`; on failure closes the channel
