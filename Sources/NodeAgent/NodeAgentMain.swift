@@ -17,7 +17,7 @@ public enum NodeAgentMain {
         let agent = NodeAgent(settings: settings, redis: redis, logger: logger)
         var router = AdminRouter()
         agent.addRoutes(to: &router)
-        let admin = AdminHTTPServer(settings: settings.common.admin, router: router, logger: logger)
+        let admin = AdminHTTPServer(settings: settings.common.admin, router: router, metricsPrefix: "node_agent", logger: logger)
         do {
             try await launcher.run(
                 services: [admin, agent], shutdownDeadline: settings.common.shutdownDeadline, logger: logger,

@@ -2,6 +2,8 @@ import Foundation
 import GatewayCore
 import GatewayTesting
 import Logging
+import NIOCore
+import NIOHTTP1
 import Testing
 
 /// The built `gatewayctl` against a real edge-balancer and gateway-engine (their binaries) and a real
@@ -17,6 +19,15 @@ struct GatewayctlTests {
         let balancerAdmin: Int
         let engineAdmin: Int
         let directory: String
+        /// The engine's stdout and stderr: its structured log.
+        var engineLog: String { (try? String(contentsOfFile: directory + "/engine.log", encoding: .utf8)) ?? "" }
+
+        /// `GET /metrics` on an admin listener, with the token.
+        func metrics(port: Int) async throws -> String {
+            let response = try await AdminHTTPClient().request(
+                .GET, "http://127.0.0.1:\(port)/metrics", headers: ["Authorization": "Bearer \(GatewayctlTests.token)"])
+            return String(buffer: response.body)
+        }
 
         func ctl(_ arguments: [String], token: String? = GatewayctlTests.token, environment: [String: String] = [:]) async throws
             -> (status: Int32, output: String)
@@ -114,7 +125,8 @@ struct GatewayctlTests {
         }
     }
 
-    /// API keys through the engine: the key is printed once, listed by id (never the key), and revoked.
+    /// API keys through the engine: the key is printed once, listed by id (never the key), and revoked;
+    /// the engine logs the creation and the revocation (by id, never the key) with their request ids.
     @Test func keysCreateListRevoke() async throws {
         try await Self.withCluster { cluster in
             let created = try await cluster.ctl(["keys", "create", "--name", "partner", "--json"])
@@ -128,6 +140,12 @@ struct GatewayctlTests {
             #expect(try await cluster.ctl(["keys", "revoke", id]).output.contains("revoked \(id)"))
             let again = try await cluster.ctl(["keys", "revoke", id])
             #expect(again.status == 1, "\(again.output)")
+            try await waitUntil("the engine's audit lines", timeout: .seconds(5), interval: .milliseconds(50)) {
+                let lines = cluster.engineLog.split(separator: "\n")
+                return lines.contains { $0.contains("API key created") && $0.contains(id) && $0.contains("partner") && $0.contains("request.id") }
+                    && lines.contains { $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") }
+            }
+            #expect(!cluster.engineLog.contains(key), "the key itself is never logged")
         }
     }
 
@@ -142,6 +160,10 @@ struct GatewayctlTests {
             #expect(noToken.status == 1 && noToken.output.contains("no admin token"), "\(noToken.output)")
             let wrongToken = try await cluster.ctl(["nodes"], token: "wrong-token-0123456789")
             #expect(wrongToken.status == 1 && wrongToken.output.contains("401"), "\(wrongToken.output)")
+            // Both refusals are counted (the call without a token never left gatewayctl).
+            let refused = try await cluster.metrics(port: cluster.balancerAdmin).split(separator: "\n")
+                .first { $0.hasPrefix("balancer_admin_auth_failures_total ") }
+            #expect(refused == "balancer_admin_auth_failures_total 1", "\(refused ?? "no balancer_admin_auth_failures_total")")
             let range = try await cluster.ctl(["weight", "set", "a", "20000"])
             #expect(range.status != 0 && range.output.contains("between 0 and 10000"), "\(range.output)")
             let nowhere = try await cluster.ctl(["nodes"], environment: ["GATEWAYCTL_BALANCER": "http://127.0.0.1:1"])

@@ -104,7 +104,7 @@ final class BalancerApp: Sendable {
                 tables.table.isEmpty ? "no usable node" : nil
             })
         BalancerAdminRoutes.add(to: &adminRouter, controller: controller, store: store, logger: logger)
-        admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, logger: logger)
+        admin = AdminHTTPServer(settings: settings.common.admin, router: adminRouter, metricsPrefix: "balancer", logger: logger)
         gauges = FrontGauges(front: front, tlsFront: tlsFront, redis: redis, metrics: metrics)
         upstreamGauges = UpstreamGauges(pools: pools)
     }

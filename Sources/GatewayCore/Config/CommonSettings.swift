@@ -82,7 +82,7 @@ extension CommonSettings {
 public struct AdminListenerSettings: Sendable {
     public var host: String
     public var port: Int
-    /// The bearer token every admin call (but `/health`, `/ready` and `/metrics`) must carry.
+    /// The bearer token every admin call but the probes (`/health`, `/ready`) must carry.
     public var token: String
     public var maxBodyBytes: Int
 

@@ -1,5 +1,6 @@
 import Crypto
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -28,11 +29,17 @@ public final class AdminHTTPServer: Service, Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let bound: EventLoopPromise<SocketAddress>
     private let activeConnections = NIOLockedValueBox(0)
+    /// `<prefix>_admin_auth_failures_total`: calls refused for a missing or wrong token.
+    private let authFailures: Counter?
 
+    /// - Parameter metricsPrefix: the service's metric prefix (`gc_engine`, `balancer`, `node_agent`);
+    ///   nil records no metric.
     public init(
         host: String, port: Int, token: String, router: AdminRouter, limits: Limits = Limits(),
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, metricsPrefix: String? = nil,
+        logger: Logger
     ) {
+        self.authFailures = metricsPrefix.map { Counter(label: $0 + "_admin_auth_failures_total") }
         self.host = host
         self.port = port
         self.token = token
@@ -43,10 +50,12 @@ public final class AdminHTTPServer: Service, Sendable {
         self.bound = eventLoopGroup.any().makePromise()
     }
 
-    public convenience init(settings: AdminListenerSettings, router: AdminRouter, logger: Logger) {
+    public convenience init(settings: AdminListenerSettings, router: AdminRouter, metricsPrefix: String? = nil, logger: Logger) {
         var limits = Limits()
         limits.maxBodyBytes = settings.maxBodyBytes
-        self.init(host: settings.host, port: settings.port, token: settings.token, router: router, limits: limits, logger: logger)
+        self.init(
+            host: settings.host, port: settings.port, token: settings.token, router: router, limits: limits,
+            metricsPrefix: metricsPrefix, logger: logger)
     }
 
     /// The address the server listens on, once it does (useful with port 0).
@@ -114,6 +123,7 @@ public final class AdminHTTPServer: Service, Sendable {
             if route.requiresAuth, !authorized(request.headers) {
                 var response = HTTPResponse.error(.unauthorized, "missing or wrong bearer token", requestID: request.requestID)
                 response.headers.add(name: "WWW-Authenticate", value: "Bearer")
+                authFailures?.increment()
                 logger.notice("admin request refused: bad token", metadata: ["http.path": "\(request.path)", "request.id": "\(request.requestID)"])
                 return response
             }

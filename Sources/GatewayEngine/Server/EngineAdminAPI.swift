@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Logging
 import NIOCore
 import Metrics
 import NIOConcurrencyHelpers
@@ -7,6 +8,10 @@ import NIOHTTP1
 
 /// The engine's admin routes: API definitions, API keys, cache purges, drain, plus the standard probes
 /// and metrics. Every route but `/health` and `/ready` needs the bearer token.
+///
+/// Every change it makes is logged with its request id, the audit trail of what changed through this
+/// engine and when: definitions, keys and drain at `notice`, cache purges (which the node agents relay)
+/// at `info`. Key material never is.
 struct EngineAdminAPI: Sendable {
     let store: APIDefinitionStore
     let holder: RouteTableHolder
@@ -14,6 +19,7 @@ struct EngineAdminAPI: Sendable {
     let cache: ResponseCache
     let metrics: EngineMetrics
     let state: EngineState
+    let logger: Logger
 
     func makeRouter() -> AdminRouter {
         var router = AdminRouter()
@@ -27,14 +33,16 @@ struct EngineAdminAPI: Sendable {
         router.add(.POST, "/keys") { request in try await createKey(request) }
         router.add(.DELETE, "/keys/:id") { request in try await revokeKey(request) }
         router.add(.POST, "/cache/purge") { request in try purge(request) }
-        router.add(.POST, "/drain") { _ in
+        router.add(.POST, "/drain") { request in
             state.setDraining(true)
             metrics.draining.record(1)
+            logger.notice("engine draining", metadata: ["request.id": "\(request.requestID)"])
             return .json(["draining": true])
         }
-        router.add(.POST, "/undrain") { _ in
+        router.add(.POST, "/undrain") { request in
             state.setDraining(false)
             metrics.draining.record(0)
+            logger.notice("engine undrained", metadata: ["request.id": "\(request.requestID)"])
             return .json(["draining": false])
         }
         return router
@@ -97,6 +105,12 @@ struct EngineAdminAPI: Sendable {
         }
         do {
             let version = try await store.put(definition)
+            logger.notice(
+                "API definition saved",
+                metadata: [
+                    "api": "\(definition.id)", "defs.counter": "\(version)", "api.active": "\(definition.active)",
+                    "request.id": "\(request.requestID)",
+                ])
             return .json(["id": definition.id, "version": String(version)])
         } catch .invalid(let error) {
             throw HTTPError(.badRequest, error.description)
@@ -110,6 +124,7 @@ struct EngineAdminAPI: Sendable {
         let version: Int64?
         do { version = try await store.delete(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
         guard let version else { throw HTTPError(.notFound, "no API \(id)") }
+        logger.notice("API definition deleted", metadata: ["api": "\(id)", "defs.counter": "\(version)", "request.id": "\(request.requestID)"])
         return .json(["deleted": id, "version": String(version)])
     }
 
@@ -151,6 +166,12 @@ struct EngineAdminAPI: Sendable {
         } catch .redis(let error) {
             throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
         }
+        logger.notice(
+            "API key created",
+            metadata: [
+                "key.id": "\(created.record.id)", "key.name": "\(created.record.name)",
+                "key.apis": "\(created.record.allowedAPIs.joined(separator: ","))", "request.id": "\(request.requestID)",
+            ])
         let json = String(decoding: try APIKeyRecord.encoder.encode(created.record), as: UTF8.self)
         // The only time the key itself is shown.
         return .rawJSON("{\"key\":\(StructuredLogHandler.jsonString(created.key)),\"record\":\(json)}", status: .created)
@@ -179,6 +200,7 @@ struct EngineAdminAPI: Sendable {
         let revoked: Bool
         do { revoked = try await keyStore.revoke(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
         guard revoked else { throw HTTPError(.notFound, "no API key \(id)") }
+        logger.notice("API key revoked", metadata: ["key.id": "\(id)", "request.id": "\(request.requestID)"])
         return .json(["revoked": id])
     }
 
@@ -213,6 +235,12 @@ struct EngineAdminAPI: Sendable {
             throw HTTPError(.badRequest, "scope: \"\(body.scope)\" is invalid: expected one of all, api, prefix, key")
         }
         metrics.count("cache_purges", body.scope)
+        var metadata: Logger.Metadata = ["purge.scope": "\(body.scope)", "purge.removed": "\(purged)", "request.id": "\(request.requestID)"]
+        if let api = body.api { metadata["api"] = "\(api)" }
+        if let prefix = body.prefix { metadata["purge.prefix"] = "\(prefix)" }
+        if let key = body.key { metadata["purge.key"] = "\(key)" }
+        if let host = body.host { metadata["purge.host"] = "\(host)" }
+        logger.info("cache purged", metadata: metadata)
         return .json(["purged": purged])
     }
 }

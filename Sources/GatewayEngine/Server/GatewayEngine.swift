@@ -82,8 +82,10 @@ public final class GatewayEngine: Sendable {
             self.tlsFront = nil
         }
         self.tlsContext = tlsContext
-        let adminAPI = EngineAdminAPI(store: store, holder: holder, keyStore: keyStore, cache: cache, metrics: metrics, state: state)
-        self.admin = AdminHTTPServer(settings: configuration.common.admin, router: adminAPI.makeRouter(), logger: logger)
+        let adminAPI = EngineAdminAPI(store: store, holder: holder, keyStore: keyStore, cache: cache, metrics: metrics, state: state,
+            logger: logger)
+        self.admin = AdminHTTPServer(
+            settings: configuration.common.admin, router: adminAPI.makeRouter(), metricsPrefix: "gc_engine", logger: logger)
         self.redis = redis
         self.holder = holder
         self.store = store

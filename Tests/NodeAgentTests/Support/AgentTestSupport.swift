@@ -92,7 +92,7 @@ final class RunningAgent: Sendable {
         let agent = NodeAgent(settings: settings, redis: redis, logger: logger)
         var router = AdminRouter()
         agent.addRoutes(to: &router)
-        let admin = AdminHTTPServer(settings: settings.common.admin, router: router, logger: logger)
+        let admin = AdminHTTPServer(settings: settings.common.admin, router: router, metricsPrefix: "node_agent", logger: logger)
         var configuration = ServiceGroupConfiguration(
             services: [
                 .init(service: admin, successTerminationBehavior: .gracefullyShutdownGroup),
