@@ -28,7 +28,8 @@ struct AdminClient {
             throw CtlError("cannot reach \(base): \(error)")
         }
         let data = Data(response.body.readableBytesView)
-        let object = data.isEmpty ? [String: Any]() : ((try? JSONSerialization.jsonObject(with: data)) ?? [:])
+        let parsed: Any? = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data)
+        let object: Any = parsed ?? [String: Any]()
         guard (200..<300).contains(Int(response.status.code)) else {
             let message = (object as? [String: Any])?["error"] as? String ?? String(decoding: data, as: UTF8.self)
             throw CtlError("\(method) \(path): \(response.status.code) \(message)")

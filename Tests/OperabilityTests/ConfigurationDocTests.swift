@@ -70,6 +70,11 @@ struct ConfigurationDocTests {
     /// Keys named in `ConfigValidator` calls (`v.int("admin.port", …)`) and direct reads of `nodes.static`.
     static func keysRead(_ source: String) -> Set<String> {
         let pattern = #/(?:v\.(?:string|optionalString|requiredString|stringList|int|double|bool|duration|byteSize|choice|redisURL|httpURL|raw)\(|stringArray\(forKey: )"([A-Za-z.]+)"/#
-        return Set(source.matches(of: pattern).map { String($0.output.1) })
+        var keys = Set(source.matches(of: pattern).map { String($0.output.1) })
+        // `ClientTLSFiles.read(&v, prefix: "p")` reads p.caFile, p.certFile and p.keyFile.
+        for match in source.matches(of: #/ClientTLSFiles\.read\(&v, prefix: "([A-Za-z.]+)"/#) {
+            keys.formUnion(["caFile", "certFile", "keyFile"].map { "\(match.output.1).\($0)" })
+        }
+        return keys
     }
 }

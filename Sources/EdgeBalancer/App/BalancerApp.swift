@@ -28,6 +28,8 @@ final class BalancerApp: Sendable {
     let tlsFront: HTTPFrontServer?
     /// Its certificate and key, reread on SIGHUP.
     let tlsContext: TLSContextBox?
+    /// The client TLS to the nodes with `upstream.tls` (reread on SIGHUP).
+    let upstreamTLS: ClientTLSContextBox?
     let admin: AdminHTTPServer
     private let gauges: FrontGauges
     private let upstreamGauges: UpstreamGauges
@@ -67,21 +69,22 @@ final class BalancerApp: Sendable {
             await controller.apply(view)
         }
         // With upstream.tls, requests and health checks reach the nodes over TLS with one client context.
-        let upstreamTLS = settings.upstreamTLS ? try UpstreamPools.makeTLSContext(caFile: settings.upstreamCAFile) : nil
+        let upstreamTLS = settings.upstreamTLS ? try ClientTLSContextBox(files: settings.upstreamTLSFiles) : nil
+        self.upstreamTLS = upstreamTLS
         healthChecker = ActiveHealthChecker(
             configuration: settings.health, controller: controller,
-            client: AdminHTTPClient(timeout: settings.health.timeout, maxResponseBytes: 64 * 1024, tlsContext: upstreamTLS), logger: logger)
+            client: AdminHTTPClient(timeout: settings.health.timeout, maxResponseBytes: 64 * 1024, tls: upstreamTLS), logger: logger)
 
         var upstream = UpstreamPools.Configuration()
         upstream.maxIdlePerTarget = settings.maxIdlePerNode
         upstream.maxConnectionsPerTarget = settings.maxConnectionsPerNode
         upstream.upstreamProtocol = settings.upstreamProtocol
-        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream, tlsContext: upstreamTLS, logger: logger)
+        pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton, configuration: upstream, tls: upstreamTLS, logger: logger)
         var frontConfiguration = HTTPFrontServer.Configuration(host: settings.listenHost, port: settings.listenPort, limits: settings.limits)
         frontConfiguration.trustedProxies = settings.trustedProxies
         front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, logger: logger)
         if let tls = settings.tls {
-            let context = try TLSContextBox(certificatePath: tls.certFile, keyPath: tls.keyFile)
+            let context = try tls.makeContext()
             var configuration = HTTPFrontServer.Configuration(host: settings.listenHost, port: tls.port, limits: settings.limits)
             configuration.tls = context
             configuration.trustedProxies = settings.trustedProxies

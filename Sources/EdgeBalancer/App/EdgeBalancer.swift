@@ -38,6 +38,7 @@ public enum EdgeBalancer {
                     Telemetry.logLevel.level = new.common.logLevel
                     logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
                     app.tlsContext?.reloadLogging(to: logger)
+                    app.upstreamTLS?.reloadLogging(to: logger, name: "upstream")
                 case .failure(let error):
                     logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
                 }

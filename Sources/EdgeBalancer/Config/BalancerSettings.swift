@@ -46,9 +46,10 @@ struct BalancerSettings: Sendable {
     /// The TLS listener (the shared front's: ALPN h2 + http/1.1, certificate and key reread on SIGHUP).
     var tls: TLSListenerSettings?
     /// Nodes are reached over TLS (`upstream.tls`), their certificates verified against `upstream.caFile`
-    /// or the system's trust store.
+    /// or the system's trust store, with the client certificate `upstream.certFile`/`keyFile` for engines
+    /// that require one (`tls.clientCaFile` on the engine). Reread on SIGHUP.
     var upstreamTLS = false
-    var upstreamCAFile: String? = nil
+    var upstreamTLSFiles = ClientTLSFiles()
     /// Proxies in front of the balancer (a CDN, an L7 load balancer) whose `X-Forwarded-Proto`/`-Host`
     /// are kept (`listen.trustedProxies`).
     var trustedProxies = TrustedProxies()
@@ -154,26 +155,17 @@ struct BalancerSettings: Sendable {
         }
 
         let upstreamTLS = v.bool("upstream.tls", default: false)
-        let upstreamCAFile = v.optionalString("upstream.caFile")
-        if upstreamTLS {
-            if upstreamProtocol == .h2c {
-                v.report("upstream.protocol", value: "h2c", expected: "http1 with upstream.tls (h2c is HTTP/2 without TLS)")
-            }
-            do {
-                _ = try UpstreamPools.makeTLSContext(caFile: upstreamCAFile)
-            } catch {
-                v.report("upstream.caFile", value: upstreamCAFile, expected: "a readable PEM file of CA certificates (\(error))")
-            }
-        } else if let upstreamCAFile {
-            v.report("upstream.caFile", value: upstreamCAFile, expected: "no CA file unless upstream.tls is true")
+        if upstreamTLS && upstreamProtocol == .h2c {
+            v.report("upstream.protocol", value: "h2c", expected: "http1 with upstream.tls (h2c is HTTP/2 without TLS)")
         }
+        let upstreamTLSFiles = ClientTLSFiles.read(&v, prefix: "upstream", enabled: upstreamTLS, enabledBy: "upstream.tls is true")
         registry.tls = upstreamTLS
         var settings = BalancerSettings(
             common: common, listenHost: listenHost, listenPort: listenPort, tls: tls, limits: limits,
             maxIdlePerNode: maxIdlePerNode, maxConnectionsPerNode: maxConnectionsPerNode, upstreamProtocol: upstreamProtocol, router: router, controller: controller, health: health, outlier: outlier,
             registry: registry, useRedis: useRedis, staticNodes: staticNodes)
         settings.upstreamTLS = upstreamTLS
-        settings.upstreamCAFile = upstreamCAFile
+        settings.upstreamTLSFiles = upstreamTLSFiles
         settings.trustedProxies = TrustedProxies.read(&v)
         return settings
     }

@@ -70,11 +70,8 @@ public struct CommonSettings: Sendable {
 extension CommonSettings {
     /// The `redis.tls.*` key whose file a TLS context error names.
     static func redisTLSKey(blamedBy error: RedisError, in settings: RedisTLSSettings) -> String {
-        let message = "\(error)"
-        if let file = settings.caFile, message.contains("CA file \(file)") { return "redis.tls.caFile" }
-        if let file = settings.keyFile, message.contains("key file \(file)") { return "redis.tls.keyFile" }
-        if let file = settings.certFile, message.contains("certificate file \(file)") { return "redis.tls.certFile" }
-        return settings.certFile == nil || settings.keyFile == nil ? "redis.tls.certFile" : "redis.tls"
+        let files = ClientTLSFiles(caFile: settings.caFile, certFile: settings.certFile, keyFile: settings.keyFile)
+        return "redis.tls." + files.key(blamedBy: "\(error)")
     }
 }
 

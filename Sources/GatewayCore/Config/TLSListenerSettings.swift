@@ -1,17 +1,26 @@
 import Foundation
 import Logging
 
-/// A data listener's TLS (`tls.port`, `tls.certFile`, `tls.keyFile`): HTTP/2 and HTTP/1.1 by ALPN, the
-/// certificate and key reread on SIGHUP. The engine's and the balancer's listeners read it alike.
+/// A data listener's TLS (`tls.port`, `tls.certFile`, `tls.keyFile`, `tls.clientCaFile`): HTTP/2 and
+/// HTTP/1.1 by ALPN, the files reread on SIGHUP. The engine's and the balancer's listeners read it alike.
 public struct TLSListenerSettings: Sendable, Equatable {
     public var port: Int
     public var certFile: String
     public var keyFile: String
+    /// Mutual TLS: every client must show a certificate that one of these CAs (PEM) signed; the handshake
+    /// fails without one. Nil: no client certificate is asked for.
+    public var clientCaFile: String?
 
-    public init(port: Int, certFile: String, keyFile: String) {
+    public init(port: Int, certFile: String, keyFile: String, clientCaFile: String? = nil) {
         self.port = port
         self.certFile = certFile
         self.keyFile = keyFile
+        self.clientCaFile = clientCaFile
+    }
+
+    /// The listener's context, its files read now (throws naming what is wrong).
+    public func makeContext() throws -> TLSContextBox {
+        try TLSContextBox(certificatePath: certFile, keyPath: keyFile, clientCAPath: clientCaFile)
     }
 
     /// Reads `tls.*`: nil when neither file is set; both files or neither, each readable.
@@ -19,7 +28,11 @@ public struct TLSListenerSettings: Sendable, Equatable {
         let cert = v.optionalString("tls.certFile")
         let key = v.optionalString("tls.keyFile")
         let port = v.int("tls.port", default: defaultPort, in: 0...65535)
-        guard cert != nil || key != nil else { return nil }
+        let clientCA = v.optionalString("tls.clientCaFile")
+        guard cert != nil || key != nil else {
+            if let clientCA { v.report("tls.clientCaFile", value: clientCA, expected: "nothing unless tls.certFile and tls.keyFile are set") }
+            return nil
+        }
         guard let cert, let key else {
             v.report(cert == nil ? "tls.certFile" : "tls.keyFile", value: nil, expected: "both tls.certFile and tls.keyFile, or neither")
             return nil
@@ -27,7 +40,14 @@ public struct TLSListenerSettings: Sendable, Equatable {
         for (name, path) in [("tls.certFile", cert), ("tls.keyFile", key)] where !FileManager.default.isReadableFile(atPath: path) {
             v.report(name, value: path, expected: "a readable PEM file")
         }
-        return TLSListenerSettings(port: port, certFile: cert, keyFile: key)
+        if let clientCA {
+            do {
+                _ = try ClientTLS.certificates(clientCA, what: "CA file")
+            } catch {
+                v.report("tls.clientCaFile", value: clientCA, expected: "a readable PEM file of CA certificates (\(error))")
+            }
+        }
+        return TLSListenerSettings(port: port, certFile: cert, keyFile: key, clientCaFile: clientCA)
     }
 }
 

@@ -26,17 +26,17 @@ public struct AdminHTTPClient: Sendable {
 
     public var timeout: Duration
     public var maxResponseBytes: Int
-    /// The client TLS context `https://` URLs are reached with (nil: only `http://`).
-    public var tlsContext: NIOSSLContext?
+    /// The client TLS `https://` URLs are reached with (nil: only `http://`).
+    public var tls: ClientTLSContextBox?
     let eventLoopGroup: any EventLoopGroup
 
     public init(
-        timeout: Duration = .seconds(5), maxResponseBytes: Int = 16 << 20, tlsContext: NIOSSLContext? = nil,
+        timeout: Duration = .seconds(5), maxResponseBytes: Int = 16 << 20, tls: ClientTLSContextBox? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.timeout = timeout
         self.maxResponseBytes = maxResponseBytes
-        self.tlsContext = tlsContext
+        self.tls = tls
         self.eventLoopGroup = eventLoopGroup
     }
 
@@ -71,7 +71,7 @@ public struct AdminHTTPClient: Sendable {
         _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil
     ) async throws -> HTTPResponse {
         let (host, port, path, tls) = try Self.parse(url)
-        if tls && tlsContext == nil { throw ClientError.invalidURL(url) }
+        if tls && self.tls == nil { throw ClientError.invalidURL(url) }
         let timeout = self.timeout
         return try await withThrowingTaskGroup(of: HTTPResponse.self) { group in
             group.addTask {
@@ -90,7 +90,7 @@ public struct AdminHTTPClient: Sendable {
         _ method: HTTPMethod, host: String, port: Int, path: String, tls: Bool, headers: HTTPHeaders, body: ByteBuffer?
     ) async throws -> HTTPResponse {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        let tlsContext = tls ? self.tlsContext : nil
+        let tlsContext = tls ? self.tls?.current : nil
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup)
                 .connectTimeout(timeout.timeAmount)

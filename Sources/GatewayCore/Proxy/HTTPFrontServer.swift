@@ -244,29 +244,39 @@ enum FrontPipeline {
 public final class TLSContextBox: Sendable {
     public let certificatePath: String
     public let keyPath: String
+    /// With mutual TLS, the CAs (PEM) a client's certificate must be signed by.
+    public let clientCAPath: String?
     private let box: NIOLockedValueBox<NIOSSLContext>
 
-    /// Reads the PEM certificate chain and key; throws when they cannot be read or do not match.
-    public init(certificatePath: String, keyPath: String) throws {
+    /// Reads the PEM certificate chain and key (and the client CAs); throws when they cannot be read or
+    /// do not match.
+    public init(certificatePath: String, keyPath: String, clientCAPath: String? = nil) throws {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
-        self.box = NIOLockedValueBox(try Self.load(certificatePath: certificatePath, keyPath: keyPath))
+        self.clientCAPath = clientCAPath
+        self.box = NIOLockedValueBox(try Self.load(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath))
     }
 
     var current: NIOSSLContext { box.withLockedValue { $0 } }
 
     /// Rereads the files; on failure the previous context stays in use and the error is thrown.
     public func reload() throws {
-        let context = try Self.load(certificatePath: certificatePath, keyPath: keyPath)
+        let context = try Self.load(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
         box.withLockedValue { $0 = context }
     }
 
-    private static func load(certificatePath: String, keyPath: String) throws -> NIOSSLContext {
+    private static func load(certificatePath: String, keyPath: String, clientCAPath: String?) throws -> NIOSSLContext {
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["h2", "http/1.1"]
+        if let clientCAPath {
+            // Ask for a client certificate, require one, and verify its chain to these CAs (a client has
+            // no host name to check).
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .certificates(try ClientTLS.certificates(clientCAPath, what: "CA file"))
+        }
         return try NIOSSLContext(configuration: configuration)
     }
 }

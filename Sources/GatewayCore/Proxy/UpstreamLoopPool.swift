@@ -24,18 +24,18 @@ final class UpstreamLoopPool {
     private var surplusCheck: Scheduled<Void>?
 
     /// Client TLS for `https://` targets (always HTTP/1.1, whatever ``UpstreamPools/Configuration/upstreamProtocol`` says).
-    let tlsContext: NIOSSLContext?
+    let tls: ClientTLSContextBox?
 
     let logger: Logger?
 
     init(
-        eventLoop: any EventLoop, configuration: UpstreamPools.Configuration, limitPerTarget: Int, tlsContext: NIOSSLContext? = nil,
+        eventLoop: any EventLoop, configuration: UpstreamPools.Configuration, limitPerTarget: Int, tls: ClientTLSContextBox? = nil,
         logger: Logger? = nil
     ) {
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.limitPerTarget = limitPerTarget
-        self.tlsContext = tlsContext
+        self.tls = tls
         self.logger = logger
     }
 
@@ -105,12 +105,12 @@ final class UpstreamLoopPool {
         let target = slot.target
         var tls: NIOSSLContext?
         if target.tls {
-            guard let tlsContext else {
+            guard let box = self.tls else {
                 slotFreed(slot)
                 completion(.failure(UpstreamPoolError.noTLSContext))
                 return
             }
-            tls = tlsContext
+            tls = box.current
         }
         // With TLS the connection is handed out once its handshake is done (within the connect timeout),
         // so a certificate the backend cannot prove fails the connect, not the request written to it.

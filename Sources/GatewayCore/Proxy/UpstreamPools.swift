@@ -70,13 +70,13 @@ public final class UpstreamPools: Sendable {
     ///
     /// - Parameter logger: where a failed connection to an `https://` target is reported (at most every
     ///   10 s per target and loop).
-    public init(group: any EventLoopGroup, configuration: Configuration, tlsContext: NIOSSLContext? = nil, logger: Logger? = nil) {
+    public init(group: any EventLoopGroup, configuration: Configuration, tls: ClientTLSContextBox? = nil, logger: Logger? = nil) {
         let loops = Array(group.makeIterator())
         let perLoop = max(1, configuration.maxConnectionsPerTarget / max(1, loops.count))
         var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamLoopPool>] = [:]
         for loop in loops {
             pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop, tlsContext: tlsContext, logger: logger),
+                UpstreamLoopPool(eventLoop: loop, configuration: configuration, limitPerTarget: perLoop, tls: tls, logger: logger),
                 eventLoop: loop)
         }
         self.configuration = configuration
@@ -84,25 +84,12 @@ public final class UpstreamPools: Sendable {
         self.pools = pools
     }
 
-    public convenience init(group: any EventLoopGroup, maxIdlePerTarget: Int = 64, tlsContext: NIOSSLContext? = nil, logger: Logger? = nil) {
+    /// - Parameter tls: the client TLS of `https://` targets (nil: they fail with
+    ///   ``UpstreamPoolError/noTLSContext``).
+    public convenience init(group: any EventLoopGroup, maxIdlePerTarget: Int = 64, tls: ClientTLSContextBox? = nil, logger: Logger? = nil) {
         var configuration = Configuration()
         configuration.maxIdlePerTarget = maxIdlePerTarget
-        self.init(group: group, configuration: configuration, tlsContext: tlsContext, logger: logger)
-    }
-
-    /// Pools with TLS for `https://` targets from ``makeTLSContext(caFile:)``; throws when `backendCAFile`
-    /// cannot be read.
-    public convenience init(group: any EventLoopGroup, maxIdlePerTarget: Int = 64, backendCAFile: String?, logger: Logger?) throws {
-        let context = try Self.makeTLSContext(caFile: backendCAFile)
-        self.init(group: group, maxIdlePerTarget: maxIdlePerTarget, tlsContext: context, logger: logger)
-    }
-
-    /// A client context for `https://` backends: TLS 1.2 or later, ALPN `http/1.1`, the certificate
-    /// verified (chain and name) against the CAs in `caFile`, else the system's trust store.
-    public static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
-        var configuration = try ClientTLS.configuration(caFile: caFile)
-        configuration.applicationProtocols = ["http/1.1"]
-        return try NIOSSLContext(configuration: configuration)
+        self.init(group: group, configuration: configuration, tls: tls, logger: logger)
     }
 
     /// The pool of the loop the caller runs on (must be one of the group's loops).

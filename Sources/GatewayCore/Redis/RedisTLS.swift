@@ -54,31 +54,11 @@ public enum RedisTLS {
     /// Reads the files of `settings` into a client context (TLS 1.2 or later, full verification). The
     /// errors name the file and what is wrong with it; ``ConfigValidator`` reports them at start-up.
     public static func makeContext(_ settings: RedisTLSSettings) throws(RedisError) -> NIOSSLContext {
-        var configuration: TLSConfiguration
+        let configuration: TLSConfiguration
         do {
-            configuration = try ClientTLS.configuration(caFile: settings.caFile)
+            configuration = try ClientTLS.configuration(caFile: settings.caFile, certFile: settings.certFile, keyFile: settings.keyFile)
         } catch {
             throw .tls(error.description)
-        }
-        switch (settings.certFile, settings.keyFile) {
-        case (nil, nil):
-            break
-        case (let certFile?, let keyFile?):
-            do {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
-            } catch {
-                throw .tls("cannot read the client certificate file \(certFile): \(error)")
-            }
-            guard !configuration.certificateChain.isEmpty else {
-                throw .tls("the client certificate file \(certFile) holds no PEM certificate")
-            }
-            do {
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
-            } catch {
-                throw .tls("cannot read the client key file \(keyFile): \(error)")
-            }
-        default:
-            throw .tls("a client certificate needs both a certificate file and a key file")
         }
         do {
             return try NIOSSLContext(configuration: configuration)

@@ -37,22 +37,41 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
 /// Client TLS as every outbound connection of the project makes it (Redis, `https://` backends, TLS
 /// nodes, health checks): TLS 1.2 or later, the server always verified.
 enum ClientTLS {
-    /// Full verification against the CAs in `caFile` (PEM), else the system's trust store.
-    static func configuration(caFile: String?) throws(ClientTLSError) -> TLSConfiguration {
+    /// Full verification against the CAs in `caFile` (PEM), else the system's trust store; with
+    /// `certFile` and `keyFile` (PEM; both or neither), the client certificate shown to servers that ask.
+    static func configuration(caFile: String?, certFile: String? = nil, keyFile: String? = nil) throws(ClientTLSError) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.certificateVerification = .fullVerification
         if let caFile {
-            let authorities: [NIOSSLCertificate]
+            configuration.trustRoots = .certificates(try certificates(caFile, what: "CA file"))
+        }
+        switch (certFile, keyFile) {
+        case (nil, nil):
+            break
+        case (let certFile?, let keyFile?):
+            configuration.certificateChain = try certificates(certFile, what: "client certificate file").map { .certificate($0) }
             do {
-                authorities = try NIOSSLCertificate.fromPEMFile(caFile)
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
             } catch {
-                throw ClientTLSError(file: caFile, reason: "\(error)")
+                throw ClientTLSError("cannot read the client key file \(keyFile): \(error)")
             }
-            guard !authorities.isEmpty else { throw ClientTLSError(file: caFile, reason: "it holds no PEM certificate") }
-            configuration.trustRoots = .certificates(authorities)
+        default:
+            throw ClientTLSError("a client certificate needs both a certificate file and a key file")
         }
         return configuration
+    }
+
+    /// The PEM certificates in `file`; at least one.
+    static func certificates(_ file: String, what: String) throws(ClientTLSError) -> [NIOSSLCertificate] {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(file)
+        } catch {
+            throw ClientTLSError("cannot read the \(what) \(file): \(error)")
+        }
+        guard !certificates.isEmpty else { throw ClientTLSError("cannot read the \(what) \(file): it holds no PEM certificate") }
+        return certificates
     }
 
     /// The handler that starts a connection's TLS to `host`: a DNS name is sent as SNI and must be on the
@@ -63,10 +82,11 @@ enum ClientTLS {
     }
 }
 
-/// A CA file that cannot be used.
+/// TLS files that cannot be used: the message names the file and what is wrong with it.
 public struct ClientTLSError: Error, Sendable, CustomStringConvertible {
-    public var file: String
-    public var reason: String
+    public var description: String
 
-    public var description: String { "cannot read the CA file \(file): \(reason)" }
+    init(_ description: String) {
+        self.description = description
+    }
 }

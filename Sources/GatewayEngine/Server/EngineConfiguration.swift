@@ -25,10 +25,13 @@ public struct EngineConfiguration: Sendable {
     /// Engines sharing the limits when Redis is unreachable (local limiter at rate ÷ this).
     public var liveNodesFallback: Int
     public var rateLimitTimeout: Duration
-    /// PEM file of the CAs `https://` backends' certificates must chain to; nil for the system's trust store.
-    public var backendCAFile: String? = nil
-    /// A TLS data listener besides the plain one (`tls.port`, `tls.certFile`, `tls.keyFile`), for balancers
-    /// that reach engines over TLS (`upstream.tls` on the balancer).
+    /// `https://` backends: the CAs their certificates must chain to (`backends.caFile`; nil for the
+    /// system's trust store) and the client certificate shown to those that ask (`backends.certFile`,
+    /// `backends.keyFile`). Reread on SIGHUP.
+    public var backendTLS = ClientTLSFiles()
+    /// A TLS data listener besides the plain one (`tls.port`, `tls.certFile`, `tls.keyFile`, and
+    /// `tls.clientCaFile` for mutual TLS), for balancers that reach engines over TLS (`upstream.tls` on
+    /// the balancer).
     public var tls: TLSListenerSettings? = nil
     /// Proxies whose `X-Forwarded-Proto`/`-Host` the engine keeps (`listen.trustedProxies`): the
     /// balancers, so backends learn the scheme and host the client used at the edge.
@@ -51,14 +54,7 @@ public struct EngineConfiguration: Sendable {
         limits.bodyReadTimeout = v.duration("limits.bodyReadTimeout", default: .seconds(30), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
         limits.maxConcurrentStreams = v.int("limits.maxConcurrentStreams", default: 100, in: 1...10_000)
-        let backendCAFile = v.optionalString("backends.caFile")
-        if let backendCAFile {
-            do {
-                _ = try UpstreamPools.makeTLSContext(caFile: backendCAFile)
-            } catch {
-                v.report("backends.caFile", value: backendCAFile, expected: "a readable PEM file of CA certificates (\(error))")
-            }
-        }
+        let backendTLS = ClientTLSFiles.read(&v, prefix: "backends")
         var configuration = EngineConfiguration(
             common: common,
             listenHost: v.string("listen.host", default: "127.0.0.1"),
@@ -74,7 +70,7 @@ public struct EngineConfiguration: Sendable {
             accessLog: v.bool("log.access", default: true),
             liveNodesFallback: v.int("ratelimit.liveNodes", default: 1, in: 1...10_000),
             rateLimitTimeout: v.duration("ratelimit.redisTimeout", default: .milliseconds(250), min: .milliseconds(1)))
-        configuration.backendCAFile = backendCAFile
+        configuration.backendTLS = backendTLS
         configuration.tls = TLSListenerSettings.read(&v, defaultPort: 8444)
         configuration.trustedProxies = TrustedProxies.read(&v)
         return configuration

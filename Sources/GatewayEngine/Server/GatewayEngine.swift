@@ -27,6 +27,8 @@ public final class GatewayEngine: Sendable {
     /// The TLS data listener and its certificate (reread on SIGHUP), when `tls.*` is configured.
     let tlsFront: HTTPFrontServer?
     let tlsContext: TLSContextBox?
+    /// The client TLS of `https://` targets (reread on SIGHUP).
+    let backendTLS: ClientTLSContextBox?
     private let events: EngineEvents
     private let watcher: RouteTableWatcher
     private let monitor: RedisMonitor
@@ -47,14 +49,16 @@ public final class GatewayEngine: Sendable {
         let metrics = EngineMetrics()
         let state = EngineState()
         // https:// targets: one client context, verifying against backends.caFile or the system's store
-        // (the file was checked when the configuration was read).
-        let pools: UpstreamPools
+        // (the files were checked when the configuration was read), reread on SIGHUP.
+        let backendTLS: ClientTLSContextBox?
         do {
-            pools = try UpstreamPools(group: eventLoopGroup, backendCAFile: configuration.backendCAFile, logger: logger)
+            backendTLS = try ClientTLSContextBox(files: configuration.backendTLS)
         } catch {
             logger.error("no TLS for https backends: they will answer 502", metadata: ["error": "\(error)"])
-            pools = UpstreamPools(group: eventLoopGroup, logger: logger)
+            backendTLS = nil
         }
+        let pools = UpstreamPools(group: eventLoopGroup, tls: backendTLS, logger: logger)
+        self.backendTLS = backendTLS
         let liveNodes = configuration.liveNodesFallback
         let rateLimiter = RateLimiter(
             redis: redis, keys: keys, liveNodes: { liveNodes }, timeout: configuration.rateLimitTimeout, logger: logger)
@@ -248,9 +252,9 @@ public enum GatewayEngineMain {
         var tlsContext: TLSContextBox?
         if let tls = configuration.tls {
             do {
-                tlsContext = try TLSContextBox(certificatePath: tls.certFile, keyPath: tls.keyFile)
+                tlsContext = try tls.makeContext()
             } catch {
-                FileHandle.standardError.write(Data("gateway-engine: invalid configuration:\n  - tls.certFile/tls.keyFile: \(error)\n".utf8))
+                FileHandle.standardError.write(Data("gateway-engine: invalid configuration:\n  - tls.certFile/tls.keyFile/tls.clientCaFile: \(error)\n".utf8))
                 throw ExitCodeError.failure
             }
         }
@@ -268,6 +272,7 @@ public enum GatewayEngineMain {
                 Telemetry.logLevel.level = new.common.logLevel
                 logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
                 engine.tlsContext?.reloadLogging(to: logger)
+                engine.backendTLS?.reloadLogging(to: logger, name: "backends")
             case .failure(let error):
                 logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
             }

@@ -55,15 +55,21 @@ public final class TestHTTPBackend: Sendable {
     }
 
     /// Starts a backend on a free loopback port (or `port`). With `tls`, it speaks HTTPS with that
-    /// certificate and key (`(certFile, keyFile)`, PEM).
+    /// certificate and key (`(certFile, keyFile)`, PEM); with `clientCAFile` as well, it requires a
+    /// client certificate that CA signed (mutual TLS).
     public static func start(
         name: String, port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        tls: (certFile: String, keyFile: String)? = nil
+        tls: (certFile: String, keyFile: String)? = nil, clientCAFile: String? = nil
     ) async throws -> TestHTTPBackend {
         let tlsContext = try tls.map { files in
-            try NIOSSLContext(configuration: .makeServerConfiguration(
+            var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(files.certFile).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: files.keyFile, format: .pem))))
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: files.keyFile, format: .pem)))
+            if let clientCAFile {
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCAFile))
+            }
+            return try NIOSSLContext(configuration: configuration)
         }
         let settings = NIOLockedValueBox(Settings())
         let seen = NIOLockedValueBox<[Seen]>([])

@@ -15,6 +15,9 @@ public struct TestCertificates: Sendable {
     public var clientCertFile: String { directory + "/client.crt" }
     public var clientKeyFile: String { directory + "/client.key" }
     public var otherCAFile: String { directory + "/other-ca.crt" }
+    /// The second authority's key: with ``otherCAFile`` a certificate (self-signed) that the first
+    /// authority did not sign, for the "untrusted client" cases.
+    public var otherCAKeyFile: String { directory + "/other-ca.key" }
 
     public static func make() async throws -> TestCertificates {
         let root = ProcessInfo.processInfo.environment["GC_TEST_TMPDIR"] ?? NSTemporaryDirectory()

@@ -86,6 +86,32 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
         }
     }
 
+    /// The client TLS files toward the nodes: only with `upstream.tls`, a certificate needs its key, and
+    /// a file that cannot be read is named by its key; `tls.clientCaFile` needs the listener's own files.
+    @Test func reportsClientTLSProblems() async throws {
+        let base = ["admin.token": "0123456789abcdef", "nodes.static": "id=a,host=h,port=1", "discovery.redis": "false"]
+        func problems(_ extra: [String: String]) async throws -> Set<String> {
+            do {
+                _ = try await balancerSettings(base.merging(extra) { _, new in new })
+                return []
+            } catch let error as ConfigValidationError {
+                return Set(error.problems.map(\.key))
+            }
+        }
+        let cases: [([String: String], Set<String>)] = [
+            (["upstream.certFile": "/a.pem", "upstream.keyFile": "/b.pem"], ["upstream.certFile", "upstream.keyFile"]),
+            (["upstream.tls": "true", "upstream.certFile": "/nonexistent.pem"], ["upstream.keyFile"]),
+            (["upstream.tls": "true", "upstream.certFile": "/nonexistent.pem", "upstream.keyFile": "/nonexistent.key"], ["upstream.certFile"]),
+            (["upstream.tls": "true", "upstream.caFile": "/nonexistent.pem"], ["upstream.caFile"]),
+            (["tls.clientCaFile": "/nonexistent.pem"], ["tls.clientCaFile"]),
+            (["upstream.tls": "true"], []),
+        ]
+        for (settings, expected) in cases {
+            let found = try await problems(settings)
+            #expect(found == expected, "\(settings): \(found)")
+        }
+    }
+
     /// `nodes.static` may be a YAML list of entries as well as one `;`-separated string.
     @Test func readsStaticNodesFromAYAMLList() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("balancer-\(UUID().uuidString).yaml").path

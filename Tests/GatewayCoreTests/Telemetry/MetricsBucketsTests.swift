@@ -17,7 +17,9 @@ import Testing
             if line.hasPrefix("\(name)_bucket{\(prefix)le=\"") {
                 let afterLe = line.split(separator: "le=\"").last ?? ""
                 let le = String(afterLe.prefix(while: { $0 != "\"" }))
-                buckets.append((le == "+Inf" ? nil : try #require(Double(le), "\(line)"), try #require(Int(value), "\(line)")))
+                let bound: Double? = le == "+Inf" ? nil : Double(le)
+                #expect(le == "+Inf" || bound != nil, "\(line)")
+                buckets.append((bound, try #require(Int(value), "\(line)")))
             } else if line.hasPrefix("\(name)_sum\(labels.isEmpty ? "" : "{\(labels)}") ") {
                 sum = try #require(Double(value))
             } else if line.hasPrefix("\(name)_count\(labels.isEmpty ? "" : "{\(labels)}") ") {

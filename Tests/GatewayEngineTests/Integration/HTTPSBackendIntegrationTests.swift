@@ -66,6 +66,29 @@ extension EngineIntegration {
             #expect(backend.requestCount == 1, "only the verified connection carried a request")
         }
 
+        /// A backend that requires a client certificate: without `backends.certFile` the handshake fails
+        /// (502, nothing reaches it); with the certificate its CA signed, requests pass.
+        @Test func clientCertificateForBackendsThatRequireOne() async throws {
+            let certificates = try await TestCertificates.make()
+            let backend = try await TestHTTPBackend.start(
+                name: "mutual", tls: (certificates.serverCertFile, certificates.serverKeyFile), clientCAFile: certificates.caFile)
+            defer { Task { await backend.stop() } }
+            let api = apiJSON("mutual", path: "/mutual", urls: ["https://127.0.0.1:\(backend.port)"])
+            try await withEngines(settings: ["backends.caFile": certificates.caFile]) { cluster in
+                try await cluster.putAPI(api)
+                #expect(try await cluster.first.send(.GET, "/mutual/x").status == 502)
+            }
+            #expect(backend.requestCount == 0, "no request without a client certificate")
+            try await withEngines(settings: [
+                "backends.caFile": certificates.caFile, "backends.certFile": certificates.clientCertFile,
+                "backends.keyFile": certificates.clientKeyFile,
+            ]) { cluster in
+                try await cluster.putAPI(api)
+                for _ in 0..<5 { #expect(try await cluster.first.send(.GET, "/mutual/x").status == 200) }
+            }
+            #expect(backend.requestCount == 5)
+        }
+
         /// A plain-HTTP backend named by an https:// URL: the handshake fails, 502 (not a hang).
         @Test func httpsURLToAPlainBackendGives502() async throws {
             try await withBackends(["plain"]) { backends in

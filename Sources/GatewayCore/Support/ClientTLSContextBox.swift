@@ -1,0 +1,95 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOSSL
+
+/// The files of an outbound TLS client: the certificate authorities it trusts (nil: the system's trust
+/// store) and the client certificate and key it shows to servers that ask for one (mutual TLS).
+public struct ClientTLSFiles: Sendable, Hashable {
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
+
+    public var isEmpty: Bool { self == ClientTLSFiles() }
+
+    /// Reads `<prefix>.caFile`, `<prefix>.certFile` and `<prefix>.keyFile`. When `enabled`, the files are
+    /// read now, so a missing or bad one stops the start (or a reload) with its key named; when not, any
+    /// of them set is reported as needing `enabledBy`.
+    public static func read(_ v: inout ConfigValidator, prefix: String, enabled: Bool = true, enabledBy: String = "") -> ClientTLSFiles {
+        let files = ClientTLSFiles(
+            caFile: v.optionalString(prefix + ".caFile"), certFile: v.optionalString(prefix + ".certFile"),
+            keyFile: v.optionalString(prefix + ".keyFile"))
+        guard enabled else {
+            for (name, value) in [("caFile", files.caFile), ("certFile", files.certFile), ("keyFile", files.keyFile)] {
+                if let value { v.report(prefix + "." + name, value: value, expected: "nothing unless \(enabledBy)") }
+            }
+            return files
+        }
+        do {
+            _ = try ClientTLS.configuration(caFile: files.caFile, certFile: files.certFile, keyFile: files.keyFile)
+        } catch {
+            v.report(prefix + "." + files.key(blamedBy: error.description), value: nil, expected: error.description)
+        }
+        return files
+    }
+
+    /// Which of the three keys an error message is about (`caFile`, `certFile` or `keyFile`).
+    func key(blamedBy message: String) -> String {
+        if let file = caFile, message.contains("CA file \(file)") { return "caFile" }
+        if let file = keyFile, message.contains("key file \(file)") { return "keyFile" }
+        if let file = certFile, message.contains("certificate file \(file)") { return "certFile" }
+        return certFile == nil ? "certFile" : "keyFile"
+    }
+}
+
+/// A client TLS context for the proxies' outbound connections (the engine's `https://` targets, the
+/// balancer's TLS nodes and their health checks) that SIGHUP can reread: TLS 1.2 or later, the server
+/// always verified against ``ClientTLSFiles/caFile`` (else the system's trust store), ALPN `http/1.1`,
+/// and a client certificate when the files name one.
+///
+/// Each new connection takes the context current when it connects; open connections keep theirs. A
+/// reload that fails keeps the previous context.
+public final class ClientTLSContextBox: Sendable {
+    public let files: ClientTLSFiles
+    private let box: NIOLockedValueBox<NIOSSLContext>
+
+    public init(files: ClientTLSFiles) throws(ClientTLSError) {
+        self.files = files
+        self.box = NIOLockedValueBox(try Self.load(files))
+    }
+
+    /// The context new connections use (a lock taken per connection, not per request).
+    public var current: NIOSSLContext { box.withLockedValue { $0 } }
+
+    /// Rereads the files; on failure the previous context stays in use and the error is thrown.
+    public func reload() throws(ClientTLSError) {
+        let context = try Self.load(files)
+        box.withLockedValue { $0 = context }
+    }
+
+    /// SIGHUP: rereads the files and logs the outcome under `name` (the configuration prefix).
+    public func reloadLogging(to logger: Logger, name: String) {
+        do {
+            try reload()
+            logger.info("client tls files reloaded", metadata: ["tls.client": "\(name)"])
+        } catch {
+            logger.error(
+                "client tls reload failed; keeping the previous files", metadata: ["tls.client": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    private static func load(_ files: ClientTLSFiles) throws(ClientTLSError) -> NIOSSLContext {
+        var configuration = try ClientTLS.configuration(caFile: files.caFile, certFile: files.certFile, keyFile: files.keyFile)
+        configuration.applicationProtocols = ["http/1.1"]
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ClientTLSError("cannot make a TLS context: \(error)")
+        }
+    }
+}
