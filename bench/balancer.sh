@@ -37,6 +37,10 @@
 #                                                   ssl verify required ca-file, NGINX with proxy_ssl_verify;
 #                                                   all three verify the backends' certificate and keep
 #                                                   TLS connections alive)
+#   UPSTREAM_TLS=1 UPSTREAM_H2=1 CASES=h1 FAILOVER=0 bench/balancer.sh   (as above with HTTP/2 to the
+#                                                   backends: ours with upstream.protocol h2, HAProxy with
+#                                                   alpn h2; NGINX cannot proxy HTTP/2 and stays on
+#                                                   HTTP/1.1 over TLS; health checks HTTP/1.1 for all)
 #
 # Needs (installed with apt-get when missing): haproxy, nginx (or nginx-light), wrk, h2load
 # (nghttp2-client), openssl, curl, python3.
@@ -113,6 +117,14 @@ if [ "$UPSTREAM_TLS" = 1 ]; then
   UPSTREAM_SCHEME=https
   PROXY_SSL_LINES="proxy_ssl_verify on; proxy_ssl_trusted_certificate $TMP/cert.pem; proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on;"
   OURS_UPSTREAM=(--set "upstream.tls=true" --set "upstream.caFile=$TMP/cert.pem")
+  if [ "${UPSTREAM_H2:-0}" = 1 ]; then
+    LISTEN_SSL="ssl http2 "
+    SERVER_SSL="$SERVER_SSL alpn h2 check-alpn http/1.1"
+    OURS_UPSTREAM+=(--set "upstream.protocol=h2")
+  fi
+elif [ "${UPSTREAM_H2:-0}" = 1 ]; then
+  echo "UPSTREAM_H2=1 needs UPSTREAM_TLS=1" >&2
+  exit 2
 fi
 
 # --- backends --------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import GatewayTesting
 import Testing
 
 /// TLS on every hop, with the built binaries: a client calls an edge-balancer, which reaches a
-/// gateway-engine's TLS listener (`upstream.tls`, the engine's certificate verified against
+/// gateway-engine's TLS listener (`upstream.tls` with HTTP/2, `upstream.protocol: h2`; health checks
+/// over HTTP/1.1; the engine's certificate verified against
 /// `upstream.caFile`; mutual TLS: the engine requires a client certificate signed by `tls.clientCaFile`,
 /// the balancer shows `upstream.certFile`), which forwards to an `https://` backend (verified against
 /// `backends.caFile`). SIGHUP makes the balancer reread its client TLS files.
@@ -39,7 +40,7 @@ struct TLSChainTests {
                     "--set", "discovery.redis=false", "--set", "nodes.static=id=engine,host=127.0.0.1,port=\(engineTLS)",
                     "--set", "upstream.tls=true", "--set", "upstream.caFile=\(balancerCA)", "--set", "health.interval=200ms",
                     "--set", "upstream.certFile=\(certificates.clientCertFile)", "--set", "upstream.keyFile=\(certificates.clientKeyFile)",
-                    "--set", "health.fall=1", "--set", "health.rise=1",
+                    "--set", "health.fall=1", "--set", "health.rise=1", "--set", "upstream.protocol=h2",
                 ], logPath: directory + "/balancer.log")
             defer {
                 engine.signal(SIGKILL)

@@ -32,8 +32,8 @@ import NIOCore
 /// | `retry.enabled`, `retry.budgetPercent`, `retry.minPerSecond` | `true`, `20`, `10` | one retry of idempotent requests |
 /// | `upstream.connectTimeout`, `upstream.responseTimeout` | `2s`, `30s` | |
 /// | `upstream.maxIdlePerNode` | `64` | idle keep-alive connections kept per node and event loop; more stay open while they are reused, those above it unused for 5 s are closed |
-/// | `upstream.maxConnectionsPerNode` | `1024` | open connections (http1) or concurrent streams (h2c) per node, split evenly over the event loops (at least 1 each); requests past it wait up to `upstream.connectTimeout`, then 503 |
-/// | `upstream.protocol` | `http1` | `http1` (keep-alive pools) or `h2c` (HTTP/2 with prior knowledge, requests multiplexed as streams) |
+/// | `upstream.maxConnectionsPerNode` | `1024` | open connections (http1) or concurrent streams (h2c, h2) per node, split evenly over the event loops (at least 1 each); requests past it wait up to `upstream.connectTimeout`, then 503 |
+/// | `upstream.protocol` | `http1` | `http1` (keep-alive pools), `h2c` (HTTP/2 with prior knowledge, requests multiplexed as streams) or `h2` (HTTP/2 over TLS, with `upstream.tls`) |
 /// | `limits.maxConnections`, `limits.maxHeaderBytes`, `limits.maxBodyBytes` | `10000`, `32KiB`, `10MiB` | |
 /// | `limits.maxReplayBodyBytes`, `limits.maxConcurrentStreams` | `64KiB`, `100` | |
 /// | `limits.headerReadTimeout`, `limits.bodyReadTimeout`, `limits.idleTimeout` | `10s`, `30s`, `60s` | |
@@ -156,7 +156,10 @@ struct BalancerSettings: Sendable {
 
         let upstreamTLS = v.bool("upstream.tls", default: false)
         if upstreamTLS && upstreamProtocol == .h2c {
-            v.report("upstream.protocol", value: "h2c", expected: "http1 with upstream.tls (h2c is HTTP/2 without TLS)")
+            v.report("upstream.protocol", value: "h2c", expected: "http1 or h2 with upstream.tls (h2c is HTTP/2 without TLS)")
+        }
+        if !upstreamTLS && upstreamProtocol == .h2 {
+            v.report("upstream.protocol", value: "h2", expected: "http1 or h2c without upstream.tls (h2 is HTTP/2 over TLS)")
         }
         let upstreamTLSFiles = ClientTLSFiles.read(&v, prefix: "upstream", enabled: upstreamTLS, enabledBy: "upstream.tls is true")
         registry.tls = upstreamTLS

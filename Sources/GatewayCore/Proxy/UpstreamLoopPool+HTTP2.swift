@@ -3,9 +3,9 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 
-/// h2c: every exchange is a new stream on one of the target's HTTP/2 connections on this loop. A
-/// connection is opened when none has room (none yet, or all at the peer's concurrent-stream limit);
-/// the per-target limit counts streams.
+/// HTTP/2 (h2c, or h2 over TLS): every exchange is a new stream on one of the target's HTTP/2
+/// connections on this loop. A connection is opened when none has room (none yet, or all at the peer's
+/// concurrent-stream limit); the per-target limit counts streams.
 extension UpstreamLoopPool {
     /// Local settings of upstream HTTP/2 connections: no server push, 1 MiB stream windows.
     static let h2ConnectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration = {
@@ -55,19 +55,23 @@ extension UpstreamLoopPool {
         let session = UpstreamH2Session(slot: slot)
         slot.sessions.append(session)
         let target = slot.target
-        bootstrap(connectTimeout: connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: Self.h2ConnectionConfiguration,
-                        streamConfiguration: Self.h2StreamConfiguration
-                    ) { pushed in
-                        pushed.close()  // push is disabled; a peer that pushes anyway is refused
-                    }
-                    try channel.pipeline.syncOperations.addHandler(UpstreamH2SessionHandler(multiplexer: multiplexer))
-                }
+        let tls: UpstreamTLSHandshake?
+        do {
+            tls = try tlsHandshake(for: target, alpn: "h2")
+        } catch {
+            // After the caller has counted its stream on the session, as a failed connect would.
+            eventLoop.assumeIsolated().execute { self.sessionFailed(session, error: error) }
+            return session
+        }
+        connect(target, connectTimeout: connectTimeout, tls: tls) { channel in
+            let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .client, connectionConfiguration: Self.h2ConnectionConfiguration,
+                streamConfiguration: Self.h2StreamConfiguration
+            ) { pushed in
+                pushed.close()  // push is disabled; a peer that pushes anyway is refused
             }
-            .connect(host: target.host, port: target.port)
+            try channel.pipeline.syncOperations.addHandler(UpstreamH2SessionHandler(multiplexer: multiplexer))
+        }
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -91,6 +95,7 @@ extension UpstreamLoopPool {
                             mayRetry: request.mayRetry, completion: request.completion)
                     }
                 case .failure(let error):
+                    if target.tls { self.noteTLSFailure(slot, error) }
                     self.sessionFailed(session, error: error)
                 }
             }

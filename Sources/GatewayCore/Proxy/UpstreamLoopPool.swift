@@ -23,7 +23,7 @@ final class UpstreamLoopPool {
     /// The next surplus check, while some target holds more idle connections than `maxIdlePerTarget`.
     private var surplusCheck: Scheduled<Void>?
 
-    /// Client TLS for `https://` targets (always HTTP/1.1, whatever ``UpstreamPools/Configuration/upstreamProtocol`` says).
+    /// Client TLS for TLS targets: HTTP/1.1, or HTTP/2 with ``UpstreamProtocol/h2``.
     let tls: ClientTLSContextBox?
 
     let logger: Logger?
@@ -39,9 +39,14 @@ final class UpstreamLoopPool {
         self.logger = logger
     }
 
-    /// Whether `target`'s requests go as streams of a shared h2c connection (else HTTP/1.1 connections).
+    /// Whether `target`'s requests go as streams of a shared HTTP/2 connection (h2c, or h2 over TLS),
+    /// else over HTTP/1.1 connections.
     private func multiplexes(_ target: UpstreamTarget) -> Bool {
-        configuration.upstreamProtocol == .h2c && !target.tls
+        switch configuration.upstreamProtocol {
+        case .http1: false
+        case .h2c: !target.tls
+        case .h2: target.tls
+        }
     }
 
     convenience init(eventLoop: any EventLoop, maxIdlePerTarget: Int, maxUsesPerConnection: Int = 10_000) {
@@ -103,43 +108,20 @@ final class UpstreamLoopPool {
     /// Opens an HTTP/1.1 connection; its slot is already counted.
     private func connect(_ slot: UpstreamTargetPool, connectTimeout: TimeAmount, completion: @escaping UpstreamWaiter.Completion) {
         let target = slot.target
-        var tls: NIOSSLContext?
-        if target.tls {
-            guard let box = self.tls else {
-                slotFreed(slot)
-                completion(.failure(UpstreamPoolError.noTLSContext))
-                return
-            }
-            tls = box.current
+        let tls: UpstreamTLSHandshake?
+        do {
+            tls = try tlsHandshake(for: target, alpn: "http/1.1")
+        } catch {
+            slotFreed(slot)
+            completion(.failure(error))
+            return
         }
-        // With TLS the connection is handed out once its handshake is done (within the connect timeout),
-        // so a certificate the backend cannot prove fails the connect, not the request written to it.
-        let handshake = tls == nil ? nil : eventLoop.makePromise(of: Void.self)
-        bootstrap(connectTimeout: connectTimeout)
-            .channelInitializer { [tls] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls, let handshake {
-                        try channel.pipeline.syncOperations.addHandler(ClientTLS.handler(context: tls, host: target.host))
-                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeHandler(done: handshake))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHTTP1Handler())
-                }
-            }
-            .connect(host: target.host, port: target.port)
-            .flatMap { channel in
-                guard let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
-                let timeout = channel.eventLoop.scheduleTask(in: connectTimeout) { handshake.fail(ChannelError.connectTimeout(connectTimeout)) }
-                return handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
-                    channel.close(promise: nil)
-                    throw error
-                }.always { _ in timeout.cancel() }
-            }
+        connect(target, connectTimeout: connectTimeout, tls: tls) { channel in
+            try channel.pipeline.syncOperations.addHandler(UpstreamHTTP1Handler())
+        }
             .assumeIsolated()
             .whenComplete { result in
-                if case .failure(let error) = result {
-                    handshake?.fail(error)  // the connect failed before the handshake began
-                    if target.tls { self.noteTLSFailure(slot, error) }
-                }
+                if case .failure(let error) = result, target.tls { self.noteTLSFailure(slot, error) }
                 switch result {
                 case .success(let channel):
                     // Inactive already: its close went by before the connection existed to report it.
@@ -159,14 +141,57 @@ final class UpstreamLoopPool {
             }
     }
 
+    /// The TLS handshake a connection to `target` starts with (nil for a plain target), offering `alpn`:
+    /// `h2` must be chosen; `http/1.1` is what a server that ignores ALPN speaks anyway.
+    func tlsHandshake(for target: UpstreamTarget, alpn: String) throws(UpstreamPoolError) -> UpstreamTLSHandshake? {
+        guard target.tls else { return nil }
+        guard let box = self.tls else { throw .noTLSContext }
+        let h2 = alpn == "h2"
+        return UpstreamTLSHandshake(context: h2 ? box.currentH2 : box.current, required: h2 ? alpn : nil, done: eventLoop.makePromise())
+    }
+
+    /// Connects to `target` with `handlers` after the TLS handler (when `tls`). With TLS the channel is
+    /// handed out once its handshake is done (within the connect timeout) and the server agreed to the
+    /// offered protocol, so a certificate the backend cannot prove fails the connect, not the request
+    /// written to it.
+    func connect(
+        _ target: UpstreamTarget, connectTimeout: TimeAmount, tls: UpstreamTLSHandshake?,
+        handlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
+        bootstrap(connectTimeout: connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(ClientTLS.handler(context: tls.context, host: target.host))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeHandler(done: tls.done, expectedProtocol: tls.required))
+                    }
+                    try handlers(channel)
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .flatMap { channel in
+                guard let tls else { return channel.eventLoop.makeSucceededFuture(channel) }
+                let done = tls.done
+                let timeout = channel.eventLoop.scheduleTask(in: connectTimeout) { done.fail(ChannelError.connectTimeout(connectTimeout)) }
+                return done.futureResult.map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }.always { _ in timeout.cancel() }
+            }
+            .flatMapErrorThrowing { error in
+                tls?.done.fail(error)  // the connect failed before the handshake began
+                throw error
+            }
+    }
+
     /// Logs a failed connection to a TLS target, at most once per target and loop every 10 s (a backend
     /// with a bad certificate fails every request that tries it).
-    private func noteTLSFailure(_ slot: UpstreamTargetPool, _ error: any Error) {
+    func noteTLSFailure(_ slot: UpstreamTargetPool, _ error: any Error) {
         let now = NIODeadline.now()
         if let last = slot.failureLoggedAt, now - last < .seconds(10) { return }
         slot.failureLoggedAt = now
         logger?.warning(
-            "connection to an https backend failed", metadata: ["backend": "\(slot.target)", "error": "\(error)"])
+            "tls connection to a backend failed", metadata: ["backend": "\(slot.target)", "error": "\(error)"])
     }
 
     /// How every upstream connection (HTTP/1.1 or h2c) is opened on this loop.
@@ -291,3 +316,11 @@ final class UpstreamLoopPool {
 
 @available(*, unavailable)
 extension UpstreamLoopPool: Sendable {}
+
+/// What a new TLS upstream connection starts with: the client context (its ALPN offer), the protocol
+/// the server must choose (nil: any or none), and the promise its handshake completes.
+struct UpstreamTLSHandshake: Sendable {
+    let context: NIOSSLContext
+    let required: String?
+    let done: EventLoopPromise<Void>
+}

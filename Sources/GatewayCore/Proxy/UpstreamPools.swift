@@ -8,6 +8,9 @@ public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
     case http1
     /// HTTP/2 with prior knowledge over plain TCP: each request is a stream on a shared connection.
     case h2c
+    /// HTTP/2 over TLS (ALPN `h2`) to TLS targets, each request a stream on a shared connection; plain
+    /// targets get HTTP/1.1.
+    case h2
 }
 
 /// An upstream connection could not be had in time because the target was at its connection limit.

@@ -49,22 +49,24 @@ public struct ClientTLSFiles: Sendable, Hashable {
 
 /// A client TLS context for the proxies' outbound connections (the engine's `https://` targets, the
 /// balancer's TLS nodes and their health checks) that SIGHUP can reread: TLS 1.2 or later, the server
-/// always verified against ``ClientTLSFiles/caFile`` (else the system's trust store), ALPN `http/1.1`,
-/// and a client certificate when the files name one.
+/// always verified against ``ClientTLSFiles/caFile`` (else the system's trust store), and a client
+/// certificate when the files name one. Two contexts from the same files: ALPN `http/1.1` and `h2`.
 ///
 /// Each new connection takes the context current when it connects; open connections keep theirs. A
 /// reload that fails keeps the previous context.
 public final class ClientTLSContextBox: Sendable {
     public let files: ClientTLSFiles
-    private let box: NIOLockedValueBox<NIOSSLContext>
+    private let box: NIOLockedValueBox<(http1: NIOSSLContext, h2: NIOSSLContext)>
 
     public init(files: ClientTLSFiles) throws(ClientTLSError) {
         self.files = files
         self.box = NIOLockedValueBox(try Self.load(files))
     }
 
-    /// The context new connections use (a lock taken per connection, not per request).
-    public var current: NIOSSLContext { box.withLockedValue { $0 } }
+    /// The context new HTTP/1.1 connections use (a lock taken per connection, not per request).
+    public var current: NIOSSLContext { box.withLockedValue { $0.http1 } }
+    /// The context new HTTP/2 connections use (ALPN `h2`).
+    public var currentH2: NIOSSLContext { box.withLockedValue { $0.h2 } }
 
     /// Rereads the files; on failure the previous context stays in use and the error is thrown.
     public func reload() throws(ClientTLSError) {
@@ -83,11 +85,13 @@ public final class ClientTLSContextBox: Sendable {
         }
     }
 
-    private static func load(_ files: ClientTLSFiles) throws(ClientTLSError) -> NIOSSLContext {
+    private static func load(_ files: ClientTLSFiles) throws(ClientTLSError) -> (http1: NIOSSLContext, h2: NIOSSLContext) {
         var configuration = try ClientTLS.configuration(caFile: files.caFile, certFile: files.certFile, keyFile: files.keyFile)
-        configuration.applicationProtocols = ["http/1.1"]
         do {
-            return try NIOSSLContext(configuration: configuration)
+            configuration.applicationProtocols = ["http/1.1"]
+            let http1 = try NIOSSLContext(configuration: configuration)
+            configuration.applicationProtocols = ["h2"]
+            return (http1, try NIOSSLContext(configuration: configuration))
         } catch {
             throw ClientTLSError("cannot make a TLS context: \(error)")
         }

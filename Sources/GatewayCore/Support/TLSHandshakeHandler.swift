@@ -4,19 +4,28 @@ import NIOTLS
 
 /// Completes `done` when the TLS handshake finishes, or fails it with the handshake's error (or the
 /// connection's close), then leaves the pipeline. Redis connections (``RedisConnection/connect``) and
-/// `https://` upstream connections are handed out only after it.
+/// TLS upstream connections are handed out only after it.
 final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let done: EventLoopPromise<Void>
+    /// The ALPN protocol the server must have chosen (nil: any, or none).
+    private let expectedProtocol: String?
 
-    init(done: EventLoopPromise<Void>) {
+    init(done: EventLoopPromise<Void>, expectedProtocol: String? = nil) {
         self.done = done
+        self.expectedProtocol = expectedProtocol
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
+            if let expectedProtocol, negotiated != expectedProtocol {
+                // A server that does not speak it would take HTTP/2's preface as a broken request.
+                done.fail(ALPNMismatch(expected: expectedProtocol, negotiated: negotiated))
+                context.close(promise: nil)
+                return
+            }
             done.succeed()
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
@@ -80,6 +89,14 @@ enum ClientTLS {
         let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
         return try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host)
     }
+}
+
+/// The server did not choose the application protocol the client needs.
+struct ALPNMismatch: Error, CustomStringConvertible {
+    var expected: String
+    var negotiated: String?
+
+    var description: String { "the server did not agree to \(expected) by ALPN (it chose \(negotiated ?? "none"))" }
 }
 
 /// TLS files that cannot be used: the message names the file and what is wrong with it.

@@ -3,8 +3,10 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
-/// A real h2c backend (HTTP/2 with prior knowledge, no TLS) on 127.0.0.1 for upstream HTTP/2 tests.
+/// A real h2c backend (HTTP/2 with prior knowledge, no TLS) on 127.0.0.1 for upstream HTTP/2 tests, or
+/// with `tls` an h2 backend (HTTP/2 over TLS, ALPN `h2` only).
 ///
 /// Every stream is answered `200` after an optional delay: a request with a body gets the body back
 /// (echoed as it was received), one without gets the backend's name. Response headers tell what the
@@ -34,8 +36,19 @@ public final class TestH2Backend: Sendable {
         self.state = state
     }
 
-    /// Starts a backend on a free loopback port (or `port`, to stand in for one that was killed).
-    public static func start(name: String, port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> TestH2Backend {
+    /// Starts a backend on a free loopback port (or `port`, to stand in for one that was killed); with
+    /// `tls` (PEM certificate and key files), over TLS.
+    public static func start(
+        name: String, port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tls: (certFile: String, keyFile: String)? = nil
+    ) async throws -> TestH2Backend {
+        let tlsContext = try tls.map { files in
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(files.certFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: files.keyFile, format: .pem)))
+            configuration.applicationProtocols = ["h2"]
+            return try NIOSSLContext(configuration: configuration)
+        }
         let state = NIOLockedValueBox(State())
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -48,6 +61,7 @@ public final class TestH2Backend: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in _ = state.withLockedValue { $0.open.removeValue(forKey: id) } }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext)) }
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayTesting
+import NIOCore
 import Testing
 
 @testable import EdgeBalancer
@@ -40,6 +41,43 @@ extension IntegrationTests {
                 #expect(served.reduce(0, +) == 20)
                 #expect(served.allSatisfy { $0 > 0 }, "both nodes served: \(served)")
                 #expect([a, b].allSatisfy { $0.seen.contains { $0.uri == "/__gateway/health" } }, "health checks went over TLS")
+            }
+        }
+
+        /// `upstream.protocol: h2`: HTTP/2 over TLS (ALPN `h2`) to h2-only nodes, requests multiplexed as
+        /// streams over a few connections; a node that does not choose `h2` fails the connect (502, no
+        /// request reaches it). Health checks (HTTP/1.1) are off: these backends speak only h2.
+        @Test func http2OverTLS() async throws {
+            let certificates = try await TestCertificates.make()
+            let tls = (certFile: certificates.serverCertFile, keyFile: certificates.serverKeyFile)
+            let a = try await TestH2Backend.start(name: "a", tls: tls)
+            let b = try await TestH2Backend.start(name: "b", tls: tls)
+            let http1Only = try await TestHTTPBackend.start(name: "http1", tls: tls)
+            defer {
+                Task {
+                    await a.kill()
+                    await b.kill()
+                    await http1Only.stop()
+                }
+            }
+            try await withBalancer([
+                "discovery.redis": "false", "nodes.static": "id=a,host=127.0.0.1,port=\(a.port);id=b,host=127.0.0.1,port=\(b.port)",
+                "upstream.tls": "true", "upstream.protocol": "h2", "upstream.caFile": certificates.caFile, "health.enabled": "false",
+            ]) { balancer in
+                var codes: [String] = []
+                for i in 0..<20 { codes.append(try await get("http://127.0.0.1:\(balancer.port)/item/\(i)")) }
+                #expect(codes == Array(repeating: "200", count: 20), "\(codes)")
+                #expect(a.streams + b.streams == 20 && a.streams > 0 && b.streams > 0, "streams: \(a.streams) + \(b.streams)")
+                let connections = a.acceptedConnections + b.acceptedConnections
+                #expect(connections <= 2 * System.coreCount, "\(connections) connections for 20 streams")
+            }
+            try await withBalancer([
+                "discovery.redis": "false", "nodes.static": "id=c,host=127.0.0.1,port=\(http1Only.port)",
+                "upstream.tls": "true", "upstream.protocol": "h2", "upstream.caFile": certificates.caFile, "health.enabled": "false",
+            ]) { balancer in
+                let code = try await get("http://127.0.0.1:\(balancer.port)/item/1")
+                #expect(code == "502" || code == "503", "\(code)")
+                #expect(http1Only.requestCount == 0)
             }
         }
 
