@@ -32,7 +32,9 @@ let package = Package(
     ],
     targets: [
         // hiredis: the RESP reader used by our own NIO-based Redis client.
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // Headers from /usr/include/hiredis, linked by the module map; no pkg-config: hiredis.pc adds
+        // -D_FILE_OFFSET_BITS=64, which SwiftPM refuses with a warning on every build (off_t is 64-bit here anyway).
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
 
         // What the three services share: Redis client, config, telemetry, HTTP helpers, lifecycle.
         .target(

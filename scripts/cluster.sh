@@ -19,7 +19,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
-pkg-config --exists hiredis 2>/dev/null || need+=(libhiredis-dev pkg-config)
+[ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
@@ -67,11 +67,8 @@ if [ ${#busy[@]} -gt 0 ]; then
 fi
 
 echo "building ($CONFIG)..."
-# hiredis's pkg-config file adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning on every
-# build; it changes nothing on 64-bit Linux, so that one line is left out. Everything else is shown.
-# (A pipe, not a process substitution, so the errors are out before the script goes on or stops; with
-# pipefail the build's own status decides.)
-build() { swift build -c "$CONFIG" --product "$1" 2>&1 >/dev/null | { grep -v 'prohibited flag(s): -D_FILE_OFFSET_BITS=64' >&2 || true; }; }
+# The build's warnings and errors go to stderr; its progress lines are left out.
+build() { swift build -c "$CONFIG" --product "$1" >/dev/null; }
 for product in gateway-engine node-agent edge-balancer gatewayctl; do build "$product"; done
 BIN=$(swift build -c "$CONFIG" --show-bin-path)
 

@@ -20,7 +20,7 @@ import Testing
             let settings = CommonSettings.read(&v, serviceName: "test", defaultAdminPort: 9101)
             try v.finish()
             return .success(settings)
-        } catch let error as ConfigValidationError {
+        } catch {
             return .failure(error)
         }
     }

@@ -106,7 +106,7 @@ import Testing
         #expect(rest.last?.flags == 0x1, "END_STREAM on the last DATA frame: \(rest)")
         #expect(recorder.closed == [1])
         var written: Result<Void, any Error>?
-        sent.futureResult.whenComplete { written = $0 }
+        sent.futureResult.assumeIsolated().whenComplete { written = $0 }
         #expect(written.map { (try? $0.get()) != nil } == true, "the body's write promise: \(String(describing: written))")
         _ = try? channel.finish()
     }
