@@ -12,6 +12,8 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct GatewayctlTests {
     static let token = "gatewayctl-test-token-0123456789abcdef"
+    /// A named token (`admin.tokensFile`) the audit lines name its caller by.
+    static let aliceToken = "alice-test-token-0123456789abcdef"
 
     /// A running balancer (two static nodes) and engine on one Redis, and how to call gatewayctl on them.
     struct Cluster {
@@ -57,18 +59,20 @@ struct GatewayctlTests {
             let b = try await TestHTTPBackend.start(name: "b")
             let ports = try await (0..<4).asyncMap { _ in try await LoopbackPort.free() }
             let redisURL = "redis://\(redis.url.address)"
+            let tokensFile = directory + "/admin-tokens"
+            try "alice:\(aliceToken)\n".write(toFile: tokensFile, atomically: true, encoding: .utf8)
             let balancer = try ServiceProcess.launch(
                 try ServiceBinary.balancer.path(),
                 [
                     "--set", "admin.token=\(token)", "--set", "admin.port=\(ports[0])", "--set", "listen.port=\(ports[1])",
                     "--set", "redis.url=\(redisURL)", "--set", "nodes.static=id=a,host=127.0.0.1,port=\(a.port);id=b,host=127.0.0.1,port=\(b.port)",
-                    "--set", "health.interval=200ms",
+                    "--set", "health.interval=200ms", "--set", "admin.tokensFile=\(tokensFile)",
                 ], logPath: directory + "/balancer.log")
             let engine = try ServiceProcess.launch(
                 try ServiceBinary.engine.path(),
                 [
                     "--set", "admin.token=\(token)", "--set", "admin.port=\(ports[2])", "--set", "listen.port=\(ports[3])",
-                    "--set", "redis.url=\(redisURL)",
+                    "--set", "redis.url=\(redisURL)", "--set", "admin.tokensFile=\(tokensFile)",
                 ], logPath: directory + "/engine.log")
             defer {
                 balancer.signal(SIGKILL)
@@ -126,10 +130,11 @@ struct GatewayctlTests {
     }
 
     /// API keys through the engine: the key is printed once, listed by id (never the key), and revoked;
-    /// the engine logs the creation and the revocation (by id, never the key) with their request ids.
+    /// the engine logs the creation and the revocation (by id, never the key) with their request ids and
+    /// callers: alice's named token, then the `admin` token.
     @Test func keysCreateListRevoke() async throws {
         try await Self.withCluster { cluster in
-            let created = try await cluster.ctl(["keys", "create", "--name", "partner", "--json"])
+            let created = try await cluster.ctl(["keys", "create", "--name", "partner", "--json"], token: Self.aliceToken)
             #expect(created.status == 0, "\(created.output)")
             let object = try #require(try JSONSerialization.jsonObject(with: Data(created.output.utf8)) as? [String: Any])
             let key = try #require(object["key"] as? String)
@@ -142,8 +147,10 @@ struct GatewayctlTests {
             #expect(again.status == 1, "\(again.output)")
             try await waitUntil("the engine's audit lines", timeout: .seconds(5), interval: .milliseconds(50)) {
                 let lines = cluster.engineLog.split(separator: "\n")
-                return lines.contains { $0.contains("API key created") && $0.contains(id) && $0.contains("partner") && $0.contains("request.id") }
-                    && lines.contains { $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") }
+                return lines.contains {
+                    $0.contains("API key created") && $0.contains(id) && $0.contains("partner") && $0.contains("request.id")
+                        && $0.contains("admin.caller=alice")
+                } && lines.contains { $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") && $0.contains("admin.caller=admin") }
             }
             #expect(!cluster.engineLog.contains(key), "the key itself is never logged")
         }

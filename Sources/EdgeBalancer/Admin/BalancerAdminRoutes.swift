@@ -58,7 +58,7 @@ enum BalancerAdminRoutes {
             }
             let persisted = try await persist(store) { try await $0.setWeight(body.weight, node: id) }
             await controller.setWeightOverride(body.weight, node: id)
-            logger.notice("node weight set", metadata: ["node": "\(id)", "weight": "\(body.weight)", "request.id": "\(request.requestID)"])
+            logger.notice("node weight set", metadata: request.audit(["node": "\(id)", "weight": "\(body.weight)"]))
             return .json(ChangeResult(node: id, weight: body.weight, persisted: persisted))
         }
 
@@ -66,7 +66,7 @@ enum BalancerAdminRoutes {
             let id = try await knownNode(request, controller)
             let persisted = try await persist(store) { try await $0.clearWeight(node: id) }
             await controller.setWeightOverride(nil, node: id)
-            logger.notice("node weight override removed", metadata: ["node": "\(id)", "request.id": "\(request.requestID)"])
+            logger.notice("node weight override removed", metadata: request.audit(["node": "\(id)"]))
             return .json(ChangeResult(node: id, persisted: persisted))
         }
 
@@ -75,7 +75,7 @@ enum BalancerAdminRoutes {
                 let id = try await knownNode(request, controller)
                 let persisted = try await persist(store) { try await $0.setDrained(drained, node: id) }
                 await controller.setDrained(drained, node: id)
-                logger.notice(drained ? "node drained" : "node undrained", metadata: ["node": "\(id)", "request.id": "\(request.requestID)"])
+                logger.notice(drained ? "node drained" : "node undrained", metadata: request.audit(["node": "\(id)"]))
                 return .json(ChangeResult(node: id, drained: drained, persisted: persisted))
             }
         }
@@ -93,7 +93,7 @@ enum BalancerAdminRoutes {
             }
             let persisted = try await persist(store) { try await $0.setPolicy(policy) }
             await controller.setPolicy(policy)
-            logger.notice("balancing policy switched", metadata: ["policy": "\(policy.rawValue)", "request.id": "\(request.requestID)"])
+            logger.notice("balancing policy switched", metadata: request.audit(["policy": "\(policy.rawValue)"]))
             return .json(ChangeResult(policy: policy.rawValue, persisted: persisted))
         }
     }

@@ -75,19 +75,30 @@ extension CommonSettings {
     }
 }
 
-/// Where a service's admin API listens and the bearer token it requires.
+/// Where a service's admin API listens and the bearer tokens it accepts.
 public struct AdminListenerSettings: Sendable {
     public var host: String
     public var port: Int
-    /// The bearer token every admin call but the probes (`/health`, `/ready`) must carry.
+    /// The bearer token (`admin.token`, named `admin` in audit lines) every admin call but the probes
+    /// (`/health`, `/ready`) must carry, or one of ``namedTokens``; empty when only those are set.
     public var token: String
+    /// Tokens by the name audit lines give their caller (`admin.tokensFile`: one per operator or tool).
+    public var namedTokens: [String: String]
     public var maxBodyBytes: Int
 
-    public init(host: String, port: Int, token: String, maxBodyBytes: Int = 1 << 20) {
+    public init(host: String, port: Int, token: String, namedTokens: [String: String] = [:], maxBodyBytes: Int = 1 << 20) {
         self.host = host
         self.port = port
         self.token = token
+        self.namedTokens = namedTokens
         self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Every accepted token by its caller name.
+    public var tokensByName: [String: String] {
+        var tokens = namedTokens
+        if !token.isEmpty { tokens["admin"] = token }
+        return tokens
     }
 
     static func read(_ v: inout ConfigValidator, defaultPort: Int) -> AdminListenerSettings {
@@ -101,13 +112,50 @@ public struct AdminListenerSettings: Sendable {
                 v.report("admin.tokenFile", value: file, expected: "a readable file holding the token (\(error))")
             }
         }
-        if token == nil {
-            v.report("admin.token", value: nil, expected: "a bearer token for the admin API (set admin.token or admin.tokenFile; there is no default)")
+        var named: [String: String] = [:]
+        if let file = v.optionalString("admin.tokensFile") {
+            do {
+                named = try parseTokensFile(try String(contentsOfFile: file, encoding: .utf8), reserved: token == nil ? [] : ["admin"])
+            } catch {
+                v.report("admin.tokensFile", value: file, expected: "a readable file of name:token lines (\(error))")
+            }
+        }
+        if token == nil && named.isEmpty {
+            v.report(
+                "admin.token", value: nil,
+                expected: "a bearer token for the admin API (set admin.token, admin.tokenFile or admin.tokensFile; there is no default)")
         } else if let t = token, t.count < 16 {
             v.report("admin.token", value: t, expected: "at least 16 characters", secret: true)
         }
         let maxBody = v.byteSize("admin.maxBodyBytes", default: 1 << 20, in: 1024...(64 << 20))
-        return AdminListenerSettings(host: host, port: port, token: token ?? "", maxBodyBytes: maxBody)
+        return AdminListenerSettings(host: host, port: port, token: token ?? "", namedTokens: named, maxBodyBytes: maxBody)
+    }
+
+    /// `name:token` lines (blank lines and `#` comments ignored): names of letters, digits, `.`, `_`
+    /// and `-` (at most 64), each once; tokens of at least 16 characters, each once. Errors give the
+    /// line number, never the token.
+    static func parseTokensFile(_ text: String, reserved: Set<String>) throws(TokensFileError) -> [String: String] {
+        var tokens: [String: String] = [:]
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingWhitespace()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let number = index + 1
+            guard let colon = line.firstIndex(of: ":") else { throw TokensFileError("line \(number): expected name:token") }
+            let name = String(line[..<colon]).trimmingWhitespace()
+            let token = String(line[line.index(after: colon)...]).trimmingWhitespace()
+            let allowed = name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+            }
+            guard !name.isEmpty, name.utf8.count <= 64, allowed else {
+                throw TokensFileError("line \(number): the name must be 1–64 letters, digits, '.', '_' or '-'")
+            }
+            guard !reserved.contains(name), tokens[name] == nil else { throw TokensFileError("line \(number): the name \(name) is used twice") }
+            guard token.count >= 16 else { throw TokensFileError("line \(number): the token of \(name) is shorter than 16 characters") }
+            guard !tokens.values.contains(token) else { throw TokensFileError("line \(number): the token of \(name) is another name's too") }
+            tokens[name] = token
+        }
+        guard !tokens.isEmpty else { throw TokensFileError("no name:token line") }
+        return tokens
     }
 }
 
@@ -118,3 +166,12 @@ public func readSecretFile(_ path: String) throws -> String {
 }
 
 import Foundation
+
+/// A problem in `admin.tokensFile`.
+struct TokensFileError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -22,7 +22,8 @@ public final class AdminHTTPServer: Service, Sendable {
 
     private let host: String
     private let port: Int
-    private let token: String
+    /// Accepted tokens by caller name, as bytes for the constant-time comparison.
+    private let tokens: [(name: String, bytes: [UInt8])]
     private let router: AdminRouter
     private let limits: Limits
     private let logger: Logger
@@ -34,15 +35,19 @@ public final class AdminHTTPServer: Service, Sendable {
 
     /// - Parameter metricsPrefix: the service's metric prefix (`gc_engine`, `balancer`, `node_agent`);
     ///   nil records no metric.
+    /// - Parameter token: the `admin` token; `namedTokens` are accepted too, their names given as the
+    ///   caller in ``HTTPRequest/caller``.
     public init(
-        host: String, port: Int, token: String, router: AdminRouter, limits: Limits = Limits(),
+        host: String, port: Int, token: String, namedTokens: [String: String] = [:], router: AdminRouter, limits: Limits = Limits(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, metricsPrefix: String? = nil,
         logger: Logger
     ) {
         self.authFailures = metricsPrefix.map { Counter(label: $0 + "_admin_auth_failures_total") }
         self.host = host
         self.port = port
-        self.token = token
+        var tokens = namedTokens
+        if !token.isEmpty { tokens["admin"] = token }
+        self.tokens = tokens.sorted { $0.key < $1.key }.map { (name: $0.key, bytes: Array($0.value.utf8)) }
         self.router = router
         self.limits = limits
         self.logger = logger
@@ -54,7 +59,8 @@ public final class AdminHTTPServer: Service, Sendable {
         var limits = Limits()
         limits.maxBodyBytes = settings.maxBodyBytes
         self.init(
-            host: settings.host, port: settings.port, token: settings.token, router: router, limits: limits,
+            host: settings.host, port: settings.port, token: settings.token, namedTokens: settings.namedTokens, router: router,
+            limits: limits,
             metricsPrefix: metricsPrefix, logger: logger)
     }
 
@@ -120,14 +126,17 @@ public final class AdminHTTPServer: Service, Sendable {
             response.headers.add(name: "Allow", value: allowed.map { "\($0)" }.joined(separator: ", "))
             return response
         case .found(let route, let parameters):
-            if route.requiresAuth, !authorized(request.headers) {
-                var response = HTTPResponse.error(.unauthorized, "missing or wrong bearer token", requestID: request.requestID)
-                response.headers.add(name: "WWW-Authenticate", value: "Bearer")
-                authFailures?.increment()
-                logger.notice("admin request refused: bad token", metadata: ["http.path": "\(request.path)", "request.id": "\(request.requestID)"])
-                return response
-            }
             var request = request
+            if route.requiresAuth {
+                guard let caller = caller(request.headers) else {
+                    var response = HTTPResponse.error(.unauthorized, "missing or wrong bearer token", requestID: request.requestID)
+                    response.headers.add(name: "WWW-Authenticate", value: "Bearer")
+                    authFailures?.increment()
+                    logger.notice("admin request refused: bad token", metadata: ["http.path": "\(request.path)", "request.id": "\(request.requestID)"])
+                    return response
+                }
+                request.caller = caller
+            }
             request.parameters = parameters
             do {
                 return try await route.handler(request)
@@ -140,11 +149,18 @@ public final class AdminHTTPServer: Service, Sendable {
         }
     }
 
-    private func authorized(_ headers: HTTPHeaders) -> Bool {
+    /// The name of the token the call carries, or nil. Every token is compared, in constant time, so
+    /// the time taken does not tell which one (or how much of one) matched.
+    private func caller(_ headers: HTTPHeaders) -> String? {
         guard let value = headers.first(name: "Authorization"), value.count > 7,
             value.prefix(7).lowercased() == "bearer "
-        else { return false }
-        return constantTimeEqual(Array(value.dropFirst(7).utf8), Array(token.utf8))
+        else { return nil }
+        let presented = Array(value.dropFirst(7).utf8)
+        var match: String?
+        for token in tokens where constantTimeEqual(presented, token.bytes) {
+            match = token.name
+        }
+        return match
     }
 }
 

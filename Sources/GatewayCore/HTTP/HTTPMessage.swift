@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -13,6 +14,9 @@ public struct HTTPRequest: Sendable {
     public var requestID: String
     /// Values of `:name` segments of the matched route.
     public var parameters: [String: String] = [:]
+    /// The name of the admin token the call carried (`admin` for `admin.token`, else its name in
+    /// `admin.tokensFile`); nil on routes that need none.
+    public var caller: String?
 
     public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, requestID: String) {
         self.method = method
@@ -130,5 +134,15 @@ public struct HTTPError: Error, Sendable {
     public init(_ status: HTTPResponseStatus, _ message: String) {
         self.status = status
         self.message = message
+    }
+}
+
+extension HTTPRequest {
+    /// Metadata for an audit line of an admin change: `fields`, the request id and the caller.
+    public func audit(_ fields: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata = fields
+        metadata["request.id"] = "\(requestID)"
+        metadata["admin.caller"] = "\(caller ?? "-")"
+        return metadata
     }
 }

@@ -36,13 +36,13 @@ struct EngineAdminAPI: Sendable {
         router.add(.POST, "/drain") { request in
             state.setDraining(true)
             metrics.draining.record(1)
-            logger.notice("engine draining", metadata: ["request.id": "\(request.requestID)"])
+            logger.notice("engine draining", metadata: request.audit())
             return .json(["draining": true])
         }
         router.add(.POST, "/undrain") { request in
             state.setDraining(false)
             metrics.draining.record(0)
-            logger.notice("engine undrained", metadata: ["request.id": "\(request.requestID)"])
+            logger.notice("engine undrained", metadata: request.audit())
             return .json(["draining": false])
         }
         return router
@@ -107,10 +107,7 @@ struct EngineAdminAPI: Sendable {
             let version = try await store.put(definition)
             logger.notice(
                 "API definition saved",
-                metadata: [
-                    "api": "\(definition.id)", "defs.counter": "\(version)", "api.active": "\(definition.active)",
-                    "request.id": "\(request.requestID)",
-                ])
+                metadata: request.audit(["api": "\(definition.id)", "defs.counter": "\(version)", "api.active": "\(definition.active)"]))
             return .json(["id": definition.id, "version": String(version)])
         } catch .invalid(let error) {
             throw HTTPError(.badRequest, error.description)
@@ -124,7 +121,7 @@ struct EngineAdminAPI: Sendable {
         let version: Int64?
         do { version = try await store.delete(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
         guard let version else { throw HTTPError(.notFound, "no API \(id)") }
-        logger.notice("API definition deleted", metadata: ["api": "\(id)", "defs.counter": "\(version)", "request.id": "\(request.requestID)"])
+        logger.notice("API definition deleted", metadata: request.audit(["api": "\(id)", "defs.counter": "\(version)"]))
         return .json(["deleted": id, "version": String(version)])
     }
 
@@ -168,10 +165,10 @@ struct EngineAdminAPI: Sendable {
         }
         logger.notice(
             "API key created",
-            metadata: [
+            metadata: request.audit([
                 "key.id": "\(created.record.id)", "key.name": "\(created.record.name)",
-                "key.apis": "\(created.record.allowedAPIs.joined(separator: ","))", "request.id": "\(request.requestID)",
-            ])
+                "key.apis": "\(created.record.allowedAPIs.joined(separator: ","))",
+            ]))
         let json = String(decoding: try APIKeyRecord.encoder.encode(created.record), as: UTF8.self)
         // The only time the key itself is shown.
         return .rawJSON("{\"key\":\(StructuredLogHandler.jsonString(created.key)),\"record\":\(json)}", status: .created)
@@ -200,7 +197,7 @@ struct EngineAdminAPI: Sendable {
         let revoked: Bool
         do { revoked = try await keyStore.revoke(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
         guard revoked else { throw HTTPError(.notFound, "no API key \(id)") }
-        logger.notice("API key revoked", metadata: ["key.id": "\(id)", "request.id": "\(request.requestID)"])
+        logger.notice("API key revoked", metadata: request.audit(["key.id": "\(id)"]))
         return .json(["revoked": id])
     }
 
@@ -235,7 +232,7 @@ struct EngineAdminAPI: Sendable {
             throw HTTPError(.badRequest, "scope: \"\(body.scope)\" is invalid: expected one of all, api, prefix, key")
         }
         metrics.count("cache_purges", body.scope)
-        var metadata: Logger.Metadata = ["purge.scope": "\(body.scope)", "purge.removed": "\(purged)", "request.id": "\(request.requestID)"]
+        var metadata = request.audit(["purge.scope": "\(body.scope)", "purge.removed": "\(purged)"])
         if let api = body.api { metadata["api"] = "\(api)" }
         if let prefix = body.prefix { metadata["purge.prefix"] = "\(prefix)" }
         if let key = body.key { metadata["purge.key"] = "\(key)" }

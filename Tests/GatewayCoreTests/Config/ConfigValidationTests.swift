@@ -126,6 +126,43 @@ import Testing
         #expect(error.problems[0].value == nil)
     }
 
+    /// `admin.tokensFile`: named tokens alone or beside `admin.token` (named `admin`); each bad file is
+    /// reported under the key with the line at fault, and never with a token in the message.
+    @Test func namedAdminTokens() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-tokens-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func file(_ text: String) throws -> String {
+            let path = directory + "/\(UUID().uuidString)"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let good = try file("# operators\nalice: alice-token-0123456789\n\nci.deploy-1:ci-token-0123456789ab\n")
+        let alone = try await read(overrides: ["admin.tokensFile": good]).get()
+        #expect(alone.admin.tokensByName == ["alice": "alice-token-0123456789", "ci.deploy-1": "ci-token-0123456789ab"])
+        let both = try await read(overrides: ["admin.tokensFile": good, "admin.token": "0123456789abcdef"]).get()
+        #expect(both.admin.tokensByName.keys.sorted() == ["admin", "alice", "ci.deploy-1"])
+
+        let bad: [(String, String)] = [
+            ("alice alice-token-0123456789\n", "line 1: expected name:token"),
+            ("alice:short\n", "line 1: the token of alice is shorter than 16 characters"),
+            ("alice:alice-token-0123456789\nalice:other-token-0123456789\n", "line 2: the name alice is used twice"),
+            ("alice:same-token-0123456789\nbob:same-token-0123456789\n", "line 2: the token of bob is another name's too"),
+            ("al ice:alice-token-0123456789\n", "line 1: the name must be"),
+            ("admin:admin-token-0123456789\n", "line 1: the name admin is used twice"),
+            ("# nothing\n", "no name:token line"),
+        ]
+        for (text, message) in bad {
+            guard case .failure(let error) = try await read(overrides: ["admin.tokensFile": try file(text), "admin.token": "0123456789abcdef"]) else {
+                Issue.record("accepted \(text)")
+                continue
+            }
+            #expect(error.problems.map(\.key) == ["admin.tokensFile"], "\(text)")
+            #expect(error.description.contains(message), "\(error.description)")
+            #expect(!error.description.contains("-token-0123456789"), "a token in the message: \(error.description)")
+        }
+    }
+
     /// Environment variables override the file, and --set overrides both.
     @Test func precedenceIsFlagsThenEnvironmentThenFile() async throws {
         let yaml = """
