@@ -64,6 +64,8 @@ extension UpstreamLoopPool {
             return session
         }
         connect(target, connectTimeout: connectTimeout, tls: tls) { channel in
+            // Every stream's flush flushes the connection: held to one per turn of the loop.
+            try channel.pipeline.syncOperations.addHandler(TickFlushCoalescingHandler())
             let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .client, connectionConfiguration: Self.h2ConnectionConfiguration,
                 streamConfiguration: Self.h2StreamConfiguration
