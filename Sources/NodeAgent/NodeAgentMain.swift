@@ -27,6 +27,7 @@ public enum NodeAgentMain {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel
                     await agent.reload(new)
+                    admin.reloadTokens(from: new.common.admin)
                 case .failure(let error):
                     logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
                 }

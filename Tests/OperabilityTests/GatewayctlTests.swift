@@ -21,6 +21,10 @@ struct GatewayctlTests {
         let balancerAdmin: Int
         let engineAdmin: Int
         let directory: String
+        /// The engine's process id, for signals.
+        let enginePID: Int32
+        /// The `admin.tokensFile` both services read.
+        var tokensFile: String { directory + "/admin-tokens" }
         /// The engine's stdout and stderr: its structured log.
         var engineLog: String { (try? String(contentsOfFile: directory + "/engine.log", encoding: .utf8)) ?? "" }
 
@@ -78,7 +82,7 @@ struct GatewayctlTests {
                 balancer.signal(SIGKILL)
                 engine.signal(SIGKILL)
             }
-            let cluster = Cluster(redis: redis, balancerAdmin: ports[0], engineAdmin: ports[2], directory: directory)
+            let cluster = Cluster(redis: redis, balancerAdmin: ports[0], engineAdmin: ports[2], directory: directory, enginePID: engine.process.processIdentifier)
             do {
                 try await waitUntil("the balancer to see both nodes usable", timeout: .seconds(20), interval: .milliseconds(100)) {
                     let (status, output) = try await cluster.ctl(["nodes", "--json"])
@@ -153,6 +157,28 @@ struct GatewayctlTests {
                 } && lines.contains { $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") && $0.contains("admin.caller=admin") }
             }
             #expect(!cluster.engineLog.contains(key), "the key itself is never logged")
+        }
+    }
+
+    /// SIGHUP rereads `admin.tokensFile`: a token added works from then on, and one removed is refused.
+    @Test func reloadAddsAndRevokesNamedTokens() async throws {
+        try await Self.withCluster { cluster in
+            let bob = "bob-test-token-0123456789abcdef"
+            #expect(try await cluster.ctl(["apis", "list"], token: bob).status == 1, "bob is not known yet")
+            try "alice:\(Self.aliceToken)\nbob:\(bob)\n".write(toFile: cluster.tokensFile, atomically: true, encoding: .utf8)
+            kill(cluster.enginePID, SIGHUP)
+            try await waitUntil("bob's token accepted", timeout: .seconds(10), interval: .milliseconds(100)) {
+                try await cluster.ctl(["apis", "list"], token: bob).status == 0
+            }
+            try "alice:\(Self.aliceToken)\n".write(toFile: cluster.tokensFile, atomically: true, encoding: .utf8)
+            kill(cluster.enginePID, SIGHUP)
+            try await waitUntil("bob's token refused", timeout: .seconds(10), interval: .milliseconds(100)) {
+                try await cluster.ctl(["apis", "list"], token: bob).status == 1
+            }
+            #expect(try await cluster.ctl(["apis", "list"], token: Self.aliceToken).status == 0)
+            #expect(try await cluster.ctl(["apis", "list"]).status == 0, "admin.token still accepted")
+            #expect(cluster.engineLog.contains("admin tokens reloaded"))
+            #expect(!cluster.engineLog.contains(bob), "no token in the log")
         }
     }
 

@@ -39,6 +39,7 @@ public enum EdgeBalancer {
                     logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
                     app.tlsContext?.reloadLogging(to: logger)
                     app.upstreamTLS?.reloadLogging(to: logger, name: "upstream")
+                    app.admin.reloadTokens(from: new.common.admin)
                 case .failure(let error):
                     logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
                 }

@@ -22,8 +22,8 @@ public final class AdminHTTPServer: Service, Sendable {
 
     private let host: String
     private let port: Int
-    /// Accepted tokens by caller name, as bytes for the constant-time comparison.
-    private let tokens: [(name: String, bytes: [UInt8])]
+    /// Accepted tokens by caller name, as bytes for the constant-time comparison; replaced on SIGHUP.
+    private let tokens: NIOLockedValueBox<[(name: String, bytes: [UInt8])]>
     private let router: AdminRouter
     private let limits: Limits
     private let logger: Logger
@@ -47,7 +47,7 @@ public final class AdminHTTPServer: Service, Sendable {
         self.port = port
         var tokens = namedTokens
         if !token.isEmpty { tokens["admin"] = token }
-        self.tokens = tokens.sorted { $0.key < $1.key }.map { (name: $0.key, bytes: Array($0.value.utf8)) }
+        self.tokens = NIOLockedValueBox(Self.comparable(tokens))
         self.router = router
         self.limits = limits
         self.logger = logger
@@ -149,6 +149,24 @@ public final class AdminHTTPServer: Service, Sendable {
         }
     }
 
+    private static func comparable(_ tokens: [String: String]) -> [(name: String, bytes: [UInt8])] {
+        tokens.sorted { $0.key < $1.key }.map { (name: $0.key, bytes: Array($0.value.utf8)) }
+    }
+
+    /// SIGHUP: accepts the tokens of `settings` from the next call on (a token no longer there is
+    /// refused at once) and logs the callers' names, never a token.
+    public func reloadTokens(from settings: AdminListenerSettings) {
+        let new = Self.comparable(settings.tokensByName)
+        let changed = tokens.withLockedValue { current in
+            let differs = current.map(\.name) != new.map(\.name) || !zip(current, new).allSatisfy { $0.bytes == $1.bytes }
+            if differs { current = new }
+            return differs
+        }
+        if changed {
+            logger.notice("admin tokens reloaded", metadata: ["admin.callers": "\(new.map(\.name).joined(separator: ","))"])
+        }
+    }
+
     /// The name of the token the call carries, or nil. Every token is compared, in constant time, so
     /// the time taken does not tell which one (or how much of one) matched.
     private func caller(_ headers: HTTPHeaders) -> String? {
@@ -157,7 +175,7 @@ public final class AdminHTTPServer: Service, Sendable {
         else { return nil }
         let presented = Array(value.dropFirst(7).utf8)
         var match: String?
-        for token in tokens where constantTimeEqual(presented, token.bytes) {
+        for token in tokens.withLockedValue({ $0 }) where constantTimeEqual(presented, token.bytes) {
             match = token.name
         }
         return match

@@ -273,6 +273,7 @@ public enum GatewayEngineMain {
                 logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
                 engine.tlsContext?.reloadLogging(to: logger)
                 engine.backendTLS?.reloadLogging(to: logger, name: "backends")
+                engine.admin.reloadTokens(from: new.common.admin)
             case .failure(let error):
                 logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])
             }
