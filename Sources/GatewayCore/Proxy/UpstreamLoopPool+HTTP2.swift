@@ -57,7 +57,7 @@ extension UpstreamLoopPool {
         let target = slot.target
         let tls: UpstreamTLSHandshake?
         do {
-            tls = try tlsHandshake(for: target, alpn: "h2")
+            tls = try tlsHandshake(for: target, http2: true)
         } catch {
             // After the caller has counted its stream on the session, as a failed connect would.
             eventLoop.assumeIsolated().execute { self.sessionFailed(session, error: error) }

@@ -110,7 +110,7 @@ final class UpstreamLoopPool {
         let target = slot.target
         let tls: UpstreamTLSHandshake?
         do {
-            tls = try tlsHandshake(for: target, alpn: "http/1.1")
+            tls = try tlsHandshake(for: target, http2: false)
         } catch {
             slotFreed(slot)
             completion(.failure(error))
@@ -141,13 +141,14 @@ final class UpstreamLoopPool {
             }
     }
 
-    /// The TLS handshake a connection to `target` starts with (nil for a plain target), offering `alpn`:
-    /// `h2` must be chosen; `http/1.1` is what a server that ignores ALPN speaks anyway.
-    func tlsHandshake(for target: UpstreamTarget, alpn: String) throws(UpstreamPoolError) -> UpstreamTLSHandshake? {
+    /// The TLS handshake a connection to `target` starts with (nil for a plain target), offering ALPN
+    /// `h2` when `http2` (the server must choose it), else `http/1.1` (what a server that ignores ALPN
+    /// speaks anyway).
+    func tlsHandshake(for target: UpstreamTarget, http2: Bool) throws(UpstreamPoolError) -> UpstreamTLSHandshake? {
         guard target.tls else { return nil }
         guard let box = self.tls else { throw .noTLSContext }
-        let h2 = alpn == "h2"
-        return UpstreamTLSHandshake(context: h2 ? box.currentH2 : box.current, required: h2 ? alpn : nil, done: eventLoop.makePromise())
+        return UpstreamTLSHandshake(
+            context: http2 ? box.currentH2 : box.current, required: http2 ? "h2" : nil, done: eventLoop.makePromise())
     }
 
     /// Connects to `target` with `handlers` after the TLS handler (when `tls`). With TLS the channel is
