@@ -85,7 +85,9 @@ public final class FakeEngine: Sendable {
     public var adminURL: String { "http://\(host):\(port)" }
 
     /// Starts an engine on a free loopback port.
-    public static func start(token: String = "fake-engine-token-0123456789", logger: Logger = .forTesting("fake-engine")) async throws
+    public static func start(
+        token: String = "fake-engine-token-0123456789", logger: Logger = .forTesting("fake-engine")
+    ) async throws
         -> FakeEngine
     {
         var lastError: (any Error)?
@@ -180,7 +182,9 @@ public final class FakeEngine: Sendable {
                     "defs_version":"\(s.definitionsVersion)","redis":"\(s.redis)","version":"fake-1"}
                     """
             }
-            guard let body else { return .error(.internalServerError, "health report failed (fake engine told to fail)", requestID: request.requestID) }
+            guard let body else {
+                return .error(.internalServerError, "health report failed (fake engine told to fail)", requestID: request.requestID)
+            }
             return .rawJSON(body)
         }
         router.add(.POST, "/cache/purge") { [self] request in

@@ -6,7 +6,8 @@ import GatewayEngine
 struct GatewayEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway-engine",
-        abstract: "The API gateway node: routes API calls to backend services by API definition, with API-key and JWT auth, cluster-wide rate limits, a response cache and an admin API.",
+        abstract:
+            "The API gateway node: routes API calls to backend services by API definition, with API-key and JWT auth, cluster-wide rate limits, a response cache and an admin API.",
         discussion: """
             Configuration comes from a YAML file (--config), environment variables prefixed GC_ENGINE_ \
             (admin.port is GC_ENGINE_ADMIN_PORT), and --set key=value flags, each overriding the one before. \

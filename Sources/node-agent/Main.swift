@@ -6,7 +6,8 @@ import NodeAgent
 struct NodeAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent",
-        abstract: "The sidecar on every engine host: registers the node in Redis under a heartbeat lease, reports its health and load, and relays cluster-wide cache invalidations to the local engine.",
+        abstract:
+            "The sidecar on every engine host: registers the node in Redis under a heartbeat lease, reports its health and load, and relays cluster-wide cache invalidations to the local engine.",
         discussion: """
             Configuration comes from a YAML file (--config), environment variables prefixed GC_AGENT_ \
             (admin.port is GC_AGENT_ADMIN_PORT), and --set key=value flags, each overriding the one before. \

@@ -6,9 +6,9 @@ import Testing
 @testable import NodeAgent
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What needs the agent as a real process: death by SIGKILL, SIGTERM drain, SIGHUP reload.
@@ -103,7 +103,8 @@ import Darwin
                         var overrides = agentOverrides(redis: server, engine: engine, node: "h1", directory: directory)
                         for key in ["node.weight", "node.zone", "node.labels"] { overrides[key] = nil }
                         let file = directory + "/agent.yaml"
-                        try "node:\n  weight: 10\n  zone: eu-west-1a\n  labels: [tier=bronze]\n".write(toFile: file, atomically: true, encoding: .utf8)
+                        try "node:\n  weight: 10\n  zone: eu-west-1a\n  labels: [tier=bronze]\n".write(
+                            toFile: file, atomically: true, encoding: .utf8)
                         let agent = try AgentProcess.launch(
                             ["--config", file] + Self.arguments(overrides), logPath: directory + "/agent.log")
                         try await waitUntil("the node to register", timeout: .seconds(30)) {

@@ -201,7 +201,8 @@ import Testing
                                 let done = try await publisher.waitForApplied(id: last, timeout: .seconds(30))
                                 #expect(done.isComplete && done.applied == ["a", "b"], "\(done)")
                                 let expected: [FakeEngine.Purge] = [
-                                    .init(scope: "all"), .init(scope: "api", api: "orders"), .init(scope: "prefix", prefix: "/catalog"), .init(scope: "all"),
+                                    .init(scope: "all"), .init(scope: "api", api: "orders"), .init(scope: "prefix", prefix: "/catalog"),
+                                    .init(scope: "all"),
                                 ]
                                 #expect(first.purges == expected, "\(first.purges)")
                                 #expect(second.purges == expected, "\(second.purges)")

@@ -17,20 +17,20 @@ import Testing
                 try await withTemporaryDirectory { directory in
                     let settings = try await readSettings(agentOverrides(redis: server, engine: engine, node: "n1", directory: directory))
                     try await withEventLog(server) { events in
-                    try await withAgent(settings) { _ in
-                        try await waitUntil("the node to register") {
-                            let members = try await redis.send("SMEMBERS", .string(ClusterKeys().nodes)).array?.compactMap(\.string)
-                            return try await nodeRecord(redis, "n1", has: .health, "up") && members == ["n1"]
+                        try await withAgent(settings) { _ in
+                            try await waitUntil("the node to register") {
+                                let members = try await redis.send("SMEMBERS", .string(ClusterKeys().nodes)).array?.compactMap(\.string)
+                                return try await nodeRecord(redis, "n1", has: .health, "up") && members == ["n1"]
+                            }
+                            let record = try #require(NodeRecord(fields: try await nodeRecord(redis, "n1")))
+                            #expect(record.region == "eu-west" && record.zone == "eu-west-1a")
+                            #expect(record.address == "10.0.0.7" && record.port == 8443 && record.weight == 40)
+                            #expect(record.labels == "rack=r7,tier=gold")
+                            #expect(record.state == .up)
+                            let ttl = try #require(try await redis.send("PTTL", .string(ClusterKeys().node("n1"))).int)
+                            #expect(ttl > 0 && ttl <= 600)
+                            try await waitUntil("node_up") { await events.events.contains(.nodeUp(node: "n1")) }
                         }
-                        let record = try #require(NodeRecord(fields: try await nodeRecord(redis, "n1")))
-                        #expect(record.region == "eu-west" && record.zone == "eu-west-1a")
-                        #expect(record.address == "10.0.0.7" && record.port == 8443 && record.weight == 40)
-                        #expect(record.labels == "rack=r7,tier=gold")
-                        #expect(record.state == .up)
-                        let ttl = try #require(try await redis.send("PTTL", .string(ClusterKeys().node("n1"))).int)
-                        #expect(ttl > 0 && ttl <= 600)
-                        try await waitUntil("node_up") { await events.events.contains(.nodeUp(node: "n1")) }
-                    }
                     }
                 }
             }

@@ -4,7 +4,7 @@ import GatewayTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// docs/admin-api.yaml against what the services serve.

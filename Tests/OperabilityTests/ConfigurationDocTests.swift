@@ -9,9 +9,21 @@ struct ConfigurationDocTests {
     /// The section of docs/configuration.md, its environment prefix, and the reader source files.
     static let sections: [(title: String, prefix: String, sources: [String])] = [
         ("Keys every service has", "GC_<SERVICE>", ["Sources/GatewayCore/Config/CommonSettings.swift"]),
-        ("gateway-engine", "GC_ENGINE", ["Sources/GatewayEngine/Server/EngineConfiguration.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift", "Sources/GatewayCore/Proxy/TrustedProxies.swift"]),
+        (
+            "gateway-engine", "GC_ENGINE",
+            [
+                "Sources/GatewayEngine/Server/EngineConfiguration.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift",
+                "Sources/GatewayCore/Proxy/TrustedProxies.swift",
+            ]
+        ),
         ("node-agent", "GC_AGENT", ["Sources/NodeAgent/Configuration/AgentSettings.swift"]),
-        ("edge-balancer", "GC_BALANCER", ["Sources/EdgeBalancer/Config/BalancerSettings.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift", "Sources/GatewayCore/Proxy/TrustedProxies.swift"]),
+        (
+            "edge-balancer", "GC_BALANCER",
+            [
+                "Sources/EdgeBalancer/Config/BalancerSettings.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift",
+                "Sources/GatewayCore/Proxy/TrustedProxies.swift",
+            ]
+        ),
     ]
 
     /// Every key documented matches a key read, in the same service, and the other way round.
@@ -69,7 +81,8 @@ struct ConfigurationDocTests {
 
     /// Keys named in `ConfigValidator` calls (`v.int("admin.port", …)`) and direct reads of `nodes.static`.
     static func keysRead(_ source: String) -> Set<String> {
-        let pattern = #/(?:v\.(?:string|optionalString|requiredString|stringList|int|double|bool|duration|byteSize|choice|redisURL|httpURL|raw)\(|stringArray\(forKey: )"([A-Za-z.]+)"/#
+        let pattern =
+            #/(?:v\.(?:string|optionalString|requiredString|stringList|int|double|bool|duration|byteSize|choice|redisURL|httpURL|raw)\(|stringArray\(forKey: )"([A-Za-z.]+)"/#
         var keys = Set(source.matches(of: pattern).map { String($0.output.1) })
         // `ClientTLSFiles.read(&v, prefix: "p")` reads p.caFile, p.certFile and p.keyFile.
         for match in source.matches(of: #/ClientTLSFiles\.read\(&v, prefix: "([A-Za-z.]+)"/#) {

@@ -35,7 +35,9 @@ struct GatewayctlTests {
             return String(buffer: response.body)
         }
 
-        func ctl(_ arguments: [String], token: String? = GatewayctlTests.token, environment: [String: String] = [:]) async throws
+        func ctl(
+            _ arguments: [String], token: String? = GatewayctlTests.token, environment: [String: String] = [:]
+        ) async throws
             -> (status: Int32, output: String)
         {
             var env = [
@@ -82,7 +84,8 @@ struct GatewayctlTests {
                 balancer.signal(SIGKILL)
                 engine.signal(SIGKILL)
             }
-            let cluster = Cluster(redis: redis, balancerAdmin: ports[0], engineAdmin: ports[2], directory: directory, enginePID: engine.process.processIdentifier)
+            let cluster = Cluster(
+                redis: redis, balancerAdmin: ports[0], engineAdmin: ports[2], directory: directory, enginePID: engine.process.processIdentifier)
             do {
                 try await waitUntil("the balancer to see both nodes usable", timeout: .seconds(20), interval: .milliseconds(100)) {
                     let (status, output) = try await cluster.ctl(["nodes", "--json"])
@@ -154,7 +157,10 @@ struct GatewayctlTests {
                 return lines.contains {
                     $0.contains("API key created") && $0.contains(id) && $0.contains("partner") && $0.contains("request.id")
                         && $0.contains("admin.caller=alice")
-                } && lines.contains { $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") && $0.contains("admin.caller=admin") }
+                }
+                    && lines.contains {
+                        $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") && $0.contains("admin.caller=admin")
+                    }
             }
             #expect(!cluster.engineLog.contains(key), "the key itself is never logged")
         }
@@ -204,7 +210,9 @@ struct GatewayctlTests {
             let noRedis = try await cluster.ctl(["status"], environment: ["GATEWAYCTL_REDIS": "redis://127.0.0.1:1"])
             #expect(noRedis.status == 1 && noRedis.output.contains("cannot read the cluster"), "\(noRedis.output)")
             let missingConfig = try await cluster.ctl(["nodes"], token: nil, environment: ["GATEWAYCTL_CONFIG": cluster.directory + "/missing"])
-            #expect(missingConfig.status == 1 && missingConfig.output.contains("config file") && missingConfig.output.contains("does not exist"), "\(missingConfig.output)")
+            #expect(
+                missingConfig.status == 1 && missingConfig.output.contains("config file") && missingConfig.output.contains("does not exist"),
+                "\(missingConfig.output)")
             let badCluster = try await cluster.ctl(["status"], environment: ["GATEWAYCTL_REDIS_CLUSTER": "maybe"])
             #expect(badCluster.status == 1 && badCluster.output.contains("redis_cluster must be true or false"), "\(badCluster.output)")
         }

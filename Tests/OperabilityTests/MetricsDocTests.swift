@@ -24,8 +24,11 @@ struct MetricsDocTests {
                 names.formUnion(source.matches(of: admin).map { "\($0.output.1)_admin_auth_failures_total" })
                 for match in source.matches(of: redisPool) {
                     names.formUnion(
-                        ["redis_connections", "redis_waiters", "redis_cluster_masters", "redis_cluster_node_pools", "redis_cluster_redirects_total", "redis_cluster_layout_reads_total"]
-                            .map { "\(match.output.1)_\($0)" })
+                        [
+                            "redis_connections", "redis_waiters", "redis_cluster_masters", "redis_cluster_node_pools",
+                            "redis_cluster_redirects_total", "redis_cluster_layout_reads_total",
+                        ]
+                        .map { "\(match.output.1)_\($0)" })
                 }
             }
         }

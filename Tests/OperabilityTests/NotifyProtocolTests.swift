@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The systemd notify protocol as the units rely on it (`Type=notify`, `WatchdogSec=`, `ExecReload=`

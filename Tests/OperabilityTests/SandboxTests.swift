@@ -4,7 +4,7 @@ import GatewayTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The services live with the units' system call sandbox (`SystemCallFilter=@system-service`,

@@ -160,7 +160,9 @@ struct SystemdUnitTests {
         let builds = plain.output.split(separator: "\n").filter { $0.contains("swift build") && $0.contains("--product") }
         #expect(builds.count == 4, "\(plain.output)")
         for line in builds {
-            #expect(line.contains("-c release") && line.contains("--static-swift-stdlib") && line.contains("-Xswiftc -enforce-exclusivity=unchecked"), "\(line)")
+            #expect(
+                line.contains("-c release") && line.contains("--static-swift-stdlib") && line.contains("-Xswiftc -enforce-exclusivity=unchecked"),
+                "\(line)")
         }
         let checked = try await ServiceProcess.run("/bin/bash", [script, "--destdir", "/nonexistent-stage", "--dry-run", "--exclusivity-checks"])
         #expect(checked.status == 0, "install.sh --dry-run --exclusivity-checks:\n\(checked.output)")
@@ -203,7 +205,10 @@ struct SystemdUnitTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
         let run = try await ServiceProcess.run(
             "/bin/bash",
-            ["-c", "PATH=\(bin.path):$PATH; source \(root)/bench/lib.sh; bench_need bash:bash no-such-command-gc:pkg-a pkg-config=no-such-module-gc:pkg-b"])
+            [
+                "-c",
+                "PATH=\(bin.path):$PATH; source \(root)/bench/lib.sh; bench_need bash:bash no-such-command-gc:pkg-a pkg-config=no-such-module-gc:pkg-b",
+            ])
         #expect(run.status == 0, "\(run.output)")
         let calls = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(calls.contains("update -qq"), "\(calls)")

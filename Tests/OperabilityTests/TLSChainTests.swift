@@ -50,7 +50,8 @@ struct TLSChainTests {
                 try await waitUntil("the engine's admin API", timeout: .seconds(30), interval: .milliseconds(100)) {
                     try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(engineAdmin)/ready"]).output == "200"
                 }
-                let api = #"{"id":"secure","listen_path":"/secure","strip_listen_path":true,"targets":[{"url":"https://localhost:\#(backend.port)"}]}"#
+                let api =
+                    #"{"id":"secure","listen_path":"/secure","strip_listen_path":true,"targets":[{"url":"https://localhost:\#(backend.port)"}]}"#
                 let put = try await runCurl([
                     "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "-H", "Authorization: Bearer \(Self.token)",
                     "-H", "Content-Type: application/json", "--data", api, "http://127.0.0.1:\(engineAdmin)/apis/secure",
@@ -60,16 +61,22 @@ struct TLSChainTests {
                 // with HTTP/2 by ALPN.
                 let clientCertificate = ["--cert", certificates.clientCertFile, "--key", certificates.clientKeyFile]
                 try await waitUntil("the API on the engine's TLS listener", timeout: .seconds(10), interval: .milliseconds(100)) {
-                    try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile, "--http2"] + clientCertificate
-                        + ["https://127.0.0.1:\(engineTLS)/secure/x"]).output == "200"
+                    try await runCurl(
+                        ["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile, "--http2"] + clientCertificate
+                            + ["https://127.0.0.1:\(engineTLS)/secure/x"]
+                    ).output == "200"
                 }
                 // Without a client certificate, or with one the client CA did not sign, no request is made.
                 let before = backend.requestCount
-                let anonymous = try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile,
-                    "https://127.0.0.1:\(engineTLS)/secure/x"])
+                let anonymous = try await runCurl([
+                    "-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile,
+                    "https://127.0.0.1:\(engineTLS)/secure/x",
+                ])
                 #expect(anonymous.status != 0 && anonymous.output == "000", "no client certificate: \(anonymous)")
-                let stranger = try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile,
-                    "--cert", certificates.otherCAFile, "--key", certificates.otherCAKeyFile, "https://127.0.0.1:\(engineTLS)/secure/x"])
+                let stranger = try await runCurl([
+                    "-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile,
+                    "--cert", certificates.otherCAFile, "--key", certificates.otherCAKeyFile, "https://127.0.0.1:\(engineTLS)/secure/x",
+                ])
                 #expect(stranger.status != 0 && stranger.output == "000", "an untrusted client certificate: \(stranger)")
                 #expect(backend.requestCount == before, "refused handshakes reached no backend")
                 // The whole chain, once the balancer's TLS health checks found the engine healthy.

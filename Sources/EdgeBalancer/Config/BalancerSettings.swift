@@ -88,8 +88,10 @@ struct BalancerSettings: Sendable {
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
         let maxIdlePerNode = v.int("upstream.maxIdlePerNode", default: 64, in: 0...10_000)
         let maxConnectionsPerNode = v.int("upstream.maxConnectionsPerNode", default: 1024, in: 1...1_000_000)
-        let upstreamProtocol = UpstreamProtocol(
-            rawValue: v.choice("upstream.protocol", default: UpstreamProtocol.http1.rawValue, allowed: UpstreamProtocol.allCases.map(\.rawValue))) ?? .http1
+        let upstreamProtocol =
+            UpstreamProtocol(
+                rawValue: v.choice("upstream.protocol", default: UpstreamProtocol.http1.rawValue, allowed: UpstreamProtocol.allCases.map(\.rawValue)))
+            ?? .http1
 
         var router = BalancerRouter.Configuration()
         router.connectTimeout = v.duration("upstream.connectTimeout", default: .seconds(2), min: .milliseconds(1)).timeAmount
@@ -105,8 +107,9 @@ struct BalancerSettings: Sendable {
 
         var controller = BalancerController.Configuration()
         controller.region = v.string("region", default: "")
-        controller.policy = PolicyKind(
-            rawValue: v.choice("policy", default: PolicyKind.weighted.rawValue, allowed: PolicyKind.allCases.map(\.rawValue))) ?? .weighted
+        controller.policy =
+            PolicyKind(
+                rawValue: v.choice("policy", default: PolicyKind.weighted.rawValue, allowed: PolicyKind.allCases.map(\.rawValue))) ?? .weighted
         controller.locality = v.bool("locality.enabled", default: true)
         controller.overprovisioningFactor = v.double("locality.overprovisioningFactor", default: 1.4, in: 1...10)
         controller.panicThreshold = Double(v.int("health.panicThresholdPercent", default: 50, in: 0...100)) / 100
@@ -148,7 +151,8 @@ struct BalancerSettings: Sendable {
         switch StaticNodes.parse(entries: entries.flatMap { $0.split(separator: ";").map(String.init) }) {
         case .success(let nodes): staticNodes = nodes
         case .failure(let problem):
-            v.report("nodes.static", value: problem.entry, expected: "entries like id=a,host=10.0.0.1,port=8081,weight=1,region=eu (\(problem.message))")
+            v.report(
+                "nodes.static", value: problem.entry, expected: "entries like id=a,host=10.0.0.1,port=8081,weight=1,region=eu (\(problem.message))")
         }
         if !useRedis && staticNodes.isEmpty {
             v.report("nodes.static", value: nil, expected: "at least one node when discovery.redis is false")
@@ -165,7 +169,8 @@ struct BalancerSettings: Sendable {
         registry.tls = upstreamTLS
         var settings = BalancerSettings(
             common: common, listenHost: listenHost, listenPort: listenPort, tls: tls, limits: limits,
-            maxIdlePerNode: maxIdlePerNode, maxConnectionsPerNode: maxConnectionsPerNode, upstreamProtocol: upstreamProtocol, router: router, controller: controller, health: health, outlier: outlier,
+            maxIdlePerNode: maxIdlePerNode, maxConnectionsPerNode: maxConnectionsPerNode, upstreamProtocol: upstreamProtocol, router: router,
+            controller: controller, health: health, outlier: outlier,
             registry: registry, useRedis: useRedis, staticNodes: staticNodes)
         settings.upstreamTLS = upstreamTLS
         settings.upstreamTLSFiles = upstreamTLSFiles

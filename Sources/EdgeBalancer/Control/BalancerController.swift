@@ -90,7 +90,9 @@ actor BalancerController: Service {
         hasView = true
         for id in added.sorted() {
             health[id] = ActiveHealthCheck(rise: configuration.rise, fall: configuration.fall)
-            if !first { logger.info("node joined", metadata: ["node": "\(id)", "node.address": "\(newView.nodes[id]!.address):\(newView.nodes[id]!.port)"]) }
+            if !first {
+                logger.info("node joined", metadata: ["node": "\(id)", "node.address": "\(newView.nodes[id]!.address):\(newView.nodes[id]!.port)"])
+            }
         }
         for id in removed.sorted() {
             health[id] = nil
@@ -245,14 +247,18 @@ actor BalancerController: Service {
         for i in statuses.indices { statuses[i].slowStart = slowStarts[statuses[i].id] }
 
         let policy = self.policy.kind
-        let locality = configuration.locality ? LocalityPlanner(localRegion: configuration.region, overprovisioningFactor: configuration.overprovisioningFactor) : nil
+        let locality =
+            configuration.locality
+            ? LocalityPlanner(localRegion: configuration.region, overprovisioningFactor: configuration.overprovisioningFactor) : nil
         let next = RoutingPlan.make(
             nodes: statuses, policy: policy, locality: locality, panicThreshold: configuration.panicThreshold,
             regionLatency: regionLatency())
         guard next != plan || generation == 0 else { return }
         if next.panic != plan.panic {
             if next.panic {
-                logger.warning("panic mode: too few usable nodes; routing across every eligible node", metadata: ["nodes.usable": "\(next.usableCount)", "nodes.eligible": "\(next.eligibleCount)"])
+                logger.warning(
+                    "panic mode: too few usable nodes; routing across every eligible node",
+                    metadata: ["nodes.usable": "\(next.usableCount)", "nodes.eligible": "\(next.eligibleCount)"])
             } else if generation > 0 {
                 logger.info("panic mode over", metadata: ["nodes.usable": "\(next.usableCount)", "nodes.eligible": "\(next.eligibleCount)"])
             }
@@ -264,7 +270,10 @@ actor BalancerController: Service {
         plan = next
         let loads = self.loads
         let ewma = configuration.ewma
-        tables.install(RoutingTable(plan: next, generation: generation, loads: { loads[$0] ?? NodeLoad(id: $0, ewma: ewma, now: now) }, seed: seed.map { $0 &+ UInt64(generation) }))
+        tables.install(
+            RoutingTable(
+                plan: next, generation: generation, loads: { loads[$0] ?? NodeLoad(id: $0, ewma: ewma, now: now) },
+                seed: seed.map { $0 &+ UInt64(generation) }))
         metrics.tableRebuilds.increment()
         metrics.panic.record(next.panic ? 1 : 0)
         metrics.usableNodes.record(next.usableCount)
@@ -277,7 +286,8 @@ actor BalancerController: Service {
             "routing table installed",
             metadata: [
                 "table.generation": "\(generation)", "policy": "\(policy.rawValue)", "nodes.usable": "\(next.usableCount)",
-                "tiers": "\(next.tiers.map { "\($0.region.isEmpty ? "*" : $0.region)=\(($0.share * 1000).rounded() / 1000)" }.joined(separator: ","))",
+                "tiers":
+                    "\(next.tiers.map { "\($0.region.isEmpty ? "*" : $0.region)=\(($0.share * 1000).rounded() / 1000)" }.joined(separator: ","))",
             ])
     }
 

@@ -76,9 +76,10 @@ enum StaticNodes {
         guard id.allSatisfy({ !$0.isWhitespace && $0 != "/" }) else {
             return .failure(Problem(entry: entry, message: "id must not contain spaces or slashes"))
         }
-        return .success(NodeDescriptor(
-            id: id, address: host, port: port, region: fields["region"] ?? "", zone: fields["zone"] ?? "",
-            source: .static, configuredWeight: weight))
+        return .success(
+            NodeDescriptor(
+                id: id, address: host, port: port, region: fields["region"] ?? "", zone: fields["zone"] ?? "",
+                source: .static, configuredWeight: weight))
     }
 }
 

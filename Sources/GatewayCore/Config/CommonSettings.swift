@@ -36,7 +36,9 @@ public struct CommonSettings: Sendable {
             }
         }
         if !redis.cluster && !redis.clusterSeeds.isEmpty {
-            v.report("redis.clusterSeeds", value: redis.clusterSeeds.map(\.description).joined(separator: ","), expected: "no seeds unless redis.cluster is true")
+            v.report(
+                "redis.clusterSeeds", value: redis.clusterSeeds.map(\.description).joined(separator: ","),
+                expected: "no seeds unless redis.cluster is true")
         }
         redis.tls = RedisTLSSettings(
             caFile: v.optionalString("redis.tls.caFile"), certFile: v.optionalString("redis.tls.certFile"),

@@ -132,7 +132,8 @@ public final class AdminHTTPServer: Service, Sendable {
                     var response = HTTPResponse.error(.unauthorized, "missing or wrong bearer token", requestID: request.requestID)
                     response.headers.add(name: "WWW-Authenticate", value: "Bearer")
                     authFailures?.increment()
-                    logger.notice("admin request refused: bad token", metadata: ["http.path": "\(request.path)", "request.id": "\(request.requestID)"])
+                    logger.notice(
+                        "admin request refused: bad token", metadata: ["http.path": "\(request.path)", "request.id": "\(request.requestID)"])
                     return response
                 }
                 request.caller = caller
@@ -143,7 +144,8 @@ public final class AdminHTTPServer: Service, Sendable {
             } catch let error as HTTPError {
                 return .error(error.status, error.message, requestID: request.requestID)
             } catch {
-                logger.error("admin handler failed", metadata: ["http.path": "\(request.path)", "error": "\(error)", "request.id": "\(request.requestID)"])
+                logger.error(
+                    "admin handler failed", metadata: ["http.path": "\(request.path)", "error": "\(error)", "request.id": "\(request.requestID)"])
                 return .error(.internalServerError, "\(error)", requestID: request.requestID)
             }
         }
@@ -254,7 +256,9 @@ final class AdminConnectionHandler: ChannelInboundHandler {
             let keepAlive = h.isKeepAlive && !tooLarge
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             if tooLarge {
-                write(.error(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes", requestID: requestID), head: h, requestID: requestID, keepAlive: false, context: context)
+                write(
+                    .error(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes", requestID: requestID), head: h, requestID: requestID,
+                    keepAlive: false, context: context)
                 return
             }
             let request = HTTPRequest(method: h.method, uri: h.uri, headers: h.headers, body: body, requestID: requestID)
@@ -277,7 +281,8 @@ final class AdminConnectionHandler: ChannelInboundHandler {
         response.headers.replaceOrAdd(name: RequestID.headerName, value: requestID)
         response.headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
         if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: response.headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: response.headers))), promise: nil)
         if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {

@@ -117,7 +117,8 @@ public struct HTTPResponse: Sendable {
 
     /// `{"error": message, "request_id": id}` with the given status.
     public static func error(_ status: HTTPResponseStatus, _ message: String, requestID: String) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: errorBody(message, requestID: requestID)))
+        HTTPResponse(
+            status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: errorBody(message, requestID: requestID)))
     }
 
     /// The JSON error body every service uses.

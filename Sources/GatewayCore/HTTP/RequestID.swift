@@ -43,10 +43,11 @@ public enum RequestID {
 
     /// 48 bits, from a random start (a wrap after 2^48 ids would only repeat this process's own
     /// oldest ids).
-    private static let counter = Atomic<UInt64>({
-        var rng = SystemRandomNumberGenerator()
-        return rng.next() >> 17
-    }())
+    private static let counter = Atomic<UInt64>(
+        {
+            var rng = SystemRandomNumberGenerator()
+            return rng.next() >> 17
+        }())
 
     /// The client's id if it is 1–128 visible ASCII characters, else a new one.
     public static func accept(_ candidate: String?) -> String {

@@ -7,10 +7,13 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
     @Option(
         name: .customLong("set"),
-        help: ArgumentHelp("Override one configuration key, e.g. --set admin.port=9100 (repeatable; beats the environment and the file).", valueName: "key=value"))
+        help: ArgumentHelp(
+            "Override one configuration key, e.g. --set admin.port=9100 (repeatable; beats the environment and the file).", valueName: "key=value"))
     public var overrides: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Log level (trace, debug, info, notice, warning, error, critical); same as --set log.level=…", valueName: "level"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Log level (trace, debug, info, notice, warning, error, critical); same as --set log.level=…", valueName: "level"))
     public var logLevel: String?
 
     @Option(name: .long, help: ArgumentHelp("Log line format: logfmt or json; same as --set log.format=…", valueName: "format"))

@@ -3,7 +3,7 @@ import Logging
 import ServiceLifecycle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The systemd notify protocol (`sd_notify`): datagrams such as `READY=1` to the socket named by
@@ -21,31 +21,31 @@ public struct SystemdNotifier: Sendable {
     public func notify(_ message: String) -> Bool {
         guard var path = socketPath else { return false }
         #if os(Linux)
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        // An '@' names an abstract socket: a leading NUL byte.
-        let abstract = path.hasPrefix("@")
-        if abstract { path.removeFirst() }
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count + (abstract ? 1 : 0) < capacity else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.initializeMemory(as: UInt8.self, repeating: 0)
-            for (i, b) in bytes.enumerated() { raw[i + (abstract ? 1 : 0)] = b }
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 1 : 0) + (abstract ? 0 : 1))
-        let payload = Array(message.utf8)
-        let sent = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), sa, length) }
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            // An '@' names an abstract socket: a leading NUL byte.
+            let abstract = path.hasPrefix("@")
+            if abstract { path.removeFirst() }
+            let bytes = Array(path.utf8)
+            let capacity = MemoryLayout.size(ofValue: address.sun_path)
+            guard bytes.count + (abstract ? 1 : 0) < capacity else { return false }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                for (i, b) in bytes.enumerated() { raw[i + (abstract ? 1 : 0)] = b }
             }
-        }
-        return sent == payload.count
+            let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 1 : 0) + (abstract ? 0 : 1))
+            let payload = Array(message.utf8)
+            let sent = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                    payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), sa, length) }
+                }
+            }
+            return sent == payload.count
         #else
-        return false
+            return false
         #endif
     }
 

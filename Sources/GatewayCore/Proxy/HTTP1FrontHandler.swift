@@ -413,7 +413,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         let requestID = RequestID.generate()
         let body = HTTPResponse.errorBody(message, requestID: requestID)
         var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
-        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)")
+        buffer.writeString(
+            "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nX-Request-ID: \(requestID)\r\nConnection: close\r\n\r\n\(body)"
+        )
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             Self.closeLingering(context)
         }

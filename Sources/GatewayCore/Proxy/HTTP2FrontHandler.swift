@@ -238,12 +238,13 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
 
     /// A lower-case token (RFC 9110 §5.6.2; HTTP/2 field names are lower case).
     static func isValidFieldName(_ name: String) -> Bool {
-        !name.isEmpty && name.allUTF8 { c in
-            switch c {
-            case 0x21, 0x23...0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x30...0x39, 0x5e...0x7a, 0x7c, 0x7e: return true
-            default: return false
+        !name.isEmpty
+            && name.allUTF8 { c in
+                switch c {
+                case 0x21, 0x23...0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x30...0x39, 0x5e...0x7a, 0x7c, 0x7e: return true
+                default: return false
+                }
             }
-        }
     }
 
     /// No NUL, CR or LF (RFC 9113 §8.2.1).

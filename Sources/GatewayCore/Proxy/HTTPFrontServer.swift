@@ -91,7 +91,8 @@ public final class HTTPFrontServer: Service, Sendable {
                     }
                     return channel.eventLoop.makeCompletedFuture {
                         if let tls {
-                            try FrontPipeline.configureTLS(channel: channel, context: tls.current, limits: limits, configuration: handlerConfiguration)
+                            try FrontPipeline.configureTLS(
+                                channel: channel, context: tls.current, limits: limits, configuration: handlerConfiguration)
                         } else {
                             try channel.pipeline.syncOperations.addHandler(
                                 ProtocolSniffer(limits: limits, configuration: handlerConfiguration))

@@ -159,7 +159,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
         let limits = configuration.limits
         if headBytes > limits.maxHeaderBytes {
-            respondLocally(exchange, .error(.requestHeaderFieldsTooLarge, "request headers larger than \(limits.maxHeaderBytes) bytes", requestID: requestID))
+            respondLocally(
+                exchange, .error(.requestHeaderFieldsTooLarge, "request headers larger than \(limits.maxHeaderBytes) bytes", requestID: requestID))
             return
         }
         if info.mayHaveContentLength, let length = request.head.headers.first(name: "Content-Length") {
@@ -209,7 +210,11 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                     report(exchange, failure: .clientClosed)
                 }
                 abandonUpstream(exchange)
-                respondLocally(exchange, .error(.payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID))
+                respondLocally(
+                    exchange,
+                    .error(
+                        .payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID
+                    ))
             }
             return
         }

@@ -45,7 +45,8 @@ extension UpstreamLoopPool {
             pending.append(.init(mayRetry: mayRetry, completion: completion))
             session.state = .connecting(pending: pending)
         case .ready(let multiplexer):
-            createStream(on: session, multiplexer: multiplexer, connectTimeout: connectTimeout, reused: true, mayRetry: mayRetry, completion: completion)
+            createStream(
+                on: session, multiplexer: multiplexer, connectTimeout: connectTimeout, reused: true, mayRetry: mayRetry, completion: completion)
         case .draining, .closed:
             preconditionFailure("a session without room was picked")
         }
@@ -74,33 +75,33 @@ extension UpstreamLoopPool {
             }
             try channel.pipeline.syncOperations.addHandler(UpstreamH2SessionHandler(multiplexer: multiplexer))
         }
-            .assumeIsolated()
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamH2SessionHandler.self) else {
-                        channel.close(promise: nil)
-                        self.sessionFailed(session, error: ChannelError.ioOnClosedChannel)
-                        return
-                    }
-                    handler.session = session
-                    handler.pool = self
-                    session.channel = channel
-                    guard case .connecting(let pending) = session.state else {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    session.state = .ready(handler.multiplexer)
-                    for request in pending {
-                        self.createStream(
-                            on: session, multiplexer: handler.multiplexer, connectTimeout: connectTimeout, reused: false,
-                            mayRetry: request.mayRetry, completion: request.completion)
-                    }
-                case .failure(let error):
-                    if target.tls { self.noteTLSFailure(slot, error) }
-                    self.sessionFailed(session, error: error)
+        .assumeIsolated()
+        .whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamH2SessionHandler.self) else {
+                    channel.close(promise: nil)
+                    self.sessionFailed(session, error: ChannelError.ioOnClosedChannel)
+                    return
                 }
+                handler.session = session
+                handler.pool = self
+                session.channel = channel
+                guard case .connecting(let pending) = session.state else {
+                    channel.close(promise: nil)
+                    return
+                }
+                session.state = .ready(handler.multiplexer)
+                for request in pending {
+                    self.createStream(
+                        on: session, multiplexer: handler.multiplexer, connectTimeout: connectTimeout, reused: false,
+                        mayRetry: request.mayRetry, completion: request.completion)
+                }
+            case .failure(let error):
+                if target.tls { self.noteTLSFailure(slot, error) }
+                self.sessionFailed(session, error: error)
             }
+        }
         return session
     }
 

@@ -119,26 +119,26 @@ final class UpstreamLoopPool {
         connect(target, connectTimeout: connectTimeout, tls: tls) { channel in
             try channel.pipeline.syncOperations.addHandler(UpstreamHTTP1Handler())
         }
-            .assumeIsolated()
-            .whenComplete { result in
-                if case .failure(let error) = result, target.tls { self.noteTLSFailure(slot, error) }
-                switch result {
-                case .success(let channel):
-                    // Inactive already: its close went by before the connection existed to report it.
-                    guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHTTP1Handler.self) else {
-                        channel.close(promise: nil)
-                        self.slotFreed(slot)
-                        completion(.failure(ChannelError.ioOnClosedChannel))
-                        return
-                    }
-                    let connection = UpstreamConnection(channel: channel, target: target, transport: .http1(handler), slot: slot, session: nil)
-                    connection.pool = self
-                    completion(.success((connection, false)))
-                case .failure(let error):
-                    completion(.failure(error))
+        .assumeIsolated()
+        .whenComplete { result in
+            if case .failure(let error) = result, target.tls { self.noteTLSFailure(slot, error) }
+            switch result {
+            case .success(let channel):
+                // Inactive already: its close went by before the connection existed to report it.
+                guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHTTP1Handler.self) else {
+                    channel.close(promise: nil)
                     self.slotFreed(slot)
+                    completion(.failure(ChannelError.ioOnClosedChannel))
+                    return
                 }
+                let connection = UpstreamConnection(channel: channel, target: target, transport: .http1(handler), slot: slot, session: nil)
+                connection.pool = self
+                completion(.success((connection, false)))
+            case .failure(let error):
+                completion(.failure(error))
+                self.slotFreed(slot)
             }
+        }
     }
 
     /// The TLS handshake a connection to `target` starts with (nil for a plain target), offering ALPN

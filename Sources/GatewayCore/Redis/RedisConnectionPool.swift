@@ -297,7 +297,9 @@ public final class RedisConnectionPool: Sendable {
                 if failures == 1 {
                     logger.warning("redis connect failed", metadata: ["redis.url": "\(configuration.url)", "error": "\(redisError)"])
                 } else {
-                    logger.debug("redis connect failed", metadata: ["redis.url": "\(configuration.url)", "error": "\(redisError)", "redis.failures": "\(failures)"])
+                    logger.debug(
+                        "redis connect failed",
+                        metadata: ["redis.url": "\(configuration.url)", "error": "\(redisError)", "redis.failures": "\(failures)"])
                 }
                 if case .failWaiters(let ids, let error) = action {
                     let waiters = storage.withLockedValue { storage in ids.compactMap { storage.waiters.removeValue(forKey: $0) } }

@@ -21,7 +21,8 @@ public final class RedisPoolMetrics: Sendable {
     private let layoutReads: Counter
     private let layoutFailures: Counter
     /// The cluster totals last recorded: the counters go up by the difference.
-    private let recorded = Mutex(RedisClusterStatistics(masters: 0, moved: 0, asked: 0, retried: 0, layoutReads: 0, layoutFailures: 0, pools: 0, poolsClosed: 0))
+    private let recorded = Mutex(
+        RedisClusterStatistics(masters: 0, moved: 0, asked: 0, retried: 0, layoutReads: 0, layoutFailures: 0, pools: 0, poolsClosed: 0))
 
     /// - Parameter prefix: the service's metric prefix (`gc_engine`, `balancer`, `node_agent`).
     public init(prefix: String) {

@@ -1,6 +1,8 @@
 /// Keeps secrets out of logs and error messages.
 public enum Redactor {
-    private static let secretWords = ["token", "password", "passwd", "secret", "authorization", "apikey", "api_key", "api-key", "cookie", "credential"]
+    private static let secretWords = [
+        "token", "password", "passwd", "secret", "authorization", "apikey", "api_key", "api-key", "cookie", "credential",
+    ]
 
     /// Whether a configuration or metadata key names a secret (`admin.token`, `jwt.secret`, `x-api-key`).
     public static func isSecretKey(_ key: String) -> Bool {

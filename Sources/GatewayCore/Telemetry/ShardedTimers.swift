@@ -2,9 +2,9 @@ import CoreMetrics
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The timers (Prometheus histograms of durations) of a process, kept apart from swift-prometheus's
@@ -136,9 +136,9 @@ public enum ThreadShard {
     @inline(__always)
     public static func index() -> Int {
         #if canImport(Glibc)
-        let id = UInt64(pthread_self())
+            let id = UInt64(pthread_self())
         #else
-        let id = UInt64(UInt(bitPattern: pthread_self()))
+            let id = UInt64(UInt(bitPattern: pthread_self()))
         #endif
         return Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 61)
     }

@@ -103,10 +103,14 @@ final class APIKeyStore: Sendable {
             problems.append(ConfigProblem(key: "allowed_apis[\(i)]", value: api, expected: "an API id"))
         }
         if let rate = request.rateLimit, rate.rate < 1 || rate.periodSeconds < 1 || rate.burst < 1 {
-            problems.append(ConfigProblem(key: "rate_limit", value: "\(rate.rate)/\(rate.periodSeconds)s burst \(rate.burst)", expected: "rate, period_seconds and burst of at least 1"))
+            problems.append(
+                ConfigProblem(
+                    key: "rate_limit", value: "\(rate.rate)/\(rate.periodSeconds)s burst \(rate.burst)",
+                    expected: "rate, period_seconds and burst of at least 1"))
         }
         if let quota = request.quota, quota.limit < 1 || quota.periodSeconds < 1 {
-            problems.append(ConfigProblem(key: "quota", value: "\(quota.limit)/\(quota.periodSeconds)s", expected: "limit and period_seconds of at least 1"))
+            problems.append(
+                ConfigProblem(key: "quota", value: "\(quota.limit)/\(quota.periodSeconds)s", expected: "limit and period_seconds of at least 1"))
         }
         if !problems.isEmpty { throw .invalid(problems) }
         // Records keep whole seconds (ISO 8601 without fractions), so round here and the record handed

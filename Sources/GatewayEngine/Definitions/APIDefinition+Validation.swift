@@ -142,9 +142,10 @@ extension APIDefinition {
 
     /// An RFC 9110 token (header names).
     static func isToken(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.allSatisfy { b in
-            isLowerAlnum(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) || "!#$%&'*+-.^_`|~".utf8.contains(b)
-        }
+        !s.isEmpty
+            && s.utf8.allSatisfy { b in
+                isLowerAlnum(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) || "!#$%&'*+-.^_`|~".utf8.contains(b)
+            }
     }
 }
 

@@ -20,10 +20,11 @@ final class LocalRateLimiter: Sendable {
     ///   - now: a monotonic clock in microseconds, injectable for tests.
     init(maxClients: Int = 100_000, now: (@Sendable () -> Int64)? = nil) {
         self.maxClients = maxClients
-        self.nowMicroseconds = now ?? {
-            let d = ContinuousClock.now - LocalRateLimiter.epoch
-            return d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
-        }
+        self.nowMicroseconds =
+            now ?? {
+                let d = ContinuousClock.now - LocalRateLimiter.epoch
+                return d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
+            }
     }
 
     private static let epoch = ContinuousClock.now

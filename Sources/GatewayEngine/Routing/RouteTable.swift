@@ -89,7 +89,8 @@ final class RouteTable: Sendable {
         // Without host-bound APIs (the usual case) the host need not be normalized at all.
         if !exactHosts.isEmpty || !wildcardHosts.isEmpty, let host = host.map(Self.normalizedHost), !host.isEmpty {
             if let index = exactHosts[host], let match = index.match(path) { return match }
-            for (suffix, index) in wildcardHosts where host.utf8.count > suffix.utf8.count && host.utf8.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) {
+            for (suffix, index) in wildcardHosts
+            where host.utf8.count > suffix.utf8.count && host.utf8.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) {
                 if let match = index.match(path) { return match }
             }
         }

@@ -52,8 +52,11 @@ final class EngineRouter: ProxyRouter {
         }
         if path == healthPath {
             let ready = holder.isLoaded && !state.isDraining
-            return .decided(.respond(
-                ready ? .rawJSON("{\"status\":\"ok\"}") : .error(.serviceUnavailable, state.isDraining ? "draining" : "not ready", requestID: request.requestID)))
+            return .decided(
+                .respond(
+                    ready
+                        ? .rawJSON("{\"status\":\"ok\"}")
+                        : .error(.serviceUnavailable, state.isDraining ? "draining" : "not ready", requestID: request.requestID)))
         }
         guard let match = holder.table.match(host: request.host, path: path) else {
             return .decided(.respond(.error(.notFound, "no API matches \(path)", requestID: request.requestID)))
@@ -201,7 +204,8 @@ final class EngineRouter: ProxyRouter {
         added.append(("X-Cache", result.status.header))
         if result.status == .hit { added.append(("Age", String(result.age.components.seconds))) }
         for (name, value) in extraHeaders { added.append((name, value)) }
-        return HTTPResponse(status: result.response.status, headers: result.response.headers, body: result.response.body, addedHeaders: HTTPHeaders(added))
+        return HTTPResponse(
+            status: result.response.status, headers: result.response.headers, body: result.response.body, addedHeaders: HTTPHeaders(added))
     }
 
     private struct NoTarget: Error {

@@ -86,7 +86,8 @@ public final class GatewayEngine: Sendable {
             self.tlsFront = nil
         }
         self.tlsContext = tlsContext
-        let adminAPI = EngineAdminAPI(store: store, holder: holder, keyStore: keyStore, cache: cache, metrics: metrics, state: state,
+        let adminAPI = EngineAdminAPI(
+            store: store, holder: holder, keyStore: keyStore, cache: cache, metrics: metrics, state: state,
             logger: logger)
         self.admin = AdminHTTPServer(
             settings: configuration.common.admin, router: adminAPI.makeRouter(), metricsPrefix: "gc_engine", logger: logger)
@@ -151,7 +152,8 @@ public final class GatewayEngine: Sendable {
     }
 
     /// Applies the seed file; returns how many definitions it holds.
-    private static func seeder(_ configuration: EngineConfiguration, store: APIDefinitionStore, logger: Logger) -> (@Sendable () async throws -> Int)? {
+    private static func seeder(_ configuration: EngineConfiguration, store: APIDefinitionStore, logger: Logger) -> (@Sendable () async throws -> Int)?
+    {
         guard let path = configuration.seedFile else { return nil }
         let overwrite = configuration.seedMode == "overwrite"
         return {
@@ -162,7 +164,8 @@ public final class GatewayEngine: Sendable {
                 _ = try await store.put(definition)
                 written += 1
             }
-            logger.info("API definitions seeded", metadata: ["seed.file": "\(path)", "seed.written": "\(written)", "seed.total": "\(definitions.count)"])
+            logger.info(
+                "API definitions seeded", metadata: ["seed.file": "\(path)", "seed.written": "\(written)", "seed.total": "\(definitions.count)"])
             return definitions.count
         }
     }
@@ -217,7 +220,8 @@ final class RedisMonitor: Service, Sendable {
                 wasUp = up
             }
             if up, seeded, seedHadDefinitions, let version = try? await store.version(), version.epoch == nil {
-                logger.warning("API definitions vanished from redis (restarted without its data?): applying the seed file again; API keys must be re-created")
+                logger.warning(
+                    "API definitions vanished from redis (restarted without its data?): applying the seed file again; API keys must be re-created")
                 seeded = false
             }
             if up && !seeded, let seeder {
@@ -248,13 +252,15 @@ public enum GatewayEngineMain {
         Telemetry.bootstrap(service: "gateway-engine", level: configuration.common.logLevel, format: configuration.common.logFormat)
         let logger = Logger(label: "gateway-engine")
         let group: any EventLoopGroup =
-            configuration.eventLoopThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads) : MultiThreadedEventLoopGroup.singleton
+            configuration.eventLoopThreads > 0
+            ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads) : MultiThreadedEventLoopGroup.singleton
         var tlsContext: TLSContextBox?
         if let tls = configuration.tls {
             do {
                 tlsContext = try tls.makeContext()
             } catch {
-                FileHandle.standardError.write(Data("gateway-engine: invalid configuration:\n  - tls.certFile/tls.keyFile/tls.clientCaFile: \(error)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("gateway-engine: invalid configuration:\n  - tls.certFile/tls.keyFile/tls.clientCaFile: \(error)\n".utf8))
                 throw ExitCodeError.failure
             }
         }

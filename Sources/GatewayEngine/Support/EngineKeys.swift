@@ -37,10 +37,12 @@ struct EngineKeys: Sendable, Hashable {
     /// `api:client` when the client id is plain text; otherwise a hash of it, so braces or odd bytes in
     /// a JWT claim can never break the hash tag.
     static func tag(api: String, client: String) -> String {
-        let plain = client.utf8.count <= 128 && client.utf8.allSatisfy { b in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || "._-@:".utf8.contains(b)
-        }
+        let plain =
+            client.utf8.count <= 128
+            && client.utf8.allSatisfy { b in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || "._-@:".utf8.contains(b)
+            }
         if plain { return "\(api):\(client)" }
         return "\(api):#\(SHA256Hex.of(client).prefix(32))"
     }

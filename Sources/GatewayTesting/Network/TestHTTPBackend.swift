@@ -103,7 +103,9 @@ public final class TestHTTPBackend: Sendable {
     public func setDelay(_ delay: TimeAmount) { settings.withLockedValue { $0.delay = delay } }
     public func setStatus(_ status: HTTPResponseStatus) { settings.withLockedValue { $0.status = status } }
     public func setFixedBody(_ body: ByteBuffer?) { settings.withLockedValue { $0.fixedBody = body } }
-    public func setResponseHeader(_ name: String, _ value: String) { settings.withLockedValue { $0.extraHeaders.replaceOrAdd(name: name, value: value) } }
+    public func setResponseHeader(_ name: String, _ value: String) {
+        settings.withLockedValue { $0.extraHeaders.replaceOrAdd(name: name, value: value) }
+    }
     public func setRecording(_ on: Bool) { settings.withLockedValue { $0.keepSeen = on } }
     public func resetCounts() {
         countBox.withLockedValue { $0 = 0 }
@@ -126,7 +128,10 @@ private final class BackendHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
 
-    init(name: String, settings: NIOLockedValueBox<TestHTTPBackend.Settings>, seen: NIOLockedValueBox<[TestHTTPBackend.Seen]>, count: NIOLockedValueBox<Int>) {
+    init(
+        name: String, settings: NIOLockedValueBox<TestHTTPBackend.Settings>, seen: NIOLockedValueBox<[TestHTTPBackend.Seen]>,
+        count: NIOLockedValueBox<Int>
+    ) {
         self.name = name
         self.settings = settings
         self.seen = seen
@@ -159,7 +164,10 @@ private final class BackendHandler: ChannelInboundHandler {
                     first = false
                 }
                 headerJSON += "}"
-                payload = ByteBuffer(string: "{\"backend\":\"\(name)\",\"method\":\"\(head.method)\",\"uri\":\"\(head.uri)\",\"headers\":\(headerJSON),\"body_bytes\":\(body.readableBytes)}")
+                payload = ByteBuffer(
+                    string:
+                        "{\"backend\":\"\(name)\",\"method\":\"\(head.method)\",\"uri\":\"\(head.uri)\",\"headers\":\(headerJSON),\"body_bytes\":\(body.readableBytes)}"
+                )
             }
             var headers = s.extraHeaders
             headers.replaceOrAdd(name: "Content-Length", value: String(payload.readableBytes))

@@ -200,9 +200,10 @@ public final class RedisClusterProcess: Sendable {
 
     /// A key served by each master: `prefix` + the first number whose key lands on that node, by index.
     public func keyPerMaster(prefix: String) async throws -> [Int: String] {
-        let masters = Set(try await (0..<nodes.count).asyncCompactMap { node in
-            (try await admins[node].send("ROLE").array?.first?.string == "master") ? node : nil
-        })
+        let masters = Set(
+            try await (0..<nodes.count).asyncCompactMap { node in
+                (try await admins[node].send("ROLE").array?.first?.string == "master") ? node : nil
+            })
         var keys: [Int: String] = [:]
         var i = 0
         while keys.count < masters.count {

@@ -2,9 +2,9 @@ import Foundation
 import GatewayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A real `redis-server` for one test, on a free loopback port, in its own temporary directory.
@@ -201,9 +201,9 @@ public actor RedisServerProcess {
         guard Self.signal(process, SIGSTOP) else { throw RedisServerProcessError.notRunning }
         state = .paused(process)
         #if os(Linux)
-        try await waitUntil("redis-server \(process.processIdentifier) to stop", timeout: .seconds(5), interval: .milliseconds(1)) {
-            Self.linuxProcessState(process.processIdentifier) == "T"
-        }
+            try await waitUntil("redis-server \(process.processIdentifier) to stop", timeout: .seconds(5), interval: .milliseconds(1)) {
+                Self.linuxProcessState(process.processIdentifier) == "T"
+            }
         #endif
     }
 
@@ -285,13 +285,13 @@ public actor RedisServerProcess {
     }
 
     #if os(Linux)
-    /// The state letter from `/proc/<pid>/stat` (`R`, `S`, `T` for stopped, ...).
-    private static func linuxProcessState(_ pid: Int32) -> Character? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        return stat[stat.index(after: close)...].first { $0 != " " }
-    }
+        /// The state letter from `/proc/<pid>/stat` (`R`, `S`, `T` for stopped, ...).
+        private static func linuxProcessState(_ pid: Int32) -> Character? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            return stat[stat.index(after: close)...].first { $0 != " " }
+        }
     #endif
 
     private static func tail(of path: String, lines: Int = 30) -> String {

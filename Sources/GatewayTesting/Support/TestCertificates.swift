@@ -26,8 +26,11 @@ public struct TestCertificates: Sendable {
         let certificates = TestCertificates(directory: directory)
         let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for ca in ["ca", "other-ca"] {
-            try await openssl(["req", "-x509"] + curve + ["-days", "1", "-subj", "/CN=gateway-cluster test \(ca)",
-                "-keyout", "\(directory)/\(ca).key", "-out", "\(directory)/\(ca).crt"])
+            try await openssl(
+                ["req", "-x509"] + curve + [
+                    "-days", "1", "-subj", "/CN=gateway-cluster test \(ca)",
+                    "-keyout", "\(directory)/\(ca).key", "-out", "\(directory)/\(ca).crt",
+                ])
         }
         for (name, subject, extensions) in [
             ("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),

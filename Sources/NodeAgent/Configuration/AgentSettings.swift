@@ -2,9 +2,9 @@ import Foundation
 import GatewayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Everything the node-agent is configured with: the shared keys (``CommonSettings``) and its own.

@@ -3,9 +3,9 @@ import GatewayCore
 import NIOPosix
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The small local file where the agent keeps the id of the last invalidation it applied, so a restarted

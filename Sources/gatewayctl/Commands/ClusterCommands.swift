@@ -47,13 +47,17 @@ struct Cache: AsyncParsableCommand {
                 if options.json {
                     printJSON([
                         "id": id, "complete": progress.isComplete, "applied": progress.applied,
-                        "pending": progress.laggards.map { ["node": $0.node, "last_applied": $0.lastApplied, "state": $0.state.rawValue, "health": $0.health.rawValue] },
+                        "pending": progress.laggards.map {
+                            ["node": $0.node, "last_applied": $0.lastApplied, "state": $0.state.rawValue, "health": $0.health.rawValue]
+                        },
                     ])
                 } else if progress.isComplete {
                     print("invalidation \(id) applied on \(progress.applied.count) node(s): \(progress.applied.joined(separator: ", "))")
                 } else {
                     print("invalidation \(id) not applied everywhere within \(timeout)s")
-                    printTable(["NODE", "LAST_APPLIED", "STATE", "HEALTH", "REASON"], progress.laggards.map { [$0.node, $0.lastApplied, $0.state.rawValue, $0.health.rawValue, $0.healthReason] })
+                    printTable(
+                        ["NODE", "LAST_APPLIED", "STATE", "HEALTH", "REASON"],
+                        progress.laggards.map { [$0.node, $0.lastApplied, $0.state.rawValue, $0.health.rawValue, $0.healthReason] })
                 }
                 if !progress.isComplete { throw ExitCode.failure }
             }
@@ -63,7 +67,8 @@ struct Cache: AsyncParsableCommand {
 
 /// `gatewayctl status`: the cluster from Redis: regions, nodes per state, and definition drift.
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Summarise the cluster: regions, nodes by state, definitions version per node and drift.")
+    static let configuration = CommandConfiguration(
+        abstract: "Summarise the cluster: regions, nodes by state, definitions version per node and drift.")
     @OptionGroup var options: CtlOptions
 
     func run() async throws {
@@ -84,7 +89,12 @@ struct Status: AsyncParsableCommand {
             let versions = Set(records.map(\.definitionsVersion).filter { !$0.isEmpty })
             if options.json {
                 printJSON([
-                    "nodes": records.map { ["id": $0.id, "region": $0.region, "zone": $0.zone, "state": $0.state.rawValue, "health": $0.health.rawValue, "defs_version": $0.definitionsVersion, "last_invalidation": $0.lastInvalidation] },
+                    "nodes": records.map {
+                        [
+                            "id": $0.id, "region": $0.region, "zone": $0.zone, "state": $0.state.rawValue, "health": $0.health.rawValue,
+                            "defs_version": $0.definitionsVersion, "last_invalidation": $0.lastInvalidation,
+                        ]
+                    },
                     "drift": versions.count > 1,
                 ])
                 return
@@ -96,7 +106,12 @@ struct Status: AsyncParsableCommand {
             }
             printTable(
                 ["NODE", "REGION", "ZONE", "STATE", "HEALTH", "RPS", "P99_MS", "DEFS_VERSION", "LAST_INVALIDATION"],
-                records.map { [$0.id, $0.region, $0.zone, $0.state.rawValue, $0.health.rawValue, String(format: "%.1f", $0.requestsPerSecond), String(format: "%.1f", $0.p99Milliseconds), String($0.definitionsVersion.prefix(12)), $0.lastInvalidation] })
+                records.map {
+                    [
+                        $0.id, $0.region, $0.zone, $0.state.rawValue, $0.health.rawValue, String(format: "%.1f", $0.requestsPerSecond),
+                        String(format: "%.1f", $0.p99Milliseconds), String($0.definitionsVersion.prefix(12)), $0.lastInvalidation,
+                    ]
+                })
             if records.isEmpty { print("no nodes registered") }
             print(versions.count > 1 ? "definitions drift: \(versions.count) different versions across nodes" : "definitions: consistent")
         }

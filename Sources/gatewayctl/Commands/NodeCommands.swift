@@ -23,7 +23,11 @@ struct Nodes: AsyncParsableCommand {
                     cell(n["ewma_ms"]), cell(n["in_flight"]), cell(n["ejections"]),
                 ]
             }
-            printTable(["NODE", "REGION", "ZONE", "ADDRESS", "STATE", "ACTIVE/PASSIVE", "USABLE", "WEIGHT adv/ovr/eff", "EWMA_MS", "IN_FLIGHT", "EJECTIONS"], rows)
+            printTable(
+                [
+                    "NODE", "REGION", "ZONE", "ADDRESS", "STATE", "ACTIVE/PASSIVE", "USABLE", "WEIGHT adv/ovr/eff", "EWMA_MS", "IN_FLIGHT",
+                    "EJECTIONS",
+                ], rows)
         }
     }
 }
@@ -63,7 +67,9 @@ struct Weight: AsyncParsableCommand {
                 let report = try await options.balancerClient().call(.GET, "/nodes/\(node)")
                 if options.json { return printJSON(report) }
                 let weight = (report as? [String: Any])?["weight"] as? [String: Any] ?? [:]
-                printTable(["NODE", "CONFIGURED", "ADVERTISED", "OVERRIDE", "EFFECTIVE"], [[node, cell(weight["configured"]), cell(weight["advertised"]), cell(weight["override"]), cell(weight["effective"])]])
+                printTable(
+                    ["NODE", "CONFIGURED", "ADVERTISED", "OVERRIDE", "EFFECTIVE"],
+                    [[node, cell(weight["configured"]), cell(weight["advertised"]), cell(weight["override"]), cell(weight["effective"])]])
             }
         }
     }

@@ -32,7 +32,8 @@ import Testing
     func withFront(port: Int, limits: ProxyLimits = ProxyLimits(), _ body: (RecordingRouter, Int) async throws -> Void) async throws {
         let router = RecordingRouter(port: port)
         let pools = UpstreamPools(group: MultiThreadedEventLoopGroup.singleton)
-        let front = HTTPFrontServer(configuration: .init(host: "127.0.0.1", port: 0, limits: limits), router: router, pools: pools, logger: .forTesting())
+        let front = HTTPFrontServer(
+            configuration: .init(host: "127.0.0.1", port: 0, limits: limits), router: router, pools: pools, logger: .forTesting())
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await front.run() }
             let frontPort = try await front.listeningAddress.port!

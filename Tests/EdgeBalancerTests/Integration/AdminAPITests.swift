@@ -39,7 +39,9 @@ extension IntegrationTests {
                     try await check(.POST, "/nodes/nope/drain", nil, .notFound, "unknown node nope")
                     try await check(.POST, "/nodes/nope/undrain", nil, .notFound, "unknown node nope")
                     try await check(.GET, "/nodes/nope", nil, .notFound, "unknown node nope")
-                    try await check(.PUT, "/policy", #"{"policy": "random"}"#, .badRequest, "policy: must be one of round_robin, weighted, least_request, peak_ewma")
+                    try await check(
+                        .PUT, "/policy", #"{"policy": "random"}"#, .badRequest,
+                        "policy: must be one of round_robin, weighted, least_request, peak_ewma")
                     try await check(.PUT, "/policy", #"{"mode": "weighted"}"#, .badRequest, "policy: missing")
                 }
             }
@@ -65,7 +67,10 @@ extension IntegrationTests {
                     let b = try #require(report.nodes.first { $0.id == "b" })
                     #expect(b.weight.override == 7 && b.weight.effective == 7)
                     let json = String(buffer: try await balancer.admin(.GET, "/nodes").body)
-                    for field in ["\"ewma_ms\"", "\"in_flight\"", "\"ejections\"", "\"configured\"", "\"advertised\"", "\"effective\"", "\"agent_state\"", "\"active\"", "\"passive\""] {
+                    for field in [
+                        "\"ewma_ms\"", "\"in_flight\"", "\"ejections\"", "\"configured\"", "\"advertised\"", "\"effective\"", "\"agent_state\"",
+                        "\"active\"", "\"passive\"",
+                    ] {
                         #expect(json.contains(field), "missing \(field)")
                     }
                     #expect(try await balancer.admin(.DELETE, "/nodes/b/weight").status == .ok)

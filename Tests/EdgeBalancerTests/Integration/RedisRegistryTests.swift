@@ -36,7 +36,9 @@ extension IntegrationTests {
                             #expect(String(buffer: response.body).contains(#""persisted":true"#))
                             try await waitUntil("both balancers apply weight 300", timeout: .seconds(1)) {
                                 for balancer in [first, second] {
-                                    guard try await balancer.nodes().nodes.first(where: { $0.id == "a" })?.weight.effective == 300 else { return false }
+                                    guard try await balancer.nodes().nodes.first(where: { $0.id == "a" })?.weight.effective == 300 else {
+                                        return false
+                                    }
                                 }
                                 return true
                             }
@@ -146,7 +148,8 @@ extension IntegrationTests {
                             try await second.waitForUsable(2)
                             let result = await second.load(requests: 400)
                             #expect(result.failures.isEmpty)
-                            #expect(result.byBackend["a"] == 300 && result.byBackend["b"] == 100 && result.byBackend["c"] == nil, "\(result.byBackend)")
+                            #expect(
+                                result.byBackend["a"] == 300 && result.byBackend["b"] == 100 && result.byBackend["c"] == nil, "\(result.byBackend)")
                         }
                     }
                     #expect(nodeSlots.count >= 2, "the three node records sit on \(nodeSlots.count) master(s)")

@@ -37,7 +37,8 @@ import Testing
     func request(_ method: HTTPMethod = .GET, id: String = UUID().uuidString, uri: String = "/x") -> ProxyRequest {
         ProxyRequest(
             head: HTTPRequestHead(version: .http1_1, method: method, uri: uri),
-            forwarded: ForwardedFields(forwardedFor: "127.0.0.1", proto: "http", host: "example", requestID: id), requestID: id, clientIP: "127.0.0.1",
+            forwarded: ForwardedFields(forwardedFor: "127.0.0.1", proto: "http", host: "example", requestID: id), requestID: id,
+            clientIP: "127.0.0.1",
             scheme: "http", host: "example", httpVersion: .http1_1, startedAt: .now())
     }
 

@@ -13,7 +13,8 @@ struct FakeAgent {
         let record = NodeRecord(id: id, region: region, zone: "", address: "127.0.0.1", port: port, weight: weight, state: state)
         try await redis.hset(keys.node(id), fields: record.fields)
         if let lease {
-            try await redis.send("PEXPIRE", .string(keys.node(id)), .int(Int(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)))
+            try await redis.send(
+                "PEXPIRE", .string(keys.node(id)), .int(Int(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)))
         }
         try await redis.send("SADD", .string(keys.nodes), .string(id))
         try await redis.publish(keys.events, ClusterEvent.nodeChanged(node: id).json)

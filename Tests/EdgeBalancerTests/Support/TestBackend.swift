@@ -64,7 +64,9 @@ final class TestBackend: Sendable {
             }
             .bind(host: "127.0.0.1", port: 0)
             .get()
-        let backend = TestBackend(id: id, port: channel.localAddress!.port!, serverChannel: channel, state: State(delay: delay), connections: connections, connectionPeak: connectionPeak)
+        let backend = TestBackend(
+            id: id, port: channel.localAddress!.port!, serverChannel: channel, state: State(delay: delay), connections: connections,
+            connectionPeak: connectionPeak)
         box.backend.withLock { $0 = backend }
         return backend
     }

@@ -71,9 +71,11 @@ import Testing
         let listed = try await read(overrides: ["admin.token": token, "redis.cluster": "true", "redis.clusterSeeds": "a:1, b:2"]).get()
         #expect(listed.redis.clusterSeeds.map(\.description) == ["a:1", "b:2"])
 
-        guard case .failure(let error) = try await read(overrides: [
-            "admin.token": token, "redis.cluster": "true", "redis.clusterSeeds": "a:1,nohost", "redis.url": "redis://10.0.0.5:6379/3",
-        ]) else {
+        guard
+            case .failure(let error) = try await read(overrides: [
+                "admin.token": token, "redis.cluster": "true", "redis.clusterSeeds": "a:1,nohost", "redis.url": "redis://10.0.0.5:6379/3",
+            ])
+        else {
             Issue.record("invalid cluster settings were accepted")
             return
         }
@@ -97,12 +99,17 @@ import Testing
         ]).get()
         #expect(settings.redis.url.tls)
         #expect(settings.redis.url.description == "rediss://10.0.0.5:6380/0")
-        #expect(settings.redis.tls == RedisTLSSettings(
-            caFile: certificates.caFile, certFile: certificates.clientCertFile, keyFile: certificates.clientKeyFile, serverName: "redis.internal"))
+        #expect(
+            settings.redis.tls
+                == RedisTLSSettings(
+                    caFile: certificates.caFile, certFile: certificates.clientCertFile, keyFile: certificates.clientKeyFile,
+                    serverName: "redis.internal"))
 
-        guard case .failure(let missing) = try await read(overrides: [
-            "admin.token": token, "redis.url": "rediss://10.0.0.5:6380", "redis.tls.caFile": "/nonexistent/ca.crt",
-        ]) else {
+        guard
+            case .failure(let missing) = try await read(overrides: [
+                "admin.token": token, "redis.url": "rediss://10.0.0.5:6380", "redis.tls.caFile": "/nonexistent/ca.crt",
+            ])
+        else {
             Issue.record("a missing CA file was accepted")
             return
         }

@@ -286,7 +286,8 @@ private func body(_ parts: [HTTP1Part]) -> String {
             let wire = try parse(text, kind: .response, onWire: true)
             #expect(wire == parsed, "\(text)")
             #expect(body(wire) == body(parsed))
-            guard case .responseHead(let wireHead, let wireKeepAlive)? = wire.first, case .responseHead(let head, let keepAlive)? = parsed.first else {
+            guard case .responseHead(let wireHead, let wireKeepAlive)? = wire.first, case .responseHead(let head, let keepAlive)? = parsed.first
+            else {
                 Issue.record("no head: \(text)")
                 continue
             }
@@ -386,14 +387,19 @@ private func body(_ parts: [HTTP1Part]) -> String {
     /// checked head may hold (HTAB, 0x20–0x7e, 0x80–0xff), for names shorter and longer than a word.
     @Test func lowercasedComparisonMatchesByteRule() {
         var rng = SplitMix64(seed: 0xc0ffee)
-        let literals: [StaticString] = ["te", "host", "close", "connection", "keep-alive", "content-length", "x-forwarded-proto", "proxy-authorization"]
+        let literals: [StaticString] = [
+            "te", "host", "close", "connection", "keep-alive", "content-length", "x-forwarded-proto", "proxy-authorization",
+        ]
         let allowed: [UInt8] = [0x09] + Array(0x20...0x7e) + Array(0x80...0xff)
         for literal in literals {
             let text = Array(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
             for _ in 0..<2_000 {
-                var bytes = text.map { rng.next() % 2 == 0 ? $0 : UInt8(ascii: "A") <= ($0 & ~0x20) && ($0 & ~0x20) <= UInt8(ascii: "Z") ? $0 & ~0x20 : $0 }
+                var bytes = text.map {
+                    rng.next() % 2 == 0 ? $0 : UInt8(ascii: "A") <= ($0 & ~0x20) && ($0 & ~0x20) <= UInt8(ascii: "Z") ? $0 & ~0x20 : $0
+                }
                 if rng.next() % 2 == 0 { bytes[Int(rng.next() % UInt64(bytes.count))] = allowed[Int(rng.next() % UInt64(allowed.count))] }
-                let expected = bytes.count == text.count
+                let expected =
+                    bytes.count == text.count
                     && zip(bytes, text).allSatisfy { b, t in (UInt8(ascii: "A")...UInt8(ascii: "Z") ~= b ? b | 0x20 : b) == t }
                 let got = bytes.withUnsafeBufferPointer { HTTP1Parser.equalsLowercased($0, 0..<$0.count, literal) }
                 #expect(got == expected, "\(String(decoding: bytes, as: UTF8.self)) vs \(literal)")

@@ -16,11 +16,13 @@ import Testing
     /// are literals; a field the extras replace is left out; `set-cookie` stays "never indexed"; long
     /// values and names outside the static table survive. Nothing enters the decoder's dynamic table.
     @Test func responseBlocksDecodeToTheFieldsGiven() throws {
-        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
-            "Server": "edge-balancer", "Date": "Sun, 06 Dec 2026 22:00:00 GMT", "Content-Type": "application/json",
-            "X-Request-ID": "replaced", "Set-Cookie": "session=secret", "X-Long": String(repeating: "v", count: 300),
-            "Strict-Transport-Security": "max-age=63072000", "X-Odd_Name.1": "kept",
-        ])
+        let head = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: [
+                "Server": "edge-balancer", "Date": "Sun, 06 Dec 2026 22:00:00 GMT", "Content-Type": "application/json",
+                "X-Request-ID": "replaced", "Set-Cookie": "session=secret", "X-Long": String(repeating: "v", count: 300),
+                "Strict-Transport-Security": "max-age=63072000", "X-Odd_Name.1": "kept",
+            ])
         var extras = ResponseHeadExtras(requestID: "0AbC_-z01234567", contentLength: 42)
         extras.fields.add(name: "X-Cache", value: "HIT")
         var block = ByteBuffer()
@@ -55,7 +57,9 @@ import Testing
         }
         for (status, value) in [(HTTPResponseStatus.serviceUnavailable, "503"), (.notFound, "404"), (.custom(code: 299, reasonPhrase: "x"), "299")] {
             var other = ByteBuffer()
-            HPACKFieldEncoder.writeHeadersFrame(ProxyResponseHead(HTTPResponseHead(version: .http1_1, status: status)), extras: .init(requestID: "r"), stream: 3, endStream: true, into: &other)
+            HPACKFieldEncoder.writeHeadersFrame(
+                ProxyResponseHead(HTTPResponseHead(version: .http1_1, status: status)), extras: .init(requestID: "r"), stream: 3, endStream: true,
+                into: &other)
             #expect(other.getInteger(at: 4, as: UInt8.self) == 0x5)  // END_STREAM, END_HEADERS
             other.moveReaderIndex(forwardBy: 9)
             #expect(try decoder.decodeHeaders(from: &other).first(name: ":status") == value)
@@ -75,8 +79,10 @@ import Testing
         let preface = try Self.frames(Self.readAll(channel))
         #expect(preface.map(\.type) == [0x4, 0x8], "the server's SETTINGS and connection WINDOW_UPDATE: \(preface)")
 
-        try channel.writeInbound(ByteBuffer(bytes: HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4)
-            + HTTP2Wire.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])))
+        try channel.writeInbound(
+            ByteBuffer(
+                bytes: HTTP2Wire.preface + HTTP2Wire.frame(type: 0x4)
+                    + HTTP2Wire.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])))
         let request = try #require(recorder.requests.first)
         #expect(request.fields.first(name: ":path") == "/" && request.endStream && request.stream == 1)
         #expect(try Self.frames(Self.readAll(channel)).map(\.type) == [0x4], "SETTINGS ACK")
@@ -99,8 +105,10 @@ import Testing
         #expect(recorder.sendWindows.last == 0, "the stream was not told its window is empty")
         #expect(recorder.closed.isEmpty)
 
-        try channel.writeInbound(ByteBuffer(bytes: HTTP2Wire.frame(type: 0x8, payload: HTTP2Wire.be32(40_000))
-            + HTTP2Wire.frame(type: 0x8, stream: 1, payload: HTTP2Wire.be32(40_000))))
+        try channel.writeInbound(
+            ByteBuffer(
+                bytes: HTTP2Wire.frame(type: 0x8, payload: HTTP2Wire.be32(40_000))
+                    + HTTP2Wire.frame(type: 0x8, stream: 1, payload: HTTP2Wire.be32(40_000))))
         let rest = try Self.frames(Self.readAll(channel))
         #expect(rest.reduce(0) { $0 + $1.payload.count } == 100_000 - 65_535)
         #expect(rest.last?.flags == 0x1, "END_STREAM on the last DATA frame: \(rest)")

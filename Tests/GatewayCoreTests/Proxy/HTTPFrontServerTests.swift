@@ -56,7 +56,10 @@ private func withFront(
     @Test func forwardsRequestsWithForwardingHeaders() async throws {
         let backend = try await TestHTTPBackend.start(name: "b1")
         try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port))) { port in
-            let (status, out) = try await runCurl(["-i", "-H", "X-Request-ID: abc123", "-H", "Connection: keep-alive, X-Secret", "-H", "X-Secret: 1", "http://127.0.0.1:\(port)/hello?x=1"])
+            let (status, out) = try await runCurl([
+                "-i", "-H", "X-Request-ID: abc123", "-H", "Connection: keep-alive, X-Secret", "-H", "X-Secret: 1",
+                "http://127.0.0.1:\(port)/hello?x=1",
+            ])
             #expect(status == 0)
             #expect(out.contains("200 OK"))
             #expect(out.contains("\"backend\":\"b1\""))
@@ -75,7 +78,8 @@ private func withFront(
     /// CRLF, a value's spacing kept), without its hop-by-hop fields, the field its Connection names, or
     /// its X-Request-ID (the proxy's own replaces it); over HTTP/2 the same fields, lower-cased and trimmed.
     @Test func backendFieldsRelayedWithoutHopByHopOnes() async throws {
-        let response = "HTTP/1.1 200 OK\nContent-Length: 2\nConnection: keep-alive, X-Hop\nX-Hop: secret\nKeep-Alive: timeout=5\n"
+        let response =
+            "HTTP/1.1 200 OK\nContent-Length: 2\nConnection: keep-alive, X-Hop\nX-Hop: secret\nKeep-Alive: timeout=5\n"
             + "X-Request-ID: from-backend\nX-Custom:  kept value\r\nProxy-Authenticate: Basic\nCache-Control: no-store\n\nok"
         try await withFakeTCPServer(.reply(Array(response.utf8))) { fake in
             try await withFront(router: StaticRouter(target: .init(host: "127.0.0.1", port: fake.port))) { port in
@@ -94,7 +98,9 @@ private func withFront(
 
                 let (h2Status, h2) = try await runCurl(["-i", "--http2-prior-knowledge", "-H", "X-Request-ID: rid-2", "http://127.0.0.1:\(port)/x"])
                 #expect(h2Status == 0 && h2.hasPrefix("HTTP/2 200"), "\(h2)")
-                #expect(h2.contains("x-custom: kept value\r\n") && h2.contains("cache-control: no-store\r\n") && h2.contains("x-request-id: rid-2\r\n"), "\(h2)")
+                #expect(
+                    h2.contains("x-custom: kept value\r\n") && h2.contains("cache-control: no-store\r\n") && h2.contains("x-request-id: rid-2\r\n"),
+                    "\(h2)")
                 for gone in ["x-hop", "keep-alive", "proxy-authenticate", "from-backend", "connection"] {
                     #expect(!h2.lowercased().contains(gone), "\(gone) relayed over HTTP/2: \(h2)")
                 }

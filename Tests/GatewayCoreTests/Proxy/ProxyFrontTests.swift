@@ -75,8 +75,10 @@ private func withH2Front(
         try Data(repeating: UInt8(ascii: "x"), count: 2 * 1024 * 1024).write(to: file)
         try await withH2Front(router: TwoBackendRouter(fast: target, slow: target)) { port, _ in
             let (status, output) = try await runCurl(
-                ["-H", "Expect: 100-continue", "--expect100-timeout", "5", "--data-binary", "@" + file.path, "-w", "\n%{time_total}",
-                    "http://127.0.0.1:\(port)/upload"])
+                [
+                    "-H", "Expect: 100-continue", "--expect100-timeout", "5", "--data-binary", "@" + file.path, "-w", "\n%{time_total}",
+                    "http://127.0.0.1:\(port)/upload",
+                ])
             #expect(status == 0, "\(output)")
             #expect(output.contains("\"body_bytes\":\(2 * 1024 * 1024)"), "\(output)")
             let seconds = Double(output.split(separator: "\n").last ?? "") ?? 99
@@ -90,7 +92,8 @@ private func withH2Front(
     @Test func http2HeaderBlocksAreCheckedWhileTheyBecomeHeads() throws {
         func block(_ fields: [(String, String)]) -> HPACKHeaders { HPACKHeaders(fields) }
         let base = [(":method", "GET"), (":scheme", "http"), (":path", "/a?b"), (":authority", "example.com")]
-        let (head, info) = try #require(HTTP2FrontHandler.requestHead(block(base + [("cookie", "a=1"), ("cookie", "b=2"), ("te", "trailers"), ("x-request-id", "r1")])))
+        let (head, info) = try #require(
+            HTTP2FrontHandler.requestHead(block(base + [("cookie", "a=1"), ("cookie", "b=2"), ("te", "trailers"), ("x-request-id", "r1")])))
         #expect(head.method == .GET && head.uri == "/a?b")
         #expect(head.headers.first(name: "host") == "example.com" && info.host == "example.com" && info.requestID == "r1")
         #expect(head.headers.first(name: "cookie") == "a=1; b=2" && !head.headers.contains(name: "te"))
@@ -100,18 +103,18 @@ private func withH2Front(
         #expect(withLength.mayHaveContentLength)
 
         let malformed: [[(String, String)]] = [
-            base + [("x-a", "1\r\nX-Injected: yes")],           // CR LF in a value
+            base + [("x-a", "1\r\nX-Injected: yes")],  // CR LF in a value
             base + [("x-a", "nul\u{0}")],
-            base + [("X-Upper", "1")],                             // upper-case name
+            base + [("X-Upper", "1")],  // upper-case name
             base + [("bad name", "1")],
-            base + [("connection", "close")],                      // connection-specific
+            base + [("connection", "close")],  // connection-specific
             base + [("transfer-encoding", "chunked")],
             base + [("te", "gzip")],
-            [(":method", "GET"), (":scheme", "http"), (":path", "/a HTTP/1.1\r\nX: y")],   // request-line smuggling
+            [(":method", "GET"), (":scheme", "http"), (":path", "/a HTTP/1.1\r\nX: y")],  // request-line smuggling
             [(":method", "GET"), (":scheme", "http"), (":path", "")],
-            [(":method", "GET"), (":path", "/")],                  // no :scheme
+            [(":method", "GET"), (":path", "/")],  // no :scheme
             [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":path", "/again")],
-            [(":method", "GET"), (":scheme", "http"), ("x-a", "1"), (":path", "/")],        // pseudo after regular
+            [(":method", "GET"), (":scheme", "http"), ("x-a", "1"), (":path", "/")],  // pseudo after regular
             [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":status", "200")],
             [(":method", "CONNECT"), (":authority", "example.com:443")],
         ]
@@ -163,9 +166,11 @@ private func withH2Front(
         wireBlock.moveReaderIndex(forwardBy: 9)
         #expect(try decoder.decodeHeaders(from: &wireBlock).map(\.name) == decoded.map(\.name))
         // The static table's names, in any case, and names one letter off them.
-        let table = [("Age", 21), ("DATE", 33), ("ETag", 34), ("Vary", 59), ("Server", 54), ("Expires", 36), ("Location", 46),
+        let table = [
+            ("Age", 21), ("DATE", 33), ("ETag", 34), ("Vary", 59), ("Server", 54), ("Expires", 36), ("Location", 46),
             ("Set-Cookie", 55), ("Content-Type", 31), ("Cache-Control", 24), ("Last-Modified", 44), ("Accept-Ranges", 18),
-            ("Content-Length", 28), ("Content-Encoding", 26), ("Retry-After", 53), ("WWW-Authenticate", 61)]
+            ("Content-Length", 28), ("Content-Encoding", 26), ("Retry-After", 53), ("WWW-Authenticate", 61),
+        ]
         for (name, index) in table {
             let other = String(name.dropLast()) + (name.last == "X" ? "Y" : "X")
             #expect(HPACKFieldEncoder.staticNameIndex(name) == index, "\(name)")
@@ -208,14 +213,19 @@ private func withH2Front(
         try await withH2Front(router: TwoBackendRouter(fast: target, slow: target)) { port, _ in
             backend.setFixedBody(big)
             let download = try await runCurl(
-                ["--http2-prior-knowledge", "-o", received.path, "-w", "%{http_code} %{http_version} %{size_download}", "http://127.0.0.1:\(port)/big"])
+                [
+                    "--http2-prior-knowledge", "-o", received.path, "-w", "%{http_code} %{http_version} %{size_download}",
+                    "http://127.0.0.1:\(port)/big",
+                ])
             #expect(download.output == "200 2 \(size)", "\(download.output)")
             #expect(try Data(contentsOf: received) == Data(contentsOf: file))
 
             backend.setFixedBody(nil)
             let upload = try await runCurl(
-                ["--http2-prior-knowledge", "--data-binary", "@" + file.path, "-H", "Content-Type: application/octet-stream",
-                 "http://127.0.0.1:\(port)/upload"])
+                [
+                    "--http2-prior-knowledge", "--data-binary", "@" + file.path, "-H", "Content-Type: application/octet-stream",
+                    "http://127.0.0.1:\(port)/upload",
+                ])
             #expect(upload.status == 0, "\(upload.output)")
             #expect(upload.output.contains("\"body_bytes\":\(size)"), "\(upload.output)")
         }

@@ -104,7 +104,12 @@ private func parallelGets(_ url: String, count: Int, maxTime: Int = 10) async th
         backend.setDelay(.milliseconds(200))
         let router = ForwardRouter(target: .init(host: "127.0.0.1", port: backend.port))
         let id = "127.0.0.1:\(backend.port)"
-        try await withProxy(router: router, configure: { $0.maxIdlePerTarget = 2; $0.surplusIdleTimeout = .seconds(2) }) { port, pools in
+        try await withProxy(
+            router: router,
+            configure: {
+                $0.maxIdlePerTarget = 2; $0.surplusIdleTimeout = .seconds(2)
+            }
+        ) { port, pools in
             let codes = try await parallelGets("http://127.0.0.1:\(port)/burst", count: 8)
             #expect(codes == Array(repeating: "200", count: 8), "\(codes)")
             let opened = backend.connections.accepted
@@ -190,7 +195,12 @@ private func parallelGets(_ url: String, count: Int, maxTime: Int = 10) async th
         let backend = try await TestH2Backend.start(name: "h2")
         backend.setDelay(.milliseconds(100))
         let router = ForwardRouter(target: .init(host: "127.0.0.1", port: backend.port), connectTimeout: .seconds(5))
-        try await withProxy(router: router, configure: { $0.upstreamProtocol = .h2c; $0.maxConnectionsPerTarget = 2 }) { port, _ in
+        try await withProxy(
+            router: router,
+            configure: {
+                $0.upstreamProtocol = .h2c; $0.maxConnectionsPerTarget = 2
+            }
+        ) { port, _ in
             let codes = try await parallelGets("http://127.0.0.1:\(port)/x", count: 10)
             #expect(codes == Array(repeating: "200", count: 10), "\(codes)")
             #expect(backend.peakActiveStreams <= 2)

@@ -61,8 +61,10 @@ struct RedisAuthenticationTests {
     /// The database in the URL is selected on every pooled connection: keys in db 3 are invisible in db 0.
     @Test func databaseFromURLIsolatesKeys() async throws {
         try await withRedisServer { server async throws in
-            let db0 = RedisClient(configuration: server.configuration(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/0")), logger: .forTesting())
-            let db3 = RedisClient(configuration: server.configuration(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/3")), logger: .forTesting())
+            let db0 = RedisClient(
+                configuration: server.configuration(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/0")), logger: .forTesting())
+            let db3 = RedisClient(
+                configuration: server.configuration(url: try RedisURL(parsing: "redis://127.0.0.1:\(server.port)/3")), logger: .forTesting())
 
             try await db3.set("shared-name", to: "in-3")
             #expect(try await db0.get("shared-name") == nil)

@@ -126,8 +126,9 @@ struct RedisClusterTests {
             #expect(try await Self.errorCount("ASK", on: cluster.admins[from]) >= asksBefore + keys.count)
             try await client.set("{moving}:new", to: "written during the move")
             #expect(try await cluster.admins[to].send("DBSIZE") == .integer(6))
-            #expect(try await client.transaction([RedisCommand("GET", "{moving}:0"), RedisCommand("GET", "{moving}:new")]).map(\.string)
-                == ["{moving}:0", "written during the move"])
+            #expect(
+                try await client.transaction([RedisCommand("GET", "{moving}:0"), RedisCommand("GET", "{moving}:new")]).map(\.string)
+                    == ["{moving}:0", "written during the move"])
 
             try await cluster.finishMigration(slot: slot, to: to)
             #expect(try await client.get("{moving}:1") == "{moving}:1")  // MOVED, then learned

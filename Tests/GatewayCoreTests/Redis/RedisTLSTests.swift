@@ -34,7 +34,9 @@ struct RedisTLSTests {
                 configuration: Self.configuration(port: port, .init(caFile: certificates.caFile)), channels: ["tls-events"], logger: .forTesting())
             try await withRecordedSubscription(subscriber) { recorder in
                 _ = try await client.send("PUBLISH", "tls-events", "hello")
-                try await waitUntil("the message", timeout: .seconds(10)) { await recorder.contains(.message(channel: "tls-events", payload: "hello")) }
+                try await waitUntil("the message", timeout: .seconds(10)) {
+                    await recorder.contains(.message(channel: "tls-events", payload: "hello"))
+                }
             }
             await client.shutdown()
 

@@ -173,7 +173,8 @@ private final class FakeBackend: Sendable {
         var off = policy
         off.enabled = false
         #expect(try await cache.fetch(key: k, policy: off, requestHeaders: [:]) { try await backend.load() }.status == .bypass)
-        #expect(try await cache.fetch(key: key("/x", method: "POST"), policy: policy, requestHeaders: [:]) { try await backend.load() }.status == .bypass)
+        #expect(
+            try await cache.fetch(key: key("/x", method: "POST"), policy: policy, requestHeaders: [:]) { try await backend.load() }.status == .bypass)
     }
 
     /// The least recently used entries go first when the byte budget is exceeded.
@@ -205,7 +206,8 @@ private final class FakeBackend: Sendable {
         let cache = ResponseCache(maxBytes: 1 << 20, now: clock.instantSource)
         var varying = policy
         varying.varyHeaders = ["accept"]
-        let json = CacheKey(apiID: "a", method: "GET", host: "Example.com:80", uri: "/p/1?x=1", headers: ["Accept": "application/json"], policy: varying)
+        let json = CacheKey(
+            apiID: "a", method: "GET", host: "Example.com:80", uri: "/p/1?x=1", headers: ["Accept": "application/json"], policy: varying)
         let html = CacheKey(apiID: "a", method: "GET", host: "example.com", uri: "/p/1?x=1", headers: ["Accept": "text/html"], policy: varying)
         #expect(json != html && json.resource == "example.com/p/1?x=1" && json.resource == html.resource)
         let keys = [json, html, key("/p/2"), key("/q/1"), key("/p/3", api: "b"), key("/p/2", method: "HEAD")]

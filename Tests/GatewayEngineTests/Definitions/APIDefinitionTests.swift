@@ -36,7 +36,8 @@ import Testing
     @Test func roundTripsThroughCanonicalJSON() throws {
         var api = makeAPI("orders", path: "/orders", strip: true)
         api.rateLimit = .init(rate: 5, periodSeconds: 1, burst: 10, failMode: .open)
-        api.auth = .init(mode: .jwt, jwt: JWTSettings(keys: [.init(algorithm: .hs256, secret: String(repeating: "s", count: 32))], identityClaim: "client_id"))
+        api.auth = .init(
+            mode: .jwt, jwt: JWTSettings(keys: [.init(algorithm: .hs256, secret: String(repeating: "s", count: 32))], identityClaim: "client_id"))
         let json = String(decoding: api.canonicalJSON(), as: UTF8.self)
         for field in ["\"listen_path\"", "\"strip_listen_path\"", "\"rate_limit\"", "\"fail_mode\"", "\"identity_claim\"", "\"connect_ms\""] {
             #expect(json.contains(field), "missing \(field) in \(json)")
@@ -115,7 +116,8 @@ import Testing
 
     /// Secrets never appear in problems or in the definition as the admin API shows it.
     @Test func keepsSecretsOutOfMessagesAndDisplays() throws {
-        let json = #"{"id": "a", "listen_path": "/a", "targets": [{"url": "http://b"}], "auth": {"mode": "jwt", "jwt": {"keys": [{"algorithm": "HS256", "secret": 123456789}]}}}"#
+        let json =
+            #"{"id": "a", "listen_path": "/a", "targets": [{"url": "http://b"}], "auth": {"mode": "jwt", "jwt": {"keys": [{"algorithm": "HS256", "secret": 123456789}]}}}"#
         let error = #expect(throws: APIDefinitionError.self) { try APIDefinition.parse(json: Array(json.utf8)) }
         #expect(error?.problems.map(\.description).contains(#"auth.jwt.keys[0].secret: "***" is invalid: expected a string"#) == true)
         #expect(error?.description.contains("123456789") == false)
@@ -137,7 +139,9 @@ import Testing
         #expect(BackendURL(host: "svc", port: 443, basePath: "", tls: true).authority == "svc", "the scheme's port is left out of Host")
         #expect(BackendURL(host: "svc", port: 80, basePath: "").authority == "svc")
         #expect(BackendURL(host: "::1", port: 8443, basePath: "", tls: true).authority == "[::1]:8443")
-        #expect(BackendURL(host: "svc", port: 8443, basePath: "/api", tls: true).target == UpstreamTarget(id: "https://svc:8443/api", host: "svc", port: 8443, tls: true))
+        #expect(
+            BackendURL(host: "svc", port: 8443, basePath: "/api", tls: true).target
+                == UpstreamTarget(id: "https://svc:8443/api", host: "svc", port: 8443, tls: true))
         #expect(BackendURL.parse("ftp://svc") == .failure(.notHTTP))
         #expect(BackendURL.parse("http://svc:0") == .failure(.badPort))
         #expect(BackendURL.parse("http://u:p@svc") == .failure(.unsupportedPart))

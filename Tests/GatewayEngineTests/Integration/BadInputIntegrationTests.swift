@@ -33,7 +33,8 @@ extension EngineIntegration {
 
                     // The body sent at once behind the head: the answer must survive the unread bytes.
                     let sent = parseRawResponses(
-                        try await Self.exchange(port, "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "z", count: 50000)))
+                        try await Self.exchange(
+                            port, "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "z", count: 50000)))
                     #expect(sent.map(\.status) == [413])
 
                     let chunk = String(repeating: "x", count: 2000)
@@ -54,7 +55,8 @@ extension EngineIntegration {
             try await withEngines(settings: Self.limits) { cluster in
                 for size in [4000, 40_000] {
                     let big = String(repeating: "h", count: size)
-                    let responses = parseRawResponses(try await Self.exchange(cluster.first.port, "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: \(big)\r\n\r\n"))
+                    let responses = parseRawResponses(
+                        try await Self.exchange(cluster.first.port, "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: \(big)\r\n\r\n"))
                     #expect(responses.map(\.status) == [431], "a \(size)-byte header")
                     #expect(responses.first?.header("Content-Type") == "application/json")
                     #expect(responses.first?.string("request_id") != nil)
@@ -148,7 +150,8 @@ extension EngineIntegration {
                 #expect(badURL.string("error")?.contains("targets[0].url") == true, "\(badURL)")
 
                 let badLimit = try await engine.admin(
-                    .PUT, "/apis/bad", json: #"{"id":"bad","listen_path":"/bad","targets":[{"url":"http://127.0.0.1:9"}],"rate_limit":{"rate":"many"}}"#)
+                    .PUT, "/apis/bad",
+                    json: #"{"id":"bad","listen_path":"/bad","targets":[{"url":"http://127.0.0.1:9"}],"rate_limit":{"rate":"many"}}"#)
                 #expect(badLimit.status == 400)
                 #expect(badLimit.string("error")?.contains("rate_limit.rate") == true, "\(badLimit)")
 

@@ -14,7 +14,8 @@ extension EngineIntegration {
         @Test func trustedHTTPSTargets() async throws {
             let certificates = try await TestCertificates.make()
             let byAddress = try await TestHTTPBackend.start(name: "secure-ip", tls: (certificates.serverCertFile, certificates.serverKeyFile))
-            let byName = try await TestHTTPBackend.start(name: "secure-name", tls: (certificates.namedServerCertFile, certificates.namedServerKeyFile))
+            let byName = try await TestHTTPBackend.start(
+                name: "secure-name", tls: (certificates.namedServerCertFile, certificates.namedServerKeyFile))
             defer {
                 Task {
                     await byAddress.stop()
@@ -47,7 +48,8 @@ extension EngineIntegration {
         /// for another name or address: 502 with the request id, and no request reaches the backend.
         @Test func untrustedHTTPSTargetsGive502() async throws {
             let certificates = try await TestCertificates.make()
-            let backend = try await TestHTTPBackend.start(name: "named-only", tls: (certificates.namedServerCertFile, certificates.namedServerKeyFile))
+            let backend = try await TestHTTPBackend.start(
+                name: "named-only", tls: (certificates.namedServerCertFile, certificates.namedServerKeyFile))
             defer { Task { await backend.stop() } }
             // The system's trust store: the test CA is unknown.
             try await withEngines { cluster in

@@ -57,7 +57,8 @@ extension EngineIntegration {
                     #expect(bobsCall.status == 200, "the same subject with another client_id is another client")
                     #expect(bobsCall.header("X-RateLimit-Remaining") == "1")
 
-                    let noIdentity = try await engine.send(.GET, "/jwt/me", headers: auth(try await Self.token(Claims(sub: "u1", exp: Self.now + 300))))
+                    let noIdentity = try await engine.send(
+                        .GET, "/jwt/me", headers: auth(try await Self.token(Claims(sub: "u1", exp: Self.now + 300))))
                     #expect(noIdentity.status == 401)
                     #expect(noIdentity.string("error") == "invalid token: missing_identity")
                     #expect(backends[0].requestCount == 3)

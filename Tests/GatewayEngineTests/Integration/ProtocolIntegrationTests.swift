@@ -20,7 +20,8 @@ extension EngineIntegration {
                         "GET /slow/1 HTTP/1.1\r\nHost: a\r\nX-Request-ID: first\r\n\r\n"
                         + "GET /fast/2 HTTP/1.1\r\nHost: a\r\nX-Request-ID: second\r\n\r\n"
                         + "GET /slow/3 HTTP/1.1\r\nHost: a\r\nX-Request-ID: third\r\nConnection: close\r\n\r\n"
-                    let bytes = try await RawTCP.exchange(port: cluster.first.port, request: Array(requests.utf8), timeout: .seconds(5)) { _ in false }
+                    let bytes = try await RawTCP.exchange(port: cluster.first.port, request: Array(requests.utf8), timeout: .seconds(5)) { _ in false
+                    }
                     let responses = parseRawResponses(bytes)
                     #expect(responses.map(\.status) == [200, 200, 200])
                     #expect(responses.map { $0.string("uri") } == ["/slow/1", "/fast/2", "/slow/3"])

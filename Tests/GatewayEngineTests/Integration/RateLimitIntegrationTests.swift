@@ -14,7 +14,9 @@ extension EngineIntegration {
             try await withBackends(["limited"]) { backends in
                 try await withEngines(count: 2) { cluster in
                     try await cluster.putAPI(
-                        apiJSON("limited", path: "/limited", targets: [backends[0].port], extra: #""rate_limit":{"rate":1,"period_seconds":60,"burst":20}"#))
+                        apiJSON(
+                            "limited", path: "/limited", targets: [backends[0].port],
+                            extra: #""rate_limit":{"rate":1,"period_seconds":60,"burst":20}"#))
                     let results = Shared<[TestResponse]>([])
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         for worker in 0..<4 {
@@ -46,7 +48,9 @@ extension EngineIntegration {
                         #expect(response.header("X-RateLimit-Limit") == "20")
                         #expect(response.header("X-RateLimit-Remaining").flatMap { Int($0) }.map { (0..<20).contains($0) } == true)
                     }
-                    #expect(Set(ok.compactMap { $0.header("X-RateLimit-Remaining") }).count == 20, "each admitted request saw a different remaining count")
+                    #expect(
+                        Set(ok.compactMap { $0.header("X-RateLimit-Remaining") }).count == 20, "each admitted request saw a different remaining count"
+                    )
                     for response in limited {
                         let retryAfter = try #require(response.header("Retry-After").flatMap { Int($0) })
                         #expect((1...60).contains(retryAfter))

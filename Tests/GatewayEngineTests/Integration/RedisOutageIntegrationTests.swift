@@ -16,14 +16,19 @@ extension EngineIntegration {
         /// data), keyed calls work again and the engine is ready.
         @Test func keyedAPIsGet503AndKeylessAPIsKeepServingWhileRedisIsDown() async throws {
             try await withBackends(["keyed", "free"]) { backends in
-                try await withEngines(settings: ["redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms", "ratelimit.redisTimeout": "250ms"]) { cluster in
+                try await withEngines(settings: ["redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms", "ratelimit.redisTimeout": "250ms"])
+                { cluster in
                     let engine = cluster.first
                     try await cluster.putAPI(apiJSON("keyed", path: "/keyed", targets: [backends[0].port], extra: #""auth":{"mode":"api_key"}"#))
                     try await cluster.putAPI(apiJSON("free", path: "/free", targets: [backends[1].port]))
                     try await cluster.putAPI(
-                        apiJSON("open", path: "/open", targets: [backends[1].port], extra: #""rate_limit":{"rate":100,"period_seconds":1,"burst":100,"fail_mode":"open"}"#))
+                        apiJSON(
+                            "open", path: "/open", targets: [backends[1].port],
+                            extra: #""rate_limit":{"rate":100,"period_seconds":1,"burst":100,"fail_mode":"open"}"#))
                     try await cluster.putAPI(
-                        apiJSON("closed", path: "/closed", targets: [backends[1].port], extra: #""rate_limit":{"rate":100,"period_seconds":1,"burst":100,"fail_mode":"closed"}"#))
+                        apiJSON(
+                            "closed", path: "/closed", targets: [backends[1].port],
+                            extra: #""rate_limit":{"rate":100,"period_seconds":1,"burst":100,"fail_mode":"closed"}"#))
                     let (key, _) = try await cluster.createKey(#"{"name":"outage"}"#)
                     #expect(try await engine.send(.GET, "/keyed/a", headers: [("X-API-Key", key)]).status == 200)
                     #expect(try await engine.send(.GET, "/free/a").status == 200)
@@ -46,7 +51,8 @@ extension EngineIntegration {
                     #expect(outage.header("Content-Type") == "application/json")
                     #expect(outage.string("error") == "authentication is temporarily unavailable")
                     #expect(outage.string("request_id") == outage.header("X-Request-ID"))
-                    #expect(try await engine.send(.GET, "/keyed/c", headers: [("X-API-Key", "gk_" + String(repeating: "B", count: 43))]).status == 503,
+                    #expect(
+                        try await engine.send(.GET, "/keyed/c", headers: [("X-API-Key", "gk_" + String(repeating: "B", count: 43))]).status == 503,
                         "an unknown key cannot be told from a valid one without Redis: 503, not 401")
                     #expect(!seen.value.contains { $0 == 401 || $0 == 403 }, "statuses while Redis went away: \(seen.value)")
 
@@ -90,15 +96,17 @@ extension EngineIntegration {
                 let seed = directory.appendingPathComponent("apis.yaml").path
                 try "apis:\n  - {id: seeded, name: Seeded, listen_path: /seeded, targets: [{url: \"http://127.0.0.1:\(backends[0].port)\"}]}\n"
                     .write(toFile: seed, atomically: true, encoding: .utf8)
-                try await withEngines(count: 2, settings: ["apis.seedFile": seed, "redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms"]) { cluster in
+                try await withEngines(count: 2, settings: ["apis.seedFile": seed, "redis.connectTimeout": "200ms", "redis.commandTimeout": "500ms"]) {
+                    cluster in
                     func everyEngineAnswers(_ path: String, _ status: Int) async throws -> Bool {
                         for engine in cluster.engines where try await engine.send(.GET, path).status != status { return false }
                         return true
                     }
                     try await waitUntil("the seeded API to answer", timeout: .seconds(10)) { try await everyEngineAnswers("/seeded/a", 200) }
-                    let epochs = Dictionary(uniqueKeysWithValues: cluster.engines.map {
-                        (ObjectIdentifier($0.engine), $0.engine.holder.snapshot.storeVersion?.epoch)
-                    })
+                    let epochs = Dictionary(
+                        uniqueKeysWithValues: cluster.engines.map {
+                            (ObjectIdentifier($0.engine), $0.engine.holder.snapshot.storeVersion?.epoch)
+                        })
                     await cluster.redis.stop()
                     try await cluster.redis.restart()  // no persistence: an empty data set
                     // Redis has it again (written by the engines' seed, not left over in a table)...

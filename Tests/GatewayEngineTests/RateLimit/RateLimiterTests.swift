@@ -174,9 +174,10 @@ import Testing
         let limited = RateLimitDecision(
             outcome: .limited(.rate), source: .redis, limit: 20, remaining: 0, retryAfter: .milliseconds(200),
             reset: .milliseconds(2500), quotaRemaining: nil)
-        #expect(limited.headers.map { "\($0.name): \($0.value)" } == [
-            "X-RateLimit-Limit: 20", "X-RateLimit-Remaining: 0", "X-RateLimit-Reset: 3", "Retry-After: 1",
-        ])
+        #expect(
+            limited.headers.map { "\($0.name): \($0.value)" } == [
+                "X-RateLimit-Limit: 20", "X-RateLimit-Remaining: 0", "X-RateLimit-Reset: 3", "Retry-After: 1",
+            ])
         var allowed = limited
         allowed.outcome = .allowed
         #expect(allowed.headers.count == 3)

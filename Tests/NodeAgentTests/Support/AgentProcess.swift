@@ -2,9 +2,9 @@ import Foundation
 import GatewayTesting
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The built `node-agent` binary run as a child process, for what needs process semantics: SIGKILL,

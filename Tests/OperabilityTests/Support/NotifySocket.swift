@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The test's side of the systemd notify protocol: a Unix datagram socket at a path, as systemd names in
@@ -26,26 +26,26 @@ final class NotifySocket {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = directory + "/notify.sock"
         #if os(Linux)
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw NotifySocketError.system("socket", errno) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.initializeMemory(as: UInt8.self, repeating: 0)
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw NotifySocketError.system("bind \(path)", code)
-        }
+            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw NotifySocketError.system("socket", errno) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                for (i, b) in bytes.enumerated() { raw[i] = b }
+            }
+            let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+            let result = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            }
+            guard result == 0 else {
+                let code = errno
+                close(fd)
+                throw NotifySocketError.system("bind \(path)", code)
+            }
         #else
-        throw NotifySocketError.unsupported
+            throw NotifySocketError.unsupported
         #endif
     }
 
@@ -58,12 +58,12 @@ final class NotifySocket {
     @discardableResult
     func poll() -> [String] {
         #if os(Linux)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            guard n > 0 else { break }
-            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
-        }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                guard n > 0 else { break }
+                messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+            }
         #endif
         return messages
     }

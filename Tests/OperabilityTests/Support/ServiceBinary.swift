@@ -3,7 +3,7 @@ import GatewayTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The three service binaries the systemd units start.
@@ -105,7 +105,9 @@ final class ServiceProcess {
     }
 
     /// Runs `executable` to completion and returns its status and output.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(20)) async throws
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(20)
+    ) async throws
         -> (status: Int32, output: String)
     {
         let directory = try makeTemporaryDirectory("ops-run")

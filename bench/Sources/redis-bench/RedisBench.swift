@@ -19,7 +19,10 @@ struct RedisBench: AsyncParsableCommand {
     @Option(help: "get or set.") var command = "get"
     @Option(help: "Value size in bytes for SET.") var dataSize = 3
     @Option(help: "Event loop threads.") var threads = 1
-    @Flag(help: "The URL is a node of a Redis Cluster: commands go through RedisClient, each to its key's node, with random keys (like redis-benchmark --cluster -r).")
+    @Flag(
+        help:
+            "The URL is a node of a Redis Cluster: commands go through RedisClient, each to its key's node, with random keys (like redis-benchmark --cluster -r)."
+    )
     var cluster = false
     @Option(help: "With --cluster: keys are key:0 ... key:<keyspace - 1>.") var keyspace = 100_000
     @Option(help: "With a rediss:// URL: PEM file of the CAs Redis's certificate chains to.") var caFile: String?
@@ -36,7 +39,8 @@ struct RedisBench: AsyncParsableCommand {
         }
         let value = String(repeating: "x", count: dataSize)
         let key = "key:__rand_int__"
-        let make: () -> RedisCommand = command == "set"
+        let make: () -> RedisCommand =
+            command == "set"
             ? { RedisCommand("SET", .string(key), .string(value)) }
             : { RedisCommand("GET", .string(key)) }
         // One encoded batch per client, reused: the benchmark measures the client, not command building.
@@ -106,7 +110,10 @@ struct RedisBench: AsyncParsableCommand {
             var total = 0
             for try await n in tasks { total += n }
             let elapsed = (ContinuousClock.now - start).seconds
-            print(String(format: "%@: %.0f requests per second (%d in %.2fs, %d %@, pipeline %d)", command.uppercased(), Double(total) / elapsed, total, elapsed, loops.count, mode, pipeline))
+            print(
+                String(
+                    format: "%@: %.0f requests per second (%d in %.2fs, %d %@, pipeline %d)", command.uppercased(), Double(total) / elapsed, total,
+                    elapsed, loops.count, mode, pipeline))
         }
     }
 }

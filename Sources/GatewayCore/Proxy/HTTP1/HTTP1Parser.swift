@@ -2,11 +2,11 @@ import NIOCore
 import NIOHTTP1
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why bytes could not be read as HTTP/1.1. Every case is answered 400, except
@@ -539,7 +539,9 @@ struct HTTP1Parser {
         }
     }
 
-    private static func parseRequestLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (
+    private static func parseRequestLine(
+        _ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>
+    ) throws(HTTP1ParseError) -> (
         HTTPMethod, String, HTTPVersion
     ) {
         guard let firstSpace = bytes.firstIndex(of: UInt8(ascii: " "), in: line), firstSpace > line.lowerBound else {
@@ -554,7 +556,9 @@ struct HTTP1Parser {
         return (method(bytes, methodRange), string(bytes, targetRange), version)
     }
 
-    private static func parseStatusLine(_ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>) throws(HTTP1ParseError) -> (
+    private static func parseStatusLine(
+        _ line: Range<Int>, bytes: UnsafeBufferPointer<UInt8>
+    ) throws(HTTP1ParseError) -> (
         HTTPVersion, HTTPResponseStatus
     ) {
         // HTTP/1.1 200 OK  (the reason phrase may be empty, even without its space)
