@@ -79,6 +79,9 @@ struct TLSChainTests {
                 ])
                 #expect(stranger.status != 0 && stranger.output == "000", "an untrusted client certificate: \(stranger)")
                 #expect(backend.requestCount == before, "refused handshakes reached no backend")
+                let metrics = try await runCurl(["-H", "Authorization: Bearer \(Self.token)", "http://127.0.0.1:\(engineAdmin)/metrics"]).output
+                let refused = metrics.split(separator: "\n").first { $0.hasPrefix("gc_engine_tls_handshake_failures_total ") }
+                #expect(refused == "gc_engine_tls_handshake_failures_total 2", "\(refused ?? "no gc_engine_tls_handshake_failures_total")")
                 // The whole chain, once the balancer's TLS health checks found the engine healthy.
                 try await waitUntil("a request through the balancer", timeout: .seconds(10), interval: .milliseconds(100)) {
                     try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(balancerPort)/secure/y"]).output == "200"

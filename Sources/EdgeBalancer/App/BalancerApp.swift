@@ -87,6 +87,7 @@ final class BalancerApp: Sendable {
             let context = try tls.makeContext()
             var configuration = HTTPFrontServer.Configuration(host: settings.listenHost, port: tls.port, limits: settings.limits)
             configuration.tls = context
+            configuration.tlsHandshakeFailures = Counter(label: "balancer_tls_handshake_failures_total")
             configuration.trustedProxies = settings.trustedProxies
             tlsContext = context
             tlsFront = HTTPFrontServer(configuration: configuration, router: router, pools: pools, logger: logger)

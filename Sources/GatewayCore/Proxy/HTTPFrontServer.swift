@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -24,6 +25,8 @@ public final class HTTPFrontServer: Service, Sendable {
         public var tls: TLSContextBox?
         /// Proxies in front whose `X-Forwarded-Proto`/`-Host` are kept (`listen.trustedProxies`).
         public var trustedProxies = TrustedProxies()
+        /// With ``tls``: counts the handshakes that fail (`<prefix>_tls_handshake_failures_total`).
+        public var tlsHandshakeFailures: Counter?
 
         public init(host: String, port: Int, limits: ProxyLimits = ProxyLimits()) {
             self.host = host
@@ -67,6 +70,7 @@ public final class HTTPFrontServer: Service, Sendable {
     public func run() async throws {
         let limits = configuration.limits
         let tls = configuration.tls
+        let handshakeFailures = configuration.tlsHandshakeFailures
         let handlerConfiguration = ProxyStreamConfiguration(
             router: router, pools: pools, limits: limits, scheme: tls == nil ? configuration.scheme : "https", isHTTP2: false,
             counters: counters, trustedProxies: configuration.trustedProxies, logger: logger)
@@ -92,7 +96,8 @@ public final class HTTPFrontServer: Service, Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         if let tls {
                             try FrontPipeline.configureTLS(
-                                channel: channel, context: tls.current, limits: limits, configuration: handlerConfiguration)
+                                channel: channel, context: tls.current, limits: limits, configuration: handlerConfiguration,
+                                handshakeFailures: handshakeFailures)
                         } else {
                             try channel.pipeline.syncOperations.addHandler(
                                 ProtocolSniffer(limits: limits, configuration: handlerConfiguration))
@@ -219,10 +224,12 @@ enum FrontPipeline {
 
     /// TLS first; once the handshake settles ALPN, the HTTP/2 or HTTP/1.1 handlers.
     static func configureTLS(
-        channel: any Channel, context: NIOSSLContext, limits: ProxyLimits, configuration: ProxyStreamConfiguration
+        channel: any Channel, context: NIOSSLContext, limits: ProxyLimits, configuration: ProxyStreamConfiguration,
+        handshakeFailures: Counter? = nil
     ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOSSLServerHandler(context: context))
+        if let handshakeFailures { try sync.addHandler(TLSHandshakeFailureCounter(failures: handshakeFailures)) }
         try sync.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
         try sync.addHandler(CloseOnIdleHandler())
         let alpn = ApplicationProtocolNegotiationHandler { result, channel in

@@ -26,8 +26,10 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
                 context.close(promise: nil)
                 return
             }
+            context.fireUserInboundEventTriggered(event)  // before leaving: a handler removed forwards nothing
             done.succeed()
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -80,6 +80,7 @@ public final class GatewayEngine: Sendable {
         if let tls = configuration.tls, let tlsContext {
             var tlsConfiguration = HTTPFrontServer.Configuration(host: configuration.listenHost, port: tls.port, limits: configuration.limits)
             tlsConfiguration.tls = tlsContext
+            tlsConfiguration.tlsHandshakeFailures = Counter(label: "gc_engine_tls_handshake_failures_total")
             tlsConfiguration.trustedProxies = configuration.trustedProxies
             self.tlsFront = HTTPFrontServer(configuration: tlsConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
         } else {
