@@ -37,8 +37,12 @@ public enum EdgeBalancer {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel
                     logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
-                    app.tlsContext?.reloadLogging(to: logger)
-                    app.upstreamTLS?.reloadLogging(to: logger, name: "upstream")
+                    TLSContextBox.reloadLogging(app.tlsContext, settings: new.tls, logger: logger)
+                    if let upstreamTLS = app.upstreamTLS, new.upstreamTLS {
+                        upstreamTLS.reloadLogging(to: logger, name: "upstream", files: new.upstreamTLSFiles)
+                    } else if (app.upstreamTLS != nil) != new.upstreamTLS {
+                        logger.warning("upstream.tls changed in the configuration: it applies at the next restart")
+                    }
                     app.admin.reloadTokens(from: new.common.admin)
                 case .failure(let error):
                     logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])

@@ -23,6 +23,8 @@ public struct TLSListenerSettings: Sendable, Equatable {
         try TLSContextBox(certificatePath: certFile, keyPath: keyFile, clientCAPath: clientCaFile)
     }
 
+    var files: TLSContextBox.Files { TLSContextBox.Files(certificatePath: certFile, keyPath: keyFile, clientCAPath: clientCaFile) }
+
     /// Reads `tls.*`: nil when neither file is set; both files or neither, each readable.
     public static func read(_ v: inout ConfigValidator, defaultPort: Int) -> TLSListenerSettings? {
         let cert = v.optionalString("tls.certFile")
@@ -52,11 +54,21 @@ public struct TLSListenerSettings: Sendable, Equatable {
 }
 
 extension TLSContextBox {
-    /// SIGHUP: rereads the certificate and key, logs the outcome, and keeps the previous ones on failure.
-    public func reloadLogging(to logger: Logger) {
+    /// SIGHUP: brings a listener's TLS (`box`, nil when it has none) to the reloaded configuration's
+    /// `settings`: reads the files they name (paths changed or not), logs the outcome, and keeps the
+    /// previous ones on failure. A listener cannot be opened or closed by a reload: adding or removing
+    /// `tls.*` is logged as needing a restart (the files in use are reread in the latter case).
+    public static func reloadLogging(_ box: TLSContextBox?, settings: TLSListenerSettings?, logger: Logger) {
+        guard let box else {
+            if settings != nil { logger.warning("tls.* added to the configuration: the TLS listener opens at the next restart") }
+            return
+        }
+        if settings == nil {
+            logger.warning("tls.* removed from the configuration: the TLS listener stays until a restart")
+        }
         do {
-            try reload()
-            logger.info("tls certificate reloaded", metadata: ["tls.certFile": "\(certificatePath)"])
+            try box.reload(files: settings?.files)
+            logger.info("tls certificate reloaded", metadata: ["tls.certFile": "\(box.files.certificatePath)"])
         } catch {
             logger.error("tls certificate reload failed; keeping the previous one", metadata: ["error": "\(error)"])
         }

@@ -250,36 +250,41 @@ enum FrontPipeline {
 /// The TLS context new connections use; ``reload()`` swaps in freshly read certificate and key files
 /// (on SIGHUP) without touching open connections.
 public final class TLSContextBox: Sendable {
-    public let certificatePath: String
-    public let keyPath: String
-    /// With mutual TLS, the CAs (PEM) a client's certificate must be signed by.
-    public let clientCAPath: String?
-    private let box: NIOLockedValueBox<NIOSSLContext>
+    /// The files the current context was read from: certificate chain, key, and with mutual TLS the CAs
+    /// (PEM) a client's certificate must be signed by.
+    public struct Files: Sendable, Equatable {
+        public var certificatePath: String
+        public var keyPath: String
+        public var clientCAPath: String?
+    }
+
+    private let box: NIOLockedValueBox<(files: Files, context: NIOSSLContext)>
 
     /// Reads the PEM certificate chain and key (and the client CAs); throws when they cannot be read or
     /// do not match.
     public init(certificatePath: String, keyPath: String, clientCAPath: String? = nil) throws {
-        self.certificatePath = certificatePath
-        self.keyPath = keyPath
-        self.clientCAPath = clientCAPath
-        self.box = NIOLockedValueBox(try Self.load(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath))
+        let files = Files(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
+        self.box = NIOLockedValueBox((files, try Self.load(files)))
     }
 
-    var current: NIOSSLContext { box.withLockedValue { $0 } }
+    public var files: Files { box.withLockedValue { $0.files } }
+    var current: NIOSSLContext { box.withLockedValue { $0.context } }
 
-    /// Rereads the files; on failure the previous context stays in use and the error is thrown.
-    public func reload() throws {
-        let context = try Self.load(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
-        box.withLockedValue { $0 = context }
+    /// Reads `files` (nil: the current ones again); on failure the previous files and context stay in
+    /// use and the error is thrown.
+    public func reload(files: Files? = nil) throws {
+        let files = files ?? self.files
+        let context = try Self.load(files)
+        box.withLockedValue { $0 = (files, context) }
     }
 
-    private static func load(certificatePath: String, keyPath: String, clientCAPath: String?) throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    private static func load(_ files: Files) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: files.keyPath, format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["h2", "http/1.1"]
-        if let clientCAPath {
+        if let clientCAPath = files.clientCAPath {
             // Ask for a client certificate, require one, and verify its chain to these CAs (a client has
             // no host name to check).
             configuration.certificateVerification = .noHostnameVerification

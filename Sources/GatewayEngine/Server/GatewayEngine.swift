@@ -278,8 +278,8 @@ public enum GatewayEngineMain {
             case .success(let new):
                 Telemetry.logLevel.level = new.common.logLevel
                 logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
-                engine.tlsContext?.reloadLogging(to: logger)
-                engine.backendTLS?.reloadLogging(to: logger, name: "backends")
+                TLSContextBox.reloadLogging(engine.tlsContext, settings: new.tls, logger: logger)
+                engine.backendTLS?.reloadLogging(to: logger, name: "backends", files: new.backendTLS)
                 engine.admin.reloadTokens(from: new.common.admin)
             case .failure(let error):
                 logger.error("configuration reload rejected; keeping the running configuration", metadata: ["error": "\(error)"])

@@ -315,4 +315,35 @@ func makeSelfSignedCertificate() throws -> (cert: String, key: String) {
         }
         await backend.stop()
     }
+
+    /// A listener's context reloaded with `tls.clientCaFile` added asks new connections for a client
+    /// certificate; removed again, it does not.
+    @Test func listenerContextTakesTheReloadedFiles() async throws {
+        let certificates = try await TestCertificates.make()
+        let box = try TLSContextBox(certificatePath: certificates.serverCertFile, keyPath: certificates.serverKeyFile)
+        var settings = TLSListenerSettings(port: 0, certFile: certificates.serverCertFile, keyFile: certificates.serverKeyFile)
+        let backend = try await TestHTTPBackend.start(name: "b")
+        defer { Task { await backend.stop() } }
+        var configuration = HTTPFrontServer.Configuration(host: "127.0.0.1", port: 0)
+        configuration.tls = box
+        let server = HTTPFrontServer(
+            configuration: configuration, router: StaticRouter(target: .init(host: "127.0.0.1", port: backend.port)),
+            pools: UpstreamPools(group: MultiThreadedEventLoopGroup.singleton),
+            logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.listeningAddress.port!
+            let get = { try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile, "https://127.0.0.1:\(port)/"]) }
+            #expect(try await get().output == "200")
+            settings.clientCaFile = certificates.caFile
+            TLSContextBox.reloadLogging(box, settings: settings, logger: Logger(label: "test"))
+            #expect(box.files.clientCAPath == certificates.caFile)
+            let refused = try await get()
+            #expect(refused.status != 0 && refused.output == "000", "no client certificate after the reload: \(refused)")
+            settings.clientCaFile = nil
+            TLSContextBox.reloadLogging(box, settings: settings, logger: Logger(label: "test"))
+            #expect(try await get().output == "200")
+            group.cancelAll()
+        }
+    }
 }
