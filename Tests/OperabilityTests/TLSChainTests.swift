@@ -8,7 +8,8 @@ import Testing
 /// over HTTP/1.1; the engine's certificate verified against
 /// `upstream.caFile`; mutual TLS: the engine requires a client certificate signed by `tls.clientCaFile`,
 /// the balancer shows `upstream.certFile`), which forwards to an `https://` backend (verified against
-/// `backends.caFile`). SIGHUP makes the balancer reread its client TLS files.
+/// `backends.caFile`). The engine's plain listener is on another address than its TLS one (`listen.host`
+/// against `tls.host`). SIGHUP makes the balancer reread its client TLS files.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct TLSChainTests {
     static let token = "tls-chain-test-token-0123456789abcdef"
@@ -29,6 +30,7 @@ struct TLSChainTests {
                 try ServiceBinary.engine.path(),
                 [
                     "--set", "admin.token=\(Self.token)", "--set", "admin.port=\(engineAdmin)", "--set", "listen.port=\(enginePlain)",
+                    "--set", "listen.host=127.0.0.2", "--set", "tls.host=127.0.0.1",
                     "--set", "redis.url=redis://\(redis.url.address)", "--set", "tls.port=\(engineTLS)",
                     "--set", "tls.certFile=\(certificates.serverCertFile)", "--set", "tls.keyFile=\(certificates.serverKeyFile)",
                     "--set", "tls.clientCaFile=\(certificates.caFile)", "--set", "backends.caFile=\(certificates.caFile)",
@@ -65,6 +67,13 @@ struct TLSChainTests {
                         ["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile, "--http2"] + clientCertificate
                             + ["https://127.0.0.1:\(engineTLS)/secure/x"]
                     ).output == "200"
+                }
+                // Each listener on its own address only: plain on 127.0.0.2, TLS on 127.0.0.1.
+                let plain = try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.2:\(enginePlain)/secure/x"])
+                #expect(plain.output == "200", "the plain listener on listen.host: \(plain)")
+                for url in ["http://127.0.0.1:\(enginePlain)/secure/x", "https://127.0.0.2:\(engineTLS)/secure/x"] {
+                    let refused = try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "-k", url])
+                    #expect(refused.status == 7, "nothing listens at \(url): \(refused)")
                 }
                 // Without a client certificate, or with one the client CA did not sign, no request is made.
                 let before = backend.requestCount

@@ -85,7 +85,7 @@ final class BalancerApp: Sendable {
         front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, logger: logger)
         if let tls = settings.tls {
             let context = try tls.makeContext()
-            var configuration = HTTPFrontServer.Configuration(host: settings.listenHost, port: tls.port, limits: settings.limits)
+            var configuration = HTTPFrontServer.Configuration(host: tls.host, port: tls.port, limits: settings.limits)
             configuration.tls = context
             configuration.tlsHandshakeFailures = Counter(label: "balancer_tls_handshake_failures_total")
             configuration.trustedProxies = settings.trustedProxies

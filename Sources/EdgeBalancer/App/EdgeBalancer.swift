@@ -22,7 +22,7 @@ public enum EdgeBalancer {
             metadata: [
                 "listen.address": "\(settings.listenHost):\(settings.listenPort)", "region": "\(settings.controller.region)",
                 "policy": "\(settings.controller.policy.rawValue)", "nodes.static": "\(settings.staticNodes.count)",
-                "discovery.redis": "\(settings.useRedis)", "tls.port": "\(settings.tls.map { String($0.port) } ?? "off")",
+                "discovery.redis": "\(settings.useRedis)", "tls.address": "\(settings.tls.map { "\($0.host):\($0.port)" } ?? "off")",
             ])
         do {
             try await launcher.run(
@@ -37,7 +37,7 @@ public enum EdgeBalancer {
                 case .success(let new):
                     Telemetry.logLevel.level = new.common.logLevel
                     logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
-                    TLSContextBox.reloadLogging(app.tlsContext, settings: new.tls, logger: logger)
+                    TLSContextBox.reloadLogging(app.tlsContext, running: settings.tls, settings: new.tls, logger: logger)
                     if let upstreamTLS = app.upstreamTLS, new.upstreamTLS {
                         upstreamTLS.reloadLogging(to: logger, name: "upstream", files: new.upstreamTLSFiles)
                     } else if (app.upstreamTLS != nil) != new.upstreamTLS {

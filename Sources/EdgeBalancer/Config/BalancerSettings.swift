@@ -11,7 +11,7 @@ import NIOCore
 /// | key | default | meaning |
 /// |---|---|---|
 /// | `listen.host`, `listen.port` | `127.0.0.1`, `8080` | plain listener: HTTP/1.1 and h2c |
-/// | `tls.port`, `tls.certFile`, `tls.keyFile` | `8443`, none, none | TLS listener (h2 + http/1.1 by ALPN); both files or neither; reread on SIGHUP |
+/// | `tls.host`, `tls.port`, `tls.certFile`, `tls.keyFile` | `listen.host`, `8443`, none, none | TLS listener (h2 + http/1.1 by ALPN); both files or neither; reread on SIGHUP |
 /// | `region` | empty (locality off) | this balancer's region |
 /// | `policy` | `weighted` | `round_robin`, `weighted`, `least_request`, `peak_ewma` (an operator's runtime switch in Redis wins) |
 /// | `nodes.static` | none | `id=a,host=…,port=…,weight=…,region=…,zone=…` entries, `;`-separated or a list |
@@ -75,7 +75,7 @@ struct BalancerSettings: Sendable {
 
         let listenHost = v.string("listen.host", default: "127.0.0.1")
         let listenPort = v.int("listen.port", default: 8080, in: 0...65535)
-        let tls = TLSListenerSettings.read(&v, defaultPort: 8443)
+        let tls = TLSListenerSettings.read(&v, defaultPort: 8443, listenHost: listenHost)
 
         var limits = ProxyLimits()
         limits.maxConnections = v.int("limits.maxConnections", default: limits.maxConnections, in: 1...1_000_000)

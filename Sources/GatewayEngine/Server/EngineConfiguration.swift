@@ -71,7 +71,7 @@ public struct EngineConfiguration: Sendable {
             liveNodesFallback: v.int("ratelimit.liveNodes", default: 1, in: 1...10_000),
             rateLimitTimeout: v.duration("ratelimit.redisTimeout", default: .milliseconds(250), min: .milliseconds(1)))
         configuration.backendTLS = backendTLS
-        configuration.tls = TLSListenerSettings.read(&v, defaultPort: 8444)
+        configuration.tls = TLSListenerSettings.read(&v, defaultPort: 8444, listenHost: configuration.listenHost)
         configuration.trustedProxies = TrustedProxies.read(&v)
         return configuration
     }

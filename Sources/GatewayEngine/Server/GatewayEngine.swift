@@ -78,7 +78,7 @@ public final class GatewayEngine: Sendable {
         frontConfiguration.trustedProxies = configuration.trustedProxies
         self.front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, group: eventLoopGroup, logger: logger)
         if let tls = configuration.tls, let tlsContext {
-            var tlsConfiguration = HTTPFrontServer.Configuration(host: configuration.listenHost, port: tls.port, limits: configuration.limits)
+            var tlsConfiguration = HTTPFrontServer.Configuration(host: tls.host, port: tls.port, limits: configuration.limits)
             tlsConfiguration.tls = tlsContext
             tlsConfiguration.tlsHandshakeFailures = Counter(label: "gc_engine_tls_handshake_failures_total")
             tlsConfiguration.trustedProxies = configuration.trustedProxies
@@ -278,7 +278,7 @@ public enum GatewayEngineMain {
             case .success(let new):
                 Telemetry.logLevel.level = new.common.logLevel
                 logger.info("configuration reloaded", metadata: ["log.level": "\(new.common.logLevel)"])
-                TLSContextBox.reloadLogging(engine.tlsContext, settings: new.tls, logger: logger)
+                TLSContextBox.reloadLogging(engine.tlsContext, running: configuration.tls, settings: new.tls, logger: logger)
                 engine.backendTLS?.reloadLogging(to: logger, name: "backends", files: new.backendTLS)
                 engine.admin.reloadTokens(from: new.common.admin)
             case .failure(let error):

@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import GatewayCore
+import GatewayTesting
 import Testing
 
 @testable import EdgeBalancer
@@ -87,7 +88,8 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
     }
 
     /// The client TLS files toward the nodes: only with `upstream.tls`, a certificate needs its key, and
-    /// a file that cannot be read is named by its key; `tls.clientCaFile` needs the listener's own files.
+    /// a file that cannot be read is named by its key; `tls.clientCaFile` and `tls.host` need the listener's
+    /// own files.
     @Test func reportsClientTLSProblems() async throws {
         let base = ["admin.token": "0123456789abcdef", "nodes.static": "id=a,host=h,port=1", "discovery.redis": "false"]
         func problems(_ extra: [String: String]) async throws -> Set<String> {
@@ -104,12 +106,27 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
             (["upstream.tls": "true", "upstream.certFile": "/nonexistent.pem", "upstream.keyFile": "/nonexistent.key"], ["upstream.certFile"]),
             (["upstream.tls": "true", "upstream.caFile": "/nonexistent.pem"], ["upstream.caFile"]),
             (["tls.clientCaFile": "/nonexistent.pem"], ["tls.clientCaFile"]),
+            (["tls.host": "0.0.0.0"], ["tls.host"]),
             (["upstream.tls": "true"], []),
         ]
         for (settings, expected) in cases {
             let found = try await problems(settings)
             #expect(found == expected, "\(settings): \(found)")
         }
+    }
+
+    /// The TLS listener takes `listen.host` unless `tls.host` names its own address.
+    @Test func tlsHostDefaultsToTheListenHost() async throws {
+        let certificates = try await TestCertificates.make()
+        let base = [
+            "admin.token": "0123456789abcdef", "nodes.static": "id=a,host=h,port=1", "discovery.redis": "false",
+            "listen.host": "127.0.0.3", "tls.certFile": certificates.serverCertFile, "tls.keyFile": certificates.serverKeyFile,
+        ]
+        let shared = try await balancerSettings(base)
+        #expect(shared.tls?.host == "127.0.0.3")
+        let own = try await balancerSettings(base.merging(["tls.host": "0.0.0.0"]) { _, new in new })
+        #expect(own.tls?.host == "0.0.0.0")
+        #expect(own.listenHost == "127.0.0.3")
     }
 
     /// `nodes.static` may be a YAML list of entries as well as one `;`-separated string.

@@ -336,12 +336,12 @@ func makeSelfSignedCertificate() throws -> (cert: String, key: String) {
             let get = { try await runCurl(["-o", "/dev/null", "-w", "%{http_code}", "--cacert", certificates.caFile, "https://127.0.0.1:\(port)/"]) }
             #expect(try await get().output == "200")
             settings.clientCaFile = certificates.caFile
-            TLSContextBox.reloadLogging(box, settings: settings, logger: Logger(label: "test"))
+            TLSContextBox.reloadLogging(box, running: settings, settings: settings, logger: Logger(label: "test"))
             #expect(box.files.clientCAPath == certificates.caFile)
             let refused = try await get()
             #expect(refused.status != 0 && refused.output == "000", "no client certificate after the reload: \(refused)")
             settings.clientCaFile = nil
-            TLSContextBox.reloadLogging(box, settings: settings, logger: Logger(label: "test"))
+            TLSContextBox.reloadLogging(box, running: settings, settings: settings, logger: Logger(label: "test"))
             #expect(try await get().output == "200")
             group.cancelAll()
         }
