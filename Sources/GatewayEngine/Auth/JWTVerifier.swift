@@ -20,6 +20,13 @@ enum JWTFailure: String, Error, Sendable, Hashable, CaseIterable {
     case notYetValid = "not_yet_valid"
     /// The configured identity claim is absent or not a string or number.
     case missingIdentity = "missing_identity"
+    /// `iss` is absent or not the configured issuer.
+    case wrongIssuer = "wrong_issuer"
+    /// `aud` is absent or names none of the configured audiences.
+    case wrongAudience = "wrong_audience"
+    /// The API's keys come from a JSON Web Key Set that could not be fetched yet: the answer is 503, not
+    /// 401, since the token may well be good.
+    case keysUnavailable = "keys_unavailable"
 }
 
 /// A verified token's client.
@@ -30,8 +37,9 @@ struct JWTIdentity: Sendable, Hashable {
     var expiresAt: Date?
 }
 
-/// Verifies bearer JWTs for one API with jwt-kit: HS256, RS256 or ES256 with configured keys, `exp` and
-/// `nbf` checked with leeway, a configured claim as the client identity. Failures are classified (see
+/// Verifies bearer JWTs for one API with jwt-kit: HS256, RS256 or ES256 with configured keys or the keys
+/// of a JSON Web Key Set (``JWKSKeySet``), `exp` and `nbf` checked with leeway, `iss` and `aud` when the
+/// API names them, a configured claim as the client identity. Failures are classified (see
 /// ``JWTFailure``) for metrics and 401 answers.
 ///
 /// The token's `alg` must be one of the configured keys' algorithms, so an RS256 public key can never be
@@ -42,18 +50,30 @@ final class JWTVerifier: Sendable {
     private let now: @Sendable () -> Date
     /// The jwt-kit algorithm of each key, resolved on first use; nil entries failed to load.
     private let resolved = NIOLockedValueBox<[ResolvedKey]?>(nil)
+    /// The keys of `settings.jwksURL`, when it is set and the engine fetches sets.
+    let jwks: JWKSKeySet?
 
-    private struct ResolvedKey: Sendable {
+    struct ResolvedKey: Sendable {
         var settings: JWTSettings.Key
         var algorithm: (any JWTAlgorithm)?
     }
 
     /// - Parameters:
-    ///   - settings: the API's keys, identity claim and leeway.
+    ///   - settings: the API's keys, identity claim, leeway, issuer and audiences.
+    ///   - jwksClient: how `settings.jwksURL` is fetched (the first fetch starts now); without one, a
+    ///     set's keys are never available.
     ///   - now: the wall clock, injectable for tests.
-    init(settings: JWTSettings, now: @escaping @Sendable () -> Date = { Date() }) {
+    init(settings: JWTSettings, jwksClient: JWKSClient? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.settings = settings
         self.now = now
+        if let url = settings.jwksURL, let jwksClient {
+            let refresh = Duration.seconds(settings.jwksRefreshSeconds ?? JWTSettings.defaultJWKSRefreshSeconds)
+            let set = JWKSKeySet(url: url, refreshInterval: refresh, client: jwksClient)
+            set.prefetch()
+            jwks = set
+        } else {
+            jwks = nil
+        }
     }
 
     /// Verifies the token in an `Authorization` header value (`Bearer <token>`).
@@ -76,12 +96,12 @@ final class JWTVerifier: Sendable {
         var kid: String?
         if case .string(let k)? = header["kid"] { kid = k }
 
-        guard let algorithm = JWTSettings.Algorithm(rawValue: alg), settings.keys.contains(where: { $0.algorithm == algorithm })
-        else { return .failure(.unsupportedAlgorithm) }
-        let candidates = await keys().filter { key in
-            key.settings.algorithm == algorithm && (kid == nil || key.settings.kid == nil || key.settings.kid == kid)
+        guard let algorithm = JWTSettings.Algorithm(rawValue: alg), accepts(algorithm) else { return .failure(.unsupportedAlgorithm) }
+        let candidates: [ResolvedKey]
+        switch await keys(algorithm: algorithm, kid: kid) {
+        case .success(let keys): candidates = keys
+        case .failure(let failure): return .failure(failure)
         }
-        guard !candidates.isEmpty else { return .failure(.unknownKey) }
         guard let signature = Base64URL.decode(parts[2]), !signature.isEmpty else { return .failure(.malformed) }
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         let verified = candidates.contains { key in
@@ -107,6 +127,22 @@ final class JWTVerifier: Sendable {
             if now + leeway < nbf { return .failure(.notYetValid) }
         default: return .failure(.malformed)
         }
+        if let issuer = settings.issuer {
+            guard case .string(let iss)? = claims["iss"], iss == issuer else { return .failure(.wrongIssuer) }
+        }
+        if let audiences = settings.audiences {
+            let named: [String]
+            switch claims["aud"] {
+            case .string(let aud)?: named = [aud]
+            case .array(let items)?:
+                named = items.compactMap { item in
+                    if case .string(let aud) = item { return aud }
+                    return nil
+                }
+            default: named = []
+            }
+            guard named.contains(where: audiences.contains) else { return .failure(.wrongAudience) }
+        }
         switch claims[settings.identityClaim] {
         case .string(let s)? where !s.isEmpty: return .success(JWTIdentity(clientID: s, expiresAt: expiresAt))
         case .number(let n)?: return .success(JWTIdentity(clientID: JSONValue.number(n).shown, expiresAt: expiresAt))
@@ -114,7 +150,30 @@ final class JWTVerifier: Sendable {
         }
     }
 
-    private func keys() async -> [ResolvedKey] {
+    /// Whether some key could verify a token signed with `algorithm`: a configured one, or a set's (RSA
+    /// and EC keys only).
+    private func accepts(_ algorithm: JWTSettings.Algorithm) -> Bool {
+        settings.keys.contains { $0.algorithm == algorithm } || (settings.jwksURL != nil && algorithm != .hs256)
+    }
+
+    /// The keys to try for a token's `alg` and `kid`: configured keys and the set's, the set refetched
+    /// for a `kid` it lacks.
+    private func keys(algorithm: JWTSettings.Algorithm, kid: String?) async -> Result<[ResolvedKey], JWTFailure> {
+        let matches = { (key: ResolvedKey) in
+            key.settings.algorithm == algorithm && (kid == nil || key.settings.kid == nil || key.settings.kid == kid)
+        }
+        var found = await configuredKeys().filter(matches)
+        if settings.jwksURL != nil && algorithm != .hs256 {
+            guard let set = await jwks?.keys() else { return found.isEmpty ? .failure(.keysUnavailable) : .success(found) }
+            found += set.filter(matches)
+            if found.isEmpty, kid != nil, let fresh = await jwks?.keysAfterUnknownKey() {
+                found = fresh.filter(matches)
+            }
+        }
+        return found.isEmpty ? .failure(.unknownKey) : .success(found)
+    }
+
+    private func configuredKeys() async -> [ResolvedKey] {
         if let keys = resolved.withLockedValue({ $0 }) { return keys }
         var keys: [ResolvedKey] = []
         for key in settings.keys {

@@ -152,8 +152,28 @@ extension APIDefinition {
 extension JWTSettings {
     func validate(path: String) -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
-        if keys.isEmpty {
-            problems.append(ConfigProblem(key: "\(path).keys", value: nil, expected: "at least one verification key"))
+        if keys.isEmpty && jwksURL == nil {
+            problems.append(ConfigProblem(key: "\(path).keys", value: nil, expected: "at least one verification key, or a jwks_url"))
+        }
+        if let jwksURL, (try? AdminHTTPClient.parse(jwksURL)) == nil {
+            problems.append(ConfigProblem(key: "\(path).jwks_url", value: jwksURL, expected: "an http:// or https:// URL of a JWK Set"))
+        }
+        if let seconds = jwksRefreshSeconds {
+            if jwksURL == nil {
+                problems.append(
+                    ConfigProblem(key: "\(path).jwks_refresh_seconds", value: String(seconds), expected: "nothing unless jwks_url is set"))
+            } else if !(10...86_400).contains(seconds) {
+                problems.append(ConfigProblem(key: "\(path).jwks_refresh_seconds", value: String(seconds), expected: "an integer in 10...86400"))
+            }
+        }
+        if let issuer, issuer.isEmpty {
+            problems.append(ConfigProblem(key: "\(path).issuer", value: "", expected: "the issuer tokens must name in iss"))
+        }
+        if let audiences, audiences.isEmpty || audiences.contains(where: \.isEmpty) {
+            problems.append(
+                ConfigProblem(
+                    key: "\(path).audiences", value: audiences.joined(separator: ","),
+                    expected: "a non-empty array of non-empty audiences, one of which a token's aud must name"))
         }
         for (i, key) in keys.enumerated() {
             let keyPath = "\(path).keys[\(i)]"

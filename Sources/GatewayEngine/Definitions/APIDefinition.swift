@@ -155,12 +155,31 @@ struct JWTSettings: Sendable, Hashable, Codable {
     var identityClaim: String = "sub"
     /// Clock skew allowed when checking `exp` and `nbf`.
     var leewaySeconds: Int = 30
+    /// When set, a token's `iss` must equal it.
+    var issuer: String?
+    /// When set, a token's `aud` (a string or an array of strings) must name at least one of these.
+    var audiences: [String]?
+    /// A JSON Web Key Set to fetch the verification keys from (`http://` or `https://`, verified like an
+    /// `https://` target): its RSA keys verify RS256 tokens, its P-256 EC keys ES256 ones, beside any
+    /// `keys`. Refetched every `jwksRefreshSeconds`, and when a token names a `kid` the set lacks (at
+    /// most every 10 s); a failed fetch keeps the last set.
+    var jwksURL: String?
+    var jwksRefreshSeconds: Int?
 
-    init(keys: [Key], identityClaim: String = "sub", leewaySeconds: Int = 30) {
+    init(
+        keys: [Key], identityClaim: String = "sub", leewaySeconds: Int = 30, issuer: String? = nil, audiences: [String]? = nil,
+        jwksURL: String? = nil, jwksRefreshSeconds: Int? = nil
+    ) {
         self.keys = keys
         self.identityClaim = identityClaim
         self.leewaySeconds = leewaySeconds
+        self.issuer = issuer
+        self.audiences = audiences
+        self.jwksURL = jwksURL
+        self.jwksRefreshSeconds = jwksRefreshSeconds
     }
+
+    static let defaultJWKSRefreshSeconds = 300
 
     enum Algorithm: String, Sendable, Hashable, Codable, CaseIterable {
         case hs256 = "HS256"
@@ -195,6 +214,9 @@ struct JWTSettings: Sendable, Hashable, Codable {
         case keys
         case identityClaim = "identity_claim"
         case leewaySeconds = "leeway_seconds"
+        case issuer, audiences
+        case jwksURL = "jwks_url"
+        case jwksRefreshSeconds = "jwks_refresh_seconds"
     }
 }
 
@@ -337,7 +359,9 @@ extension APIDefinition: Codable {
         if let a = r.object("auth", known: ["mode", "key_header", "jwt"]) {
             auth.mode = a.choice("mode", default: AuthMode.keyless) ?? .keyless
             auth.keyHeader = (a.string("key_header") ?? "x-api-key").lowercased()
-            if let j = a.object("jwt", known: ["keys", "identity_claim", "leeway_seconds"]) {
+            if let j = a.object(
+                "jwt", known: ["keys", "identity_claim", "leeway_seconds", "issuer", "audiences", "jwks_url", "jwks_refresh_seconds"])
+            {
                 var keys: [JWTSettings.Key] = []
                 for (path, item) in j.array("keys") ?? [] {
                     guard
@@ -352,7 +376,9 @@ extension APIDefinition: Codable {
                 }
                 auth.jwt = JWTSettings(
                     keys: keys, identityClaim: j.string("identity_claim") ?? "sub",
-                    leewaySeconds: j.int("leeway_seconds", default: 30, in: 0...3600) ?? 30)
+                    leewaySeconds: j.int("leeway_seconds", default: 30, in: 0...3600) ?? 30, issuer: j.string("issuer"),
+                    audiences: j.stringArray("audiences"), jwksURL: j.string("jwks_url"),
+                    jwksRefreshSeconds: j.value("jwks_refresh_seconds") == nil ? nil : j.int("jwks_refresh_seconds", default: nil, in: 10...86_400))
             }
         }
         var rateLimit: RateLimit?

@@ -16,6 +16,7 @@ final class RouteTableWatcher: Service, Sendable {
     let holder: RouteTableHolder
     private let store: APIDefinitionStore
     private let metrics: EngineMetrics?
+    private let jwksClient: JWKSClient?
     private let checkInterval: Duration
     private let now: @Sendable () -> ContinuousClock.Instant
     private let logger: Logger
@@ -46,11 +47,14 @@ final class RouteTableWatcher: Service, Sendable {
     ///   - checkInterval: how often the version counter is compared when no event arrives.
     ///   - now: the monotonic clock the tables' balancers use.
     ///   - metrics: the engine's metrics, which each route of the tables carries for its API.
+    ///   - jwksClient: how the tables' JWT APIs fetch their key sets (`jwks_url`).
     init(
         store: APIDefinitionStore, holder: RouteTableHolder, checkInterval: Duration = .milliseconds(500),
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, metrics: EngineMetrics? = nil, logger: Logger
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, metrics: EngineMetrics? = nil,
+        jwksClient: JWKSClient? = nil, logger: Logger
     ) {
         self.metrics = metrics
+        self.jwksClient = jwksClient
         self.store = store
         self.holder = holder
         self.checkInterval = checkInterval
@@ -126,7 +130,7 @@ final class RouteTableWatcher: Service, Sendable {
     func reload() async throws(RedisError) {
         let listing = try await store.list()
         let previous = holder.table
-        let table = RouteTable(definitions: listing.definitions, previous: previous, now: now, metrics: metrics)
+        let table = RouteTable(definitions: listing.definitions, previous: previous, now: now, metrics: metrics, jwksClient: jwksClient)
         holder.swap(table, storeVersion: listing.version)
         state.withLockedValue { $0.stats.reloads += 1 }
         recovered()

@@ -37,9 +37,12 @@ final class RouteTable: Sendable {
     ///   - now: the monotonic clock for the balancers.
     ///   - metrics: where each route's request metrics come from, for a table that will serve requests;
     ///     nil for one built only to be checked.
+    ///   - jwksClient: how JWT APIs' key sets (`jwks_url`) are fetched, for a table that will serve
+    ///     requests; nil for one built only to be checked (nothing is fetched).
     init(
         definitions: [APIDefinition], previous: RouteTable? = nil,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, metrics: EngineMetrics? = nil
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, metrics: EngineMetrics? = nil,
+        jwksClient: JWKSClient? = nil
     ) {
         let sorted = definitions.sorted { $0.id < $1.id }
         self.definitions = sorted
@@ -51,7 +54,8 @@ final class RouteTable: Sendable {
         var any: [String: APIRoute] = [:]
         var conflicts: [String] = []
         for definition in sorted where definition.active && routes[definition.id] == nil {
-            let route = Self.makeRoute(definition, previous: previous?.routes[definition.id], now: now, metrics: metrics)
+            let route = Self.makeRoute(
+                definition, previous: previous?.routes[definition.id], now: now, metrics: metrics, jwksClient: jwksClient)
             let prefix = definition.listenPath ?? "/"
             func claim(_ table: inout [String: APIRoute], host: String) {
                 if let owner = table[prefix] {
@@ -141,7 +145,7 @@ final class RouteTable: Sendable {
 
     private static func makeRoute(
         _ definition: APIDefinition, previous: APIRoute?, now: @escaping @Sendable () -> ContinuousClock.Instant,
-        metrics: EngineMetrics?
+        metrics: EngineMetrics?, jwksClient: JWKSClient?
     ) -> APIRoute {
         let balancer: TargetBalancer
         if let previous, previous.definition.targets == definition.targets {
@@ -158,7 +162,7 @@ final class RouteTable: Sendable {
             if let previous, let old = previous.jwtVerifier, old.settings == jwt {
                 verifier = old
             } else {
-                verifier = JWTVerifier(settings: jwt)
+                verifier = JWTVerifier(settings: jwt, jwksClient: jwksClient)
             }
         }
         return APIRoute(

@@ -122,6 +122,9 @@ final class EngineRouter: ProxyRouter {
             switch await verifier.verify(authorization: request.head.headers.first(name: "Authorization")) {
             case .success(let identity):
                 clientID = "jwt:" + identity.clientID
+            case .failure(.keysUnavailable):
+                metrics.count("auth_unavailable", "jwks")
+                return .respond(.error(.serviceUnavailable, "authentication is temporarily unavailable", requestID: request.requestID))
             case .failure(let failure):
                 return deny(.unauthorized, "invalid token: \(failure.rawValue)", reason: failure.rawValue, request)
             }

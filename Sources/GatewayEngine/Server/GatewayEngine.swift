@@ -64,7 +64,8 @@ public final class GatewayEngine: Sendable {
             redis: redis, keys: keys, liveNodes: { liveNodes }, timeout: configuration.rateLimitTimeout, logger: logger)
         let events = EngineEvents(configuration: configuration.common.redis, keys: keys, client: redis, logger: logger)
         let watcher = RouteTableWatcher(
-            store: store, holder: holder, checkInterval: configuration.versionCheckInterval, metrics: metrics, logger: logger)
+            store: store, holder: holder, checkInterval: configuration.versionCheckInterval, metrics: metrics,
+            jwksClient: .http(tls: backendTLS, metrics: metrics, logger: logger), logger: logger)
         events.addHandler { event in watcher.handle(event) }
         events.addHandler { event in keyStore.handle(event) }
         let router = EngineRouter(

@@ -10,8 +10,33 @@ private struct TestClaims: JWTPayload {
     var exp: Double?
     var nbf: Double?
     var client_id: String?
+    var iss: String?
+    var aud: Audience?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// `aud` as one string or an array, as RFC 7519 allows.
+private enum Audience: Codable {
+    case one(String)
+    case many([String])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) {
+            self = .one(one)
+        } else {
+            self = .many(try container.decode([String].self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .one(let s): try container.encode(s)
+        case .many(let a): try container.encode(a)
+        }
+    }
 }
 
 @Suite struct JWTVerifierTests {
@@ -103,5 +128,28 @@ private struct TestClaims: JWTPayload {
         #expect(await rotated.verify(token: unknownKid) == .failure(.unknownKey))
         let noKid = try await hsSigner().sign(TestClaims(sub: "o", exp: now + 60))
         #expect(try await rotated.verify(token: noKid).get().clientID == "o", "without a kid every key of the algorithm is tried")
+    }
+
+    /// With `issuer` and `audiences` set, `iss` must equal the issuer and `aud` (a string or an array)
+    /// must name one of the audiences; a token lacking either is refused too.
+    @Test func checksIssuerAndAudience() async throws {
+        let settings = JWTSettings(
+            keys: [.init(algorithm: .hs256, secret: Self.secret)], issuer: "https://idp.example", audiences: ["orders", "billing"])
+        let v = JWTVerifier(settings: settings, now: clock.dateSource)
+        let signer = await hsSigner()
+        func outcome(iss: String?, aud: Audience?) async throws -> Result<JWTIdentity, JWTFailure> {
+            await v.verify(token: try await signer.sign(TestClaims(sub: "a", exp: now + 60, iss: iss, aud: aud)))
+        }
+        #expect(try await outcome(iss: "https://idp.example", aud: .one("orders")).get().clientID == "a")
+        #expect(try await outcome(iss: "https://idp.example", aud: .many(["other", "billing"])).get().clientID == "a")
+        #expect(try await outcome(iss: "https://evil.example", aud: .one("orders")) == .failure(.wrongIssuer))
+        #expect(try await outcome(iss: nil, aud: .one("orders")) == .failure(.wrongIssuer))
+        #expect(try await outcome(iss: "https://idp.example", aud: .one("other")) == .failure(.wrongAudience))
+        #expect(try await outcome(iss: "https://idp.example", aud: .many([])) == .failure(.wrongAudience))
+        #expect(try await outcome(iss: "https://idp.example", aud: nil) == .failure(.wrongAudience))
+        // Without them configured, neither claim is looked at.
+        let open = verifier([.init(algorithm: .hs256, secret: Self.secret)])
+        let any = try await signer.sign(TestClaims(sub: "b", exp: now + 60, iss: "whoever", aud: .one("whatever")))
+        #expect(try await open.verify(token: any).get().clientID == "b")
     }
 }

@@ -114,6 +114,30 @@ import Testing
         #expect(problems[0].value == "***", "a secret is never echoed")
     }
 
+    /// `issuer`, `audiences` and `jwks_url` from JSON, each checked: a key set URL stands in for `keys`.
+    @Test func readsAndChecksIssuerAudiencesAndKeySet() throws {
+        let json =
+            #"{"id": "a", "listen_path": "/a", "targets": [{"url": "http://b"}], "auth": {"mode": "jwt", "jwt": {"jwks_url": "https://idp.example/.well-known/jwks.json", "jwks_refresh_seconds": 600, "issuer": "https://idp.example/", "audiences": ["orders"]}}}"#
+        let api = try APIDefinition.parse(json: Array(json.utf8))
+        #expect(api.auth.jwt?.jwksURL == "https://idp.example/.well-known/jwks.json")
+        #expect(api.auth.jwt?.jwksRefreshSeconds == 600)
+        #expect(api.auth.jwt?.issuer == "https://idp.example/")
+        #expect(api.auth.jwt?.audiences == ["orders"])
+        #expect(api.validate().isEmpty)
+        #expect(try APIDefinition.parse(json: api.canonicalJSON()) == api, "kept through Redis's JSON")
+
+        var bad = makeAPI("b")
+        bad.auth = .init(
+            mode: .jwt,
+            jwt: JWTSettings(keys: [], issuer: "", audiences: [], jwksURL: "ftp://idp.example/jwks", jwksRefreshSeconds: 5))
+        #expect(
+            bad.validate().map(\.key) == [
+                "auth.jwt.jwks_url", "auth.jwt.jwks_refresh_seconds", "auth.jwt.issuer", "auth.jwt.audiences",
+            ])
+        bad.auth.jwt = JWTSettings(keys: [], jwksRefreshSeconds: 60)
+        #expect(bad.validate().map(\.key) == ["auth.jwt.keys", "auth.jwt.jwks_refresh_seconds"])
+    }
+
     /// Secrets never appear in problems or in the definition as the admin API shows it.
     @Test func keepsSecretsOutOfMessagesAndDisplays() throws {
         let json =

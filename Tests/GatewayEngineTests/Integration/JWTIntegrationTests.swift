@@ -12,6 +12,8 @@ fileprivate struct Claims: JWTPayload {
     var sub: String?
     var client_id: String?
     var exp: Double?
+    var iss: String?
+    var aud: String?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
@@ -88,6 +90,50 @@ extension EngineIntegration {
                         #expect(response.header("WWW-Authenticate") == "Bearer")
                     }
                     #expect(backends[0].requestCount == 0)
+                }
+            }
+        }
+
+        /// Keys from a JWK Set URL (a real HTTP server on loopback), with an issuer and an audience: while
+        /// the set cannot be fetched a token gets 503 with a JSON body and request id, not 401; once it
+        /// can, a token signed with the set's key and naming the issuer and audience is forwarded, and
+        /// one naming another issuer or audience gets 401.
+        @Test func keysFromAKeySetURLWithIssuerAndAudience() async throws {
+            let jwks = try await TestHTTPBackend.start(name: "jwks")
+            defer { Task { await jwks.stop() } }
+            let key = ES256PrivateKey()
+            let p = key.publicKey.parameters!
+            jwks.setFixedBody(ByteBuffer(string: #"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"\#(p.x)","y":"\#(p.y)"}]}"#))
+            jwks.setStatus(.internalServerError)
+            let auth =
+                #""auth":{"mode":"jwt","jwt":{"jwks_url":"http://127.0.0.1:\#(jwks.port)/keys","issuer":"https://idp.test","audiences":["orders"]}}"#
+            try await withBackends(["protected"]) { backends in
+                try await withEngines { cluster in
+                    try await cluster.putAPI(apiJSON("jwksapi", path: "/jwks", targets: [backends[0].port], extra: auth))
+                    let engine = cluster.first
+                    let signer = await JWTKeyCollection().add(ecdsa: key)
+                    func token(iss: String, aud: String) async throws -> [(String, String)] {
+                        let claims = Claims(sub: "svc-1", exp: Self.now + 300, iss: iss, aud: aud)
+                        return [("Authorization", "Bearer \(try await signer.sign(claims, kid: "k1"))")]
+                    }
+                    let good = try await token(iss: "https://idp.test", aud: "orders")
+
+                    let unavailable = try await engine.send(.GET, "/jwks/me", headers: good)
+                    #expect(unavailable.status == 503)
+                    #expect(unavailable.string("error") == "authentication is temporarily unavailable")
+                    #expect(unavailable.string("request_id")?.isEmpty == false)
+
+                    jwks.setStatus(.ok)
+                    try await waitUntil("the key set fetched", timeout: .seconds(10), interval: .milliseconds(100)) {
+                        try await engine.send(.GET, "/jwks/me", headers: good).status == 200
+                    }
+                    let forwarded = backends[0].requestCount
+                    for (iss, aud, reason) in [("https://other.test", "orders", "wrong_issuer"), ("https://idp.test", "billing", "wrong_audience")] {
+                        let response = try await engine.send(.GET, "/jwks/me", headers: try await token(iss: iss, aud: aud))
+                        #expect(response.status == 401)
+                        #expect(response.string("error") == "invalid token: \(reason)")
+                    }
+                    #expect(backends[0].requestCount == forwarded, "refused tokens reach no backend")
                 }
             }
         }

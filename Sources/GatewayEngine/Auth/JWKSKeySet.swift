@@ -1,0 +1,188 @@
+import Foundation
+import GatewayCore
+import JWTKit
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// How the engine fetches JSON Web Key Sets (`auth.jwt.jwks_url`): the body of one GET, and where
+/// failures are told. Shared by every JWT API of the engine.
+struct JWKSClient: Sendable {
+    /// The body of a `200` answer to a GET of the URL; throws for anything else.
+    var fetch: @Sendable (_ url: String) async throws -> [UInt8]
+    var metrics: EngineMetrics?
+    var logger: Logger
+    /// Shortest time between two fetches for a `kid` the set lacks.
+    var unknownKeyGap: Duration = .seconds(10)
+    /// Shortest time between two fetches while no set was fetched yet, or to refresh an old one.
+    var retryGap: Duration = .seconds(1)
+
+    /// A client over ``AdminHTTPClient``: `https://` verified with `tls` (the engine's `backends.*`
+    /// trust), an answer within `timeout`, at most 1 MiB.
+    static func http(tls: ClientTLSContextBox?, timeout: Duration = .seconds(3), metrics: EngineMetrics?, logger: Logger) -> JWKSClient {
+        let client = AdminHTTPClient(timeout: timeout, maxResponseBytes: 1 << 20, tls: tls)
+        return JWKSClient(
+            fetch: { url in
+                let response = try await client.request(.GET, url, headers: ["Accept": "application/json"])
+                guard response.status == .ok else { throw JWKSError.status(Int(response.status.code)) }
+                return Array(response.body.readableBytesView)
+            }, metrics: metrics, logger: logger)
+    }
+}
+
+enum JWKSError: Error, CustomStringConvertible {
+    case status(Int)
+    case noUsableKey
+
+    var description: String {
+        switch self {
+        case .status(let code): return "answered HTTP \(code), not 200"
+        case .noUsableKey: return "no RSA or P-256 EC signature key in the set"
+        }
+    }
+}
+
+/// The keys of one API's JSON Web Key Set, fetched from its URL and kept current.
+///
+/// The first token waits for the first fetch (a fetch also starts when the route is built); after that
+/// tokens are checked against the keys in hand while a refresh runs in the background once they are
+/// `refreshInterval` old. A token naming a `kid` the set lacks makes it refetch at once (key rotation
+/// at the issuer), at most once per `unknownKeyGap` of the client (10 s). One fetch runs at a time; a
+/// failed fetch keeps the last good set, is logged and counted (`gc_engine_jwks_fetch_failures_total`),
+/// and is retried no sooner than the client's `retryGap` (1 s) later, so an unreachable issuer costs each
+/// token at most one wait (the client's timeout, 3 s).
+final class JWKSKeySet: Sendable {
+    let url: String
+    let refreshInterval: Duration
+    private let client: JWKSClient
+    private let state = NIOLockedValueBox(State())
+    private let clock = ContinuousClock()
+
+    private struct State {
+        var keys: [JWTVerifier.ResolvedKey]?
+        var fetchedAt: ContinuousClock.Instant?
+        var lastAttempt: ContinuousClock.Instant?
+        var inflight: Task<[JWTVerifier.ResolvedKey]?, Never>?
+    }
+
+    init(url: String, refreshInterval: Duration, client: JWKSClient) {
+        self.url = url
+        self.refreshInterval = refreshInterval
+        self.client = client
+    }
+
+    /// Starts the first fetch without waiting for it.
+    func prefetch() {
+        _ = refresh(gap: client.retryGap)
+    }
+
+    /// The keys in hand (refreshed in the background when old), or the first fetch's; nil when none
+    /// could be fetched yet.
+    func keys() async -> [JWTVerifier.ResolvedKey]? {
+        let now = clock.now
+        let (keys, stale) = state.withLockedValue { s in
+            (s.keys, s.fetchedAt.map { now - $0 >= refreshInterval } ?? true)
+        }
+        if let keys {
+            if stale { _ = refresh(gap: client.retryGap) }
+            return keys
+        }
+        guard let task = refresh(gap: client.retryGap) else { return nil }
+        return await task.value
+    }
+
+    /// For a token whose `kid` no key in hand has: the keys of a fetch made now, or nil when one was made
+    /// less than 10 s ago (or fails).
+    func keysAfterUnknownKey() async -> [JWTVerifier.ResolvedKey]? {
+        guard let task = refresh(gap: client.unknownKeyGap) else { return nil }
+        return await task.value
+    }
+
+    /// The running fetch, or a new one unless the last began less than `gap` ago.
+    private func refresh(gap: Duration) -> Task<[JWTVerifier.ResolvedKey]?, Never>? {
+        let now = clock.now
+        return state.withLockedValue { s in
+            if let running = s.inflight { return running }
+            if let last = s.lastAttempt, now - last < gap { return nil }
+            s.lastAttempt = now
+            let task = Task { await self.fetch() }
+            s.inflight = task
+            return task
+        }
+    }
+
+    private func fetch() async -> [JWTVerifier.ResolvedKey]? {
+        var fetched: [JWTVerifier.ResolvedKey]?
+        do {
+            let body = try await client.fetch(url)
+            let keys = try await Self.keys(fromJWKS: body)
+            fetched = keys
+            client.logger.debug("jwks fetched", metadata: ["jwks.url": "\(url)", "jwks.keys": "\(keys.count)"])
+        } catch {
+            client.metrics?.count("jwks_fetch_failures", error is JWKSError || error is DecodingError ? "invalid" : "unreachable")
+            client.logger.warning(
+                "cannot fetch the JSON Web Key Set; keeping the keys in hand",
+                metadata: ["jwks.url": "\(url)", "error": "\(error)"])
+        }
+        let now = clock.now
+        return state.withLockedValue { s in
+            s.inflight = nil
+            if let fetched {
+                s.keys = fetched
+                s.fetchedAt = now
+            }
+            return fetched
+        }
+    }
+
+    /// The signature keys of a JWK Set document: RSA keys for RS256, P-256 EC keys for ES256. Keys
+    /// marked for another algorithm (`alg`) or for encryption (`"use": "enc"`), and keys of types the
+    /// engine does not verify or cannot read, are left out; a set with none left is an error.
+    static func keys(fromJWKS body: [UInt8]) async throws -> [JWTVerifier.ResolvedKey] {
+        let set = try JSONDecoder().decode(LenientKeySet.self, from: Data(body))
+        var keys: [JWTVerifier.ResolvedKey] = []
+        for (i, entry) in set.keys.enumerated() {
+            guard let jwk = entry.jwk, entry.use == nil || entry.use == "sig" else { continue }
+            let algorithm: JWTSettings.Algorithm
+            if jwk.keyType == .rsa {
+                algorithm = .rs256
+            } else if jwk.keyType == .ecdsa, jwk.curve == .ecdsa(.p256) {
+                algorithm = .es256
+            } else {
+                continue
+            }
+            if let declared = jwk.algorithm, declared.rawValue != algorithm.rawValue { continue }
+            var named = jwk
+            if named.keyIdentifier == nil { named.keyIdentifier = JWKIdentifier(string: "#\(i)") }
+            let collection = JWTKeyCollection()
+            guard (try? await collection.add(jwk: named)) != nil,
+                let verifier = try? await collection.getKey(for: named.keyIdentifier, alg: algorithm.rawValue)
+            else { continue }
+            keys.append(
+                JWTVerifier.ResolvedKey(
+                    settings: JWTSettings.Key(algorithm: algorithm, kid: jwk.keyIdentifier?.string), algorithm: verifier))
+        }
+        guard !keys.isEmpty else { throw JWKSError.noUsableKey }
+        return keys
+    }
+}
+
+/// A JWK Set read key by key: one key of a type jwt-kit does not know (`oct`, say) leaves that key out
+/// instead of failing the whole set.
+private struct LenientKeySet: Decodable {
+    var keys: [LenientKey]
+
+    struct LenientKey: Decodable {
+        var jwk: JWK?
+        /// `sig` or `enc` (RFC 7517 §4.2); jwt-kit's `JWK` does not keep it.
+        var use: String?
+
+        private enum CodingKeys: String, CodingKey { case use }
+
+        init(from decoder: any Decoder) throws {
+            jwk = try? JWK(from: decoder)
+            use = try? decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .use)
+        }
+    }
+}

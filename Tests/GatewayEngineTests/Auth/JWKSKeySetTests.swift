@@ -1,0 +1,139 @@
+import Foundation
+import GatewayTesting
+import JWTKit
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import GatewayEngine
+
+private struct SubjectClaims: JWTPayload {
+    var sub: String
+    var exp: Double
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// JSON Web Key Sets fetched over HTTP from a real server on loopback (`TestHTTPBackend` answering the
+/// set as its body).
+@Suite struct JWKSKeySetTests {
+    /// One P-256 key as a JWK.
+    static func ecJWK(_ key: ES256PrivateKey, kid: String, extra: String = "") -> String {
+        let p = key.publicKey.parameters!
+        return #"{"kty":"EC","crv":"P-256","kid":"\#(kid)","x":"\#(p.x)","y":"\#(p.y)"\#(extra)}"#
+    }
+
+    static func rsaJWK(kid: String, extra: String = "") throws -> String {
+        let (n, e) = try Insecure.RSA.PublicKey(pem: TestKeys.rsaPublicPEM).getKeyPrimitives()
+        return #"{"kty":"RSA","kid":"\#(kid)","n":"\#(Base64URL.encode(Array(n)))","e":"\#(Base64URL.encode(Array(e)))"\#(extra)}"#
+    }
+
+    /// Makes `backend` answer the set of `keys`; returns the document.
+    @discardableResult
+    static func serve(_ backend: TestHTTPBackend, _ keys: [String]) -> [UInt8] {
+        let document = #"{"keys":[\#(keys.joined(separator: ","))]}"#
+        backend.setFixedBody(ByteBuffer(string: document))
+        return Array(document.utf8)
+    }
+
+    static func sign(_ key: ES256PrivateKey, kid: String, sub: String = "svc") async throws -> String {
+        try await JWTKeyCollection().add(ecdsa: key).sign(
+            SubjectClaims(sub: sub, exp: Date().timeIntervalSince1970 + 300), kid: JWKIdentifier(string: kid))
+    }
+
+    static func verifier(url: String, refreshSeconds: Int? = nil, client: JWKSClient) -> JWTVerifier {
+        JWTVerifier(settings: JWTSettings(keys: [], jwksURL: url, jwksRefreshSeconds: refreshSeconds), jwksClient: client)
+    }
+
+    static func client(unknownKeyGap: Duration = .zero, retryGap: Duration = .zero) -> JWKSClient {
+        var client = JWKSClient.http(tls: nil, metrics: nil, logger: Logger(label: "jwks-test"))
+        client.unknownKeyGap = unknownKeyGap
+        client.retryGap = retryGap
+        return client
+    }
+
+    /// The set's EC and RSA signature keys verify tokens; keys for encryption, for another algorithm or
+    /// of another type are left out; a token whose key is not in the set is refused.
+    @Test func verifiesWithTheKeysOfTheSet() async throws {
+        let backend = try await TestHTTPBackend.start(name: "jwks")
+        defer { Task { await backend.stop() } }
+        let ec = ES256PrivateKey()
+        let unlisted = ES256PrivateKey()
+        let document = Self.serve(
+            backend,
+            [
+                Self.ecJWK(ec, kid: "ec-1", extra: #","use":"sig","alg":"ES256""#), try Self.rsaJWK(kid: "rsa-1"),
+                Self.ecJWK(unlisted, kid: "enc-1", extra: #","use":"enc""#), Self.ecJWK(unlisted, kid: "384", extra: #","alg":"ES384""#),
+                #"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#,
+            ])
+        let keys = try await JWKSKeySet.keys(fromJWKS: document)
+        #expect(keys.map(\.settings.kid) == ["ec-1", "rsa-1"])
+        #expect(keys.map(\.settings.algorithm) == [.es256, .rs256])
+
+        let v = Self.verifier(url: "http://127.0.0.1:\(backend.port)/jwks.json", client: Self.client())
+        #expect(try await v.verify(token: Self.sign(ec, kid: "ec-1", sub: "orders")).get().clientID == "orders")
+        let rsaToken = try await JWTKeyCollection().add(rsa: try Insecure.RSA.PrivateKey(pem: TestKeys.rsaPrivatePEM), digestAlgorithm: .sha256)
+            .sign(SubjectClaims(sub: "billing", exp: Date().timeIntervalSince1970 + 300), kid: "rsa-1")
+        #expect(try await v.verify(token: rsaToken).get().clientID == "billing")
+        #expect(await v.verify(token: try Self.sign(unlisted, kid: "enc-1")) == .failure(.unknownKey), "an encryption key verifies nothing")
+        #expect(await v.verify(token: try Self.sign(unlisted, kid: "384")) == .failure(.unknownKey))
+        // HS256 is never accepted by a set's keys alone (no shared secrets from a URL).
+        let hs = try await JWTKeyCollection().add(hmac: HMACKey(from: String(repeating: "s", count: 32)), digestAlgorithm: .sha256)
+            .sign(SubjectClaims(sub: "x", exp: Date().timeIntervalSince1970 + 300))
+        #expect(await v.verify(token: hs) == .failure(.unsupportedAlgorithm))
+    }
+
+    /// Key rotation at the issuer: a token naming a `kid` the set lacks makes it refetch, and the new
+    /// key verifies; within `unknownKeyGap` of the last fetch an unknown `kid` is refused without one.
+    @Test func refetchesForAnUnknownKeyID() async throws {
+        let backend = try await TestHTTPBackend.start(name: "jwks")
+        defer { Task { await backend.stop() } }
+        let old = ES256PrivateKey()
+        let new = ES256PrivateKey()
+        Self.serve(backend, [Self.ecJWK(old, kid: "old")])
+        let url = "http://127.0.0.1:\(backend.port)/jwks.json"
+
+        let v = Self.verifier(url: url, client: Self.client())
+        #expect(try await v.verify(token: Self.sign(old, kid: "old")).get().clientID == "svc")
+        let fetches = backend.requestCount
+        Self.serve(backend, [Self.ecJWK(old, kid: "old"), Self.ecJWK(new, kid: "new")])
+        #expect(try await v.verify(token: Self.sign(new, kid: "new")).get().clientID == "svc")
+        #expect(backend.requestCount == fetches + 1, "one refetch for the new kid")
+
+        let patient = Self.verifier(url: url, client: Self.client(unknownKeyGap: .seconds(60)))
+        Self.serve(backend, [Self.ecJWK(old, kid: "old")])
+        #expect(try await patient.verify(token: Self.sign(old, kid: "old")).get().clientID == "svc")
+        Self.serve(backend, [Self.ecJWK(new, kid: "new")])
+        let before = backend.requestCount
+        #expect(await patient.verify(token: try Self.sign(new, kid: "new")) == .failure(.unknownKey))
+        #expect(backend.requestCount == before, "no refetch within the gap")
+    }
+
+    /// Before any set was fetched, a token gets `keys_unavailable` (503 from the engine, not 401); once the
+    /// URL answers, tokens verify; a later failing fetch keeps the set in hand.
+    @Test func anUnreachableSetIsUnavailableNotUnauthorized() async throws {
+        let backend = try await TestHTTPBackend.start(name: "jwks")
+        defer { Task { await backend.stop() } }
+        let key = ES256PrivateKey()
+        Self.serve(backend, [Self.ecJWK(key, kid: "k")])
+        backend.setStatus(.internalServerError)
+        // refreshSeconds 0: every token finds the set old and starts a refresh.
+        let v = Self.verifier(url: "http://127.0.0.1:\(backend.port)/jwks.json", refreshSeconds: 0, client: Self.client())
+        let token = try await Self.sign(key, kid: "k")
+        #expect(await v.verify(token: token) == .failure(.keysUnavailable))
+
+        backend.setStatus(.ok)
+        #expect(try await v.verify(token: token).get().clientID == "svc")
+
+        backend.setStatus(.serviceUnavailable)
+        let failing = backend.requestCount
+        for _ in 0..<3 {
+            #expect(try await v.verify(token: token).get().clientID == "svc", "the set in hand is kept")
+        }
+        try await waitUntil("a refresh tried", timeout: .seconds(5), interval: .milliseconds(20)) { backend.requestCount > failing }
+
+        let unreachable = Self.verifier(url: "http://127.0.0.1:\(try await LoopbackPort.free())/jwks.json", client: Self.client())
+        #expect(await unreachable.verify(token: token) == .failure(.keysUnavailable))
+    }
+}
