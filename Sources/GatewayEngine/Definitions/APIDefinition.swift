@@ -99,17 +99,23 @@ struct APIDefinition: Sendable, Hashable {
         /// The request header carrying the API key (lower case); `Authorization: Bearer` is also accepted.
         var keyHeader: String = "x-api-key"
         var jwt: JWTSettings?
+        /// Whether backends get the credential the engine checked (the API key's header, or the
+        /// `Authorization: Bearer` field). Nil or false: it is removed, and `X-Gateway-Client-ID` names
+        /// the client instead. Optional so that definitions without it keep their canonical JSON.
+        var forwardCredentials: Bool?
 
-        init(mode: AuthMode = .keyless, keyHeader: String = "x-api-key", jwt: JWTSettings? = nil) {
+        init(mode: AuthMode = .keyless, keyHeader: String = "x-api-key", jwt: JWTSettings? = nil, forwardCredentials: Bool? = nil) {
             self.mode = mode
             self.keyHeader = keyHeader
             self.jwt = jwt
+            self.forwardCredentials = forwardCredentials
         }
 
         enum CodingKeys: String, CodingKey {
             case mode
             case keyHeader = "key_header"
             case jwt
+            case forwardCredentials = "forward_credentials"
         }
     }
 
@@ -356,9 +362,10 @@ extension APIDefinition: Codable {
             timeouts.responseMilliseconds = t.int("response_ms", default: 30_000, in: 1...3_600_000) ?? 30_000
         }
         var auth = Auth()
-        if let a = r.object("auth", known: ["mode", "key_header", "jwt"]) {
+        if let a = r.object("auth", known: ["mode", "key_header", "jwt", "forward_credentials"]) {
             auth.mode = a.choice("mode", default: AuthMode.keyless) ?? .keyless
             auth.keyHeader = (a.string("key_header") ?? "x-api-key").lowercased()
+            if a.value("forward_credentials") != nil { auth.forwardCredentials = a.bool("forward_credentials", default: false) }
             if let j = a.object(
                 "jwt", known: ["keys", "identity_claim", "leeway_seconds", "issuer", "audiences", "jwks_url", "jwks_refresh_seconds"])
             {

@@ -165,6 +165,47 @@ final class EngineRouter: ProxyRouter {
         return .respond(response)
     }
 
+    /// The name of the field that tells backends who the client is, on APIs with authentication.
+    static let clientIDHeader = "X-Gateway-Client-ID"
+
+    /// The head backends get. On an API with authentication the credential the engine checked is removed
+    /// (the API key's header, or `Authorization` when the key or token came in it), unless the API
+    /// forwards credentials, and `X-Gateway-Client-ID` names the client (`key:<key id>` or
+    /// `jwt:<identity>`; bytes outside visible ASCII percent-encoded), replacing any the client sent.
+    static func backendHead(_ route: APIRoute, _ request: ProxyRequest) -> HTTPRequestHead {
+        let mode = route.definition.auth.mode
+        guard mode != .keyless else { return request.head }
+        var head = request.head
+        if route.definition.auth.forwardCredentials != true {
+            let keyHeader = route.definition.auth.keyHeader
+            if mode == .apiKey, let key = head.headers.first(name: keyHeader), !key.isEmpty {
+                head.headers.remove(name: keyHeader)
+            } else {
+                head.headers.remove(name: "Authorization")
+            }
+        }
+        head.headers.remove(name: clientIDHeader)
+        if let client = request.annotations.client { head.headers.add(name: clientIDHeader, value: headerSafe(client)) }
+        return head
+    }
+
+    /// `value` with `%` and every byte outside visible ASCII percent-encoded, fit for a header field.
+    static func headerSafe(_ value: String) -> String {
+        let visible = { (b: UInt8) in b > 0x20 && b < 0x7F && b != UInt8(ascii: "%") }
+        guard !value.utf8.allSatisfy(visible) else { return value }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count * 3)
+        for b in value.utf8 {
+            if visible(b) {
+                out.append(b)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     static func presentedKey(_ headers: HTTPHeaders, header: String) -> String? {
         if let key = headers.first(name: header), !key.isEmpty { return key }
         if let auth = headers.first(name: "Authorization"), auth.count > 7, auth.prefix(7).lowercased() == "bearer " {
@@ -271,10 +312,10 @@ final class EngineRouter: ProxyRouter {
         guard let index = choice else { return nil }
         let route = match.route  // its definition's fields read in place, not copied
         if let excluding, balancer.targets[index].target == excluding { return nil }
-        // The client's head goes as it is; the target and Host are written in its place (no copy of it).
-        // The route hears how the attempt ended (see APIRoute.forwardEnded): no closure per request.
+        // A keyless API's client head goes as it is; the target and Host are written in its place (no copy
+        // of it). The route hears how the attempt ended (see APIRoute.forwardEnded): no closure per request.
         return ForwardPlan(
-            target: balancer.targets[index].target, head: request.head,
+            target: balancer.targets[index].target, head: route.definition.auth.mode == .keyless ? request.head : Self.backendHead(route, request),
             uri: upstreamURI(match, request, basePath: balancer.targets[index].basePath), host: balancer.targets[index].authority,
             connectTimeout: .milliseconds(Int64(route.definition.timeouts.connectMilliseconds)),
             responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),
@@ -288,7 +329,8 @@ final class EngineRouter: ProxyRouter {
     }
 
     private func upstreamHead(_ match: RouteMatch, _ request: ProxyRequest, url: BackendURL) -> HTTPRequestHead {
-        request.head.rewrittenForUpstream(uri: upstreamURI(match, request, basePath: url.basePath), host: url.authority, forwarded: request.forwarded)
+        Self.backendHead(match.route, request).rewrittenForUpstream(
+            uri: upstreamURI(match, request, basePath: url.basePath), host: url.authority, forwarded: request.forwarded)
     }
 
     /// The request target at the backend: the API's forwarded path under the target's base path, and the query.

@@ -58,5 +58,41 @@ extension EngineIntegration {
                 }
             }
         }
+
+        /// Backends do not get the API key: its header (or the `Authorization` field it came in) is removed,
+        /// and `X-Gateway-Client-ID` names the key instead, replacing one the client sent; an
+        /// `Authorization` field beside a key in its own header is the backend's and stays. With
+        /// `forward_credentials` the key goes through.
+        @Test func backendsGetTheClientIDNotTheKey() async throws {
+            try await withBackends(["keyed", "forwarding"]) { backends in
+                try await withEngines { cluster in
+                    let engine = cluster.first
+                    try await cluster.putAPI(apiJSON("keyed", path: "/keyed", targets: [backends[0].port], extra: #""auth":{"mode":"api_key"}"#))
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "forwarding", path: "/forwarding", targets: [backends[1].port],
+                            extra: #""auth":{"mode":"api_key","forward_credentials":true}"#))
+                    let (key, id) = try await cluster.createKey(#"{"name":"partner"}"#)
+                    for backend in backends { backend.setRecording(true) }
+
+                    let spoofed = [("X-API-Key", key), ("X-Gateway-Client-ID", "key:someone-else"), ("Authorization", "Basic YTpi")]
+                    #expect(try await engine.send(.GET, "/keyed/a", headers: spoofed).status == 200)
+                    #expect(try await engine.send(.GET, "/keyed/b", headers: [("Authorization", "Bearer \(key)")]).status == 200)
+                    #expect(try await engine.send(.GET, "/forwarding/c", headers: [("X-API-Key", key)]).status == 200)
+
+                    let seen = backends[0].seen
+                    #expect(seen.count == 2)
+                    for request in seen {
+                        #expect(!request.headers.contains(name: "X-API-Key"), "\(request.uri): the key's header is removed")
+                        #expect(request.headers[canonicalForm: "X-Gateway-Client-ID"] == ["key:\(id)"], "\(request.uri)")
+                    }
+                    #expect(seen.first?.headers.first(name: "Authorization") == "Basic YTpi", "the backend's own credential stays")
+                    #expect(seen.last?.headers.contains(name: "Authorization") == false, "a key sent as a bearer token is removed")
+                    let forwarded = try #require(backends[1].seen.first)
+                    #expect(forwarded.headers.first(name: "X-API-Key") == key)
+                    #expect(forwarded.headers.first(name: "X-Gateway-Client-ID") == "key:\(id)")
+                }
+            }
+        }
     }
 }

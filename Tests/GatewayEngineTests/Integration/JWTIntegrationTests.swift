@@ -64,6 +64,12 @@ extension EngineIntegration {
                     #expect(noIdentity.status == 401)
                     #expect(noIdentity.string("error") == "invalid token: missing_identity")
                     #expect(backends[0].requestCount == 3)
+                    // The token stays at the engine; the backend learns the client from X-Gateway-Client-ID.
+                    backends[0].setRecording(true)
+                    #expect(try await engine.send(.GET, "/jwt/me", headers: auth(bob)).status == 200)
+                    let seen = try #require(backends[0].seen.last)
+                    #expect(!seen.headers.contains(name: "Authorization"))
+                    #expect(seen.headers.first(name: "X-Gateway-Client-ID") == "jwt:bob")
                 }
             }
         }

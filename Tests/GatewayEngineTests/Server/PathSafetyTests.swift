@@ -36,3 +36,14 @@ import Testing
         }
     }
 }
+
+/// `X-Gateway-Client-ID` values: a JWT identity claim can hold anything, a header field cannot.
+@Suite struct ClientIDHeaderTests {
+    @Test func visibleASCIIPassesAndTheRestIsPercentEncoded() {
+        #expect(EngineRouter.headerSafe("key:0123abcd") == "key:0123abcd")
+        #expect(EngineRouter.headerSafe("jwt:a b") == "jwt:a%20b")
+        #expect(EngineRouter.headerSafe("jwt:x\r\nX-Evil: 1") == "jwt:x%0D%0AX-Evil:%201")
+        #expect(EngineRouter.headerSafe("jwt:100%") == "jwt:100%25")
+        #expect(EngineRouter.headerSafe("jwt:é") == "jwt:%C3%A9")
+    }
+}
