@@ -100,7 +100,7 @@ final class BalancerRouter: ProxyRouter {
             level: level, "request",
             metadata: [
                 "request.id": "\(request.requestID)",
-                "client.ip": "\(request.clientIP)",
+                "client.ip": "\(request.remoteIP)",
                 "http.method": "\(request.head.method.rawValue)",
                 "http.path": "\(Self.path(of: request.head.uri))",
                 "http.status": "\(status.code)",

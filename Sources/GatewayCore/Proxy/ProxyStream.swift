@@ -149,9 +149,12 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             &head.headers, clientIP: clientIP, scheme: configuration.scheme, host: host, requestID: requestID,
             replacing: info.hasForwardedHeaders || info.requestID != nil,
             trustingClient: info.hasForwardedHeaders && clientTrusted)
+        // Behind trusted proxies (balancers, say), per-client limits and logs go by the original client.
+        let forwardedClientIP =
+            clientTrusted && info.hasForwardedHeaders ? configuration.trustedProxies.originalClient(chain: forwarded.forwardedFor) : nil
         let request = ProxyRequest(
             head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
-            httpVersion: version, startedAt: .now())
+            httpVersion: version, startedAt: .now(), forwardedClientIP: forwardedClientIP)
         let exchange = Exchange(request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked)
         exchange.requestEnded = endsHere
         self.exchange = exchange

@@ -161,7 +161,7 @@ public struct ProxyRequest: Sendable {
     /// What goes upstream with the head (the client's `X-Forwarded-For` chain included).
     public var forwarded: ForwardedFields
     public var requestID: String
-    /// The client's address (IP), for `X-Forwarded-For` and per-client limits.
+    /// The connecting peer's address (IP), appended to `X-Forwarded-For`.
     public var clientIP: String
     /// `http` or `https`.
     public var scheme: String
@@ -171,6 +171,12 @@ public struct ProxyRequest: Sendable {
     /// What the router learned while deciding (the API, the client's identity), for its access log.
     public let annotations = RequestAnnotations()
     public var startedAt: NIODeadline
+    /// The original client's address when the peer is a trusted proxy that forwarded the request (see
+    /// ``TrustedProxies/originalClient(chain:)``); nil otherwise.
+    public var forwardedClientIP: String? = nil
+    /// The client's address for per-client limits and logs: the original client behind trusted proxies,
+    /// else the peer.
+    public var remoteIP: String { forwardedClientIP ?? clientIP }
     /// Whether the request may be replayed (safe or idempotent method, or an Idempotency-Key).
     public var isIdempotent: Bool {
         switch head.method {

@@ -31,6 +31,22 @@ public struct TrustedProxies: Sendable, Equatable {
 
     public var isEmpty: Bool { ranges.isEmpty }
 
+    /// The client a request came from through trusted proxies: walking `chain` (an `X-Forwarded-For`
+    /// value ending with the connecting peer) from the right, the first address that is not a trusted
+    /// proxy; the leftmost when all are. Entries left of an untrusted one are the client's own claims
+    /// and are never believed. Nil when the walk meets something that is not an IP address before an
+    /// untrusted one (a trusted proxy that wrote nonsense).
+    public func originalClient(chain: String) -> String? {
+        var leftmost: String?
+        for entry in chain.split(separator: ",").reversed() {
+            let address = String(entry.trimmingASCIISpaces())
+            guard Self.bytes(of: address) != nil else { return nil }
+            if !contains(address) { return address }
+            leftmost = address
+        }
+        return leftmost
+    }
+
     /// Whether `address` (an IP address as text; IPv4-mapped IPv6 counts as IPv4) is in a range.
     public func contains(_ address: String) -> Bool {
         guard !ranges.isEmpty, var bytes = Self.bytes(of: address) else { return false }
@@ -110,5 +126,15 @@ extension TrustedProxies {
             v.report("listen.trustedProxies", value: entries.joined(separator: ","), expected: "IP addresses or CIDR ranges (\(error))")
             return TrustedProxies()
         }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    fileprivate func trimmingASCIISpaces() -> Substring {
+        var s = self
+        while let first = s.first, first == " " || first == "\t" { s = s.dropFirst() }
+        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
+        return s
     }
 }

@@ -86,7 +86,7 @@ final class EngineRouter: ProxyRouter {
     private func decideChecked(_ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, eventLoop: any EventLoop) async -> ProxyDecision {
         let definition = match.route.definition
         // Who is calling.
-        var clientID = "ip:" + request.clientIP
+        var clientID = "ip:" + request.remoteIP
         var policy = definition.rateLimit?.policy
         var quota = definition.quota
         switch definition.auth.mode {
@@ -357,7 +357,7 @@ final class EngineRouter: ProxyRouter {
         accessLog.info(
             "request",
             metadata: [
-                "request.id": "\(request.requestID)", "api": "\(api)", "client": "\(request.annotations.client ?? "ip:" + request.clientIP)",
+                "request.id": "\(request.requestID)", "api": "\(api)", "client": "\(request.annotations.client ?? "ip:" + request.remoteIP)",
                 "http.method": "\(request.head.method.rawValue)", "http.path": "\(Self.path(of: request.head.uri))",
                 "http.status": "\(status.code)", "http.bytes": "\(bytesSent)",
                 "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",

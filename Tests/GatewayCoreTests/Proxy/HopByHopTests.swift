@@ -88,6 +88,18 @@ import Testing
 }
 
 @Suite struct TrustedProxiesTests {
+    /// The original client is the rightmost address of the chain that is not a trusted proxy: what the
+    /// client itself wrote further left is never believed.
+    @Test func originalClientIsTheRightmostUntrustedAddress() throws {
+        let trusted = try TrustedProxies(parsing: ["10.0.0.0/8", "::1"])
+        #expect(trusted.originalClient(chain: "203.0.113.9, 10.0.0.2") == "203.0.113.9")
+        #expect(trusted.originalClient(chain: "1.1.1.1, 203.0.113.9, 10.1.0.7, 10.0.0.2") == "203.0.113.9", "through two proxies")
+        #expect(trusted.originalClient(chain: "forged, 203.0.113.9,10.0.0.2") == "203.0.113.9", "left of the client: ignored")
+        #expect(trusted.originalClient(chain: "2001:db8::7, ::1") == "2001:db8::7")
+        #expect(trusted.originalClient(chain: "10.9.9.9, 10.0.0.2") == "10.9.9.9", "all trusted: the leftmost")
+        #expect(trusted.originalClient(chain: "203.0.113.9, nonsense, 10.0.0.2") == nil, "a trusted proxy that wrote nonsense")
+    }
+
     @Test func matchesAddressesAndRanges() throws {
         let trusted = try TrustedProxies(parsing: ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"])
         #expect(trusted.contains("10.200.3.4"))

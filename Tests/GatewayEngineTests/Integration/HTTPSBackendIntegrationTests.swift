@@ -133,5 +133,29 @@ extension EngineIntegration {
                 #expect(other.proto == "http")
             }
         }
+
+        /// Behind a trusted proxy (the test client on 127.0.0.1 playing a balancer), a keyless API's
+        /// per-client rate limit counts each original client of `X-Forwarded-For` on its own, not the
+        /// proxy; without `listen.trustedProxies` the chain is the client's claim and the peer is counted.
+        @Test func perClientLimitsGoByTheOriginalClientBehindTrustedProxies() async throws {
+            try await withBackends(["b"]) { backends in
+                let api = apiJSON(
+                    "limited", path: "/limited", targets: [backends[0].port], extra: #""rate_limit":{"rate":1,"period_seconds":60,"burst":1}"#)
+                func statuses(_ settings: [String: String]) async throws -> [Int] {
+                    try await withEngines(settings: settings) { cluster in
+                        try await cluster.putAPI(api)
+                        var seen: [Int] = []
+                        for client in ["203.0.113.1", "203.0.113.2", "203.0.113.1"] {
+                            seen.append(try await cluster.first.send(.GET, "/limited/x", headers: [("X-Forwarded-For", client)]).status)
+                        }
+                        return seen
+                    }
+                }
+                let trusted = try await statuses(["listen.trustedProxies": "127.0.0.0/8"])
+                #expect(trusted == [200, 200, 429], "each original client has its own bucket")
+                let untrusted = try await statuses([:])
+                #expect(untrusted == [200, 429, 429], "the peer is the client")
+            }
+        }
     }
 }
