@@ -164,7 +164,8 @@ SEEDED=0
 for n in "${NODES[@]}"; do
   read -r id region zone data admin agent <<<"$n"
   seed=(); [ $SEEDED -eq 0 ] && seed=(--set "apis.seedFile=$ROOT/docs/examples/apis.yaml") && SEEDED=1
-  start front "engine-$id" "$BIN/gateway-engine" "${COMMON[@]}" "${seed[@]}" --set "listen.port=$data" --set "admin.port=$admin" --set log.access=false
+  start front "engine-$id" "$BIN/gateway-engine" "${COMMON[@]}" "${seed[@]}" --set "listen.port=$data" --set "admin.port=$admin" --set log.access=false \
+    --set "listen.trustedProxies=127.0.0.0/8"
   start agent "agent-$id" "$BIN/node-agent" "${COMMON[@]}" --set "admin.port=$agent" --set "node.id=$id" --set "node.region=$region" \
     --set "node.zone=$zone" --set "node.address=127.0.0.1" --set "node.port=$data" \
     --set "engine.adminURL=http://127.0.0.1:$admin" --set "engine.tokenFile=$TOKEN_FILE" --set "state.file=$RUN_DIR/agent-$id.state" --set drain.deadline=5s
