@@ -13,7 +13,7 @@ struct ConfigurationDocTests {
             "gateway-engine", "GC_ENGINE",
             [
                 "Sources/GatewayEngine/Server/EngineConfiguration.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift",
-                "Sources/GatewayCore/Proxy/TrustedProxies.swift",
+                "Sources/GatewayCore/Proxy/AddressRanges.swift",
             ]
         ),
         ("node-agent", "GC_AGENT", ["Sources/NodeAgent/Configuration/AgentSettings.swift"]),
@@ -21,7 +21,7 @@ struct ConfigurationDocTests {
             "edge-balancer", "GC_BALANCER",
             [
                 "Sources/EdgeBalancer/Config/BalancerSettings.swift", "Sources/GatewayCore/Config/TLSListenerSettings.swift",
-                "Sources/GatewayCore/Proxy/TrustedProxies.swift",
+                "Sources/GatewayCore/Proxy/AddressRanges.swift",
             ]
         ),
     ]

@@ -52,7 +52,7 @@ struct BalancerSettings: Sendable {
     var upstreamTLSFiles = ClientTLSFiles()
     /// Proxies in front of the balancer (a CDN, an L7 load balancer) whose `X-Forwarded-Proto`/`-Host`
     /// are kept (`listen.trustedProxies`).
-    var trustedProxies = TrustedProxies()
+    var trustedProxies = AddressRanges()
     var limits: ProxyLimits
     var maxIdlePerNode: Int
     var maxConnectionsPerNode: Int
@@ -174,7 +174,7 @@ struct BalancerSettings: Sendable {
             registry: registry, useRedis: useRedis, staticNodes: staticNodes)
         settings.upstreamTLS = upstreamTLS
         settings.upstreamTLSFiles = upstreamTLSFiles
-        settings.trustedProxies = TrustedProxies.read(&v)
+        settings.trustedProxies = AddressRanges.readTrustedProxies(&v)
         return settings
     }
 }

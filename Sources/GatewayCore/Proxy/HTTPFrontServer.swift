@@ -24,7 +24,7 @@ public final class HTTPFrontServer: Service, Sendable {
         /// When set, the listener speaks TLS and picks HTTP/2 or HTTP/1.1 by ALPN; the scheme is `https`.
         public var tls: TLSContextBox?
         /// Proxies in front whose `X-Forwarded-Proto`/`-Host` are kept (`listen.trustedProxies`).
-        public var trustedProxies = TrustedProxies()
+        public var trustedProxies = AddressRanges()
         /// With ``tls``: counts the handshakes that fail (`<prefix>_tls_handshake_failures_total`).
         public var tlsHandshakeFailures: Counter?
 

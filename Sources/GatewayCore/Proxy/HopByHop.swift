@@ -134,7 +134,7 @@ public enum HopByHop {
     /// `replacing: false` says the headers are known to hold none of these (the HTTP/1.1 parser tells),
     /// which skips the pass over them.
     ///
-    /// `trustingClient`: the client is a trusted proxy (``TrustedProxies``): its `X-Forwarded-Proto` and
+    /// `trustingClient`: the client is a trusted proxy (``AddressRanges``): its `X-Forwarded-Proto` and
     /// `X-Forwarded-Host` (the first of each) go on instead of this hop's scheme and host.
     public static func takeForwarded(
         _ headers: inout HTTPHeaders, clientIP: String, scheme: String, host: String, requestID: String, replacing: Bool = true,

@@ -34,13 +34,13 @@ final class ProxyStreamConfiguration: Sendable {
     let scheme: String
     let isHTTP2: Bool
     let counters: FrontCounters
-    /// Clients whose `X-Forwarded-Proto`/`-Host` are kept (``TrustedProxies``).
-    let trustedProxies: TrustedProxies
+    /// Clients whose `X-Forwarded-Proto`/`-Host` are kept (``AddressRanges``).
+    let trustedProxies: AddressRanges
     let logger: Logger
 
     init(
         router: any ProxyRouter, pools: UpstreamPools, limits: ProxyLimits, scheme: String, isHTTP2: Bool, counters: FrontCounters,
-        trustedProxies: TrustedProxies = TrustedProxies(), logger: Logger
+        trustedProxies: AddressRanges = AddressRanges(), logger: Logger
     ) {
         self.router = router
         self.pools = pools

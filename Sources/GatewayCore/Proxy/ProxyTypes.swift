@@ -172,7 +172,7 @@ public struct ProxyRequest: Sendable {
     public let annotations = RequestAnnotations()
     public var startedAt: NIODeadline
     /// The original client's address when the peer is a trusted proxy that forwarded the request (see
-    /// ``TrustedProxies/originalClient(chain:)``); nil otherwise.
+    /// ``AddressRanges/originalClient(chain:)``); nil otherwise.
     public var forwardedClientIP: String? = nil
     /// The client's address for per-client limits and logs: the original client behind trusted proxies,
     /// else the peer.

@@ -24,6 +24,17 @@ extension APIDefinition {
         }
         if Set(hosts).count != hosts.count { report("hosts", hosts.joined(separator: ","), "no duplicate hosts") }
 
+        if let ipAccess {
+            for (name, list) in [("allow", ipAccess.allow), ("deny", ipAccess.deny)] {
+                guard let list else { continue }
+                if name == "allow" && list.isEmpty {
+                    report("ip_access.allow", nil, "at least one address or range (leave allow out to let every address)")
+                }
+                for (i, entry) in list.enumerated() where (try? AddressRanges(parsing: [entry])) == nil {
+                    report("ip_access.\(name)[\(i)]", entry, "an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32")
+                }
+            }
+        }
         if targets.isEmpty {
             report("targets", nil, "an array of at least one target")
         } else {

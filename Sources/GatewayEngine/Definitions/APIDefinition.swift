@@ -15,6 +15,7 @@ import GatewayCore
 ///   "rate_limit": {"rate": 100, "period_seconds": 60, "burst": 20, "fail_mode": "open"},
 ///   "quota": {"limit": 100000, "period_seconds": 86400},
 ///   "cache": {"enabled": true, "ttl_seconds": 30, "vary_headers": ["accept"]},
+///   "ip_access": {"allow": ["10.0.0.0/8"], "deny": ["10.9.0.0/16"]},
 ///   "active": true
 /// }
 /// ```
@@ -35,12 +36,14 @@ struct APIDefinition: Sendable, Hashable {
     var rateLimit: RateLimit?
     var quota: QuotaPolicy?
     var cache: CachePolicy = CachePolicy()
+    /// Which client addresses may call the API; nil lets every address.
+    var ipAccess: IPAccess?
     var active: Bool = true
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
         targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
-        quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), active: Bool = true
+        quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, active: Bool = true
     ) {
         self.id = id
         self.name = name
@@ -53,7 +56,21 @@ struct APIDefinition: Sendable, Hashable {
         self.rateLimit = rateLimit
         self.quota = quota
         self.cache = cache
+        self.ipAccess = ipAccess
         self.active = active
+    }
+
+    /// Client addresses (IPs or CIDR ranges, IPv4 and IPv6) the API answers: an address in `deny` is
+    /// refused, and with `allow` set only an address in it is let through (403 either way). The address
+    /// is the original client behind trusted proxies (`listen.trustedProxies`), else the peer.
+    struct IPAccess: Sendable, Hashable, Codable {
+        var allow: [String]?
+        var deny: [String]?
+
+        init(allow: [String]? = nil, deny: [String]? = nil) {
+            self.allow = allow
+            self.deny = deny
+        }
     }
 
     /// A backend the API forwards to.
@@ -150,7 +167,9 @@ struct APIDefinition: Sendable, Hashable {
         case stripListenPath = "strip_listen_path"
         case targets, timeouts, auth
         case rateLimit = "rate_limit"
-        case quota, cache, active
+        case quota, cache
+        case ipAccess = "ip_access"
+        case active
     }
 }
 
@@ -318,6 +337,7 @@ extension APIDefinition: Codable {
         try c.encodeIfPresent(rateLimit, forKey: .rateLimit)
         try c.encodeIfPresent(quota, forKey: .quota)
         try c.encode(cache, forKey: .cache)
+        try c.encodeIfPresent(ipAccess, forKey: .ipAccess)
         try c.encode(active, forKey: .active)
     }
 
@@ -418,10 +438,14 @@ extension APIDefinition: Codable {
             }
             cache.varyHeaders = (c.stringArray("vary_headers") ?? []).map { $0.lowercased() }
         }
+        var ipAccess: IPAccess?
+        if let a = r.object("ip_access", known: ["allow", "deny"]) {
+            ipAccess = IPAccess(allow: a.stringArray("allow"), deny: a.stringArray("deny"))
+        }
         let active = r.bool("active", default: true)
         return APIDefinition(
             id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, targets: targets,
-            timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, active: active)
+            timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, active: active)
     }
 
     /// `/a/b/` → `/a/b`; `/` stays `/`.

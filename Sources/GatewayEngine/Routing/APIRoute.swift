@@ -15,6 +15,8 @@ final class APIRoute: Sendable {
     let metrics: EngineMetrics.API?
     /// The engine's metrics, for the backend failures this route's forwards meet (nil with ``metrics``).
     let engineMetrics: EngineMetrics?
+    /// The API's `ip_access` lists, parsed; nil when it has none.
+    let ipAccess: IPAccessRules?
 
     /// How long a target that refused a connection is left out of its API's rotation.
     static let targetRetryAfter: Duration = .seconds(5)
@@ -28,9 +30,33 @@ final class APIRoute: Sendable {
         self.jwtVerifier = jwtVerifier
         self.metrics = metrics
         self.engineMetrics = engineMetrics
+        self.ipAccess = definition.ipAccess.map(IPAccessRules.init)
     }
 
     var id: String { definition.id }
+}
+
+/// An API's `ip_access`, parsed once per route.
+struct IPAccessRules: Sendable {
+    let allow: AddressRanges?
+    let deny: AddressRanges
+
+    /// Entries that do not parse were refused when the definition was saved; one that still does not
+    /// (a definition written to Redis by hand) matches nothing, so an `allow` list lets fewer through.
+    init(_ access: APIDefinition.IPAccess) {
+        func ranges(_ entries: [String]) -> AddressRanges {
+            (try? AddressRanges(parsing: entries.filter { (try? AddressRanges(parsing: [$0])) != nil })) ?? AddressRanges()
+        }
+        allow = access.allow.map(ranges)
+        deny = ranges(access.deny ?? [])
+    }
+
+    /// Whether a client at `address` may call the API.
+    func permits(_ address: String) -> Bool {
+        if deny.contains(address) { return false }
+        guard let allow else { return true }
+        return allow.contains(address)
+    }
 }
 
 extension APIRoute: ForwardObserver {

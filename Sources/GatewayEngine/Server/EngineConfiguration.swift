@@ -35,7 +35,7 @@ public struct EngineConfiguration: Sendable {
     public var tls: TLSListenerSettings? = nil
     /// Proxies whose `X-Forwarded-Proto`/`-Host` the engine keeps (`listen.trustedProxies`): the
     /// balancers, so backends learn the scheme and host the client used at the edge.
-    public var trustedProxies = TrustedProxies()
+    public var trustedProxies = AddressRanges()
 
     static func healthPath(_ v: inout ConfigValidator) -> String {
         let path = v.string("listen.healthPath", default: "/__gateway/health")
@@ -72,7 +72,7 @@ public struct EngineConfiguration: Sendable {
             rateLimitTimeout: v.duration("ratelimit.redisTimeout", default: .milliseconds(250), min: .milliseconds(1)))
         configuration.backendTLS = backendTLS
         configuration.tls = TLSListenerSettings.read(&v, defaultPort: 8444, listenHost: configuration.listenHost)
-        configuration.trustedProxies = TrustedProxies.read(&v)
+        configuration.trustedProxies = AddressRanges.readTrustedProxies(&v)
         return configuration
     }
 }

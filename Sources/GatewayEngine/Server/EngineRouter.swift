@@ -65,6 +65,9 @@ final class EngineRouter: ProxyRouter {
         let route = match.route
         request.annotations.route = route.definition.id
         request.annotations.attachment = apiMetrics(route)
+        if let rules = route.ipAccess, !rules.permits(request.remoteIP) {
+            return .decided(deny(.forbidden, "client address not allowed", reason: "ip_denied", request))
+        }
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
             if !cacheable { return .decided(forward(match, request, extraHeaders: [:])) }

@@ -91,7 +91,7 @@ import Testing
     /// The original client is the rightmost address of the chain that is not a trusted proxy: what the
     /// client itself wrote further left is never believed.
     @Test func originalClientIsTheRightmostUntrustedAddress() throws {
-        let trusted = try TrustedProxies(parsing: ["10.0.0.0/8", "::1"])
+        let trusted = try AddressRanges(parsing: ["10.0.0.0/8", "::1"])
         #expect(trusted.originalClient(chain: "203.0.113.9, 10.0.0.2") == "203.0.113.9")
         #expect(trusted.originalClient(chain: "1.1.1.1, 203.0.113.9, 10.1.0.7, 10.0.0.2") == "203.0.113.9", "through two proxies")
         #expect(trusted.originalClient(chain: "forged, 203.0.113.9,10.0.0.2") == "203.0.113.9", "left of the client: ignored")
@@ -101,7 +101,7 @@ import Testing
     }
 
     @Test func matchesAddressesAndRanges() throws {
-        let trusted = try TrustedProxies(parsing: ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"])
+        let trusted = try AddressRanges(parsing: ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"])
         #expect(trusted.contains("10.200.3.4"))
         #expect(!trusted.contains("11.0.0.1"))
         #expect(trusted.contains("192.168.1.7"))
@@ -111,17 +111,17 @@ import Testing
         #expect(trusted.contains("::1"))
         #expect(trusted.contains("::ffff:10.1.2.3"), "IPv4-mapped IPv6 counts as IPv4")
         #expect(!trusted.contains("unknown"))
-        #expect(!TrustedProxies().contains("10.0.0.1"), "empty trusts no one")
-        #expect(try TrustedProxies(parsing: ["0.0.0.0/0"]).contains("198.51.100.1"))
-        #expect(throws: TrustedProxiesError.invalid("10.0.0.0/33")) { try TrustedProxies(parsing: ["10.0.0.0/33"]) }
-        #expect(throws: TrustedProxiesError.invalid("balancer-1")) { try TrustedProxies(parsing: ["balancer-1"]) }
+        #expect(!AddressRanges().contains("10.0.0.1"), "empty trusts no one")
+        #expect(try AddressRanges(parsing: ["0.0.0.0/0"]).contains("198.51.100.1"))
+        #expect(throws: AddressRangeError.invalid("10.0.0.0/33")) { try AddressRanges(parsing: ["10.0.0.0/33"]) }
+        #expect(throws: AddressRangeError.invalid("balancer-1")) { try AddressRanges(parsing: ["balancer-1"]) }
         // The address parser itself.
-        #expect(TrustedProxies.bytes(of: "2001:db8::1") == [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1])
-        #expect(TrustedProxies.bytes(of: "::") == [UInt8](repeating: 0, count: 16))
-        #expect(TrustedProxies.bytes(of: "::ffff:1.2.3.4") == [UInt8](repeating: 0, count: 10) + [0xff, 0xff, 1, 2, 3, 4])
-        #expect(TrustedProxies.bytes(of: "1:2:3:4:5:6:7:8") == [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8])
+        #expect(AddressRanges.bytes(of: "2001:db8::1") == [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1])
+        #expect(AddressRanges.bytes(of: "::") == [UInt8](repeating: 0, count: 16))
+        #expect(AddressRanges.bytes(of: "::ffff:1.2.3.4") == [UInt8](repeating: 0, count: 10) + [0xff, 0xff, 1, 2, 3, 4])
+        #expect(AddressRanges.bytes(of: "1:2:3:4:5:6:7:8") == [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8])
         for bad in ["1.2.3", "1.2.3.256", "1::2::3", "12345::1", "1:2:3:4:5:6:7:8:9", "::g", "", "1.2.3.4.5", "1:2:3:4:5:6:7::8:9"] {
-            #expect(TrustedProxies.bytes(of: bad) == nil, "\(bad)")
+            #expect(AddressRanges.bytes(of: bad) == nil, "\(bad)")
         }
     }
 }

@@ -157,5 +157,38 @@ extension EngineIntegration {
                 #expect(untrusted == [200, 429, 429], "the peer is the client")
             }
         }
+
+        /// `ip_access`: an address in `deny` gets 403 with a JSON body, and with `allow` set only its
+        /// addresses get through; behind a trusted proxy the original client is the address checked.
+        @Test func ipAccessListsGoByTheOriginalClient() async throws {
+            try await withBackends(["b"]) { backends in
+                try await withEngines(settings: ["listen.trustedProxies": "127.0.0.0/8"]) { cluster in
+                    let engine = cluster.first
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "inside", path: "/inside", targets: [backends[0].port],
+                            extra: #""ip_access":{"allow":["203.0.113.0/24","2001:db8::/32"],"deny":["203.0.113.66"]}"#))
+                    func status(_ client: String) async throws -> TestResponse {
+                        try await engine.send(.GET, "/inside/x", headers: [("X-Forwarded-For", client)])
+                    }
+                    #expect(try await status("203.0.113.7").status == 200)
+                    #expect(try await status("2001:db8::9").status == 200)
+                    let denied = try await status("203.0.113.66")
+                    #expect(denied.status == 403)
+                    #expect(denied.string("error") == "client address not allowed")
+                    #expect(denied.string("request_id") == denied.header("X-Request-ID"))
+                    #expect(try await status("198.51.100.1").status == 403, "outside allow")
+                    #expect(try await status("203.0.113.7, 198.51.100.1").status == 403, "the rightmost untrusted address counts")
+                    #expect(backends[0].requestCount == 2)
+
+                    let bad = try await engine.admin(
+                        .PUT, "/apis/bad",
+                        json: apiJSON("bad", path: "/bad", targets: [backends[0].port], extra: #""ip_access":{"allow":[],"deny":["10.0.0.0/33"]}"#))
+                    #expect(bad.status == 400)
+                    #expect(bad.text.contains("ip_access.allow"))
+                    #expect(bad.text.contains("ip_access.deny[0]"))
+                }
+            }
+        }
     }
 }

@@ -1,10 +1,13 @@
 import Foundation
 
-/// The addresses (single IPs or CIDR ranges, IPv4 and IPv6) of proxies in front of a listener whose
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` are believed (`listen.trustedProxies`): a request from one
-/// keeps the scheme and host its client used, instead of this hop's. From any other client those fields
-/// are replaced, so a client cannot make them up. Empty (the default) trusts no one.
-public struct TrustedProxies: Sendable, Equatable {
+/// A set of IP addresses and CIDR ranges, IPv4 and IPv6.
+///
+/// As `listen.trustedProxies`, the proxies in front of a listener whose `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` are believed: a request from one keeps the scheme and host its client used, instead
+/// of this hop's, and is counted as its original client (``originalClient(chain:)``). From any other
+/// client those fields are replaced, so a client cannot make them up. Empty (the default) trusts no one.
+/// An API definition's `ip_access` lists are sets of this kind too.
+public struct AddressRanges: Sendable, Equatable {
     struct Range: Sendable, Equatable {
         /// 4 or 16 bytes.
         var network: [UInt8]
@@ -16,7 +19,7 @@ public struct TrustedProxies: Sendable, Equatable {
     public init() {}
 
     /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or `v6/n` for each entry; nil names the bad one.
-    public init(parsing entries: [String]) throws(TrustedProxiesError) {
+    public init(parsing entries: [String]) throws(AddressRangeError) {
         for entry in entries {
             let parts = entry.split(separator: "/", maxSplits: 1)
             guard let first = parts.first, let bytes = Self.bytes(of: String(first)) else { throw .invalid(entry) }
@@ -106,7 +109,7 @@ public struct TrustedProxies: Sendable, Equatable {
     }
 }
 
-public enum TrustedProxiesError: Error, Equatable, CustomStringConvertible {
+public enum AddressRangeError: Error, Equatable, CustomStringConvertible {
     case invalid(String)
 
     public var description: String {
@@ -116,15 +119,15 @@ public enum TrustedProxiesError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-extension TrustedProxies {
+extension AddressRanges {
     /// Reads `listen.trustedProxies` (a list, or comma-separated).
-    public static func read(_ v: inout ConfigValidator) -> TrustedProxies {
+    public static func readTrustedProxies(_ v: inout ConfigValidator) -> AddressRanges {
         let entries = v.stringList("listen.trustedProxies", default: [])
         do {
-            return try TrustedProxies(parsing: entries)
+            return try AddressRanges(parsing: entries)
         } catch {
             v.report("listen.trustedProxies", value: entries.joined(separator: ","), expected: "IP addresses or CIDR ranges (\(error))")
-            return TrustedProxies()
+            return AddressRanges()
         }
     }
 }
