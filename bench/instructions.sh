@@ -89,7 +89,7 @@ EOF
 
 fill_haproxy() {  # port mode (h1 or h2c)
   local proto=""; [ "$2" = h2c ] && proto=" proto h2"
-  sed -e "s|@THREADS@|1|g" -e "s|@PORT_B1@|$BACKEND_PORT|g" -e "s|@PORT_B2@|$BACKEND_PORT|g" -e "s|@HEALTH_PATH@|$HEALTH_PATH|g" \
+  sed -e "s|@THREADS@|1|g" -e "s|@PORT_B1@|$BACKEND_PORT|g" -e "s|@PORT_B2@|$BACKEND_PORT|g" -e "s|@HEALTH_PATH@|$HEALTH_PATH|g" -e "s|@SERVER_SSL@||g" \
     "$ROOT/bench/balancer/haproxy.cfg.tmpl" |
     awk -v port="$1" -v proto="$proto" '
       /^[a-z]/ { skip = ($1 == "frontend" && $2 != "fe_h1") }
