@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 
 extension APIDefinition {
@@ -24,6 +25,22 @@ extension APIDefinition {
         }
         if Set(hosts).count != hosts.count { report("hosts", hosts.joined(separator: ","), "no duplicate hosts") }
 
+        if let cors {
+            if cors.allowOrigins.isEmpty { report("cors.allow_origins", nil, "at least one origin (https://app.example.com) or *") }
+            for (i, origin) in cors.allowOrigins.enumerated() where origin != "*" && !Self.isOrigin(origin) {
+                report(
+                    "cors.allow_origins[\(i)]", origin, "an origin: a scheme and host with an optional port, no path (https://app.example.com), or *")
+            }
+            if cors.allowCredentials == true && cors.allowOrigins.contains("*") {
+                report("cors.allow_origins", "*", "named origins when allow_credentials is true (browsers refuse * with credentials)")
+            }
+            for (name, list) in [("allow_methods", cors.allowMethods), ("allow_headers", cors.allowHeaders), ("expose_headers", cors.exposeHeaders)] {
+                for (i, token) in (list ?? []).enumerated() where !Self.isToken(token) {
+                    report("cors.\(name)[\(i)]", token, name == "allow_methods" ? "a method such as GET" : "a header name")
+                }
+            }
+            if let age = cors.maxAgeSeconds, !(0...86_400).contains(age) { report("cors.max_age_seconds", String(age), "an integer in 0...86400") }
+        }
         if let ipAccess {
             for (name, list) in [("allow", ipAccess.allow), ("deny", ipAccess.deny)] {
                 guard let list else { continue }
@@ -149,6 +166,16 @@ extension APIDefinition {
             !label.isEmpty && label.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
                 && label.utf8.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
         }
+    }
+
+    /// `scheme://host[:port]`, as a browser sends it in `Origin` (lower case).
+    static func isOrigin(_ s: String) -> Bool {
+        guard let schemeEnd = s.range(of: "://") else { return false }
+        let scheme = s[..<schemeEnd.lowerBound]
+        let authority = s[schemeEnd.upperBound...]
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return false }
+        guard !authority.isEmpty, !authority.contains("/"), !authority.contains("?"), !authority.contains("#") else { return false }
+        return authority.allSatisfy { $0.isASCII && !$0.isWhitespace }
     }
 
     /// An RFC 9110 token (header names).

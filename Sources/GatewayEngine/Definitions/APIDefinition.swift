@@ -16,6 +16,7 @@ import GatewayCore
 ///   "quota": {"limit": 100000, "period_seconds": 86400},
 ///   "cache": {"enabled": true, "ttl_seconds": 30, "vary_headers": ["accept"]},
 ///   "ip_access": {"allow": ["10.0.0.0/8"], "deny": ["10.9.0.0/16"]},
+///   "cors": {"allow_origins": ["https://app.example.com"], "allow_credentials": true},
 ///   "active": true
 /// }
 /// ```
@@ -38,12 +39,15 @@ struct APIDefinition: Sendable, Hashable {
     var cache: CachePolicy = CachePolicy()
     /// Which client addresses may call the API; nil lets every address.
     var ipAccess: IPAccess?
+    /// Cross-origin calls from browsers; nil leaves CORS to the backend.
+    var cors: CORS?
     var active: Bool = true
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
         targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
-        quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, active: Bool = true
+        quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, cors: CORS? = nil,
+        active: Bool = true
     ) {
         self.id = id
         self.name = name
@@ -57,7 +61,47 @@ struct APIDefinition: Sendable, Hashable {
         self.quota = quota
         self.cache = cache
         self.ipAccess = ipAccess
+        self.cors = cors
         self.active = active
+    }
+
+    /// Cross-origin resource sharing, answered by the engine: preflight requests (`OPTIONS` with
+    /// `Access-Control-Request-Method`) get 204 without auth or a backend call, and responses to allowed
+    /// origins carry `Access-Control-Allow-Origin`.
+    struct CORS: Sendable, Hashable, Codable {
+        /// `https://app.example.com` origins, or `*` for any (not with credentials).
+        var allowOrigins: [String]
+        /// Nil: `GET, HEAD, POST, PUT, PATCH, DELETE`.
+        var allowMethods: [String]?
+        /// Request headers a call may carry (lower case); nil allows those the preflight asks for.
+        var allowHeaders: [String]?
+        var exposeHeaders: [String]?
+        var allowCredentials: Bool?
+        /// How long browsers may keep a preflight's answer; nil: 600.
+        var maxAgeSeconds: Int?
+
+        init(
+            allowOrigins: [String], allowMethods: [String]? = nil, allowHeaders: [String]? = nil, exposeHeaders: [String]? = nil,
+            allowCredentials: Bool? = nil, maxAgeSeconds: Int? = nil
+        ) {
+            self.allowOrigins = allowOrigins
+            self.allowMethods = allowMethods
+            self.allowHeaders = allowHeaders
+            self.exposeHeaders = exposeHeaders
+            self.allowCredentials = allowCredentials
+            self.maxAgeSeconds = maxAgeSeconds
+        }
+
+        static let defaultMethods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+        enum CodingKeys: String, CodingKey {
+            case allowOrigins = "allow_origins"
+            case allowMethods = "allow_methods"
+            case allowHeaders = "allow_headers"
+            case exposeHeaders = "expose_headers"
+            case allowCredentials = "allow_credentials"
+            case maxAgeSeconds = "max_age_seconds"
+        }
     }
 
     /// Client addresses (IPs or CIDR ranges, IPv4 and IPv6) the API answers: an address in `deny` is
@@ -169,6 +213,7 @@ struct APIDefinition: Sendable, Hashable {
         case rateLimit = "rate_limit"
         case quota, cache
         case ipAccess = "ip_access"
+        case cors
         case active
     }
 }
@@ -338,6 +383,7 @@ extension APIDefinition: Codable {
         try c.encodeIfPresent(quota, forKey: .quota)
         try c.encode(cache, forKey: .cache)
         try c.encodeIfPresent(ipAccess, forKey: .ipAccess)
+        try c.encodeIfPresent(cors, forKey: .cors)
         try c.encode(active, forKey: .active)
     }
 
@@ -442,10 +488,22 @@ extension APIDefinition: Codable {
         if let a = r.object("ip_access", known: ["allow", "deny"]) {
             ipAccess = IPAccess(allow: a.stringArray("allow"), deny: a.stringArray("deny"))
         }
+        var cors: CORS?
+        if let c = r.object(
+            "cors", known: ["allow_origins", "allow_methods", "allow_headers", "expose_headers", "allow_credentials", "max_age_seconds"])
+        {
+            cors = CORS(
+                allowOrigins: (c.stringArray("allow_origins") ?? []).map { $0.lowercased() },
+                allowMethods: c.stringArray("allow_methods")?.map { $0.uppercased() },
+                allowHeaders: c.stringArray("allow_headers")?.map { $0.lowercased() }, exposeHeaders: c.stringArray("expose_headers"),
+                allowCredentials: c.value("allow_credentials") == nil ? nil : c.bool("allow_credentials", default: false),
+                maxAgeSeconds: c.value("max_age_seconds") == nil ? nil : c.int("max_age_seconds", default: 600, in: 0...86_400))
+        }
         let active = r.bool("active", default: true)
         return APIDefinition(
             id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, targets: targets,
-            timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, active: active)
+            timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, cors: cors,
+            active: active)
     }
 
     /// `/a/b/` → `/a/b`; `/` stays `/`.

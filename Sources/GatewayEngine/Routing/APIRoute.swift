@@ -17,6 +17,8 @@ final class APIRoute: Sendable {
     let engineMetrics: EngineMetrics?
     /// The API's `ip_access` lists, parsed; nil when it has none.
     let ipAccess: IPAccessRules?
+    /// The API's `cors`, prepared; nil when it has none.
+    let cors: CORSRules?
 
     /// How long a target that refused a connection is left out of its API's rotation.
     static let targetRetryAfter: Duration = .seconds(5)
@@ -31,6 +33,7 @@ final class APIRoute: Sendable {
         self.metrics = metrics
         self.engineMetrics = engineMetrics
         self.ipAccess = definition.ipAccess.map(IPAccessRules.init)
+        self.cors = definition.cors.map(CORSRules.init)
     }
 
     var id: String { definition.id }

@@ -68,25 +68,40 @@ final class EngineRouter: ProxyRouter {
         if let rules = route.ipAccess, !rules.permits(request.remoteIP) {
             return .decided(deny(.forbidden, "client address not allowed", reason: "ip_denied", request))
         }
+        // Cross-origin calls: a preflight is answered here, before any credential is asked for (browsers
+        // send none with it); other answers to an allowed origin carry its fields.
+        var corsHeaders: HTTPHeaders = [:]
+        if let cors = route.cors, let origin = request.head.headers.first(name: "Origin") {
+            if CORSRules.isPreflight(request.head) { return .decided(.respond(cors.preflight(request.head, requestID: request.requestID))) }
+            corsHeaders = HTTPHeaders(cors.responseHeaders(origin: origin))
+        }
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
-            if !cacheable { return .decided(forward(match, request, extraHeaders: [:])) }
+            if !cacheable { return .decided(forward(match, request, extraHeaders: corsHeaders)) }
             // A hit needs no I/O: answered here, without a task.
             if let hit = cache.cachedHit(
                 key: cacheKey(route.definition, request), policy: route.definition.cache, requestHeaders: request.head.headers)
             {
-                return .decided(.respond(cachedResponse(hit, extraHeaders: [:])))
+                return .decided(.respond(cachedResponse(hit, extraHeaders: corsHeaders)))
             }
         }
         // On this connection's event loop (see EventLoopTaskExecutor), not the global executor.
         let promise = eventLoop.makePromise(of: ProxyDecision.self)
-        Task(executorPreference: loopExecutors.executor(for: eventLoop)) {
-            promise.succeed(await self.decideChecked(match, request, cacheable: cacheable, eventLoop: eventLoop))
+        Task(executorPreference: loopExecutors.executor(for: eventLoop)) { [corsHeaders] in
+            var decision = await self.decideChecked(match, request, cacheable: cacheable, extraHeaders: corsHeaders, eventLoop: eventLoop)
+            // Local refusals (401, 403, 503) carry the CORS fields too, so a page can read why.
+            if !corsHeaders.isEmpty, case .respond(var response) = decision, !response.allHeaders.contains(name: "Vary") {
+                response.addedHeaders.add(contentsOf: corsHeaders)
+                decision = .respond(response)
+            }
+            promise.succeed(decision)
         }
         return .pending(promise.futureResult)
     }
 
-    private func decideChecked(_ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, eventLoop: any EventLoop) async -> ProxyDecision {
+    private func decideChecked(
+        _ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, extraHeaders corsHeaders: HTTPHeaders, eventLoop: any EventLoop
+    ) async -> ProxyDecision {
         let definition = match.route.definition
         // Who is calling.
         var clientID = "ip:" + request.remoteIP
@@ -134,7 +149,7 @@ final class EngineRouter: ProxyRouter {
         }
         request.annotations.client = clientID
         // How often.
-        var extraHeaders: HTTPHeaders = [:]
+        var extraHeaders = corsHeaders
         if let policy {
             let decision = await rateLimiter.check(
                 api: definition.id, client: clientID, policy: policy, quota: quota,

@@ -138,6 +138,25 @@ import Testing
         #expect(bad.validate().map(\.key) == ["auth.jwt.keys", "auth.jwt.jwks_refresh_seconds"])
     }
 
+    /// `cors` from JSON (origins lower-cased, methods upper-cased) and its checks.
+    @Test func readsAndChecksCORS() throws {
+        let json =
+            #"{"id": "a", "listen_path": "/a", "targets": [{"url": "http://b"}], "cors": {"allow_origins": ["HTTPS://App.Example.com", "http://localhost:3000"], "allow_methods": ["get", "post"], "max_age_seconds": 60}}"#
+        let api = try APIDefinition.parse(json: Array(json.utf8))
+        #expect(api.cors?.allowOrigins == ["https://app.example.com", "http://localhost:3000"])
+        #expect(api.cors?.allowMethods == ["GET", "POST"])
+        #expect(try APIDefinition.parse(json: api.canonicalJSON()) == api)
+        var bad = makeAPI("b")
+        bad.cors = .init(
+            allowOrigins: ["https://app.example.com/path", "app.example.com", "*"], allowHeaders: ["bad header"], allowCredentials: true)
+        #expect(
+            bad.validate().map(\.key) == [
+                "cors.allow_origins[0]", "cors.allow_origins[1]", "cors.allow_origins", "cors.allow_headers[0]",
+            ])
+        bad.cors = .init(allowOrigins: [])
+        #expect(bad.validate().map(\.key) == ["cors.allow_origins"])
+    }
+
     /// Secrets never appear in problems or in the definition as the admin API shows it.
     @Test func keepsSecretsOutOfMessagesAndDisplays() throws {
         let json =
