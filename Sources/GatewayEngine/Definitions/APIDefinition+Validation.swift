@@ -41,6 +41,17 @@ extension APIDefinition {
             }
             if let age = cors.maxAgeSeconds, !(0...86_400).contains(age) { report("cors.max_age_seconds", String(age), "an integer in 0...86400") }
         }
+        for (name, value) in (requestHeaders?.set ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let expected = Self.rewritableFieldProblem(name) { report("request_headers.set.\(name)", name, expected) }
+            if !Self.isFieldValue(value) { report("request_headers.set.\(name)", value, "a value without control characters") }
+        }
+        for (i, name) in (requestHeaders?.remove ?? []).enumerated() {
+            if let expected = Self.rewritableFieldProblem(name) { report("request_headers.remove[\(i)]", name, expected) }
+        }
+        for (name, value) in (responseHeaders?.add ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let expected = Self.rewritableFieldProblem(name) { report("response_headers.add.\(name)", name, expected) }
+            if !Self.isFieldValue(value) { report("response_headers.add.\(name)", value, "a value without control characters") }
+        }
         if let ipAccess {
             for (name, list) in [("allow", ipAccess.allow), ("deny", ipAccess.deny)] {
                 guard let list else { continue }
@@ -166,6 +177,22 @@ extension APIDefinition {
             !label.isEmpty && label.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
                 && label.utf8.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
         }
+    }
+
+    /// Why a field may not be set, added or removed by an API's header rules: framing, routing and
+    /// hop-by-hop fields, and the ones the engine writes itself, are the engine's.
+    static func rewritableFieldProblem(_ name: String) -> String? {
+        guard isToken(name) else { return "a header name" }
+        let reserved: Set<String> = [
+            "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
+            "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-gateway-client-id",
+        ]
+        return reserved.contains(name.lowercased()) ? "a field the engine does not keep for itself (not \(name))" : nil
+    }
+
+    /// A field value: visible characters, spaces and tabs.
+    static func isFieldValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
 
     /// `scheme://host[:port]`, as a browser sends it in `Origin` (lower case).

@@ -17,6 +17,8 @@ import GatewayCore
 ///   "cache": {"enabled": true, "ttl_seconds": 30, "vary_headers": ["accept"]},
 ///   "ip_access": {"allow": ["10.0.0.0/8"], "deny": ["10.9.0.0/16"]},
 ///   "cors": {"allow_origins": ["https://app.example.com"], "allow_credentials": true},
+///   "request_headers": {"set": {"X-Env": "prod"}, "remove": ["Cookie"]},
+///   "response_headers": {"add": {"Strict-Transport-Security": "max-age=63072000"}},
 ///   "active": true
 /// }
 /// ```
@@ -41,13 +43,17 @@ struct APIDefinition: Sendable, Hashable {
     var ipAccess: IPAccess?
     /// Cross-origin calls from browsers; nil leaves CORS to the backend.
     var cors: CORS?
+    /// Fields set on or removed from requests before they reach the backend.
+    var requestHeaders: RequestHeaders?
+    /// Fields added to every answer.
+    var responseHeaders: ResponseHeaders?
     var active: Bool = true
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
         targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
         quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, cors: CORS? = nil,
-        active: Bool = true
+        requestHeaders: RequestHeaders? = nil, responseHeaders: ResponseHeaders? = nil, active: Bool = true
     ) {
         self.id = id
         self.name = name
@@ -62,7 +68,29 @@ struct APIDefinition: Sendable, Hashable {
         self.cache = cache
         self.ipAccess = ipAccess
         self.cors = cors
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
         self.active = active
+    }
+
+    /// Request fields the engine sets (replacing the client's) or removes before forwarding.
+    struct RequestHeaders: Sendable, Hashable, Codable {
+        var set: [String: String]?
+        var remove: [String]?
+
+        init(set: [String: String]? = nil, remove: [String]? = nil) {
+            self.set = set
+            self.remove = remove
+        }
+    }
+
+    /// Fields the engine adds to every answer of the API (the backend's, cached, and its own).
+    struct ResponseHeaders: Sendable, Hashable, Codable {
+        var add: [String: String]
+
+        init(add: [String: String]) {
+            self.add = add
+        }
     }
 
     /// Cross-origin resource sharing, answered by the engine: preflight requests (`OPTIONS` with
@@ -214,6 +242,8 @@ struct APIDefinition: Sendable, Hashable {
         case quota, cache
         case ipAccess = "ip_access"
         case cors
+        case requestHeaders = "request_headers"
+        case responseHeaders = "response_headers"
         case active
     }
 }
@@ -384,6 +414,8 @@ extension APIDefinition: Codable {
         try c.encode(cache, forKey: .cache)
         try c.encodeIfPresent(ipAccess, forKey: .ipAccess)
         try c.encodeIfPresent(cors, forKey: .cors)
+        try c.encodeIfPresent(requestHeaders, forKey: .requestHeaders)
+        try c.encodeIfPresent(responseHeaders, forKey: .responseHeaders)
         try c.encode(active, forKey: .active)
     }
 
@@ -499,11 +531,19 @@ extension APIDefinition: Codable {
                 allowCredentials: c.value("allow_credentials") == nil ? nil : c.bool("allow_credentials", default: false),
                 maxAgeSeconds: c.value("max_age_seconds") == nil ? nil : c.int("max_age_seconds", default: 600, in: 0...86_400))
         }
+        var requestHeaders: RequestHeaders?
+        if let h = r.object("request_headers", known: ["set", "remove"]) {
+            requestHeaders = RequestHeaders(set: h.stringMap("set"), remove: h.stringArray("remove"))
+        }
+        var responseHeaders: ResponseHeaders?
+        if let h = r.object("response_headers", known: ["add"]) {
+            responseHeaders = ResponseHeaders(add: h.stringMap("add") ?? [:])
+        }
         let active = r.bool("active", default: true)
         return APIDefinition(
             id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, targets: targets,
             timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, cors: cors,
-            active: active)
+            requestHeaders: requestHeaders, responseHeaders: responseHeaders, active: active)
     }
 
     /// `/a/b/` → `/a/b`; `/` stays `/`.

@@ -1,4 +1,5 @@
 import GatewayCore
+import NIOHTTP1
 
 /// An active API as the data plane uses it: its definition plus the live objects built from it.
 ///
@@ -19,6 +20,11 @@ final class APIRoute: Sendable {
     let ipAccess: IPAccessRules?
     /// The API's `cors`, prepared; nil when it has none.
     let cors: CORSRules?
+    /// Whether requests go to the backend as the client sent them (no credential to remove, no
+    /// `request_headers`): the fast path's test.
+    let forwardsHeadAsIs: Bool
+    /// `response_headers.add`, ready to add to every answer (empty when none).
+    let addedResponseHeaders: HTTPHeaders
 
     /// How long a target that refused a connection is left out of its API's rotation.
     static let targetRetryAfter: Duration = .seconds(5)
@@ -34,6 +40,8 @@ final class APIRoute: Sendable {
         self.engineMetrics = engineMetrics
         self.ipAccess = definition.ipAccess.map(IPAccessRules.init)
         self.cors = definition.cors.map(CORSRules.init)
+        self.forwardsHeadAsIs = definition.auth.mode == .keyless && definition.requestHeaders == nil
+        self.addedResponseHeaders = HTTPHeaders((definition.responseHeaders?.add ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     }
 
     var id: String { definition.id }

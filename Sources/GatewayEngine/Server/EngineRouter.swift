@@ -65,42 +65,50 @@ final class EngineRouter: ProxyRouter {
         let route = match.route
         request.annotations.route = route.definition.id
         request.annotations.attachment = apiMetrics(route)
+        // Fields every answer of the API carries: its response_headers, and for an allowed origin the CORS
+        // fields (empty for most APIs: nothing added, nothing allocated).
+        var extraHeaders = route.addedResponseHeaders
         if let rules = route.ipAccess, !rules.permits(request.remoteIP) {
-            return .decided(deny(.forbidden, "client address not allowed", reason: "ip_denied", request))
+            return .decided(Self.adding(extraHeaders, to: deny(.forbidden, "client address not allowed", reason: "ip_denied", request)))
         }
         // Cross-origin calls: a preflight is answered here, before any credential is asked for (browsers
         // send none with it); other answers to an allowed origin carry its fields.
-        var corsHeaders: HTTPHeaders = [:]
         if let cors = route.cors, let origin = request.head.headers.first(name: "Origin") {
-            if CORSRules.isPreflight(request.head) { return .decided(.respond(cors.preflight(request.head, requestID: request.requestID))) }
-            corsHeaders = HTTPHeaders(cors.responseHeaders(origin: origin))
+            if CORSRules.isPreflight(request.head) {
+                return .decided(Self.adding(extraHeaders, to: .respond(cors.preflight(request.head, requestID: request.requestID))))
+            }
+            extraHeaders.add(contentsOf: cors.responseHeaders(origin: origin))
         }
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
-            if !cacheable { return .decided(forward(match, request, extraHeaders: corsHeaders)) }
+            if !cacheable { return .decided(forward(match, request, extraHeaders: extraHeaders)) }
             // A hit needs no I/O: answered here, without a task.
             if let hit = cache.cachedHit(
                 key: cacheKey(route.definition, request), policy: route.definition.cache, requestHeaders: request.head.headers)
             {
-                return .decided(.respond(cachedResponse(hit, extraHeaders: corsHeaders)))
+                return .decided(.respond(cachedResponse(hit, extraHeaders: extraHeaders)))
             }
         }
         // On this connection's event loop (see EventLoopTaskExecutor), not the global executor.
         let promise = eventLoop.makePromise(of: ProxyDecision.self)
-        Task(executorPreference: loopExecutors.executor(for: eventLoop)) { [corsHeaders] in
-            var decision = await self.decideChecked(match, request, cacheable: cacheable, extraHeaders: corsHeaders, eventLoop: eventLoop)
-            // Local refusals (401, 403, 503) carry the CORS fields too, so a page can read why.
-            if !corsHeaders.isEmpty, case .respond(var response) = decision, !response.allHeaders.contains(name: "Vary") {
-                response.addedHeaders.add(contentsOf: corsHeaders)
-                decision = .respond(response)
-            }
-            promise.succeed(decision)
+        Task(executorPreference: loopExecutors.executor(for: eventLoop)) { [extraHeaders] in
+            let decision = await self.decideChecked(match, request, cacheable: cacheable, extraHeaders: extraHeaders, eventLoop: eventLoop)
+            // Local refusals (401, 403, 503) carry the fields too: a page can read why it was refused.
+            promise.succeed(Self.adding(extraHeaders, to: decision))
         }
         return .pending(promise.futureResult)
     }
 
+    /// A local answer with `extra` (the API's added fields and CORS fields) unless it was built with
+    /// them: answers the engine makes itself carry them in ``HTTPResponse/addedHeaders``, and only those.
+    static func adding(_ extra: HTTPHeaders, to decision: ProxyDecision) -> ProxyDecision {
+        guard !extra.isEmpty, case .respond(var response) = decision, response.addedHeaders.isEmpty else { return decision }
+        response.addedHeaders = extra
+        return .respond(response)
+    }
+
     private func decideChecked(
-        _ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, extraHeaders corsHeaders: HTTPHeaders, eventLoop: any EventLoop
+        _ match: RouteMatch, _ request: ProxyRequest, cacheable: Bool, extraHeaders routeHeaders: HTTPHeaders, eventLoop: any EventLoop
     ) async -> ProxyDecision {
         let definition = match.route.definition
         // Who is calling.
@@ -149,7 +157,7 @@ final class EngineRouter: ProxyRouter {
         }
         request.annotations.client = clientID
         // How often.
-        var extraHeaders = corsHeaders
+        var extraHeaders = routeHeaders
         if let policy {
             let decision = await rateLimiter.check(
                 api: definition.id, client: clientID, policy: policy, quota: quota,
@@ -162,7 +170,7 @@ final class EngineRouter: ProxyRouter {
                 metrics.count("rate_limited", reason.rawValue)
                 var response = HTTPResponse.error(
                     .tooManyRequests, reason == .quota ? "quota exceeded" : "rate limit exceeded", requestID: request.requestID)
-                for (name, value) in extraHeaders { response.headers.add(name: name, value: value) }
+                response.addedHeaders = extraHeaders
                 return .respond(response)
             case .unavailable:
                 metrics.count("rate_limit_unavailable", "redis")
@@ -190,20 +198,28 @@ final class EngineRouter: ProxyRouter {
     /// (the API key's header, or `Authorization` when the key or token came in it), unless the API
     /// forwards credentials, and `X-Gateway-Client-ID` names the client (`key:<key id>` or
     /// `jwt:<identity>`; bytes outside visible ASCII percent-encoded), replacing any the client sent.
+    /// Then the API's `request_headers` apply: `remove`, then `set` (so a set `Authorization` is the
+    /// backend's own credential, sent in place of the client's).
     static func backendHead(_ route: APIRoute, _ request: ProxyRequest) -> HTTPRequestHead {
-        let mode = route.definition.auth.mode
-        guard mode != .keyless else { return request.head }
+        guard !route.forwardsHeadAsIs else { return request.head }
         var head = request.head
-        if route.definition.auth.forwardCredentials != true {
-            let keyHeader = route.definition.auth.keyHeader
-            if mode == .apiKey, let key = head.headers.first(name: keyHeader), !key.isEmpty {
-                head.headers.remove(name: keyHeader)
-            } else {
-                head.headers.remove(name: "Authorization")
+        let mode = route.definition.auth.mode
+        if mode != .keyless {
+            if route.definition.auth.forwardCredentials != true {
+                let keyHeader = route.definition.auth.keyHeader
+                if mode == .apiKey, let key = head.headers.first(name: keyHeader), !key.isEmpty {
+                    head.headers.remove(name: keyHeader)
+                } else {
+                    head.headers.remove(name: "Authorization")
+                }
             }
+            head.headers.remove(name: clientIDHeader)
+            if let client = request.annotations.client { head.headers.add(name: clientIDHeader, value: headerSafe(client)) }
         }
-        head.headers.remove(name: clientIDHeader)
-        if let client = request.annotations.client { head.headers.add(name: clientIDHeader, value: headerSafe(client)) }
+        if let rules = route.definition.requestHeaders {
+            for name in rules.remove ?? [] { head.headers.remove(name: name) }
+            for (name, value) in (rules.set ?? [:]).sorted(by: { $0.key < $1.key }) { head.headers.replaceOrAdd(name: name, value: value) }
+        }
         return head
     }
 
@@ -316,7 +332,7 @@ final class EngineRouter: ProxyRouter {
 
     private func forward(_ match: RouteMatch, _ request: ProxyRequest, extraHeaders: HTTPHeaders) -> ProxyDecision {
         guard let plan = plan(match, request, extraHeaders: extraHeaders, excluding: nil) else {
-            return .respond(.error(.serviceUnavailable, "no backend target available", requestID: request.requestID))
+            return Self.adding(extraHeaders, to: .respond(.error(.serviceUnavailable, "no backend target available", requestID: request.requestID)))
         }
         return .forward(plan)
     }
@@ -333,7 +349,7 @@ final class EngineRouter: ProxyRouter {
         // A keyless API's client head goes as it is; the target and Host are written in its place (no copy
         // of it). The route hears how the attempt ended (see APIRoute.forwardEnded): no closure per request.
         return ForwardPlan(
-            target: balancer.targets[index].target, head: route.definition.auth.mode == .keyless ? request.head : Self.backendHead(route, request),
+            target: balancer.targets[index].target, head: route.forwardsHeadAsIs ? request.head : Self.backendHead(route, request),
             uri: upstreamURI(match, request, basePath: balancer.targets[index].basePath), host: balancer.targets[index].authority,
             connectTimeout: .milliseconds(Int64(route.definition.timeouts.connectMilliseconds)),
             responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),

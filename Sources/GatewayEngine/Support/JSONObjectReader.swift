@@ -140,6 +140,24 @@ struct JSONObjectReader {
         return result
     }
 
+    /// An object of strings (`{"name": "value"}`), or nil when absent; other values are reported.
+    func stringMap(_ key: String) -> [String: String]? {
+        guard let value = value(key) else { return nil }
+        guard case .object(let fields) = value else {
+            problems.report(child(key), value, expected: "an object of strings")
+            return nil
+        }
+        var result: [String: String] = [:]
+        for (name, item) in fields {
+            guard case .string(let s) = item else {
+                problems.report("\(child(key)).\(name)", item, expected: "a string")
+                continue
+            }
+            result[name] = s
+        }
+        return result
+    }
+
     /// A nested object field, or nil when absent, `null` or not an object (reported).
     func object(_ key: String, known: [String]) -> JSONObjectReader? {
         guard let value = value(key) else { return nil }

@@ -1,4 +1,6 @@
+import Foundation
 import GatewayTesting
+import JWTKit
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -82,4 +84,57 @@ extension EngineIntegration {
             }
         }
     }
+
+    /// An API's `request_headers` (remove, then set, after the engine's own credential handling) and
+    /// `response_headers` (added to the backend's answers and to the engine's own refusals).
+    @Suite struct HeaderRules {
+        @Test func requestFieldsSetAndRemovedResponseFieldsAdded() async throws {
+            try await withBackends(["b"]) { backends in
+                try await withEngines { cluster in
+                    let engine = cluster.first
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "rules", path: "/rules", targets: [backends[0].port],
+                            extra: #"""
+                                "auth":{"mode":"jwt","jwt":{"keys":[{"algorithm":"HS256","secret":"rules-secret-0123456789abcdefghij"}]}},
+                                "request_headers":{"set":{"Authorization":"Basic YmFja2VuZDpzZWNyZXQ=","X-Env":"prod"},"remove":["Cookie"]},
+                                "response_headers":{"add":{"Strict-Transport-Security":"max-age=63072000"}}
+                                """#))
+                    backends[0].setRecording(true)
+                    let token = try await JWTKeyCollection().add(hmac: HMACKey(from: "rules-secret-0123456789abcdefghij"), digestAlgorithm: .sha256)
+                        .sign(RuleClaims(sub: "svc", exp: Date().timeIntervalSince1970 + 300))
+                    let ok = try await engine.send(
+                        .GET, "/rules/x", headers: [("Authorization", "Bearer \(token)"), ("Cookie", "session=1"), ("X-Env", "dev")])
+                    #expect(ok.status == 200)
+                    #expect(ok.header("Strict-Transport-Security") == "max-age=63072000")
+                    let seen = try #require(backends[0].seen.last)
+                    #expect(seen.headers[canonicalForm: "Authorization"] == ["Basic YmFja2VuZDpzZWNyZXQ="], "the backend's credential, not the token")
+                    #expect(seen.headers[canonicalForm: "X-Env"] == ["prod"])
+                    #expect(!seen.headers.contains(name: "Cookie"))
+                    #expect(seen.headers.first(name: "X-Gateway-Client-ID") == "jwt:svc")
+
+                    let refused = try await engine.send(.GET, "/rules/x")
+                    #expect(refused.status == 401)
+                    #expect(refused.header("Strict-Transport-Security") == "max-age=63072000")
+
+                    let bad = try await engine.admin(
+                        .PUT, "/apis/bad",
+                        json: apiJSON(
+                            "bad", path: "/bad", targets: [backends[0].port],
+                            extra: #""request_headers":{"set":{"Host":"x","X-Ok":"a\nb"},"remove":["Content-Length"]}"#))
+                    #expect(bad.status == 400)
+                    for key in ["request_headers.set.Host", "request_headers.set.X-Ok", "request_headers.remove[0]"] {
+                        #expect(bad.text.contains(key), "\(key): \(bad.text)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+private struct RuleClaims: JWTPayload {
+    var sub: String
+    var exp: Double
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
