@@ -18,10 +18,6 @@ struct GatewayEngineCommand: AsyncParsableCommand {
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
-        do {
-            try await GatewayEngineMain.run(options: options)
-        } catch ExitCodeError.failure {
-            throw ExitCode.failure
-        }
+        try await GatewayEngineMain.run(options: options)
     }
 }

@@ -103,6 +103,36 @@ struct SystemdUnitTests {
         #expect(!output.contains("warning:"), "every key in the example is one the service reads:\n\(output)")
     }
 
+    /// `--check-config` reads the files the configuration names, as start-up does: a seed file with a bad
+    /// definition, or a certificate that is not PEM, fails the check (exit 1, naming the problem); the
+    /// example seed file passes.
+    @Test func checkConfigReadsTheNamedFiles() async throws {
+        let directory = try makeTemporaryDirectory("ops-check-files")
+        defer { removeDirectory(directory) }
+        let token = ["--set", "admin.token=check-config-token-0123456789"]
+        let seed = try String(contentsOfFile: PackageRoot.path + "/docs/examples/apis.yaml", encoding: .utf8)
+        try seed.replacingOccurrences(of: "http://127.0.0.1:7002", with: "ftp://127.0.0.1:7002")
+            .write(toFile: directory + "/bad-apis.yaml", atomically: true, encoding: .utf8)
+        try "not a certificate\n".write(toFile: directory + "/bad.pem", atomically: true, encoding: .utf8)
+
+        let good = try await ServiceProcess.run(
+            try ServiceBinary.engine.path(), token + ["--set", "apis.seedFile=\(PackageRoot.path)/docs/examples/apis.yaml", "--check-config"])
+        #expect(good.status == 0, "\(good.output)")
+        let badSeed = try await ServiceProcess.run(
+            try ServiceBinary.engine.path(), token + ["--set", "apis.seedFile=\(directory)/bad-apis.yaml", "--check-config"])
+        #expect(badSeed.status == 1)
+        #expect(badSeed.output.contains("targets[1].url"), "\(badSeed.output)")
+        #expect(!badSeed.output.contains("configuration is valid"))
+        let tls = ["--set", "tls.certFile=\(directory)/bad.pem", "--set", "tls.keyFile=\(directory)/bad.pem", "--check-config"]
+        let badEngineTLS = try await ServiceProcess.run(try ServiceBinary.engine.path(), token + tls)
+        #expect(badEngineTLS.status == 1)
+        #expect(badEngineTLS.output.contains("tls.certFile"), "\(badEngineTLS.output)")
+        let badBalancerTLS = try await ServiceProcess.run(
+            try ServiceBinary.balancer.path(), token + ["--set", "discovery.redis=false", "--set", "nodes.static=id=a,host=h,port=1"] + tls)
+        #expect(badBalancerTLS.status == 1)
+        #expect(badBalancerTLS.output.contains("tls.certFile"), "\(badBalancerTLS.output)")
+    }
+
     /// scripts/install.sh stages binaries, units (rewritten for the prefix), example configs and a 0600
     /// token under DESTDIR; run again it replaces binaries and units but keeps configs and the token.
     @Test func installScriptStagesFilesAndKeepsExistingConfiguration() async throws {

@@ -38,7 +38,12 @@ final class BalancerApp: Sendable {
     ///   - now: the clock balancing decisions use.
     ///   - seed: fixes random choices (tests); nil seeds from the system.
     /// - Throws: when the TLS certificate or key cannot be loaded.
-    init(settings: BalancerSettings, logger: Logger, now: @escaping @Sendable () -> Instant = { .now }, seed: UInt64? = nil) throws {
+    /// - Parameter tlsContext: the TLS listener's context when the caller made it already (from
+    ///   `settings.tls`); else it is made here.
+    init(
+        settings: BalancerSettings, tlsContext madeContext: TLSContextBox? = nil, logger: Logger,
+        now: @escaping @Sendable () -> Instant = { .now }, seed: UInt64? = nil
+    ) throws {
         self.settings = settings
         let metrics = BalancerMetrics()
         self.metrics = metrics
@@ -84,7 +89,7 @@ final class BalancerApp: Sendable {
         frontConfiguration.trustedProxies = settings.trustedProxies
         front = HTTPFrontServer(configuration: frontConfiguration, router: router, pools: pools, logger: logger)
         if let tls = settings.tls {
-            let context = try tls.makeContext()
+            let context = try madeContext ?? tls.makeContext()
             var configuration = HTTPFrontServer.Configuration(host: tls.host, port: tls.port, limits: settings.limits)
             configuration.tls = context
             configuration.tlsHandshakeFailures = Counter(label: "balancer_tls_handshake_failures_total")

@@ -7,12 +7,15 @@ public enum EdgeBalancer {
     public static func run(options: ServiceOptions) async throws {
         let name = BalancerSettings.serviceName
         let launcher = ServiceLauncher(name: name, environmentPrefix: ["gc", "balancer"], options: options)
-        let settings = try await launcher.loadConfiguration { v in BalancerSettings.read(&v) }
+        // The TLS files are read before `--check-config` says the configuration is valid.
+        let (settings, tlsContext) = try await launcher.loadConfiguration({ v in BalancerSettings.read(&v) }) { settings in
+            try settings.tls.map { try $0.makeContext() }
+        }
         Telemetry.bootstrap(service: name, level: settings.common.logLevel, format: settings.common.logFormat)
         let logger = Logger(label: name)
         let app: BalancerApp
         do {
-            app = try BalancerApp(settings: settings, logger: logger)
+            app = try BalancerApp(settings: settings, tlsContext: tlsContext, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw error

@@ -23,9 +23,13 @@ public struct TLSListenerSettings: Sendable, Equatable {
         self.clientCaFile = clientCaFile
     }
 
-    /// The listener's context, its files read now (throws naming what is wrong).
+    /// The listener's context, its files read now (throws naming the keys and what is wrong).
     public func makeContext() throws -> TLSContextBox {
-        try TLSContextBox(certificatePath: certFile, keyPath: keyFile, clientCAPath: clientCaFile)
+        do {
+            return try TLSContextBox(certificatePath: certFile, keyPath: keyFile, clientCAPath: clientCaFile)
+        } catch {
+            throw ConfigFileError(message: "tls.certFile/tls.keyFile/tls.clientCaFile: \(error)")
+        }
     }
 
     var files: TLSContextBox.Files { TLSContextBox.Files(certificatePath: certFile, keyPath: keyFile, clientCAPath: clientCaFile) }
@@ -89,4 +93,15 @@ extension TLSContextBox {
             logger.error("tls certificate reload failed; keeping the previous one", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// A file the configuration names that cannot be used (its key and the reason).
+public struct ConfigFileError: Error, CustomStringConvertible {
+    public var message: String
+
+    public init(message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
 }

@@ -23,14 +23,30 @@ public struct ServiceLauncher: Sendable {
     /// Reads and validates the configuration with `read`. Prints every problem to stderr and exits 1 when
     /// it is invalid; with `--check-config`, prints the verdict and exits.
     public func loadConfiguration<C: Sendable>(_ read: (inout ConfigValidator) -> C) async throws -> C {
-        let result = await validate(read)
-        switch result {
+        try await loadConfiguration(read, prepare: { _ in () }).0
+    }
+
+    /// ``loadConfiguration(_:)`` with what the configuration's files make (a seed file read, TLS contexts):
+    /// `prepare` makes it from the valid configuration, and what it throws is a configuration error
+    /// too — printed, exit 1 — found before `--check-config` gives its verdict, so a file that would stop
+    /// the service from starting fails the check as well.
+    public func loadConfiguration<C: Sendable, P>(
+        _ read: (inout ConfigValidator) -> C, prepare: (C) throws -> P
+    ) async throws -> (C, P) {
+        switch await validate(read) {
         case .success(let config):
+            let prepared: P
+            do {
+                prepared = try prepare(config)
+            } catch {
+                FileHandle.standardError.write(Data("\(name): invalid configuration:\n  - \(error)\n".utf8))
+                throw ExitCode.failure
+            }
             if options.checkConfig {
                 print("configuration is valid")
                 throw ExitCode.success
             }
-            return config
+            return (config, prepared)
         case .failure(let error):
             FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
             throw ExitCode.failure

@@ -244,28 +244,16 @@ final class RedisMonitor: Service, Sendable {
 public enum GatewayEngineMain {
     public static func run(options: ServiceOptions) async throws {
         let launcher = ServiceLauncher(name: "gateway-engine", environmentPrefix: ["gc", "engine"], options: options)
-        let configuration = try await launcher.loadConfiguration { v in EngineConfiguration.read(&v) }
-        do {
+        // The seed file and the TLS files are read before `--check-config` says the configuration is valid.
+        let (configuration, tlsContext) = try await launcher.loadConfiguration({ v in EngineConfiguration.read(&v) }) { configuration in
             _ = try GatewayEngine.validateSeed(configuration)
-        } catch {
-            FileHandle.standardError.write(Data("gateway-engine: invalid configuration:\n  - \(error)\n".utf8))
-            throw ExitCodeError.failure
+            return try configuration.tls.map { try $0.makeContext() }
         }
         Telemetry.bootstrap(service: "gateway-engine", level: configuration.common.logLevel, format: configuration.common.logFormat)
         let logger = Logger(label: "gateway-engine")
         let group: any EventLoopGroup =
             configuration.eventLoopThreads > 0
             ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads) : MultiThreadedEventLoopGroup.singleton
-        var tlsContext: TLSContextBox?
-        if let tls = configuration.tls {
-            do {
-                tlsContext = try tls.makeContext()
-            } catch {
-                FileHandle.standardError.write(
-                    Data("gateway-engine: invalid configuration:\n  - tls.certFile/tls.keyFile/tls.clientCaFile: \(error)\n".utf8))
-                throw ExitCodeError.failure
-            }
-        }
         let engine = GatewayEngine(configuration: configuration, eventLoopGroup: group, tlsContext: tlsContext, logger: logger)
         try await launcher.run(
             services: engine.services, shutdownDeadline: configuration.common.shutdownDeadline, logger: logger,
@@ -287,9 +275,4 @@ public enum GatewayEngineMain {
             }
         }
     }
-}
-
-/// Exit status for start-up failures already explained on stderr.
-public enum ExitCodeError: Error {
-    case failure
 }
