@@ -183,6 +183,8 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
             case .te:
                 guard value == "trailers" else { return nil }
                 continue  // hop-by-hop: not forwarded
+            case .gatewayOwned:
+                continue  // the engine's own field (HopByHop.gatewayClientID): never a client's
             case .connectionSpecific:
                 return nil
             case .other, .method, .path, .scheme, .authority:
@@ -205,7 +207,7 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
     /// What a request field name means to the front.
     enum FieldRole: Equatable {
         case method, path, scheme, authority
-        case cookie, host, requestID, forwarded, contentLength, te, connectionSpecific, other
+        case cookie, host, requestID, forwarded, contentLength, te, connectionSpecific, gatewayOwned, other
     }
 
     /// The role of a (lower-case) field name, chosen by its length before any comparison: a switch over
@@ -232,6 +234,7 @@ final class HTTP2FrontHandler: ChannelInboundHandler, HTTP2StreamHandler, TickFl
         case 17:
             if name == "x-forwarded-proto" { return .forwarded }
             return name == "transfer-encoding" ? .connectionSpecific : .other
+        case 19: return name == "x-gateway-client-id" ? .gatewayOwned : .other
         default: return .other
         }
     }

@@ -53,6 +53,11 @@ extension HTTPRequestHead {
 
 /// Header hygiene for proxies (RFC 9110 §7.6.1): hop-by-hop headers stay on their hop.
 public enum HopByHop {
+    /// The field the engine names an authenticated client with, toward backends. Only the engine writes
+    /// it: every front (engine and balancer, HTTP/1.1 and HTTP/2) drops it from the requests it reads, so
+    /// a client cannot send its own and a backend can believe it.
+    public static let gatewayClientID = "X-Gateway-Client-ID"
+
     static let fixed: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authenticate", "proxy-authorization",
@@ -180,6 +185,7 @@ public enum HopByHop {
         let keepAlive = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers).isKeepAlive
         let chunked = headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
         strip(&headers)
+        headers.remove(name: gatewayClientID)
         var info = HTTP1HeadInfo(keepAlive: keepAlive, chunked: chunked)
         for (name, value) in headers {
             if info.host == nil && equalsIgnoringASCIICase(name, "Host") {

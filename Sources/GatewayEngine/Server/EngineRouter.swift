@@ -191,8 +191,9 @@ final class EngineRouter: ProxyRouter {
         return .respond(response)
     }
 
-    /// The name of the field that tells backends who the client is, on APIs with authentication.
-    static let clientIDHeader = "X-Gateway-Client-ID"
+    /// The name of the field that tells backends who the client is, on APIs with authentication (the
+    /// fronts drop one a client sends).
+    static let clientIDHeader = HopByHop.gatewayClientID
 
     /// The head backends get. On an API with authentication the credential the engine checked is removed
     /// (the API key's header, or `Authorization` when the key or token came in it), unless the API

@@ -94,5 +94,28 @@ extension EngineIntegration {
                 }
             }
         }
+
+        /// A client cannot send its own `X-Gateway-Client-ID`: the fronts drop it, over HTTP/1.1 and HTTP/2,
+        /// on keyless APIs too, so backends can believe the field wherever it appears.
+        @Test func clientSentClientIDNeverReachesBackends() async throws {
+            try await withBackends(["open"]) { backends in
+                try await withEngines { cluster in
+                    let engine = cluster.first
+                    try await cluster.putAPI(apiJSON("open", path: "/open", targets: [backends[0].port]))
+                    backends[0].setRecording(true)
+                    #expect(try await engine.send(.GET, "/open/a", headers: [("X-Gateway-Client-ID", "key:admin")]).status == 200)
+                    let h2 = try await runCurl([
+                        "-s", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--http2-prior-knowledge",
+                        "-H", "x-gateway-client-id: key:admin", "http://127.0.0.1:\(engine.port)/open/b",
+                    ])
+                    #expect(h2.output == "200 2", "\(h2)")
+                    let seen = backends[0].seen
+                    #expect(seen.count == 2)
+                    for request in seen {
+                        #expect(!request.headers.contains(name: "X-Gateway-Client-ID"), "\(request.uri): \(request.headers)")
+                    }
+                }
+            }
+        }
     }
 }

@@ -458,7 +458,9 @@ struct HTTP1Parser {
                 hasForwardedHeaders = true
                 return .keep
             case 18 where HTTP1Parser.equalsLowercased(bytes, name, "proxy-authenticate"): return .hopByHop
-            case 19 where HTTP1Parser.equalsLowercased(bytes, name, "proxy-authorization"): return .hopByHop
+            case 19
+            where HTTP1Parser.equalsLowercased(bytes, name, "proxy-authorization") || HTTP1Parser.equalsLowercased(bytes, name, "x-gateway-client-id"):
+                return .hopByHop  // the second: the engine's own field (HopByHop.gatewayClientID), never a client's
             case 14 where HTTP1Parser.equalsLowercased(bytes, name, "content-length"):
                 noteContentLength(value, bytes: bytes)
                 return .keep
