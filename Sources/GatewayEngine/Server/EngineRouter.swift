@@ -73,11 +73,16 @@ final class EngineRouter: ProxyRouter {
         }
         // Cross-origin calls: a preflight is answered here, before any credential is asked for (browsers
         // send none with it); other answers to an allowed origin carry its fields.
-        if let cors = route.cors, let origin = request.head.headers.first(name: "Origin") {
-            if CORSRules.isPreflight(request.head) {
-                return .decided(Self.adding(extraHeaders, to: .respond(cors.preflight(request.head, requestID: request.requestID))))
+        if let cors = route.cors {
+            if let origin = request.head.headers.first(name: "Origin") {
+                if CORSRules.isPreflight(request.head) {
+                    return .decided(Self.adding(extraHeaders, to: .respond(cors.preflight(request.head, requestID: request.requestID))))
+                }
+                extraHeaders.add(contentsOf: cors.responseHeaders(origin: origin))
+            } else {
+                // The answer differs with Origin: a shared cache must not serve this one to a page.
+                extraHeaders.add(name: "Vary", value: "Origin")
             }
-            extraHeaders.add(contentsOf: cors.responseHeaders(origin: origin))
         }
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
