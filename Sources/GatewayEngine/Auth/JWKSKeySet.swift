@@ -6,9 +6,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// How the engine fetches JSON Web Key Sets (`auth.jwt.jwks_url`): the body of one GET, and where
-/// failures are told. Shared by every JWT API of the engine.
-struct JWKSClient: Sendable {
+/// How the engine fetches JSON Web Key Sets (`auth.jwt.jwks_url`): the body of one GET, where failures
+/// are told, and how often fetches may be made.
+struct JWKSFetcher: Sendable {
     /// The body of a `200` answer to a GET of the URL; throws for anything else.
     var fetch: @Sendable (_ url: String) async throws -> [UInt8]
     var metrics: EngineMetrics?
@@ -18,16 +18,52 @@ struct JWKSClient: Sendable {
     /// Shortest time between two fetches while no set was fetched yet, or to refresh an old one.
     var retryGap: Duration = .seconds(1)
 
-    /// A client over ``AdminHTTPClient``: `https://` verified with `tls` (the engine's `backends.*`
+    /// A fetcher over ``AdminHTTPClient``: `https://` verified with `tls` (the engine's `backends.*`
     /// trust), an answer within `timeout`, at most 1 MiB.
-    static func http(tls: ClientTLSContextBox?, timeout: Duration = .seconds(3), metrics: EngineMetrics?, logger: Logger) -> JWKSClient {
+    static func http(tls: ClientTLSContextBox?, timeout: Duration = .seconds(3), metrics: EngineMetrics?, logger: Logger) -> JWKSFetcher {
         let client = AdminHTTPClient(timeout: timeout, maxResponseBytes: 1 << 20, tls: tls)
-        return JWKSClient(
+        return JWKSFetcher(
             fetch: { url in
                 let response = try await client.request(.GET, url, headers: ["Accept": "application/json"])
                 guard response.status == .ok else { throw JWKSError.status(Int(response.status.code)) }
                 return Array(response.body.readableBytesView)
             }, metrics: metrics, logger: logger)
+    }
+}
+
+/// The engine's JSON Web Key Sets, one per URL (and refresh interval): APIs naming the same issuer share
+/// its keys and its fetches, and an API whose definition changed finds its keys in hand. A set no API
+/// names any more stays (a few keys) but is fetched no more: sets are refreshed only when a token needs
+/// them.
+final class JWKSClient: Sendable {
+    let fetcher: JWKSFetcher
+    private let sets = NIOLockedValueBox<[SetKey: JWKSKeySet]>([:])
+
+    private struct SetKey: Hashable {
+        var url: String
+        var refreshInterval: Duration
+    }
+
+    init(_ fetcher: JWKSFetcher) {
+        self.fetcher = fetcher
+    }
+
+    /// Over HTTP (``JWKSFetcher/http(tls:timeout:metrics:logger:)``).
+    static func http(tls: ClientTLSContextBox?, metrics: EngineMetrics?, logger: Logger) -> JWKSClient {
+        JWKSClient(.http(tls: tls, metrics: metrics, logger: logger))
+    }
+
+    /// The key set of `url`, shared by every API naming it; a new one starts its first fetch.
+    func keySet(url: String, refreshInterval: Duration) -> JWKSKeySet {
+        let (set, isNew) = sets.withLockedValue { sets in
+            let key = SetKey(url: url, refreshInterval: refreshInterval)
+            if let existing = sets[key] { return (existing, false) }
+            let made = JWKSKeySet(url: url, refreshInterval: refreshInterval, fetcher: fetcher)
+            sets[key] = made
+            return (made, true)
+        }
+        if isNew { set.prefetch() }
+        return set
     }
 }
 
@@ -48,14 +84,14 @@ enum JWKSError: Error, CustomStringConvertible {
 /// The first token waits for the first fetch (a fetch also starts when the route is built); after that
 /// tokens are checked against the keys in hand while a refresh runs in the background once they are
 /// `refreshInterval` old. A token naming a `kid` the set lacks makes it refetch at once (key rotation
-/// at the issuer), at most once per `unknownKeyGap` of the client (10 s). One fetch runs at a time; a
+/// at the issuer), at most once per `unknownKeyGap` of the fetcher (10 s). One fetch runs at a time; a
 /// failed fetch keeps the last good set, is logged and counted (`gc_engine_jwks_fetch_failures_total`),
-/// and is retried no sooner than the client's `retryGap` (1 s) later, so an unreachable issuer costs each
+/// and is retried no sooner than the fetcher's `retryGap` (1 s) later, so an unreachable issuer costs each
 /// token at most one wait (the client's timeout, 3 s).
 final class JWKSKeySet: Sendable {
     let url: String
     let refreshInterval: Duration
-    private let client: JWKSClient
+    private let client: JWKSFetcher
     private let state = NIOLockedValueBox(State())
     private let clock = ContinuousClock()
 
@@ -66,10 +102,10 @@ final class JWKSKeySet: Sendable {
         var inflight: Task<[JWTVerifier.ResolvedKey]?, Never>?
     }
 
-    init(url: String, refreshInterval: Duration, client: JWKSClient) {
+    init(url: String, refreshInterval: Duration, fetcher: JWKSFetcher) {
         self.url = url
         self.refreshInterval = refreshInterval
-        self.client = client
+        self.client = fetcher
     }
 
     /// Starts the first fetch without waiting for it.

@@ -60,17 +60,16 @@ final class JWTVerifier: Sendable {
 
     /// - Parameters:
     ///   - settings: the API's keys, identity claim, leeway, issuer and audiences.
-    ///   - jwksClient: how `settings.jwksURL` is fetched (the first fetch starts now); without one, a
-    ///     set's keys are never available.
+    ///   - jwksClient: where `settings.jwksURL`'s set is kept and fetched (shared with the APIs naming
+    ///     the same URL; the first fetch starts when the set is new); without one, a set's keys are
+    ///     never available.
     ///   - now: the wall clock, injectable for tests.
     init(settings: JWTSettings, jwksClient: JWKSClient? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.settings = settings
         self.now = now
         if let url = settings.jwksURL, let jwksClient {
             let refresh = Duration.seconds(settings.jwksRefreshSeconds ?? JWTSettings.defaultJWKSRefreshSeconds)
-            let set = JWKSKeySet(url: url, refreshInterval: refresh, client: jwksClient)
-            set.prefetch()
-            jwks = set
+            jwks = jwksClient.keySet(url: url, refreshInterval: refresh)
         } else {
             jwks = nil
         }

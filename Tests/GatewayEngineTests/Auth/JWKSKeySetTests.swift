@@ -47,10 +47,10 @@ private struct SubjectClaims: JWTPayload {
     }
 
     static func client(unknownKeyGap: Duration = .zero, retryGap: Duration = .zero) -> JWKSClient {
-        var client = JWKSClient.http(tls: nil, metrics: nil, logger: Logger(label: "jwks-test"))
-        client.unknownKeyGap = unknownKeyGap
-        client.retryGap = retryGap
-        return client
+        var fetcher = JWKSFetcher.http(tls: nil, metrics: nil, logger: Logger(label: "jwks-test"))
+        fetcher.unknownKeyGap = unknownKeyGap
+        fetcher.retryGap = retryGap
+        return JWKSClient(fetcher)
     }
 
     /// The set's EC and RSA signature keys verify tokens; keys for encryption, for another algorithm or
@@ -135,5 +135,23 @@ private struct SubjectClaims: JWTPayload {
 
         let unreachable = Self.verifier(url: "http://127.0.0.1:\(try await LoopbackPort.free())/jwks.json", client: Self.client())
         #expect(await unreachable.verify(token: token) == .failure(.keysUnavailable))
+    }
+
+    /// APIs naming the same URL share one set: the second verifier finds the keys in hand, no fetch more.
+    @Test func apisNamingOneURLShareItsSet() async throws {
+        let backend = try await TestHTTPBackend.start(name: "jwks")
+        defer { Task { await backend.stop() } }
+        let key = ES256PrivateKey()
+        Self.serve(backend, [Self.ecJWK(key, kid: "k")])
+        let url = "http://127.0.0.1:\(backend.port)/jwks.json"
+        let client = Self.client()
+        let first = Self.verifier(url: url, client: client)
+        #expect(try await first.verify(token: Self.sign(key, kid: "k")).get().clientID == "svc")
+        let fetches = backend.requestCount
+        let second = JWTVerifier(
+            settings: JWTSettings(keys: [], identityClaim: "sub", issuer: "someone", jwksURL: url), jwksClient: client)
+        #expect(second.jwks === first.jwks)
+        #expect(await second.verify(token: try Self.sign(key, kid: "k")) == .failure(.wrongIssuer), "its own checks, the shared keys")
+        #expect(backend.requestCount == fetches)
     }
 }
