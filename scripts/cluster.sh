@@ -201,7 +201,9 @@ Try:
   curl -s http://127.0.0.1:8080/hello/world                          # keyless, through the eu-west balancer
   curl -s http://127.0.0.1:8081/hello/world                          # through the us-east balancer
   curl -sk --http2 https://127.0.0.1:8443/hello/world                # HTTP/2 over TLS
-  curl -s -H "X-API-Key: $KEY" http://127.0.0.1:8080/orders/1        # API key + rate limit
+  curl -s -H "X-API-Key: $KEY" http://127.0.0.1:8080/orders/1        # API key + rate limit (the backend sees client_id, not the key)
+  curl -si -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' http://127.0.0.1:8080/orders/1
+                                                                     # CORS preflight, answered by the engine
   curl -si http://127.0.0.1:8080/catalog/items | grep -i x-cache     # cached (run twice)
   export GATEWAYCTL_TOKEN_FILE=$TOKEN_FILE GATEWAYCTL_REDIS=redis://127.0.0.1:$REDIS_PORT$( [ "$REDIS_MODE" = cluster ] && echo " GATEWAYCTL_REDIS_CLUSTER=true") \\
          GATEWAYCTL_BALANCER=http://127.0.0.1:9311 GATEWAYCTL_ENGINE=http://127.0.0.1:9111 PATH=$BIN:\$PATH

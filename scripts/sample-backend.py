@@ -20,6 +20,8 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "forwarded_for": self.headers.get("X-Forwarded-For"),
             "request_id": self.headers.get("X-Request-ID"),
+            # The engine names an authenticated client here (API-key and JWT APIs); never the key itself.
+            "client_id": self.headers.get("X-Gateway-Client-ID"),
             "body_bytes": len(body),
             "time": time.time(),
         }).encode()
