@@ -79,7 +79,7 @@ enum JWKSError: Error, CustomStringConvertible {
     }
 }
 
-/// The keys of one API's JSON Web Key Set, fetched from its URL and kept current.
+/// The keys of one JSON Web Key Set URL (every API naming it shares them), fetched and kept current.
 ///
 /// The first token waits for the first fetch (a fetch also starts when the route is built); after that
 /// tokens are checked against the keys in hand while a refresh runs in the background once they are
@@ -91,7 +91,7 @@ enum JWKSError: Error, CustomStringConvertible {
 final class JWKSKeySet: Sendable {
     let url: String
     let refreshInterval: Duration
-    private let client: JWKSFetcher
+    private let fetcher: JWKSFetcher
     private let state = NIOLockedValueBox(State())
     private let clock = ContinuousClock()
 
@@ -105,12 +105,12 @@ final class JWKSKeySet: Sendable {
     init(url: String, refreshInterval: Duration, fetcher: JWKSFetcher) {
         self.url = url
         self.refreshInterval = refreshInterval
-        self.client = fetcher
+        self.fetcher = fetcher
     }
 
     /// Starts the first fetch without waiting for it.
     func prefetch() {
-        _ = refresh(gap: client.retryGap)
+        _ = refresh(gap: fetcher.retryGap)
     }
 
     /// The keys in hand (refreshed in the background when old), or the first fetch's; nil when none
@@ -121,17 +121,17 @@ final class JWKSKeySet: Sendable {
             (s.keys, s.fetchedAt.map { now - $0 >= refreshInterval } ?? true)
         }
         if let keys {
-            if stale { _ = refresh(gap: client.retryGap) }
+            if stale { _ = refresh(gap: fetcher.retryGap) }
             return keys
         }
-        guard let task = refresh(gap: client.retryGap) else { return nil }
+        guard let task = refresh(gap: fetcher.retryGap) else { return nil }
         return await task.value
     }
 
     /// For a token whose `kid` no key in hand has: the keys of a fetch made now, or nil when one was made
-    /// less than 10 s ago (or fails).
+    /// less than `unknownKeyGap` ago (or fails).
     func keysAfterUnknownKey() async -> [JWTVerifier.ResolvedKey]? {
-        guard let task = refresh(gap: client.unknownKeyGap) else { return nil }
+        guard let task = refresh(gap: fetcher.unknownKeyGap) else { return nil }
         return await task.value
     }
 
@@ -151,13 +151,13 @@ final class JWKSKeySet: Sendable {
     private func fetch() async -> [JWTVerifier.ResolvedKey]? {
         var fetched: [JWTVerifier.ResolvedKey]?
         do {
-            let body = try await client.fetch(url)
+            let body = try await fetcher.fetch(url)
             let keys = try await Self.keys(fromJWKS: body)
             fetched = keys
-            client.logger.debug("jwks fetched", metadata: ["jwks.url": "\(url)", "jwks.keys": "\(keys.count)"])
+            fetcher.logger.debug("jwks fetched", metadata: ["jwks.url": "\(url)", "jwks.keys": "\(keys.count)"])
         } catch {
-            client.metrics?.count("jwks_fetch_failures", error is JWKSError || error is DecodingError ? "invalid" : "unreachable")
-            client.logger.warning(
+            fetcher.metrics?.count("jwks_fetch_failures", Self.failureReason(error))
+            fetcher.logger.warning(
                 "cannot fetch the JSON Web Key Set; keeping the keys in hand",
                 metadata: ["jwks.url": "\(url)", "error": "\(error)"])
         }
@@ -169,6 +169,15 @@ final class JWKSKeySet: Sendable {
                 s.fetchedAt = now
             }
             return fetched
+        }
+    }
+
+    /// The `reason` a failed fetch is counted under: `invalid` when an answer came but is not a usable
+    /// key set, `unreachable` for no connection, a timeout or a status other than 200.
+    static func failureReason(_ error: any Error) -> String {
+        switch error {
+        case JWKSError.noUsableKey, is DecodingError: return "invalid"
+        default: return "unreachable"
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GatewayTesting
 import JWTKit
 import Logging
@@ -135,6 +136,21 @@ private struct SubjectClaims: JWTPayload {
 
         let unreachable = Self.verifier(url: "http://127.0.0.1:\(try await LoopbackPort.free())/jwks.json", client: Self.client())
         #expect(await unreachable.verify(token: token) == .failure(.keysUnavailable))
+    }
+
+    /// A failed fetch is counted as `unreachable` when no usable answer came (no connection, a status
+    /// other than 200) and as `invalid` when the answer is not a usable key set.
+    @Test func failuresAreCountedByWhatWentWrong() async throws {
+        #expect(JWKSKeySet.failureReason(JWKSError.status(503)) == "unreachable")
+        #expect(JWKSKeySet.failureReason(AdminHTTPClient.ClientError.connectFailed("refused")) == "unreachable")
+        #expect(JWKSKeySet.failureReason(AdminHTTPClient.ClientError.timeout(.seconds(3))) == "unreachable")
+        #expect(JWKSKeySet.failureReason(JWKSError.noUsableKey) == "invalid")
+        var notASet: (any Error)?
+        do { _ = try await JWKSKeySet.keys(fromJWKS: Array("[1, 2]".utf8)) } catch { notASet = error }
+        #expect(notASet.map(JWKSKeySet.failureReason) == "invalid")
+        var noKeys: (any Error)?
+        do { _ = try await JWKSKeySet.keys(fromJWKS: Array(#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.utf8)) } catch { noKeys = error }
+        #expect(noKeys.map(JWKSKeySet.failureReason) == "invalid")
     }
 
     /// APIs naming the same URL share one set: the second verifier finds the keys in hand, no fetch more.
