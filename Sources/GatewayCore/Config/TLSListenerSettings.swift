@@ -94,14 +94,3 @@ extension TLSContextBox {
         }
     }
 }
-
-/// A file the configuration names that cannot be used (its key and the reason).
-public struct ConfigFileError: Error, CustomStringConvertible {
-    public var message: String
-
-    public init(message: String) {
-        self.message = message
-    }
-
-    public var description: String { message }
-}

@@ -120,17 +120,17 @@ public final class GatewayEngine: Sendable {
     static func loadSeed(_ path: String) throws -> [APIDefinition] {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw SeedError(message: "apis.seedFile: cannot read \(path): \(error.localizedDescription)")
+            throw ConfigFileError(message: "apis.seedFile: cannot read \(path): \(error.localizedDescription)")
         }
         let tree: Any?
-        do { tree = try Yams.load(yaml: text) } catch { throw SeedError(message: "apis.seedFile: \(path) is not valid YAML: \(error)") }
+        do { tree = try Yams.load(yaml: text) } catch { throw ConfigFileError(message: "apis.seedFile: \(path) is not valid YAML: \(error)") }
         let list: [Any]
         if let top = tree as? [String: Any], let apis = top["apis"] as? [Any] {
             list = apis
         } else if let top = tree as? [Any] {
             list = top
         } else {
-            throw SeedError(message: "apis.seedFile: \(path) must hold a list of API definitions (or `apis:` with one)")
+            throw ConfigFileError(message: "apis.seedFile: \(path) must hold a list of API definitions (or `apis:` with one)")
         }
         var definitions: [APIDefinition] = []
         var problems: [String] = []
@@ -144,13 +144,8 @@ public final class GatewayEngine: Sendable {
                 problems.append("apis[\(i)]: not an object")
             }
         }
-        if !problems.isEmpty { throw SeedError(message: "apis.seedFile \(path):\n  " + problems.joined(separator: "\n  ")) }
+        if !problems.isEmpty { throw ConfigFileError(message: "apis.seedFile \(path):\n  " + problems.joined(separator: "\n  ")) }
         return definitions
-    }
-
-    struct SeedError: Error, CustomStringConvertible {
-        var message: String
-        var description: String { message }
     }
 
     /// Applies the seed file; returns how many definitions it holds.
