@@ -87,7 +87,7 @@ public enum HopByHop {
     }
 
     /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.
-    static func isHopByHop(_ name: String) -> Bool {
+    public static func isHopByHop(_ name: String) -> Bool {
         let n = name.utf8.count
         guard n >= 2 && n <= 19 else { return false }  // "te" ... "proxy-authorization"
         for fixedName in fixedNames where fixedName.utf8.count == n {

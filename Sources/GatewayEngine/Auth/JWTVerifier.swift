@@ -149,10 +149,15 @@ final class JWTVerifier: Sendable {
         }
     }
 
-    /// Whether some key could verify a token signed with `algorithm`: a configured one, or a set's (RSA
-    /// and EC keys only).
+    /// Whether some key could verify a token signed with `algorithm`: a configured one, or a set's.
     private func accepts(_ algorithm: JWTSettings.Algorithm) -> Bool {
-        settings.keys.contains { $0.algorithm == algorithm } || (settings.jwksURL != nil && algorithm != .hs256)
+        settings.keys.contains { $0.algorithm == algorithm } || keySetVerifies(algorithm)
+    }
+
+    /// Whether the API's key set (if it has one) may hold keys for `algorithm`: RSA and EC keys, never a
+    /// shared secret.
+    private func keySetVerifies(_ algorithm: JWTSettings.Algorithm) -> Bool {
+        settings.jwksURL != nil && algorithm != .hs256
     }
 
     /// The keys to try for a token's `alg` and `kid`: configured keys and the set's, the set refetched
@@ -162,7 +167,7 @@ final class JWTVerifier: Sendable {
             key.settings.algorithm == algorithm && (kid == nil || key.settings.kid == nil || key.settings.kid == kid)
         }
         var found = await configuredKeys().filter(matches)
-        if settings.jwksURL != nil && algorithm != .hs256 {
+        if keySetVerifies(algorithm) {
             guard let set = await jwks?.keys() else { return found.isEmpty ? .failure(.keysUnavailable) : .success(found) }
             found += set.filter(matches)
             if found.isEmpty, kid != nil, let fresh = await jwks?.keysAfterUnknownKey() {

@@ -183,11 +183,11 @@ extension APIDefinition {
     /// hop-by-hop fields, and the ones the engine writes itself, are the engine's.
     static func rewritableFieldProblem(_ name: String) -> String? {
         guard isToken(name) else { return "a header name" }
-        let reserved: Set<String> = [
-            "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
-            "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-gateway-client-id",
+        let engines = [
+            "Host", "Content-Length", RequestID.headerName, "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", HopByHop.gatewayClientID,
         ]
-        return reserved.contains(name.lowercased()) ? "a field the engine does not keep for itself (not \(name))" : nil
+        guard HopByHop.isHopByHop(name) || engines.contains(where: { $0.lowercased() == name.lowercased() }) else { return nil }
+        return "another field: \(name) is set by the engine itself"
     }
 
     /// A field value: visible characters, spaces and tabs.

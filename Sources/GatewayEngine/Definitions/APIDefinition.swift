@@ -463,7 +463,7 @@ extension APIDefinition: Codable {
         if let a = r.object("auth", known: ["mode", "key_header", "jwt", "forward_credentials"]) {
             auth.mode = a.choice("mode", default: AuthMode.keyless) ?? .keyless
             auth.keyHeader = (a.string("key_header") ?? "x-api-key").lowercased()
-            if a.value("forward_credentials") != nil { auth.forwardCredentials = a.bool("forward_credentials", default: false) }
+            auth.forwardCredentials = a.optionalBool("forward_credentials")
             if let j = a.object(
                 "jwt", known: ["keys", "identity_claim", "leeway_seconds", "issuer", "audiences", "jwks_url", "jwks_refresh_seconds"])
             {
@@ -483,7 +483,7 @@ extension APIDefinition: Codable {
                     keys: keys, identityClaim: j.string("identity_claim") ?? "sub",
                     leewaySeconds: j.int("leeway_seconds", default: 30, in: 0...3600) ?? 30, issuer: j.string("issuer"),
                     audiences: j.stringArray("audiences"), jwksURL: j.string("jwks_url"),
-                    jwksRefreshSeconds: j.value("jwks_refresh_seconds") == nil ? nil : j.int("jwks_refresh_seconds", default: nil, in: 10...86_400))
+                    jwksRefreshSeconds: j.optionalInt("jwks_refresh_seconds", in: 10...86_400))
             }
         }
         var rateLimit: RateLimit?
@@ -528,8 +528,7 @@ extension APIDefinition: Codable {
                 allowOrigins: (c.stringArray("allow_origins") ?? []).map { $0.lowercased() },
                 allowMethods: c.stringArray("allow_methods")?.map { $0.uppercased() },
                 allowHeaders: c.stringArray("allow_headers")?.map { $0.lowercased() }, exposeHeaders: c.stringArray("expose_headers"),
-                allowCredentials: c.value("allow_credentials") == nil ? nil : c.bool("allow_credentials", default: false),
-                maxAgeSeconds: c.value("max_age_seconds") == nil ? nil : c.int("max_age_seconds", default: 600, in: 0...86_400))
+                allowCredentials: c.optionalBool("allow_credentials"), maxAgeSeconds: c.optionalInt("max_age_seconds", in: 0...86_400))
         }
         var requestHeaders: RequestHeaders?
         if let h = r.object("request_headers", known: ["set", "remove"]) {

@@ -52,14 +52,11 @@ struct IPAccessRules: Sendable {
     let allow: AddressRanges?
     let deny: AddressRanges
 
-    /// Entries that do not parse were refused when the definition was saved; one that still does not
-    /// (a definition written to Redis by hand) matches nothing, so an `allow` list lets fewer through.
+    /// The lists parse: every definition a route is built from was validated when it was read (from the
+    /// admin API, Redis or the seed file), entry by entry.
     init(_ access: APIDefinition.IPAccess) {
-        func ranges(_ entries: [String]) -> AddressRanges {
-            (try? AddressRanges(parsing: entries.filter { (try? AddressRanges(parsing: [$0])) != nil })) ?? AddressRanges()
-        }
-        allow = access.allow.map(ranges)
-        deny = ranges(access.deny ?? [])
+        allow = access.allow.map { (try? AddressRanges(parsing: $0)) ?? AddressRanges() }
+        deny = (try? AddressRanges(parsing: access.deny ?? [])) ?? AddressRanges()
     }
 
     /// Whether a client at `address` may call the API.

@@ -203,7 +203,7 @@ final class EngineRouter: ProxyRouter {
     /// The head backends get. On an API with authentication the credential the engine checked is removed
     /// (the API key's header, or `Authorization` when the key or token came in it), unless the API
     /// forwards credentials, and `X-Gateway-Client-ID` names the client (`key:<key id>` or
-    /// `jwt:<identity>`; bytes outside visible ASCII percent-encoded), replacing any the client sent.
+    /// `jwt:<identity>`; bytes outside visible ASCII percent-encoded; the fronts drop any a client sent).
     /// Then the API's `request_headers` apply: `remove`, then `set` (so a set `Authorization` is the
     /// backend's own credential, sent in place of the client's).
     static func backendHead(_ route: APIRoute, _ request: ProxyRequest) -> HTTPRequestHead {
@@ -219,7 +219,6 @@ final class EngineRouter: ProxyRouter {
                     head.headers.remove(name: "Authorization")
                 }
             }
-            head.headers.remove(name: clientIDHeader)
             if let client = request.annotations.client { head.headers.add(name: clientIDHeader, value: headerSafe(client)) }
         }
         if let rules = route.definition.requestHeaders {
@@ -352,10 +351,11 @@ final class EngineRouter: ProxyRouter {
         guard let index = choice else { return nil }
         let route = match.route  // its definition's fields read in place, not copied
         if let excluding, balancer.targets[index].target == excluding { return nil }
-        // A keyless API's client head goes as it is; the target and Host are written in its place (no copy
-        // of it). The route hears how the attempt ended (see APIRoute.forwardEnded): no closure per request.
+        // A keyless API's client head goes as it is (see backendHead); the target and Host are written in its
+        // place (no copy of it). The route hears how the attempt ended (see APIRoute.forwardEnded): no
+        // closure per request.
         return ForwardPlan(
-            target: balancer.targets[index].target, head: route.forwardsHeadAsIs ? request.head : Self.backendHead(route, request),
+            target: balancer.targets[index].target, head: Self.backendHead(route, request),
             uri: upstreamURI(match, request, basePath: balancer.targets[index].basePath), host: balancer.targets[index].authority,
             connectTimeout: .milliseconds(Int64(route.definition.timeouts.connectMilliseconds)),
             responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),

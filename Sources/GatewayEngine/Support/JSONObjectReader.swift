@@ -86,6 +86,17 @@ struct JSONObjectReader {
         return b
     }
 
+    /// `true` or `false`, or nil when absent (a field whose absence keeps a definition's canonical JSON
+    /// as it was).
+    func optionalBool(_ key: String) -> Bool? {
+        value(key) == nil ? nil : bool(key, default: false)
+    }
+
+    /// An integer within `range`, or nil when absent.
+    func optionalInt(_ key: String, in range: ClosedRange<Int>) -> Int? {
+        value(key) == nil ? nil : int(key, default: nil, in: range)
+    }
+
     /// An integer within `range`; a fractional or out-of-range number is reported.
     func int(_ key: String, default defaultValue: Int?, in range: ClosedRange<Int>) -> Int? {
         guard let value = value(key) else {
