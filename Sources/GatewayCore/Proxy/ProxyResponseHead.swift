@@ -48,6 +48,18 @@ struct ProxyResponseHead: Equatable {
         }
     }
 
+    /// Leaves out every field with one of `names` (lowercased): a definition's `response_headers.remove`.
+    /// Wire fields stay wire fields, with those lines marked dropped.
+    mutating func removeFields(named names: [String]) {
+        switch fields {
+        case .headers(var headers):
+            for name in names { headers.remove(name: name) }
+            fields = .headers(headers)
+        case .wire(let wire):
+            fields = .wire(wire.dropping(names))
+        }
+    }
+
     static func == (a: ProxyResponseHead, b: ProxyResponseHead) -> Bool {
         a.version == b.version && a.status == b.status && a.headers == b.headers
     }
@@ -68,9 +80,43 @@ struct HTTP1WireFields {
     /// ``dropped``).
     static let maxLines = 64
 
+    init(lines: ByteBuffer, dropped: UInt64, hasContentLength: Bool) {
+        self.lines = lines
+        self.dropped = dropped
+        self.hasContentLength = hasContentLength
+    }
+
+    /// These fields with the lines named one of `names` (lowercased) dropped as well. `Content-Length`
+    /// is never among them (definitions cannot remove framing fields).
+    func dropping(_ names: [String]) -> HTTP1WireFields {
+        var dropped = self.dropped
+        forEveryLine { index, line, nameLength in
+            let name = UnsafeBufferPointer(rebasing: line.bindMemory(to: UInt8.self)[0..<nameLength])
+            if names.contains(where: { Self.equalsIgnoringCase(name, $0) }) { dropped |= 1 << UInt64(index) }
+        }
+        return HTTP1WireFields(lines: lines, dropped: dropped, hasContentLength: hasContentLength)
+    }
+
+    /// Whether `name` is `lowercased` in any letter case.
+    private static func equalsIgnoringCase(_ name: UnsafeBufferPointer<UInt8>, _ lowercased: String) -> Bool {
+        guard name.count == lowercased.utf8.count else { return false }
+        return zip(name, lowercased.utf8).allSatisfy { a, b in
+            a == b || (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") && a | 0x20 == b)
+        }
+    }
+
     /// Calls `body` with each kept line, without its line ending, and the length of its name.
     @inline(__always)
     func forEachLine(_ body: (UnsafeRawBufferPointer, Int) -> Void) {
+        forEveryLine { index, line, nameLength in
+            if dropped & (1 << UInt64(index)) == 0 { body(line, nameLength) }
+        }
+    }
+
+    /// Calls `body` with the index of every line, dropped or kept, the line without its ending, and the
+    /// length of its name.
+    @inline(__always)
+    private func forEveryLine(_ body: (Int, UnsafeRawBufferPointer, Int) -> Void) {
         lines.withUnsafeReadableBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
             var position = 0
@@ -80,11 +126,10 @@ struct HTTP1WireFields {
                     position = lf + 1
                     index += 1
                 }
-                if dropped & (1 << UInt64(index)) != 0 { continue }
                 let end = lf > position && bytes[lf - 1] == UInt8(ascii: "\r") ? lf - 1 : lf
                 // The parser checked every line has a colon after a non-empty token name.
                 let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: position..<end) ?? end
-                body(UnsafeRawBufferPointer(rebasing: raw[position..<end]), colon - position)
+                body(index, UnsafeRawBufferPointer(rebasing: raw[position..<end]), colon - position)
             }
         }
     }

@@ -48,6 +48,8 @@ public struct ForwardPlan: Sendable {
     public var responseTimeout: TimeAmount
     /// Headers added to the response sent to the client (rate-limit headers, `X-Cache`).
     public var responseHeaders: HTTPHeaders
+    /// Names (lowercased) of the backend's response fields the client does not get.
+    public var removedResponseFields: [String]
     /// Whether a failure before any response byte may be retried on another target (the request is
     /// idempotent and its body, if any, was small enough to keep).
     public var retryable: Bool
@@ -67,7 +69,7 @@ public struct ForwardPlan: Sendable {
     public init(
         target: UpstreamTarget, head: HTTPRequestHead, uri: String? = nil, host: String? = nil,
         connectTimeout: TimeAmount = .seconds(2), responseTimeout: TimeAmount = .seconds(30),
-        responseHeaders: HTTPHeaders = [:], retryable: Bool = false,
+        responseHeaders: HTTPHeaders = [:], removedResponseFields: [String] = [], retryable: Bool = false,
         onComplete: (@Sendable (ProxyOutcome) -> Void)? = nil, observer: (any ForwardObserver)? = nil, observerTag: Int = 0
     ) {
         self.target = target
@@ -77,6 +79,7 @@ public struct ForwardPlan: Sendable {
         self.connectTimeout = connectTimeout
         self.responseTimeout = responseTimeout
         self.responseHeaders = responseHeaders
+        self.removedResponseFields = removedResponseFields
         self.retryable = retryable
         self.onComplete = onComplete
         self.observer = observer

@@ -24,6 +24,8 @@ enum JWTFailure: String, Error, Sendable, Hashable, CaseIterable {
     case wrongIssuer = "wrong_issuer"
     /// `aud` is absent or names none of the configured audiences.
     case wrongAudience = "wrong_audience"
+    /// The token is good but does not grant every scope the API requires: 403, not 401.
+    case insufficientScope = "insufficient_scope"
     /// The API's keys come from a JSON Web Key Set that could not be fetched yet: the answer is 503, not
     /// 401, since the token may well be good.
     case keysUnavailable = "keys_unavailable"
@@ -142,11 +144,34 @@ final class JWTVerifier: Sendable {
             }
             guard named.contains(where: audiences.contains) else { return .failure(.wrongAudience) }
         }
+        let identity: JWTIdentity
         switch claims[settings.identityClaim] {
-        case .string(let s)? where !s.isEmpty: return .success(JWTIdentity(clientID: s, expiresAt: expiresAt))
-        case .number(let n)?: return .success(JWTIdentity(clientID: JSONValue.number(n).shown, expiresAt: expiresAt))
+        case .string(let s)? where !s.isEmpty: identity = JWTIdentity(clientID: s, expiresAt: expiresAt)
+        case .number(let n)?: identity = JWTIdentity(clientID: JSONValue.number(n).shown, expiresAt: expiresAt)
         default: return .failure(.missingIdentity)
         }
+        if let required = settings.requiredScopes {
+            let granted = Self.grantedScopes(claims)
+            guard required.allSatisfy(granted.contains) else { return .failure(.insufficientScope) }
+        }
+        return .success(identity)
+    }
+
+    /// The scopes a token grants: its `scope` claim (a space-separated string) and its `scp` claim (an
+    /// array of strings, or a space-separated string), together.
+    static func grantedScopes(_ claims: [String: JSONValue]) -> Set<String> {
+        var granted = Set<String>()
+        for name in ["scope", "scp"] {
+            switch claims[name] {
+            case .string(let list)?:
+                for scope in list.split(whereSeparator: { $0 == " " }) { granted.insert(String(scope)) }
+            case .array(let items)?:
+                for case .string(let scope) in items { granted.insert(scope) }
+            default:
+                break
+            }
+        }
+        return granted
     }
 
     /// Whether some key could verify a token signed with `algorithm`: a configured one, or a set's.

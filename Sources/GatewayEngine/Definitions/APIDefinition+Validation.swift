@@ -52,6 +52,9 @@ extension APIDefinition {
             if let expected = Self.rewritableFieldProblem(name) { report("response_headers.add.\(name)", name, expected) }
             if !Self.isFieldValue(value) { report("response_headers.add.\(name)", value, "a value without control characters") }
         }
+        for (i, name) in (responseHeaders?.remove ?? []).enumerated() {
+            if let expected = Self.rewritableFieldProblem(name) { report("response_headers.remove[\(i)]", name, expected) }
+        }
         if let ipAccess {
             for (name, list) in [("allow", ipAccess.allow), ("deny", ipAccess.deny)] {
                 guard let list else { continue }
@@ -240,6 +243,18 @@ extension JWTSettings {
                     key: "\(path).audiences", value: audiences.joined(separator: ","),
                     expected: "a non-empty array of non-empty audiences, one of which a token's aud must name"))
         }
+        if let requiredScopes {
+            if requiredScopes.isEmpty {
+                problems.append(
+                    ConfigProblem(key: "\(path).required_scopes", value: nil, expected: "at least one scope (leave it out to require none)"))
+            }
+            for (i, scope) in requiredScopes.enumerated() where !Self.isScopeToken(scope) {
+                problems.append(
+                    ConfigProblem(
+                        key: "\(path).required_scopes[\(i)]", value: scope,
+                        expected: "a scope: visible characters other than \\ and \" (RFC 6749 §3.3), such as orders:read"))
+            }
+        }
         for (i, key) in keys.enumerated() {
             let keyPath = "\(path).keys[\(i)]"
             if let problem = JWTVerifier.keyProblem(key) {
@@ -253,5 +268,10 @@ extension JWTSettings {
             problems.append(ConfigProblem(key: "\(path).leeway_seconds", value: String(leewaySeconds), expected: "an integer in 0...3600"))
         }
         return problems
+    }
+
+    /// An OAuth scope token (RFC 6749 §3.3): one or more of `%x21 / %x23-5B / %x5D-7E`.
+    static func isScopeToken(_ scope: String) -> Bool {
+        !scope.isEmpty && scope.utf8.allSatisfy { $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0) }
     }
 }

@@ -84,12 +84,15 @@ struct APIDefinition: Sendable, Hashable {
         }
     }
 
-    /// Fields the engine adds to every answer of the API (the backend's, cached, and its own).
+    /// Fields the engine adds to every answer of the API (the backend's, cached, and its own), and
+    /// backend fields it leaves out (`Server`, `X-Powered-By`, internal ones).
     struct ResponseHeaders: Sendable, Hashable, Codable {
-        var add: [String: String]
+        var add: [String: String]?
+        var remove: [String]?
 
-        init(add: [String: String]) {
+        init(add: [String: String]? = nil, remove: [String]? = nil) {
             self.add = add
+            self.remove = remove
         }
     }
 
@@ -265,10 +268,13 @@ struct JWTSettings: Sendable, Hashable, Codable {
     /// most every 10 s); a failed fetch keeps the last set.
     var jwksURL: String?
     var jwksRefreshSeconds: Int?
+    /// When set, a token must grant every one of these scopes, in its `scope` claim (space-separated,
+    /// RFC 9068) or its `scp` claim (an array or a space-separated string); else 403 `insufficient_scope`.
+    var requiredScopes: [String]?
 
     init(
         keys: [Key], identityClaim: String = "sub", leewaySeconds: Int = 30, issuer: String? = nil, audiences: [String]? = nil,
-        jwksURL: String? = nil, jwksRefreshSeconds: Int? = nil
+        jwksURL: String? = nil, jwksRefreshSeconds: Int? = nil, requiredScopes: [String]? = nil
     ) {
         self.keys = keys
         self.identityClaim = identityClaim
@@ -277,6 +283,7 @@ struct JWTSettings: Sendable, Hashable, Codable {
         self.audiences = audiences
         self.jwksURL = jwksURL
         self.jwksRefreshSeconds = jwksRefreshSeconds
+        self.requiredScopes = requiredScopes
     }
 
     static let defaultJWKSRefreshSeconds = 300
@@ -317,6 +324,7 @@ struct JWTSettings: Sendable, Hashable, Codable {
         case issuer, audiences
         case jwksURL = "jwks_url"
         case jwksRefreshSeconds = "jwks_refresh_seconds"
+        case requiredScopes = "required_scopes"
     }
 }
 
@@ -465,7 +473,10 @@ extension APIDefinition: Codable {
             auth.keyHeader = (a.string("key_header") ?? "x-api-key").lowercased()
             auth.forwardCredentials = a.optionalBool("forward_credentials")
             if let j = a.object(
-                "jwt", known: ["keys", "identity_claim", "leeway_seconds", "issuer", "audiences", "jwks_url", "jwks_refresh_seconds"])
+                "jwt",
+                known: [
+                    "keys", "identity_claim", "leeway_seconds", "issuer", "audiences", "jwks_url", "jwks_refresh_seconds", "required_scopes",
+                ])
             {
                 var keys: [JWTSettings.Key] = []
                 for (path, item) in j.array("keys") ?? [] {
@@ -483,7 +494,7 @@ extension APIDefinition: Codable {
                     keys: keys, identityClaim: j.string("identity_claim") ?? "sub",
                     leewaySeconds: j.int("leeway_seconds", default: 30, in: 0...3600) ?? 30, issuer: j.string("issuer"),
                     audiences: j.stringArray("audiences"), jwksURL: j.string("jwks_url"),
-                    jwksRefreshSeconds: j.optionalInt("jwks_refresh_seconds", in: 10...86_400))
+                    jwksRefreshSeconds: j.optionalInt("jwks_refresh_seconds", in: 10...86_400), requiredScopes: j.stringArray("required_scopes"))
             }
         }
         var rateLimit: RateLimit?
@@ -535,8 +546,8 @@ extension APIDefinition: Codable {
             requestHeaders = RequestHeaders(set: h.stringMap("set"), remove: h.stringArray("remove"))
         }
         var responseHeaders: ResponseHeaders?
-        if let h = r.object("response_headers", known: ["add"]) {
-            responseHeaders = ResponseHeaders(add: h.stringMap("add") ?? [:])
+        if let h = r.object("response_headers", known: ["add", "remove"]) {
+            responseHeaders = ResponseHeaders(add: h.stringMap("add"), remove: h.stringArray("remove"))
         }
         let active = r.bool("active", default: true)
         return APIDefinition(

@@ -25,6 +25,9 @@ final class APIRoute: Sendable {
     let forwardsHeadAsIs: Bool
     /// `response_headers.add`, ready to add to every answer (empty when none).
     let addedResponseHeaders: HTTPHeaders
+    /// Backend response fields left out (lowercased): `response_headers.remove`, and with `cors` the
+    /// backend's own CORS fields.
+    let removedResponseFields: [String]
 
     /// How long a target that refused a connection is left out of its API's rotation.
     static let targetRetryAfter: Duration = .seconds(5)
@@ -42,6 +45,10 @@ final class APIRoute: Sendable {
         self.cors = definition.cors.map(CORSRules.init)
         self.forwardsHeadAsIs = definition.auth.mode == .keyless && definition.requestHeaders == nil
         self.addedResponseHeaders = HTTPHeaders((definition.responseHeaders?.add ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        var removed = (definition.responseHeaders?.remove ?? []).map { $0.lowercased() }
+        if definition.cors != nil { removed += CORSRules.fieldNames }
+        var seen = Set<String>()
+        self.removedResponseFields = removed.filter { seen.insert($0).inserted }
     }
 
     var id: String { definition.id }

@@ -28,6 +28,14 @@ struct CORSRules: Sendable {
         maxAgeValue = String(cors.maxAgeSeconds ?? 600)
     }
 
+    /// The fields only the engine's CORS answers: a backend's are left out of an API with `cors`, where
+    /// the engine's rules are the ones a browser must see (two `Access-Control-Allow-Origin` fields fail
+    /// the check).
+    static let fieldNames = [
+        "access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
+        "access-control-allow-methods", "access-control-allow-headers", "access-control-max-age",
+    ]
+
     /// Whether a request is a preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
     static func isPreflight(_ head: HTTPRequestHead) -> Bool {
         head.method == .OPTIONS && head.headers.contains(name: "Origin") && head.headers.contains(name: "Access-Control-Request-Method")

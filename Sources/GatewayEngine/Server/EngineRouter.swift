@@ -91,7 +91,7 @@ final class EngineRouter: ProxyRouter {
             if let hit = cache.cachedHit(
                 key: cacheKey(route.definition, request), policy: route.definition.cache, requestHeaders: request.head.headers)
             {
-                return .decided(.respond(cachedResponse(hit, extraHeaders: extraHeaders)))
+                return .decided(.respond(cachedResponse(hit, extraHeaders: extraHeaders, removing: route.removedResponseFields)))
             }
         }
         // On this connection's event loop (see EventLoopTaskExecutor), not the global executor.
@@ -153,6 +153,15 @@ final class EngineRouter: ProxyRouter {
             switch await verifier.verify(authorization: request.head.headers.first(name: "Authorization")) {
             case .success(let identity):
                 clientID = "jwt:" + identity.clientID
+            case .failure(.insufficientScope):
+                var refusal = deny(.forbidden, "token lacks a required scope", reason: JWTFailure.insufficientScope.rawValue, request)
+                if case .respond(var response) = refusal, let scopes = verifier.settings.requiredScopes {
+                    // RFC 6750 §3: which scopes the API needs, so a client can ask its issuer for them.
+                    response.headers.add(
+                        name: "WWW-Authenticate", value: "Bearer error=\"insufficient_scope\", scope=\"\(scopes.joined(separator: " "))\"")
+                    refusal = .respond(response)
+                }
+                return refusal
             case .failure(.keysUnavailable):
                 metrics.count("auth_unavailable", "jwks")
                 return .respond(.error(.serviceUnavailable, "authentication is temporarily unavailable", requestID: request.requestID))
@@ -261,7 +270,7 @@ final class EngineRouter: ProxyRouter {
             let result = try await cache.fetch(key: cacheKey(definition, request), policy: definition.cache, requestHeaders: request.head.headers) {
                 try await self.load(match, request, eventLoop: eventLoop)
             }
-            return .respond(cachedResponse(result, extraHeaders: extraHeaders))
+            return .respond(cachedResponse(result, extraHeaders: extraHeaders, removing: match.route.removedResponseFields))
         } catch let error as UpstreamPools.FetchError {
             let status: HTTPResponseStatus = (error == .responseTimeout || error == .connectTimeout) ? .gatewayTimeout : .badGateway
             return .respond(.error(status, "backend unavailable", requestID: request.requestID))
@@ -278,9 +287,13 @@ final class EngineRouter: ProxyRouter {
             headers: request.head.headers, policy: definition.cache)
     }
 
-    /// The answer for a cache result: `X-Cache`, `Age` on hits, and the rate-limit headers.
-    private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders) -> HTTPResponse {
+    /// The answer for a cache result: `X-Cache`, `Age` on hits, and the rate-limit headers; without the
+    /// backend fields the API removes (taken out as it is served, so a changed definition applies to
+    /// responses stored before it).
+    private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders, removing removed: [String]) -> HTTPResponse {
         metrics.cacheResult(result.status)
+        var stored = result.response.headers
+        for name in removed { stored.remove(name: name) }
         // The stored headers are shared by every answer: the added fields go alongside, not into a copy.
         var added: [(String, String)] = []
         added.reserveCapacity(2 + extraHeaders.count)
@@ -288,7 +301,7 @@ final class EngineRouter: ProxyRouter {
         if result.status == .hit { added.append(("Age", String(result.age.components.seconds))) }
         for (name, value) in extraHeaders { added.append((name, value)) }
         return HTTPResponse(
-            status: result.response.status, headers: result.response.headers, body: result.response.body, addedHeaders: HTTPHeaders(added))
+            status: result.response.status, headers: stored, body: result.response.body, addedHeaders: HTTPHeaders(added))
     }
 
     private struct NoTarget: Error {
@@ -359,7 +372,8 @@ final class EngineRouter: ProxyRouter {
             uri: upstreamURI(match, request, basePath: balancer.targets[index].basePath), host: balancer.targets[index].authority,
             connectTimeout: .milliseconds(Int64(route.definition.timeouts.connectMilliseconds)),
             responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),
-            responseHeaders: extraHeaders, retryable: request.isIdempotent && balancer.targets.count > 1,
+            responseHeaders: extraHeaders, removedResponseFields: route.removedResponseFields,
+            retryable: request.isIdempotent && balancer.targets.count > 1,
             observer: route, observerTag: index)
     }
 

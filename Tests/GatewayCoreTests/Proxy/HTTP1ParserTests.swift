@@ -332,6 +332,27 @@ private func body(_ parts: [HTTP1Part]) -> String {
         #expect(fields.count == 71 && manyParts == manyParsed)
     }
 
+    /// A definition's `response_headers.remove` on a backend's head: wire lines are marked dropped in any
+    /// letter case (hop-by-hop lines stay dropped), parsed fields removed, and both serialize the same.
+    @Test func removedFieldsLeaveWireAndParsedHeadsAlike() throws {
+        let text =
+            "HTTP/1.1 200 OK\r\nServer: backend/1.2\r\nConnection: X-Hop\r\nX-Hop: 1\r\nx-powered-by: php\r\nX-Kept: a\r\n"
+            + "SERVER: again\r\nContent-Length: 2\r\n\r\nok"
+        let removed = ["server", "x-powered-by", "x-absent"]
+        for onWire in [true, false] {
+            guard case .responseHead(var head, _)? = try parse(text, kind: .response, onWire: onWire).first else {
+                Issue.record("no head")
+                return
+            }
+            head.removeFields(named: removed)
+            #expect(head.headers.map { $0.name.lowercased() } == ["x-kept", "content-length"], "onWire \(onWire)")
+            #expect(head.hasContentLength)
+            var out = ByteBuffer()
+            HTTP1Serializer.writeResponseHead(head, extras: ResponseHeadExtras(requestID: "r"), into: &out)
+            #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nX-Kept: a\r\nContent-Length: 2\r\nX-Request-ID: r\r\n\r\n", "onWire \(onWire)")
+        }
+    }
+
     /// Random response heads (seeded, 5,000): wire mode and parsed mode agree on success or failure and on
     /// the head; a wire head written for HTTP/1.1 (with and without fields the proxy adds) and as an HPACK
     /// block fits the size reserved for it (the writer stops the process otherwise), and the HTTP/1.1

@@ -12,6 +12,9 @@ private struct TestClaims: JWTPayload {
     var client_id: String?
     var iss: String?
     var aud: Audience?
+    var scope: String?
+    /// A string or an array, like `aud`.
+    var scp: Audience?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
@@ -151,5 +154,27 @@ private enum Audience: Codable {
         let open = verifier([.init(algorithm: .hs256, secret: Self.secret)])
         let any = try await signer.sign(TestClaims(sub: "b", exp: now + 60, iss: "whoever", aud: .one("whatever")))
         #expect(try await open.verify(token: any).get().clientID == "b")
+    }
+
+    /// With `required_scopes`, a token must grant each of them in `scope` (space-separated) or `scp` (an
+    /// array or a string), the two together; a token granting fewer is good but insufficient (403).
+    @Test func requiredScopesComeFromScopeOrScp() async throws {
+        let settings = JWTSettings(keys: [.init(algorithm: .hs256, secret: Self.secret)], requiredScopes: ["orders:read", "orders:write"])
+        let v = JWTVerifier(settings: settings, now: clock.dateSource)
+        let signer = await hsSigner()
+        func outcome(scope: String? = nil, scp: Audience? = nil) async throws -> Result<JWTIdentity, JWTFailure> {
+            await v.verify(token: try await signer.sign(TestClaims(sub: "a", exp: now + 60, scope: scope, scp: scp)))
+        }
+        #expect(try await outcome(scope: "profile orders:write orders:read").get().clientID == "a")
+        #expect(try await outcome(scp: .many(["orders:read", "orders:write"])).get().clientID == "a")
+        #expect(try await outcome(scp: .one("orders:write orders:read")).get().clientID == "a")
+        #expect(try await outcome(scope: "orders:read", scp: .many(["orders:write"])).get().clientID == "a")
+        #expect(try await outcome(scope: "orders:read") == .failure(.insufficientScope))
+        #expect(try await outcome(scope: "orders:read orders:writer") == .failure(.insufficientScope), "whole scopes, not prefixes")
+        #expect(try await outcome() == .failure(.insufficientScope))
+        // A bad signature is still a bad signature, scopes or not.
+        let forged = try await hsSigner("another-secret-another-secret-xx").sign(
+            TestClaims(sub: "a", exp: now + 60, scope: "orders:read orders:write"))
+        #expect(await v.verify(token: forged) == .failure(.badSignature))
     }
 }

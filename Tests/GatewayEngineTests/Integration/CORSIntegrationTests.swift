@@ -134,6 +134,54 @@ extension EngineIntegration {
     }
 }
 
+extension EngineIntegration.HeaderRules {
+    /// `response_headers.remove` leaves the backend's fields out of proxied answers (the backend's head
+    /// relayed line by line), cached ones (a miss and a hit) and HTTP/2 answers; with `cors`, the engine's
+    /// CORS fields replace the backend's.
+    @Test func backendResponseFieldsRemoved() async throws {
+        try await withBackends(["b"]) { backends in
+            backends[0].setResponseHeader("Server", "backend/1.2")
+            backends[0].setResponseHeader("X-Powered-By", "php")
+            backends[0].setResponseHeader("Access-Control-Allow-Origin", "*")
+            backends[0].setResponseHeader("X-Kept", "yes")
+            try await withEngines { cluster in
+                let engine = cluster.first
+                let rules = #""response_headers":{"remove":["server","X-Powered-By"]},"cors":{"allow_origins":["https://app.test"]}"#
+                try await cluster.putAPI(apiJSON("hidden", path: "/hidden", targets: [backends[0].port], extra: rules))
+                try await cluster.putAPI(
+                    apiJSON("cached", path: "/cached", targets: [backends[0].port], extra: rules + #","cache":{"enabled":true}"#))
+                try await cluster.putAPI(apiJSON("plain", path: "/plain", targets: [backends[0].port]))
+
+                for (path, cache) in [("/hidden/x", nil), ("/cached/x", "MISS"), ("/cached/x", "HIT")] {
+                    let response = try await engine.send(.GET, path, headers: [("Origin", "https://app.test")])
+                    #expect(response.status == 200)
+                    #expect(response.header("X-Cache") == cache, "\(path)")
+                    #expect(response.header("Server") == nil && response.header("X-Powered-By") == nil, "\(path): \(response)")
+                    #expect(response.headers[canonicalForm: "Access-Control-Allow-Origin"] == ["https://app.test"], "\(path): \(response)")
+                    #expect(response.header("X-Kept") == "yes")
+                }
+                let h2 = try await runCurl(["-si", "--http2-prior-knowledge", "http://127.0.0.1:\(engine.port)/hidden/x"])
+                let h2Head = h2.output.lowercased()
+                #expect(h2Head.hasPrefix("http/2 200"), "\(h2.output)")
+                #expect(!h2Head.contains("\nserver:") && !h2Head.contains("x-powered-by") && h2Head.contains("x-kept: yes"), "\(h2.output)")
+                let plain = try await engine.send(.GET, "/plain/x")
+                #expect(plain.header("Server") == "backend/1.2", "an API without the rule keeps the backend's fields")
+                #expect(plain.header("Access-Control-Allow-Origin") == "*")
+
+                let bad = try await engine.admin(
+                    .PUT, "/apis/bad",
+                    json: apiJSON(
+                        "bad", path: "/bad", targets: [backends[0].port],
+                        extra: #""response_headers":{"remove":["Content-Length","Transfer-Encoding","bad name"]}"#))
+                #expect(bad.status == 400)
+                for key in ["response_headers.remove[0]", "response_headers.remove[1]", "response_headers.remove[2]"] {
+                    #expect(bad.text.contains(key), "\(key): \(bad.text)")
+                }
+            }
+        }
+    }
+}
+
 private struct RuleClaims: JWTPayload {
     var sub: String
     var exp: Double

@@ -14,6 +14,7 @@ fileprivate struct Claims: JWTPayload {
     var exp: Double?
     var iss: String?
     var aud: String?
+    var scope: String?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
@@ -70,6 +71,42 @@ extension EngineIntegration {
                     let seen = try #require(backends[0].seen.last)
                     #expect(!seen.headers.contains(name: "Authorization"))
                     #expect(seen.headers.first(name: "X-Gateway-Client-ID") == "jwt:bob")
+                }
+            }
+        }
+
+        /// `required_scopes`: a good token without every scope gets 403 `insufficient_scope` with the
+        /// scopes in `WWW-Authenticate` (RFC 6750 §3) and reaches no backend; a bad scope in a definition
+        /// is refused by name.
+        @Test func tokenWithoutRequiredScopesGets403() async throws {
+            try await withBackends(["scoped"]) { backends in
+                try await withEngines { cluster in
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "scoped", path: "/scoped", targets: [backends[0].port],
+                            extra: """
+                                "auth":{"mode":"jwt","jwt":{"keys":[{"algorithm":"HS256","secret":"\(Self.secret)"}],"required_scopes":["orders:write"]}}
+                                """))
+                    let engine = cluster.first
+                    let writer = try await Self.token(Claims(sub: "w", exp: Self.now + 300, scope: "orders:read orders:write"))
+                    let reader = try await Self.token(Claims(sub: "r", exp: Self.now + 300, scope: "orders:read"))
+                    #expect(try await engine.send(.POST, "/scoped/o", headers: [("Authorization", "Bearer \(writer)")], body: "{}").status == 200)
+                    let refused = try await engine.send(.POST, "/scoped/o", headers: [("Authorization", "Bearer \(reader)")], body: "{}")
+                    #expect(refused.status == 403)
+                    #expect(refused.string("error") == "token lacks a required scope")
+                    #expect(refused.string("request_id") != nil)
+                    #expect(refused.header("WWW-Authenticate") == #"Bearer error="insufficient_scope", scope="orders:write""#)
+                    #expect(backends[0].requestCount == 1)
+
+                    let bad = try await engine.admin(
+                        .PUT, "/apis/bad",
+                        json: apiJSON(
+                            "bad", path: "/bad", targets: [backends[0].port],
+                            extra: """
+                                "auth":{"mode":"jwt","jwt":{"keys":[{"algorithm":"HS256","secret":"\(Self.secret)"}],"required_scopes":["ok","two words"]}}
+                                """))
+                    #expect(bad.status == 400)
+                    #expect(bad.text.contains("auth.jwt.required_scopes[1]"), "\(bad.text)")
                 }
             }
         }
