@@ -37,11 +37,18 @@ struct JWKSFetcher: Sendable {
 /// them.
 final class JWKSClient: Sendable {
     let fetcher: JWKSFetcher
-    private let sets = NIOLockedValueBox<[SetKey: JWKSKeySet]>([:])
+    /// Held weakly: the routes' verifiers own the sets, so a set no API names any more (its APIs deleted
+    /// or pointed elsewhere) goes with the last route table that used it, and a URL named again later is
+    /// fetched afresh.
+    private let sets = NIOLockedValueBox<[SetKey: Entry]>([:])
 
     private struct SetKey: Hashable {
         var url: String
         var refreshInterval: Duration
+    }
+
+    private struct Entry {
+        weak var set: JWKSKeySet?
     }
 
     init(_ fetcher: JWKSFetcher) {
@@ -57,13 +64,19 @@ final class JWKSClient: Sendable {
     func keySet(url: String, refreshInterval: Duration) -> JWKSKeySet {
         let (set, isNew) = sets.withLockedValue { sets in
             let key = SetKey(url: url, refreshInterval: refreshInterval)
-            if let existing = sets[key] { return (existing, false) }
+            if let existing = sets[key]?.set { return (existing, false) }
+            sets = sets.filter { $0.value.set != nil }
             let made = JWKSKeySet(url: url, refreshInterval: refreshInterval, fetcher: fetcher)
-            sets[key] = made
+            sets[key] = Entry(set: made)
             return (made, true)
         }
         if isNew { set.prefetch() }
         return set
+    }
+
+    /// How many sets are in use (by some route's verifier).
+    var setsInUse: Int {
+        sets.withLockedValue { sets in sets.values.count { $0.set != nil } }
     }
 }
 

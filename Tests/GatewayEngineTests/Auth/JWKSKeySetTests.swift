@@ -169,5 +169,27 @@ private struct SubjectClaims: JWTPayload {
         #expect(second.jwks === first.jwks)
         #expect(await second.verify(token: try Self.sign(key, kid: "k")) == .failure(.wrongIssuer), "its own checks, the shared keys")
         #expect(backend.requestCount == fetches)
+        #expect(client.setsInUse == 1)
+    }
+
+    /// A set no verifier uses any more (its APIs deleted or pointed elsewhere) is let go, and a URL named
+    /// again later is fetched afresh: sets do not pile up as definitions change.
+    @Test func aSetNoAPIUsesIsLetGo() async throws {
+        let backend = try await TestHTTPBackend.start(name: "jwks")
+        defer { Task { await backend.stop() } }
+        let key = ES256PrivateKey()
+        Self.serve(backend, [Self.ecJWK(key, kid: "k")])
+        let client = Self.client()
+        var verifiers = (0..<3).map { Self.verifier(url: "http://127.0.0.1:\(backend.port)/jwks-\($0).json", client: client) }
+        for v in verifiers { #expect(try await v.verify(token: Self.sign(key, kid: "k")).get().clientID == "svc") }
+        #expect(client.setsInUse == 3)
+        verifiers.removeLast(2)
+        try await waitUntil("the unused sets were let go") { client.setsInUse == 1 }
+        let fetches = backend.requestCount
+        let again = Self.verifier(url: "http://127.0.0.1:\(backend.port)/jwks-2.json", client: client)
+        #expect(try await again.verify(token: Self.sign(key, kid: "k")).get().clientID == "svc")
+        #expect(backend.requestCount == fetches + 1, "a URL named again is fetched afresh")
+        #expect(client.setsInUse == 2)
+        withExtendedLifetime(verifiers) {}
     }
 }
