@@ -32,9 +32,8 @@ struct JWKSFetcher: Sendable {
 }
 
 /// The engine's JSON Web Key Sets, one per URL (and refresh interval): APIs naming the same issuer share
-/// its keys and its fetches, and an API whose definition changed finds its keys in hand. A set no API
-/// names any more stays (a few keys) but is fetched no more: sets are refreshed only when a token needs
-/// them.
+/// its keys and its fetches, and an API whose definition changed finds its keys in hand. Sets are
+/// refreshed only when a token needs them, and let go once no API names them.
 final class JWKSClient: Sendable {
     let fetcher: JWKSFetcher
     /// Held weakly: the routes' verifiers own the sets, so a set no API names any more (its APIs deleted
@@ -87,7 +86,7 @@ enum JWKSError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .status(let code): return "answered HTTP \(code), not 200"
-        case .noUsableKey: return "no RSA or P-256 EC signature key in the set"
+        case .noUsableKey: return "no RSA, EC (P-256, P-384, P-521) or Ed25519 signature key in the set"
         }
     }
 }
@@ -137,7 +136,8 @@ final class JWKSKeySet: Sendable {
             if stale { _ = refresh(gap: fetcher.retryGap) }
             return keys
         }
-        guard let task = refresh(gap: fetcher.retryGap) else { return nil }
+        // No fetch started: one began less than a gap ago, and may have finished since the read above.
+        guard let task = refresh(gap: fetcher.retryGap) else { return state.withLockedValue { $0.keys } }
         return await task.value
     }
 
@@ -150,9 +150,10 @@ final class JWKSKeySet: Sendable {
 
     /// The running fetch, or a new one unless the last began less than `gap` ago.
     private func refresh(gap: Duration) -> Task<[JWTVerifier.ResolvedKey]?, Never>? {
-        let now = clock.now
-        return state.withLockedValue { s in
+        state.withLockedValue { s in
             if let running = s.inflight { return running }
+            // Read under the lock: an instant read before it could precede the last attempt's.
+            let now = clock.now
             if let last = s.lastAttempt, now - last < gap { return nil }
             s.lastAttempt = now
             let task = Task { await self.fetch() }
@@ -194,32 +195,48 @@ final class JWKSKeySet: Sendable {
         }
     }
 
-    /// The signature keys of a JWK Set document: RSA keys for RS256, P-256 EC keys for ES256. Keys
-    /// marked for another algorithm (`alg`) or for encryption (`"use": "enc"`), and keys of types the
-    /// engine does not verify or cannot read, are left out; a set with none left is an error.
+    /// The signature keys of a JWK Set document: RSA keys for RS256/384/512 and PS256/384/512, EC keys
+    /// on P-256, P-384 and P-521 for ES256, ES384 and ES512, Ed25519 keys (`OKP`) for EdDSA. A key naming
+    /// its `alg` verifies that one only (one naming an algorithm its kind cannot, `ES384` on a P-256 key,
+    /// is left out), one naming none each its kind can. Keys for encryption (`"use": "enc"`), and keys of
+    /// types the engine does not verify or cannot read, are left out; a set with none left is an error.
     static func keys(fromJWKS body: [UInt8]) async throws -> [JWTVerifier.ResolvedKey] {
         let set = try JSONDecoder().decode(LenientKeySet.self, from: Data(body))
         var keys: [JWTVerifier.ResolvedKey] = []
         for (i, entry) in set.keys.enumerated() {
             guard let jwk = entry.jwk, entry.use == nil || entry.use == "sig" else { continue }
-            let algorithm: JWTSettings.Algorithm
+            let kind: JWTSettings.Algorithm.KeyKind
             if jwk.keyType == .rsa {
-                algorithm = .rs256
-            } else if jwk.keyType == .ecdsa, jwk.curve == .ecdsa(.p256) {
-                algorithm = .es256
+                kind = .rsa
+            } else if jwk.keyType == .ecdsa && jwk.curve == .ecdsa(.p256) {
+                kind = .ecP256
+            } else if jwk.keyType == .ecdsa && jwk.curve == .ecdsa(.p384) {
+                kind = .ecP384
+            } else if jwk.keyType == .ecdsa && jwk.curve == .ecdsa(.p521) {
+                kind = .ecP521
+            } else if jwk.keyType == .octetKeyPair && jwk.curve == .eddsa(.ed25519) {
+                kind = .ed25519
             } else {
                 continue
             }
-            if let declared = jwk.algorithm, declared.rawValue != algorithm.rawValue { continue }
+            // A key naming its `alg` verifies that algorithm only; one naming none, each its kind allows.
+            var algorithms = JWTSettings.Algorithm.verified(by: kind)
+            if let declared = jwk.algorithm {
+                algorithms = algorithms.filter { $0.rawValue == declared.rawValue }
+            }
             var named = jwk
             if named.keyIdentifier == nil { named.keyIdentifier = JWKIdentifier(string: "#\(i)") }
-            let collection = JWTKeyCollection()
-            guard (try? await collection.add(jwk: named)) != nil,
-                let verifier = try? await collection.getKey(for: named.keyIdentifier, alg: algorithm.rawValue)
-            else { continue }
-            keys.append(
-                JWTVerifier.ResolvedKey(
-                    settings: JWTSettings.Key(algorithm: algorithm, kid: jwk.keyIdentifier?.string), algorithm: verifier))
+            for algorithm in algorithms {
+                // A collection per algorithm: jwt-kit keeps the first signer it made for a key without `alg`.
+                let collection = JWTKeyCollection()
+                guard (try? await collection.add(jwk: named)) != nil,
+                    let verifier = try? await collection.getKey(for: named.keyIdentifier, alg: algorithm.rawValue),
+                    verifier.name == algorithm.rawValue
+                else { continue }
+                keys.append(
+                    JWTVerifier.ResolvedKey(
+                        settings: JWTSettings.Key(algorithm: algorithm, kid: jwk.keyIdentifier?.string), algorithm: verifier))
+            }
         }
         guard !keys.isEmpty else { throw JWKSError.noUsableKey }
         return keys

@@ -39,10 +39,11 @@ struct JWTIdentity: Sendable, Hashable {
     var expiresAt: Date?
 }
 
-/// Verifies bearer JWTs for one API with jwt-kit: HS256, RS256 or ES256 with configured keys or the keys
-/// of a JSON Web Key Set (``JWKSKeySet``), `exp` and `nbf` checked with leeway, `iss` and `aud` when the
-/// API names them, a configured claim as the client identity. Failures are classified (see
-/// ``JWTFailure``) for metrics and 401 answers.
+/// Verifies bearer JWTs for one API with jwt-kit: HS256/384/512, RS256/384/512, PS256/384/512,
+/// ES256/384/512 and EdDSA (Ed25519) with configured keys or the keys of a JSON Web Key Set
+/// (``JWKSKeySet``), `exp` and `nbf` checked with leeway, `iss`, `aud` and scopes when the API names
+/// them, a configured claim as the client identity. Failures are classified (see ``JWTFailure``) for
+/// metrics and 401 (403 for missing scopes) answers.
 ///
 /// The token's `alg` must be one of the configured keys' algorithms, so an RS256 public key can never be
 /// used as an HMAC secret (algorithm confusion). Signature checks run on the caller's task: jwt-kit's
@@ -179,10 +180,10 @@ final class JWTVerifier: Sendable {
         settings.keys.contains { $0.algorithm == algorithm } || keySetVerifies(algorithm)
     }
 
-    /// Whether the API's key set (if it has one) may hold keys for `algorithm`: RSA and EC keys, never a
+    /// Whether the API's key set (if it has one) may hold keys for `algorithm`: public keys, never a
     /// shared secret.
     private func keySetVerifies(_ algorithm: JWTSettings.Algorithm) -> Bool {
-        settings.jwksURL != nil && algorithm != .hs256
+        settings.jwksURL != nil && algorithm.keyKind != .secret
     }
 
     /// The keys to try for a token's `alg` and `kid`: configured keys and the set's, the set refetched
@@ -215,38 +216,71 @@ final class JWTVerifier: Sendable {
     /// Loads a key into a jwt-kit collection and returns its algorithm object.
     static func algorithm(for key: JWTSettings.Key) async throws -> any JWTAlgorithm {
         let collection = JWTKeyCollection()
+        let pem = key.publicKeyPEM ?? ""
         switch key.algorithm {
-        case .hs256:
-            await collection.add(hmac: HMACKey(from: key.secret ?? ""), digestAlgorithm: .sha256)
-        case .rs256:
-            await collection.add(rsa: try Insecure.RSA.PublicKey(pem: key.publicKeyPEM ?? ""), digestAlgorithm: .sha256)
+        case .hs256, .hs384, .hs512:
+            await collection.add(hmac: HMACKey(from: key.secret ?? ""), digestAlgorithm: digest(key.algorithm))
+        case .rs256, .rs384, .rs512:
+            await collection.add(rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: digest(key.algorithm))
+        case .ps256, .ps384, .ps512:
+            await collection.add(pss: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: digest(key.algorithm))
         case .es256:
-            await collection.add(ecdsa: try ES256PublicKey(pem: key.publicKeyPEM ?? ""))
+            await collection.add(ecdsa: try ES256PublicKey(pem: pem))
+        case .es384:
+            await collection.add(ecdsa: try ES384PublicKey(pem: pem))
+        case .es512:
+            await collection.add(ecdsa: try ES512PublicKey(pem: pem))
+        case .eddsa:
+            await collection.add(eddsa: try EdDSA.PublicKey(pem: pem))
         }
         return try await collection.getKey()
     }
 
+    /// The hash of an HMAC, RSA or RSA-PSS algorithm.
+    private static func digest(_ algorithm: JWTSettings.Algorithm) -> DigestAlgorithm {
+        switch algorithm {
+        case .hs384, .rs384, .ps384, .es384: return .sha384
+        case .hs512, .rs512, .ps512, .es512: return .sha512
+        default: return .sha256
+        }
+    }
+
+    /// Whether `pem` is a public key of the kind `algorithm` needs.
+    private static func publicKeyParses(_ pem: String, for algorithm: JWTSettings.Algorithm) -> Bool {
+        switch algorithm.keyKind {
+        case .secret: return false
+        case .rsa: return (try? Insecure.RSA.PublicKey(pem: pem)) != nil
+        case .ecP256: return (try? ES256PublicKey(pem: pem)) != nil
+        case .ecP384: return (try? ES384PublicKey(pem: pem)) != nil
+        case .ecP521: return (try? ES512PublicKey(pem: pem)) != nil
+        case .ed25519: return (try? EdDSA.PublicKey(pem: pem)) != nil
+        }
+    }
+
     /// What is wrong with a configured key, if anything: the field, the value to show, what was expected.
     static func keyProblem(_ key: JWTSettings.Key) -> (field: String, shown: String?, expected: String)? {
-        switch key.algorithm {
-        case .hs256:
-            guard let secret = key.secret, secret.utf8.count >= 32 else {
-                return ("secret", key.secret.map { _ in "***" }, "a shared secret of at least 32 bytes for HS256")
+        let name = key.algorithm.rawValue
+        switch key.algorithm.keyKind {
+        case .secret:
+            let least = key.algorithm == .hs256 ? 32 : key.algorithm == .hs384 ? 48 : 64
+            guard let secret = key.secret, secret.utf8.count >= least else {
+                return ("secret", key.secret.map { _ in "***" }, "a shared secret of at least \(least) bytes for \(name)")
             }
-            if key.publicKeyPEM != nil { return ("public_key_pem", "…", "no public key for HS256 (use secret)") }
-        case .rs256, .es256:
-            if key.secret != nil { return ("secret", "***", "no secret for \(key.algorithm.rawValue) (use public_key_pem)") }
+            if key.publicKeyPEM != nil { return ("public_key_pem", "…", "no public key for \(name) (use secret)") }
+        case let kind:
+            if key.secret != nil { return ("secret", "***", "no secret for \(name) (use public_key_pem)") }
             guard let pem = key.publicKeyPEM else {
-                return ("public_key_pem", nil, "a PEM public key (-----BEGIN PUBLIC KEY-----) for \(key.algorithm.rawValue)")
+                return ("public_key_pem", nil, "a PEM public key (-----BEGIN PUBLIC KEY-----) for \(name)")
             }
-            let parsed: Bool
-            if key.algorithm == .rs256 {
-                parsed = (try? Insecure.RSA.PublicKey(pem: pem)) != nil
-            } else {
-                parsed = (try? ES256PublicKey(pem: pem)) != nil
-            }
-            if !parsed {
-                let expected = key.algorithm == .rs256 ? "an RSA public key in PEM" : "a P-256 EC public key in PEM"
+            if !publicKeyParses(pem, for: key.algorithm) {
+                let expected: String
+                switch kind {
+                case .ecP256: expected = "a P-256 EC public key in PEM"
+                case .ecP384: expected = "a P-384 EC public key in PEM"
+                case .ecP521: expected = "a P-521 EC public key in PEM"
+                case .ed25519: expected = "an Ed25519 public key in PEM"
+                default: expected = "an RSA public key in PEM"
+                }
                 return ("public_key_pem", String(pem.prefix(30)) + "…", expected)
             }
         }

@@ -288,10 +288,46 @@ struct JWTSettings: Sendable, Hashable, Codable {
 
     static let defaultJWKSRefreshSeconds = 300
 
+    /// The JWS algorithms the engine verifies (RFC 7518 §3.1, RFC 8037 for EdDSA with Ed25519).
     enum Algorithm: String, Sendable, Hashable, Codable, CaseIterable {
         case hs256 = "HS256"
+        case hs384 = "HS384"
+        case hs512 = "HS512"
         case rs256 = "RS256"
+        case rs384 = "RS384"
+        case rs512 = "RS512"
+        case ps256 = "PS256"
+        case ps384 = "PS384"
+        case ps512 = "PS512"
         case es256 = "ES256"
+        case es384 = "ES384"
+        case es512 = "ES512"
+        case eddsa = "EdDSA"
+
+        /// What kind of key verifies it.
+        enum KeyKind: Sendable {
+            /// A shared secret, never taken from a key set URL.
+            case secret
+            case rsa
+            case ecP256, ecP384, ecP521
+            case ed25519
+        }
+
+        var keyKind: KeyKind {
+            switch self {
+            case .hs256, .hs384, .hs512: return .secret
+            case .rs256, .rs384, .rs512, .ps256, .ps384, .ps512: return .rsa
+            case .es256: return .ecP256
+            case .es384: return .ecP384
+            case .es512: return .ecP521
+            case .eddsa: return .ed25519
+            }
+        }
+
+        /// The algorithms a key of `kind` may verify, for a key set's key that names none.
+        static func verified(by kind: KeyKind) -> [Algorithm] {
+            allCases.filter { $0.keyKind == kind }
+        }
     }
 
     /// One verification key. A token's `alg` must equal the key's algorithm; with a `kid`, only tokens
@@ -299,9 +335,10 @@ struct JWTSettings: Sendable, Hashable, Codable {
     struct Key: Sendable, Hashable, Codable {
         var algorithm: Algorithm
         var kid: String?
-        /// The shared secret, for HS256 (at least 32 bytes).
+        /// The shared secret, for HS256, HS384 and HS512 (at least 32, 48 and 64 bytes).
         var secret: String?
-        /// A PEM `PUBLIC KEY`, for RS256 and ES256.
+        /// A PEM `PUBLIC KEY`, for the other algorithms: RSA for RS* and PS*, an EC key on P-256, P-384 or
+        /// P-521 for ES256, ES384 or ES512, Ed25519 for EdDSA.
         var publicKeyPEM: String?
 
         init(algorithm: Algorithm, kid: String? = nil, secret: String? = nil, publicKeyPEM: String? = nil) {

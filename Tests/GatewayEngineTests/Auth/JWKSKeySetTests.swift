@@ -69,8 +69,8 @@ private struct SubjectClaims: JWTPayload {
                 #"{"kty":"oct","kid":"h","k":"c2VjcmV0"}"#,
             ])
         let keys = try await JWKSKeySet.keys(fromJWKS: document)
-        #expect(keys.map(\.settings.kid) == ["ec-1", "rsa-1"])
-        #expect(keys.map(\.settings.algorithm) == [.es256, .rs256])
+        #expect(keys.map(\.settings.kid) == ["ec-1"] + Array(repeating: "rsa-1", count: 6))
+        #expect(keys.map(\.settings.algorithm) == [.es256, .rs256, .rs384, .rs512, .ps256, .ps384, .ps512], "an RSA key naming no alg: each RSA one")
 
         let v = Self.verifier(url: "http://127.0.0.1:\(backend.port)/jwks.json", client: Self.client())
         #expect(try await v.verify(token: Self.sign(ec, kid: "ec-1", sub: "orders")).get().clientID == "orders")
@@ -83,6 +83,44 @@ private struct SubjectClaims: JWTPayload {
         let hs = try await JWTKeyCollection().add(hmac: HMACKey(from: String(repeating: "s", count: 32)), digestAlgorithm: .sha256)
             .sign(SubjectClaims(sub: "x", exp: Date().timeIntervalSince1970 + 300))
         #expect(await v.verify(token: hs) == .failure(.unsupportedAlgorithm))
+    }
+
+    /// Keys of every kind the engine verifies: an RSA key without `alg` verifies each RSA algorithm
+    /// (PKCS#1 and PSS), one naming its `alg` that one only; P-384 and P-521 keys ES384 and ES512; an
+    /// Ed25519 key EdDSA.
+    @Test func verifiesEveryKindOfKey() async throws {
+        let backend = try await TestHTTPBackend.start(name: "jwks")
+        defer { Task { await backend.stop() } }
+        let p384 = ES384PrivateKey()
+        let p521 = ES512PrivateKey()
+        func ec(_ parameters: ECDSAParameters, crv: String, kid: String) -> String {
+            #"{"kty":"EC","crv":"\#(crv)","kid":"\#(kid)","x":"\#(parameters.x)","y":"\#(parameters.y)"}"#
+        }
+        Self.serve(
+            backend,
+            [
+                try Self.rsaJWK(kid: "rsa-any"), try Self.rsaJWK(kid: "rsa-rs256", extra: #","alg":"RS256""#),
+                ec(p384.publicKey.parameters!, crv: "P-384", kid: "p384"), ec(p521.publicKey.parameters!, crv: "P-521", kid: "p521"),
+                #"{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"\#(TestKeys.ed25519X)"}"#,
+            ])
+        let v = Self.verifier(url: "http://127.0.0.1:\(backend.port)/jwks.json", client: Self.client(unknownKeyGap: .seconds(60)))
+        let rsa = try Insecure.RSA.PrivateKey(pem: TestKeys.rsaPrivatePEM)
+        let exp = Date().timeIntervalSince1970 + 300
+        let signed: [(String, JWTKeyCollection, String)] = [
+            ("PS256 by rsa-any", await JWTKeyCollection().add(pss: rsa, digestAlgorithm: .sha256), "rsa-any"),
+            ("RS512 by rsa-any", await JWTKeyCollection().add(rsa: rsa, digestAlgorithm: .sha512), "rsa-any"),
+            ("RS256 by rsa-rs256", await JWTKeyCollection().add(rsa: rsa, digestAlgorithm: .sha256), "rsa-rs256"),
+            ("ES384", await JWTKeyCollection().add(ecdsa: p384), "p384"),
+            ("ES512", await JWTKeyCollection().add(ecdsa: p521), "p521"),
+            ("EdDSA", await JWTKeyCollection().add(eddsa: try EdDSA.PrivateKey(pem: TestKeys.ed25519PrivatePEM)), "ed"),
+        ]
+        for (what, signer, kid) in signed {
+            let token = try await signer.sign(SubjectClaims(sub: what, exp: exp), kid: JWKIdentifier(string: kid))
+            #expect(try await v.verify(token: token).get().clientID == what)
+        }
+        let pssForRS256Key = try await JWTKeyCollection().add(pss: rsa, digestAlgorithm: .sha256)
+            .sign(SubjectClaims(sub: "x", exp: exp), kid: "rsa-rs256")
+        #expect(await v.verify(token: pssForRS256Key) == .failure(.unknownKey), "a key naming RS256 verifies RS256 only")
     }
 
     /// Key rotation at the issuer: a token naming a `kid` the set lacks makes it refetch, and the new

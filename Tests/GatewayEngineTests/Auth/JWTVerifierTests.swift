@@ -114,6 +114,47 @@ private enum Audience: Codable {
         #expect(await v.verify(token: forged) == .failure(.badSignature))
     }
 
+    /// Every algorithm the engine verifies, each with its kind of configured key: HS384/HS512 secrets,
+    /// RSA PKCS#1 and PSS with SHA-256/384/512, ECDSA on P-384 and P-521, EdDSA with Ed25519. A key
+    /// verifies its own algorithm only: an RS256 key does not make a PS256 token good.
+    @Test func verifiesEveryAlgorithmWithItsKey() async throws {
+        let rsa = try Insecure.RSA.PrivateKey(pem: TestKeys.rsaPrivatePEM)
+        let es384 = ES384PrivateKey()
+        let es512 = ES512PrivateKey()
+        let hs384 = String(repeating: "3", count: 48)
+        let hs512 = String(repeating: "5", count: 64)
+        let cases: [(JWTSettings.Key, JWTKeyCollection)] = [
+            (.init(algorithm: .hs384, secret: hs384), await JWTKeyCollection().add(hmac: HMACKey(from: hs384), digestAlgorithm: .sha384)),
+            (.init(algorithm: .hs512, secret: hs512), await JWTKeyCollection().add(hmac: HMACKey(from: hs512), digestAlgorithm: .sha512)),
+            (.init(algorithm: .rs384, publicKeyPEM: TestKeys.rsaPublicPEM), await JWTKeyCollection().add(rsa: rsa, digestAlgorithm: .sha384)),
+            (.init(algorithm: .rs512, publicKeyPEM: TestKeys.rsaPublicPEM), await JWTKeyCollection().add(rsa: rsa, digestAlgorithm: .sha512)),
+            (.init(algorithm: .ps256, publicKeyPEM: TestKeys.rsaPublicPEM), await JWTKeyCollection().add(pss: rsa, digestAlgorithm: .sha256)),
+            (.init(algorithm: .ps384, publicKeyPEM: TestKeys.rsaPublicPEM), await JWTKeyCollection().add(pss: rsa, digestAlgorithm: .sha384)),
+            (.init(algorithm: .ps512, publicKeyPEM: TestKeys.rsaPublicPEM), await JWTKeyCollection().add(pss: rsa, digestAlgorithm: .sha512)),
+            (.init(algorithm: .es384, publicKeyPEM: es384.publicKey.pemRepresentation), await JWTKeyCollection().add(ecdsa: es384)),
+            (.init(algorithm: .es512, publicKeyPEM: es512.publicKey.pemRepresentation), await JWTKeyCollection().add(ecdsa: es512)),
+            (
+                .init(algorithm: .eddsa, publicKeyPEM: TestKeys.ed25519PublicPEM),
+                await JWTKeyCollection().add(eddsa: try EdDSA.PrivateKey(pem: TestKeys.ed25519PrivatePEM))
+            ),
+        ]
+        for (key, signer) in cases {
+            #expect(JWTVerifier.keyProblem(key) == nil, "\(key.algorithm)")
+            let token = try await signer.sign(TestClaims(sub: key.algorithm.rawValue, exp: now + 60))
+            #expect(try await verifier([key]).verify(token: token).get().clientID == key.algorithm.rawValue)
+        }
+        let pssToken = try await JWTKeyCollection().add(pss: rsa, digestAlgorithm: .sha256).sign(TestClaims(sub: "a", exp: now + 60))
+        #expect(
+            await verifier([.init(algorithm: .rs256, publicKeyPEM: TestKeys.rsaPublicPEM)]).verify(token: pssToken) == .failure(.unsupportedAlgorithm)
+        )
+        // Keys that do not fit their algorithm are refused with what was expected.
+        #expect(JWTVerifier.keyProblem(.init(algorithm: .hs384, secret: Self.secret))?.expected == "a shared secret of at least 48 bytes for HS384")
+        #expect(
+            JWTVerifier.keyProblem(.init(algorithm: .es384, publicKeyPEM: es512.publicKey.pemRepresentation))?.expected
+                == "a P-384 EC public key in PEM")
+        #expect(JWTVerifier.keyProblem(.init(algorithm: .eddsa, publicKeyPEM: TestKeys.rsaPublicPEM))?.expected == "an Ed25519 public key in PEM")
+    }
+
     /// A token's `alg` must match a configured key: an HS256 token "signed" with the RSA public key
     /// (algorithm confusion) is refused, and a `kid` picks among keys of one algorithm.
     @Test func algorithmMustMatchAConfiguredKey() async throws {

@@ -42,4 +42,18 @@ enum TestKeys {
         vwIDAQAB
         -----END PUBLIC KEY-----
         """
+
+    /// An Ed25519 key pair (`openssl genpkey -algorithm ed25519`), for EdDSA.
+    static let ed25519PrivatePEM = """
+        -----BEGIN PRIVATE KEY-----
+        MC4CAQAwBQYDK2VwBCIEIKbDmxpHyDFq0+VqZnVwBkhV+jDgbzxUCrLBOJ+24TVT
+        -----END PRIVATE KEY-----
+        """
+    static let ed25519PublicPEM = """
+        -----BEGIN PUBLIC KEY-----
+        MCowBQYDK2VwAyEAfvucXHK4jI69p/4HarY6EI7eXoJsuwzXugN9VPMVn0M=
+        -----END PUBLIC KEY-----
+        """
+    /// Its public key as a JWK `x` (the 32 raw bytes, base64url).
+    static let ed25519X = "fvucXHK4jI69p_4HarY6EI7eXoJsuwzXugN9VPMVn0M"
 }
