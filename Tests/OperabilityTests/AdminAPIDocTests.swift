@@ -106,7 +106,7 @@ struct AdminAPIDocTests {
                 methods = []
             } else if line.hasPrefix("    servers:") {
                 services = ServiceBinary.allCases.filter { line.contains("description: \($0.rawValue)") }
-            } else if let method = ["get", "put", "post", "delete"].first(where: { line == "    \($0):" }) {
+            } else if let method = ["get", "put", "post", "patch", "delete"].first(where: { line == "    \($0):" }) {
                 methods.append(method)
             }
         }

@@ -149,6 +149,23 @@ struct GatewayctlTests {
             let listed = try await cluster.ctl(["keys", "list"])
             #expect(listed.status == 0 && listed.output.contains(id) && listed.output.contains("partner"), "\(listed.output)")
             #expect(!listed.output.contains(key), "the key itself is never listed")
+            let updated = try await cluster.ctl(["keys", "update", id, "--rate", "5", "--apis", "orders,catalog", "--quota", "1000"])
+            #expect(updated.status == 0 && updated.output.contains("updated \(id)"), "\(updated.output)")
+            let shown = try await cluster.ctl(["keys", "show", id])
+            let record = try #require(try JSONSerialization.jsonObject(with: Data(shown.output.utf8)) as? [String: Any], "\(shown.output)")
+            #expect((record["rate_limit"] as? [String: Any])?["burst"] as? Int == 5)
+            #expect(record["allowed_apis"] as? [String] == ["orders", "catalog"])
+            #expect((record["quota"] as? [String: Any])?["period_seconds"] as? Int == 86_400)
+            let cleared = try await cluster.ctl(["keys", "update", id, "--no-rate-limit", "--apis", "all"])
+            #expect(cleared.status == 0, "\(cleared.output)")
+            let after = try await cluster.ctl(["keys", "show", id])
+            #expect(!after.output.contains("rate_limit") && after.output.contains(#""allowed_apis" : ["#), "\(after.output)")
+            let contradictory = try await cluster.ctl(["keys", "update", id, "--rate", "5", "--no-rate-limit"])
+            #expect(contradictory.status != 0 && contradictory.output.contains("contradict"), "\(contradictory.output)")
+            let nothing = try await cluster.ctl(["keys", "update", id])
+            #expect(nothing.status != 0 && nothing.output.contains("nothing to change"), "\(nothing.output)")
+            let unknown = try await cluster.ctl(["keys", "update", "000000000000", "--name", "x"])
+            #expect(unknown.status == 1 && unknown.output.contains("no API key 000000000000"), "\(unknown.output)")
             #expect(try await cluster.ctl(["keys", "revoke", id]).output.contains("revoked \(id)"))
             let again = try await cluster.ctl(["keys", "revoke", id])
             #expect(again.status == 1, "\(again.output)")
@@ -160,6 +177,9 @@ struct GatewayctlTests {
                 }
                     && lines.contains {
                         $0.contains("API key revoked") && $0.contains(id) && $0.contains("request.id") && $0.contains("admin.caller=admin")
+                    }
+                    && lines.contains {
+                        $0.contains("API key updated") && $0.contains(id) && $0.contains("key.changed=allowed_apis,quota,rate_limit")
                     }
             }
             #expect(!cluster.engineLog.contains(key), "the key itself is never logged")

@@ -86,6 +86,16 @@ struct APIKeyRequest: Sendable, Hashable {
     }
 }
 
+/// What ``APIKeyStore/update(id:_:)`` changes: each field that is set (`.some(nil)` clears an expiry,
+/// a rate limit or a quota: no expiry, the API's own limit).
+struct APIKeyPatch: Sendable, Hashable {
+    var name: String?
+    var expiresAt: Date??
+    var allowedAPIs: [String]?
+    var rateLimit: RateLimitPolicy??
+    var quota: QuotaPolicy??
+}
+
 /// The result of looking up a presented key.
 enum APIKeyLookup: Sendable, Hashable {
     case valid(APIKeyRecord)

@@ -92,31 +92,12 @@ final class APIKeyStore: Sendable {
     /// Creates a key and returns it in plain text (the only time it is available) with its record.
     func create(_ request: APIKeyRequest) async throws(WriteError) -> (key: String, record: APIKeyRecord) {
         let createdAt = wallClock()
-        var problems: [ConfigProblem] = []
-        if request.name.isEmpty || request.name.count > 200 {
-            problems.append(ConfigProblem(key: "name", value: request.name, expected: "a name of 1-200 characters"))
-        }
-        if let expiresAt = request.expiresAt, expiresAt <= createdAt {
-            problems.append(ConfigProblem(key: "expires_at", value: "\(expiresAt)", expected: "a time in the future"))
-        }
-        for (i, api) in request.allowedAPIs.enumerated() where !APIDefinition.isValidID(api) {
-            problems.append(ConfigProblem(key: "allowed_apis[\(i)]", value: api, expected: "an API id"))
-        }
-        if let rate = request.rateLimit, rate.rate < 1 || rate.periodSeconds < 1 || rate.burst < 1 {
-            problems.append(
-                ConfigProblem(
-                    key: "rate_limit", value: "\(rate.rate)/\(rate.periodSeconds)s burst \(rate.burst)",
-                    expected: "rate, period_seconds and burst of at least 1"))
-        }
-        if let quota = request.quota, quota.limit < 1 || quota.periodSeconds < 1 {
-            problems.append(
-                ConfigProblem(key: "quota", value: "\(quota.limit)/\(quota.periodSeconds)s", expected: "limit and period_seconds of at least 1"))
-        }
+        let problems = Self.problems(request, now: createdAt, checkExpiry: true)
         if !problems.isEmpty { throw .invalid(problems) }
         // Records keep whole seconds (ISO 8601 without fractions), so round here and the record handed
         // back equals the one read later. An expiry is rounded up, never cutting a key's life short.
         let created = Date(timeIntervalSince1970: createdAt.timeIntervalSince1970.rounded(.down))
-        let expires = request.expiresAt.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.up)) }
+        let expires = request.expiresAt.map(Self.roundedExpiry)
 
         for _ in 0..<3 {
             let key = Self.generateKey()
@@ -146,6 +127,99 @@ final class APIKeyStore: Sendable {
         }
         throw .redis(.unexpectedReply(command: "HSETNX", reply: "key id collided three times"))
     }
+
+    /// What is wrong with a key's policy; the expiry is checked against `now` when `checkExpiry`.
+    private static func problems(_ request: APIKeyRequest, now: Date, checkExpiry: Bool) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        if request.name.isEmpty || request.name.count > 200 {
+            problems.append(ConfigProblem(key: "name", value: request.name, expected: "a name of 1-200 characters"))
+        }
+        if checkExpiry, let expiresAt = request.expiresAt, expiresAt <= now {
+            problems.append(ConfigProblem(key: "expires_at", value: "\(expiresAt)", expected: "a time in the future"))
+        }
+        for (i, api) in request.allowedAPIs.enumerated() where !APIDefinition.isValidID(api) {
+            problems.append(ConfigProblem(key: "allowed_apis[\(i)]", value: api, expected: "an API id"))
+        }
+        if let rate = request.rateLimit, rate.rate < 1 || rate.periodSeconds < 1 || rate.burst < 1 {
+            problems.append(
+                ConfigProblem(
+                    key: "rate_limit", value: "\(rate.rate)/\(rate.periodSeconds)s burst \(rate.burst)",
+                    expected: "rate, period_seconds and burst of at least 1"))
+        }
+        if let quota = request.quota, quota.limit < 1 || quota.periodSeconds < 1 {
+            problems.append(
+                ConfigProblem(key: "quota", value: "\(quota.limit)/\(quota.periodSeconds)s", expected: "limit and period_seconds of at least 1"))
+        }
+        return problems
+    }
+
+    private static func roundedExpiry(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.up))
+    }
+
+    /// The record of the key with this id; nil if there is none (never created or revoked).
+    func record(id: String) async throws(RedisError) -> APIKeyRecord? {
+        guard let json = try await redis.send("HGET", .string(keys.apiKeyIndex), .string(id)).string else { return nil }
+        return Self.decode(IndexEntry.self, json)?.record
+    }
+
+    /// Changes the policy of the key with this id (its name, expiry, APIs, rate limit, quota; never the
+    /// key, its id or its creation time) on every engine within a second, like a revocation: the record
+    /// is rewritten, cached answers for it are dropped here and, through a `key_updated` event,
+    /// elsewhere (a lost event only delays it to the cache's 1 s). Returns nil when there is no such key,
+    /// or its record is gone (revoked, or expired). A revocation racing an update always wins: the record
+    /// is only overwritten while it exists (`SET … XX`), and the listing only while the key is listed.
+    func update(id: String, _ patch: APIKeyPatch) async throws(WriteError) -> APIKeyRecord? {
+        let entry: IndexEntry
+        do {
+            guard let json = try await redis.send("HGET", .string(keys.apiKeyIndex), .string(id)).string,
+                let decoded = Self.decode(IndexEntry.self, json)
+            else { return nil }
+            entry = decoded
+        } catch {
+            throw .redis(error)
+        }
+        var request = APIKeyRequest(
+            name: patch.name ?? entry.record.name, expiresAt: entry.record.expiresAt, allowedAPIs: patch.allowedAPIs ?? entry.record.allowedAPIs,
+            rateLimit: entry.record.rateLimit, quota: entry.record.quota)
+        if let expiresAt = patch.expiresAt { request.expiresAt = expiresAt }
+        if let rateLimit = patch.rateLimit { request.rateLimit = rateLimit }
+        if let quota = patch.quota { request.quota = quota }
+        let problems = Self.problems(request, now: wallClock(), checkExpiry: patch.expiresAt != nil)
+        if !problems.isEmpty { throw .invalid(problems) }
+
+        var record = entry.record
+        record.name = request.name
+        record.expiresAt = request.expiresAt.map(Self.roundedExpiry)
+        record.allowedAPIs = request.allowedAPIs
+        record.rateLimit = request.rateLimit
+        record.quota = request.quota
+        do {
+            var set: [RedisArgument] = [.string(keys.apiKey(hash: entry.hash)), .string(Self.json(record))]
+            if let expires = record.expiresAt { set += ["PXAT", .int(Int((expires.timeIntervalSince1970 * 1000).rounded(.up)))] }
+            set.append("XX")
+            guard try await redis.send(RedisCommand("SET", arguments: set)).string == "OK" else { return nil }
+            let listed = try await redis.evalScript(
+                Self.relistScript, keys: [keys.apiKeyIndex],
+                arguments: [.string(id), .string(Self.json(IndexEntry(hash: entry.hash, record: record)))])
+            invalidate(hashPrefix: entry.hash)
+            try await redis.publish(keys.events, EngineEvent.keyUpdated(hashPrefix: entry.hash).message)
+            return listed.int == 1 ? record : nil
+        } catch {
+            throw .redis(error)
+        }
+    }
+
+    /// KEYS: the key index. ARGV: key id, index entry. Rewrites the entry only while the key is listed
+    /// (a revocation removes it). Returns 1 if rewritten.
+    static let relistScript = RedisScript(
+        """
+        if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+          return 0
+        end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        return 1
+        """)
 
     /// Every key's record, sorted by creation time (never the key or its hash).
     func list() async throws(RedisError) -> [APIKeyRecord] {
@@ -219,7 +293,7 @@ final class APIKeyStore: Sendable {
     /// Takes an event from ``EngineEvents``.
     func handle(_ event: EngineEvent) {
         switch event {
-        case .keyRevoked(let prefix), .keyCreated(let prefix):
+        case .keyRevoked(let prefix), .keyCreated(let prefix), .keyUpdated(let prefix):
             invalidate(hashPrefix: prefix)
         case .resync:
             cache.withLockedValue { cache in

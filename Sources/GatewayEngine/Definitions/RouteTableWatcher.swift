@@ -70,7 +70,7 @@ final class RouteTableWatcher: Service, Sendable {
             state.withLockedValue { $0.announcedVersion = max($0.announcedVersion, version) }
         case .resync:
             state.withLockedValue { $0.reloadOwed = true }
-        case .keyRevoked, .keyCreated, .other:
+        case .keyRevoked, .keyCreated, .keyUpdated, .other:
             return
         }
         wake.yield()

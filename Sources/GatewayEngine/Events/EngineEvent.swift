@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Messages are JSON objects with a `type`, in the format of `ClusterEvent` (GatewayCore):
 /// `{"type":"apis_changed","version":12}`, `{"type":"key_revoked","hash":"<sha256 hex>"}`. The engine
-/// adds `key_created`, and accepts a `key_id` (a hash prefix) where a `hash` is expected. Types the
+/// adds `key_created` and `key_updated`, and accepts a `key_id` (a hash prefix) where a `hash` is expected. Types the
 /// engine does not act on (node and weight events) decode as ``other(type:)``.
 enum EngineEvent: Sendable, Hashable {
     /// The API definitions changed; `version` is the store's new version counter.
@@ -14,6 +14,8 @@ enum EngineEvent: Sendable, Hashable {
     case keyRevoked(hashPrefix: String)
     /// An API key was created; engines drop any cached "unknown key" answer for it.
     case keyCreated(hashPrefix: String)
+    /// An API key's policy changed; engines drop their cached record of it.
+    case keyUpdated(hashPrefix: String)
     /// The subscription was (re)established: messages may have been missed, so reread state.
     case resync
     case other(type: String)
@@ -27,7 +29,7 @@ enum EngineEvent: Sendable, Hashable {
         case "apis_changed":
             guard case .number(let version)? = fields["version"] else { return nil }
             self = .apisChanged(version: Int64(version))
-        case "key_revoked", "key_created":
+        case "key_revoked", "key_created", "key_updated":
             let prefix: String
             if case .string(let hash)? = fields["hash"] {
                 prefix = hash
@@ -38,7 +40,11 @@ enum EngineEvent: Sendable, Hashable {
             }
             // An empty prefix would match every key.
             guard !prefix.isEmpty else { return nil }
-            self = type == "key_revoked" ? .keyRevoked(hashPrefix: prefix) : .keyCreated(hashPrefix: prefix)
+            switch type {
+            case "key_revoked": self = .keyRevoked(hashPrefix: prefix)
+            case "key_created": self = .keyCreated(hashPrefix: prefix)
+            default: self = .keyUpdated(hashPrefix: prefix)
+            }
         default:
             self = .other(type: type)
         }
@@ -50,6 +56,7 @@ enum EngineEvent: Sendable, Hashable {
         case .apisChanged(let version): return #"{"type":"apis_changed","version":\#(version)}"#
         case .keyRevoked(let hash): return #"{"type":"key_revoked","hash":\#(Self.quoted(hash))}"#
         case .keyCreated(let hash): return #"{"type":"key_created","hash":\#(Self.quoted(hash))}"#
+        case .keyUpdated(let hash): return #"{"type":"key_updated","hash":\#(Self.quoted(hash))}"#
         case .resync: return #"{"type":"resync"}"#
         case .other(let type): return #"{"type":\#(Self.quoted(type))}"#
         }

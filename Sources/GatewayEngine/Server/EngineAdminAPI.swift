@@ -31,6 +31,8 @@ struct EngineAdminAPI: Sendable {
         router.add(.DELETE, "/apis/:id") { request in try await deleteAPI(request) }
         router.add(.GET, "/keys") { _ in try await listKeys() }
         router.add(.POST, "/keys") { request in try await createKey(request) }
+        router.add(.GET, "/keys/:id") { request in try await showKey(request) }
+        router.add(.PATCH, "/keys/:id") { request in try await updateKey(request) }
         router.add(.DELETE, "/keys/:id") { request in try await revokeKey(request) }
         router.add(.POST, "/cache/purge") { request in try purge(request) }
         router.add(.POST, "/drain") { request in
@@ -139,22 +141,24 @@ struct EngineAdminAPI: Sendable {
             var periodSeconds: Int
             enum CodingKeys: String, CodingKey { case limit, periodSeconds = "period_seconds" }
         }
-        var name: String
+        /// Required to create a key; a change leaves it out to keep the name.
+        var name: String?
         var expiresAt: Date?
         var allowedAPIs: [String]?
         var rateLimit: Rate?
         var quota: Quota?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case name, expiresAt = "expires_at", allowedAPIs = "allowed_apis", rateLimit = "rate_limit", quota
         }
+        var ratePolicy: RateLimitPolicy? { rateLimit.map { RateLimitPolicy(rate: $0.rate, periodSeconds: $0.periodSeconds, burst: $0.burst) } }
+        var quotaPolicy: QuotaPolicy? { quota.map { QuotaPolicy(limit: $0.limit, periodSeconds: $0.periodSeconds) } }
     }
 
     private func createKey(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let body = try decodeKeyBody(request.body)
+        let (body, _) = try decodeKeyBody(request.body)
+        guard let name = body.name else { throw HTTPError(.badRequest, "name: missing") }
         let keyRequest = APIKeyRequest(
-            name: body.name, expiresAt: body.expiresAt, allowedAPIs: body.allowedAPIs ?? [],
-            rateLimit: body.rateLimit.map { RateLimitPolicy(rate: $0.rate, periodSeconds: $0.periodSeconds, burst: $0.burst) },
-            quota: body.quota.map { QuotaPolicy(limit: $0.limit, periodSeconds: $0.periodSeconds) })
+            name: name, expiresAt: body.expiresAt, allowedAPIs: body.allowedAPIs ?? [], rateLimit: body.ratePolicy, quota: body.quotaPolicy)
         let created: (key: String, record: APIKeyRecord)
         do {
             created = try await keyStore.create(keyRequest)
@@ -174,15 +178,62 @@ struct EngineAdminAPI: Sendable {
         return .rawJSON("{\"key\":\(StructuredLogHandler.jsonString(created.key)),\"record\":\(json)}", status: .created)
     }
 
-    private func decodeKeyBody(_ body: ByteBuffer) throws -> KeyBody {
-        guard body.readableBytes > 0 else { throw HTTPError(.badRequest, "request body must be a JSON object") }
+    /// The body's fields, and which of them it names (with `null` or a value). A field the API does not
+    /// know is refused (a misspelt one would otherwise be dropped without a word).
+    private func decodeKeyBody(_ body: ByteBuffer) throws -> (KeyBody, named: [String: Bool]) {
+        guard body.readableBytes > 0, case .object(let fields)? = try? JSONValue.parse(Array(body.readableBytesView)) else {
+            throw HTTPError(.badRequest, "request body must be a JSON object")
+        }
+        let known = Set(KeyBody.CodingKeys.allCases.map(\.rawValue))
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw HTTPError(.badRequest, "\(unknown): unknown field: expected one of \(known.sorted().joined(separator: ", "))")
+        }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
-            return try decoder.decode(KeyBody.self, from: Data(body.readableBytesView))
+            let decoded = try decoder.decode(KeyBody.self, from: Data(body.readableBytesView))
+            return (decoded, fields.mapValues { $0 == .null })
         } catch let error as DecodingError {
             throw HTTPError(.badRequest, HTTPRequest.describe(error))
         }
+    }
+
+    private func showKey(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.parameters["id"] ?? ""
+        let record: APIKeyRecord?
+        do { record = try await keyStore.record(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
+        guard let record else { throw HTTPError(.notFound, "no API key \(id)") }
+        return .rawJSON(String(decoding: try APIKeyRecord.encoder.encode(record), as: UTF8.self))
+    }
+
+    /// `PATCH /keys/:id`: the fields named change; `null` clears `expires_at`, `rate_limit` or `quota`.
+    private func updateKey(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.parameters["id"] ?? ""
+        let (body, named) = try decodeKeyBody(request.body)
+        guard !named.isEmpty else {
+            throw HTTPError(.badRequest, "body: nothing to change: expected some of name, expires_at, allowed_apis, rate_limit, quota")
+        }
+        if named["name"] == true { throw HTTPError(.badRequest, "name: null: expected a name of 1-200 characters") }
+        if named["allowed_apis"] == true { throw HTTPError(.badRequest, "allowed_apis: null: expected an array of API ids ([] for all)") }
+        var patch = APIKeyPatch()
+        patch.name = body.name
+        patch.allowedAPIs = body.allowedAPIs
+        if named["expires_at"] != nil { patch.expiresAt = .some(body.expiresAt) }
+        if named["rate_limit"] != nil { patch.rateLimit = .some(body.ratePolicy) }
+        if named["quota"] != nil { patch.quota = .some(body.quotaPolicy) }
+        let updated: APIKeyRecord?
+        do {
+            updated = try await keyStore.update(id: id, patch)
+        } catch .invalid(let problems) {
+            throw HTTPError(.badRequest, problems.map(\.description).joined(separator: "; "))
+        } catch .redis(let error) {
+            throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
+        }
+        guard let updated else { throw HTTPError(.notFound, "no API key \(id) (never created, revoked, or expired)") }
+        logger.notice(
+            "API key updated",
+            metadata: request.audit(["key.id": "\(id)", "key.changed": "\(named.keys.sorted().joined(separator: ","))"]))
+        return .rawJSON("{\"record\":\(String(decoding: try APIKeyRecord.encoder.encode(updated), as: UTF8.self))}")
     }
 
     private func listKeys() async throws -> HTTPResponse {

@@ -90,11 +90,12 @@ struct APIs: AsyncParsableCommand {
     }
 }
 
-/// `gatewayctl keys create|list|revoke`.
+/// `gatewayctl keys create|list|show|update|revoke`.
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage API keys (stored only as hashes; a revoked key stops working everywhere within a second).",
-        subcommands: [Create.self, List.self, Revoke.self])
+        abstract:
+            "Manage API keys (stored only as hashes; a revoked or changed key is seen by every engine within a second).",
+        subcommands: [Create.self, List.self, Show.self, Update.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key; the key itself is printed once.")
@@ -105,6 +106,8 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Rate period in seconds.") var period: Int = 1
         @Option(help: "Burst size.") var burst: Int?
         @Option(help: "Expiry as an ISO 8601 time, e.g. 2027-01-01T00:00:00Z.") var expires: String?
+        @Option(help: "Requests allowed per quota period.") var quota: Int?
+        @Option(help: "Quota period in seconds.") var quotaPeriod: Int = 86_400
 
         func run() async throws {
             try await runReporting {
@@ -112,6 +115,7 @@ struct Keys: AsyncParsableCommand {
                 if let apis { body["allowed_apis"] = apis.split(separator: ",").map(String.init) }
                 if let rate { body["rate_limit"] = ["rate": rate, "period_seconds": period, "burst": burst ?? rate] }
                 if let expires { body["expires_at"] = expires }
+                if let quota { body["quota"] = ["limit": quota, "period_seconds": quotaPeriod] }
                 let result = try await options.engineClient().call(.POST, "/keys", body: body)
                 if options.json { return printJSON(result) }
                 let object = result as? [String: Any] ?? [:]
@@ -141,6 +145,66 @@ struct Keys: AsyncParsableCommand {
                             rate.map { "\(cell($0["rate"]))/\(cell($0["period_seconds"]))s" } ?? "-", cell(k["expires_at"]),
                         ]
                     })
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one key's record (never the key).")
+        @OptionGroup var options: CtlOptions
+        @Argument(help: "Key id (from `keys list`).") var id: String
+
+        func run() async throws {
+            try await runReporting {
+                printJSON(try await options.engineClient().call(.GET, "/keys/\(id)"))
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a key's name, APIs, rate limit, quota or expiry, keeping the key itself.",
+            discussion: "Only the options given change. Every engine applies the change within a second.")
+        @OptionGroup var options: CtlOptions
+        @Argument(help: "Key id (from `keys list`).") var id: String
+        @Option(help: "A new name.") var name: String?
+        @Option(help: "APIs it may call (comma-separated ids; \"all\" for every API).") var apis: String?
+        @Option(help: "Requests per period.") var rate: Int?
+        @Option(help: "Rate period in seconds.") var period: Int = 1
+        @Option(help: "Burst size (default: the rate).") var burst: Int?
+        @Flag(help: "Drop the key's own rate limit (the API's applies).") var noRateLimit = false
+        @Option(help: "Requests allowed per quota period.") var quota: Int?
+        @Option(help: "Quota period in seconds.") var quotaPeriod: Int = 86_400
+        @Flag(help: "Drop the key's own quota (the API's applies).") var noQuota = false
+        @Option(help: "New expiry as an ISO 8601 time.") var expires: String?
+        @Flag(help: "The key never expires.") var noExpiry = false
+
+        /// The change, as the admin API's `PATCH /keys/{id}` body: `null` clears a field.
+        private var body: [String: Any] {
+            var body: [String: Any] = [:]
+            if let name { body["name"] = name }
+            if let apis { body["allowed_apis"] = apis == "all" ? [String]() : apis.split(separator: ",").map(String.init) }
+            if let rate { body["rate_limit"] = ["rate": rate, "period_seconds": period, "burst": burst ?? rate] }
+            if noRateLimit { body["rate_limit"] = NSNull() }
+            if let quota { body["quota"] = ["limit": quota, "period_seconds": quotaPeriod] }
+            if noQuota { body["quota"] = NSNull() }
+            if let expires { body["expires_at"] = expires }
+            if noExpiry { body["expires_at"] = NSNull() }
+            return body
+        }
+
+        func validate() throws {
+            if rate != nil && noRateLimit { throw ValidationError("--rate and --no-rate-limit contradict each other") }
+            if quota != nil && noQuota { throw ValidationError("--quota and --no-quota contradict each other") }
+            if expires != nil && noExpiry { throw ValidationError("--expires and --no-expiry contradict each other") }
+            if body.isEmpty { throw ValidationError("nothing to change: give --name, --apis, --rate, --quota, --expires or a --no-… flag") }
+        }
+
+        func run() async throws {
+            try await runReporting {
+                let result = try await options.engineClient().call(.PATCH, "/keys/\(id)", body: body)
+                if options.json { return printJSON(result) }
+                print("updated \(id)")
             }
         }
     }

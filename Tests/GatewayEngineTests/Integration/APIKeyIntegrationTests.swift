@@ -59,6 +59,68 @@ extension EngineIntegration {
             }
         }
 
+        /// A key's policy changed through engine 1 (`PATCH /keys/{id}`) is applied by engine 2 within 1 s,
+        /// the key itself unchanged: another API allowed, then its own rate limit. Fields named `null` are
+        /// cleared; unknown fields, bad values and a null name are refused by name; a revoked key stays
+        /// revoked.
+        @Test func keyPolicyChangeReachesTheOtherEngineWithinOneSecond() async throws {
+            try await withBackends(["keyed", "other"]) { backends in
+                try await withEngines(count: 2) { cluster in
+                    let (one, two) = (cluster.engines[0], cluster.engines[1])
+                    try await cluster.putAPI(apiJSON("keyed", path: "/keyed", targets: [backends[0].port], extra: #""auth":{"mode":"api_key"}"#))
+                    try await cluster.putAPI(apiJSON("other", path: "/other", targets: [backends[1].port], extra: #""auth":{"mode":"api_key"}"#))
+                    let (key, id) = try await cluster.createKey(#"{"name":"partner","allowed_apis":["keyed"],"expires_at":"2100-01-01T00:00:00Z"}"#)
+                    #expect(try await two.send(.GET, "/other/x", headers: [("X-API-Key", key)]).status == 403, "cached on engine 2 now")
+
+                    let changed = try await one.admin(.PATCH, "/keys/\(id)", json: #"{"allowed_apis":["keyed","other"],"name":"partner-2"}"#)
+                    #expect(changed.status == 200, "\(changed)")
+                    let start = ContinuousClock.now
+                    try await waitUntil("engine 2 to let the key call the other API", timeout: .seconds(1), interval: .milliseconds(5)) {
+                        try await two.send(.GET, "/other/x", headers: [("X-API-Key", key)]).status == 200
+                    }
+                    #expect(ContinuousClock.now - start < .seconds(1))
+                    let shown = try await two.admin(.GET, "/keys/\(id)")
+                    #expect(shown.status == 200)
+                    #expect(shown.string("name") == "partner-2")
+                    #expect(shown.string("expires_at") == "2100-01-01T00:00:00Z", "fields not named stay")
+
+                    // Its own rate limit: one call a minute, then 429 on either engine.
+                    #expect(
+                        try await one.admin(.PATCH, "/keys/\(id)", json: #"{"rate_limit":{"rate":1,"period_seconds":60,"burst":1}}"#).status == 200)
+                    try await waitUntil("engine 2 to apply the key's rate limit", timeout: .seconds(2), interval: .milliseconds(5)) {
+                        try await two.send(.GET, "/keyed/x", headers: [("X-API-Key", key)]).status == 429
+                    }
+                    #expect(try await one.send(.GET, "/keyed/x", headers: [("X-API-Key", key)]).status == 429)
+                    // null clears it, and the expiry.
+                    let cleared = try await one.admin(.PATCH, "/keys/\(id)", json: #"{"rate_limit":null,"expires_at":null}"#)
+                    #expect(cleared.status == 200)
+                    let record = try #require(cleared.json?["record"] as? [String: any Sendable])
+                    #expect(record["rate_limit"] == nil && record["expires_at"] == nil, "\(cleared)")
+                    try await waitUntil("engine 2 to drop the key's rate limit", timeout: .seconds(2), interval: .milliseconds(5)) {
+                        try await two.send(.GET, "/keyed/x", headers: [("X-API-Key", key)]).status == 200
+                    }
+
+                    for (body, field) in [
+                        (#"{"rate":5}"#, "rate: unknown field"), (#"{"name":null}"#, "name: null"), (#"{}"#, "nothing to change"),
+                        (#"{"expires_at":"2001-01-01T00:00:00Z"}"#, "expires_at"), (#"{"allowed_apis":["Bad API"]}"#, "allowed_apis[0]"),
+                        (#"{"quota":{"limit":0,"period_seconds":60}}"#, "quota"), ("[]", "JSON object"),
+                    ] {
+                        let refused = try await one.admin(.PATCH, "/keys/\(id)", json: body)
+                        #expect(refused.status == 400, "\(body): \(refused)")
+                        #expect(refused.string("error")?.contains(field) == true, "\(body): \(refused)")
+                    }
+                    #expect(try await one.send(.GET, "/keyed/x", headers: [("X-API-Key", key)]).status == 200, "a refused change changes nothing")
+
+                    #expect(try await one.admin(.DELETE, "/keys/\(id)").status == 200)
+                    #expect(try await one.admin(.PATCH, "/keys/\(id)", json: #"{"name":"back"}"#).status == 404, "revoked stays revoked")
+                    #expect(try await two.admin(.GET, "/keys/\(id)").status == 404)
+                    try await waitUntil("engine 2 to refuse the revoked key", timeout: .seconds(1), interval: .milliseconds(5)) {
+                        try await two.send(.GET, "/keyed/x", headers: [("X-API-Key", key)]).status == 401
+                    }
+                }
+            }
+        }
+
         /// Backends do not get the API key: its header (or the `Authorization` field it came in) is removed,
         /// and `X-Gateway-Client-ID` names the key instead, replacing one the client sent; an
         /// `Authorization` field beside a key in its own header is the backend's and stays. With
