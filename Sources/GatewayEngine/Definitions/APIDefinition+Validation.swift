@@ -25,6 +25,12 @@ extension APIDefinition {
         }
         if Set(hosts).count != hosts.count { report("hosts", hosts.joined(separator: ","), "no duplicate hosts") }
 
+        if let methods {
+            if methods.isEmpty { report("methods", nil, "at least one method such as GET (leave methods out to take every method)") }
+            for (i, method) in methods.enumerated() where !Self.isToken(method) {
+                report("methods[\(i)]", method, "a method such as GET or POST")
+            }
+        }
         if let cors {
             if cors.allowOrigins.isEmpty { report("cors.allow_origins", nil, "at least one origin (https://app.example.com) or *") }
             for (i, origin) in cors.allowOrigins.enumerated() where origin != "*" && !Self.isOrigin(origin) {

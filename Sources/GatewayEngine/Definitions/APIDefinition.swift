@@ -33,6 +33,9 @@ struct APIDefinition: Sendable, Hashable {
     var hosts: [String] = []
     /// Whether the listen path is removed before forwarding.
     var stripListenPath: Bool = false
+    /// The request methods the API takes (uppercase); nil takes every method. `HEAD` goes with `GET`.
+    /// Others get 405 with `Allow`, before any credential is looked at.
+    var methods: [String]?
     var targets: [Target]
     var timeouts: Timeouts = Timeouts()
     var auth: Auth = Auth()
@@ -51,7 +54,7 @@ struct APIDefinition: Sendable, Hashable {
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
-        targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
+        methods: [String]? = nil, targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
         quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, cors: CORS? = nil,
         requestHeaders: RequestHeaders? = nil, responseHeaders: ResponseHeaders? = nil, active: Bool = true
     ) {
@@ -60,6 +63,7 @@ struct APIDefinition: Sendable, Hashable {
         self.listenPath = listenPath
         self.hosts = hosts
         self.stripListenPath = stripListenPath
+        self.methods = methods
         self.targets = targets
         self.timeouts = timeouts
         self.auth = auth
@@ -240,6 +244,7 @@ struct APIDefinition: Sendable, Hashable {
         case listenPath = "listen_path"
         case hosts
         case stripListenPath = "strip_listen_path"
+        case methods
         case targets, timeouts, auth
         case rateLimit = "rate_limit"
         case quota, cache
@@ -451,6 +456,7 @@ extension APIDefinition: Codable {
         try c.encodeIfPresent(listenPath, forKey: .listenPath)
         try c.encode(hosts, forKey: .hosts)
         try c.encode(stripListenPath, forKey: .stripListenPath)
+        try c.encodeIfPresent(methods, forKey: .methods)
         try c.encode(targets, forKey: .targets)
         try c.encode(timeouts, forKey: .timeouts)
         try c.encode(auth, forKey: .auth)
@@ -488,6 +494,7 @@ extension APIDefinition: Codable {
         let listenPath = r.string("listen_path").map(Self.normalizedPath)
         let hosts = (r.stringArray("hosts") ?? []).map { $0.lowercased() }
         let strip = r.bool("strip_listen_path", default: false)
+        let methods = r.stringArray("methods")?.map { $0.uppercased() }
         var targets: [Target] = []
         if let items = r.array("targets") {
             for (path, item) in items {
@@ -588,7 +595,7 @@ extension APIDefinition: Codable {
         }
         let active = r.bool("active", default: true)
         return APIDefinition(
-            id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, targets: targets,
+            id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, methods: methods, targets: targets,
             timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, cors: cors,
             requestHeaders: requestHeaders, responseHeaders: responseHeaders, active: active)
     }

@@ -23,6 +23,8 @@ final class APIRoute: Sendable {
     /// Whether requests go to the backend as the client sent them (no credential to remove, no
     /// `request_headers`): the fast path's test.
     let forwardsHeadAsIs: Bool
+    /// The methods the API takes (`HEAD` with `GET`), and its `Allow` value; nil when it takes every one.
+    let methods: (allowed: Set<String>, allow: String)?
     /// `response_headers.add`, ready to add to every answer (empty when none).
     let addedResponseHeaders: HTTPHeaders
     /// Backend response fields left out (lowercased): `response_headers.remove`, and with `cors` the
@@ -43,6 +45,13 @@ final class APIRoute: Sendable {
         self.engineMetrics = engineMetrics
         self.ipAccess = definition.ipAccess.map(IPAccessRules.init)
         self.cors = definition.cors.map(CORSRules.init)
+        self.methods = definition.methods.map { listed in
+            var allowed = Set(listed)
+            if allowed.contains("GET") { allowed.insert("HEAD") }
+            var names = listed
+            if allowed.contains("HEAD") && !names.contains("HEAD") { names.append("HEAD") }
+            return (allowed, names.joined(separator: ", "))
+        }
         self.forwardsHeadAsIs = definition.auth.mode == .keyless && definition.requestHeaders == nil
         self.addedResponseHeaders = HTTPHeaders((definition.responseHeaders?.add ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         var removed = (definition.responseHeaders?.remove ?? []).map { $0.lowercased() }

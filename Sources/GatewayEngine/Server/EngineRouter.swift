@@ -84,6 +84,12 @@ final class EngineRouter: ProxyRouter {
                 extraHeaders.add(name: "Vary", value: "Origin")
             }
         }
+        if let methods = route.methods, !methods.allowed.contains(request.head.method.rawValue) {
+            var refusal = HTTPResponse.error(
+                .methodNotAllowed, "method \(request.head.method.rawValue) not allowed", requestID: request.requestID)
+            refusal.headers.add(name: "Allow", value: methods.allow)
+            return .decided(Self.adding(extraHeaders, to: .respond(refusal)))
+        }
         let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
             if !cacheable { return .decided(forward(match, request, extraHeaders: extraHeaders)) }

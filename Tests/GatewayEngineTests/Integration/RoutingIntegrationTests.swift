@@ -81,6 +81,38 @@ extension EngineIntegration {
             }
         }
 
+        /// An API's `methods`: others get 405 with `Allow` (HEAD going with GET) and a JSON body, before any
+        /// key is asked for and without a backend call; a CORS preflight is still answered.
+        @Test func methodsOutsideTheListGet405WithAllow() async throws {
+            try await withBackends(["ro"]) { backends in
+                try await withEngines { cluster in
+                    let engine = cluster.first
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "ro", path: "/ro", targets: [backends[0].port],
+                            extra: #""methods":["get","POST"],"auth":{"mode":"api_key"},"cors":{"allow_origins":["https://app.test"]}"#))
+                    let (key, _) = try await cluster.createKey(#"{"name":"ro"}"#)
+                    for method in [HTTPMethod.GET, .HEAD, .POST] {
+                        #expect(try await engine.send(method, "/ro/x", headers: [("X-API-Key", key)]).status == 200, "\(method)")
+                    }
+                    let refused = try await engine.send(.DELETE, "/ro/x")
+                    #expect(refused.status == 405)
+                    #expect(refused.header("Allow") == "GET, POST, HEAD")
+                    #expect(refused.string("error") == "method DELETE not allowed")
+                    #expect(refused.string("request_id") == refused.header("X-Request-ID"))
+                    #expect(backends[0].requestCount == 3)
+                    let preflight = try await engine.send(
+                        .OPTIONS, "/ro/x", headers: [("Origin", "https://app.test"), ("Access-Control-Request-Method", "POST")])
+                    #expect(preflight.status == 204)
+
+                    let bad = try await engine.admin(
+                        .PUT, "/apis/bad", json: apiJSON("bad", path: "/bad", targets: [backends[0].port], extra: #""methods":["GET","NO WAY"]"#))
+                    #expect(bad.status == 400)
+                    #expect(bad.text.contains("methods[1]"), "\(bad.text)")
+                }
+            }
+        }
+
         /// A client's `X-Request-ID` is kept: the backend sees it and the response echoes it; without
         /// one, each request gets a fresh id.
         @Test func clientRequestIDIsKeptAndEchoed() async throws {
