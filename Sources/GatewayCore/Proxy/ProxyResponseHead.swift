@@ -90,7 +90,7 @@ struct HTTP1WireFields {
     /// is never among them (definitions cannot remove framing fields).
     func dropping(_ names: [String]) -> HTTP1WireFields {
         var dropped = self.dropped
-        forEveryLine { index, line, nameLength in
+        forEveryLine(skipping: 0) { index, line, nameLength in
             let name = UnsafeBufferPointer(rebasing: line.bindMemory(to: UInt8.self)[0..<nameLength])
             if names.contains(where: { Self.equalsIgnoringCase(name, $0) }) { dropped |= 1 << UInt64(index) }
         }
@@ -108,15 +108,13 @@ struct HTTP1WireFields {
     /// Calls `body` with each kept line, without its line ending, and the length of its name.
     @inline(__always)
     func forEachLine(_ body: (UnsafeRawBufferPointer, Int) -> Void) {
-        forEveryLine { index, line, nameLength in
-            if dropped & (1 << UInt64(index)) == 0 { body(line, nameLength) }
-        }
+        forEveryLine(skipping: dropped) { _, line, nameLength in body(line, nameLength) }
     }
 
-    /// Calls `body` with the index of every line, dropped or kept, the line without its ending, and the
-    /// length of its name.
+    /// Calls `body` with the index of every line but those whose bit `skipped` sets, the line without its
+    /// ending, and the length of its name.
     @inline(__always)
-    private func forEveryLine(_ body: (Int, UnsafeRawBufferPointer, Int) -> Void) {
+    private func forEveryLine(skipping skipped: UInt64, _ body: (Int, UnsafeRawBufferPointer, Int) -> Void) {
         lines.withUnsafeReadableBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
             var position = 0
@@ -126,6 +124,7 @@ struct HTTP1WireFields {
                     position = lf + 1
                     index += 1
                 }
+                if skipped & (1 << UInt64(index)) != 0 { continue }
                 let end = lf > position && bytes[lf - 1] == UInt8(ascii: "\r") ? lf - 1 : lf
                 // The parser checked every line has a colon after a non-empty token name.
                 let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: position..<end) ?? end

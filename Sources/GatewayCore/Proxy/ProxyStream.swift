@@ -377,7 +377,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.firstByteAt = .now()
         var response = consume head  // without hop-by-hop headers (the upstream handlers leave them out)
         if !configuration.isHTTP2 && response.version != exchange.request.httpVersion { response.version = exchange.request.httpVersion }
-        if let removed = exchange.plan?.removedResponseFields, !removed.isEmpty { response.removeFields(named: removed) }
+        if let removed = exchange.plan?.removedResponseFields { response.removeFields(named: removed) }
         var extras = ResponseHeadExtras(requestID: exchange.request.requestID)
         if let fields = exchange.plan?.responseHeaders, !fields.isEmpty { extras.fields = fields }
         if !exchange.wantsKeepAlive && !configuration.isHTTP2 {

@@ -48,8 +48,9 @@ public struct ForwardPlan: Sendable {
     public var responseTimeout: TimeAmount
     /// Headers added to the response sent to the client (rate-limit headers, `X-Cache`).
     public var responseHeaders: HTTPHeaders
-    /// Names (lowercased) of the backend's response fields the client does not get.
-    public var removedResponseFields: [String]
+    /// Names (lowercased) of the backend's response fields the client does not get; nil for none (no
+    /// array to retain per request).
+    public var removedResponseFields: [String]?
     /// Whether a failure before any response byte may be retried on another target (the request is
     /// idempotent and its body, if any, was small enough to keep).
     public var retryable: Bool
@@ -69,7 +70,7 @@ public struct ForwardPlan: Sendable {
     public init(
         target: UpstreamTarget, head: HTTPRequestHead, uri: String? = nil, host: String? = nil,
         connectTimeout: TimeAmount = .seconds(2), responseTimeout: TimeAmount = .seconds(30),
-        responseHeaders: HTTPHeaders = [:], removedResponseFields: [String] = [], retryable: Bool = false,
+        responseHeaders: HTTPHeaders = [:], removedResponseFields: [String]? = nil, retryable: Bool = false,
         onComplete: (@Sendable (ProxyOutcome) -> Void)? = nil, observer: (any ForwardObserver)? = nil, observerTag: Int = 0
     ) {
         self.target = target

@@ -28,8 +28,8 @@ final class APIRoute: Sendable {
     /// `response_headers.add`, ready to add to every answer (empty when none).
     let addedResponseHeaders: HTTPHeaders
     /// Backend response fields left out (lowercased): `response_headers.remove`, and with `cors` the
-    /// backend's own CORS fields.
-    let removedResponseFields: [String]
+    /// backend's own CORS fields; nil when none are.
+    let removedResponseFields: [String]?
 
     /// How long a target that refused a connection is left out of its API's rotation.
     static let targetRetryAfter: Duration = .seconds(5)
@@ -57,7 +57,8 @@ final class APIRoute: Sendable {
         var removed = (definition.responseHeaders?.remove ?? []).map { $0.lowercased() }
         if definition.cors != nil { removed += CORSRules.fieldNames }
         var seen = Set<String>()
-        self.removedResponseFields = removed.filter { seen.insert($0).inserted }
+        removed = removed.filter { seen.insert($0).inserted }
+        self.removedResponseFields = removed.isEmpty ? nil : removed
     }
 
     var id: String { definition.id }

@@ -296,10 +296,10 @@ final class EngineRouter: ProxyRouter {
     /// The answer for a cache result: `X-Cache`, `Age` on hits, and the rate-limit headers; without the
     /// backend fields the API removes (taken out as it is served, so a changed definition applies to
     /// responses stored before it).
-    private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders, removing removed: [String]) -> HTTPResponse {
+    private func cachedResponse(_ result: ResponseCache.Result, extraHeaders: HTTPHeaders, removing removed: [String]?) -> HTTPResponse {
         metrics.cacheResult(result.status)
         var stored = result.response.headers
-        for name in removed { stored.remove(name: name) }
+        for name in removed ?? [] { stored.remove(name: name) }
         // The stored headers are shared by every answer: the added fields go alongside, not into a copy.
         var added: [(String, String)] = []
         added.reserveCapacity(2 + extraHeaders.count)
