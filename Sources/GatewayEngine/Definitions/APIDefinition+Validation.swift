@@ -88,6 +88,24 @@ extension APIDefinition {
             }
         }
 
+        if let check = healthCheck {
+            if !check.path.hasPrefix("/") || check.path.contains(where: { $0 == " " || $0 == "#" }) {
+                report("health_check.path", check.path, "a path such as /healthz (with an optional ?query)")
+            }
+            if !(1...3600).contains(check.intervalSeconds) {
+                report("health_check.interval_seconds", String(check.intervalSeconds), "an integer in 1...3600")
+            }
+            if !(1...60_000).contains(check.timeoutMilliseconds) || check.timeoutMilliseconds > check.intervalSeconds * 1000 {
+                report("health_check.timeout_ms", String(check.timeoutMilliseconds), "an integer in 1...60000, at most the interval")
+            }
+            for (name, value) in [("healthy_threshold", check.healthyThreshold), ("unhealthy_threshold", check.unhealthyThreshold)]
+            where !(1...100).contains(value) {
+                report("health_check.\(name)", String(value), "an integer in 1...100")
+            }
+            if StatusMatcher(check.expectedStatus) == nil {
+                report("health_check.expected_status", check.expectedStatus, "statuses such as 200, 200-399, 2xx or 200,204")
+            }
+        }
         if !(1...600_000).contains(timeouts.connectMilliseconds) {
             report("timeouts.connect_ms", String(timeouts.connectMilliseconds), "an integer in 1...600000")
         }

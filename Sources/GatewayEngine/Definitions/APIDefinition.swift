@@ -37,6 +37,8 @@ struct APIDefinition: Sendable, Hashable {
     /// Others get 405 with `Allow`, before any credential is looked at.
     var methods: [String]?
     var targets: [Target]
+    /// Active health checks of the targets; nil leaves them to passive health alone.
+    var healthCheck: HealthCheck?
     var timeouts: Timeouts = Timeouts()
     var auth: Auth = Auth()
     var rateLimit: RateLimit?
@@ -54,7 +56,8 @@ struct APIDefinition: Sendable, Hashable {
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
-        methods: [String]? = nil, targets: [Target], timeouts: Timeouts = Timeouts(), auth: Auth = Auth(), rateLimit: RateLimit? = nil,
+        methods: [String]? = nil, targets: [Target], healthCheck: HealthCheck? = nil, timeouts: Timeouts = Timeouts(), auth: Auth = Auth(),
+        rateLimit: RateLimit? = nil,
         quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, cors: CORS? = nil,
         requestHeaders: RequestHeaders? = nil, responseHeaders: ResponseHeaders? = nil, active: Bool = true
     ) {
@@ -65,6 +68,7 @@ struct APIDefinition: Sendable, Hashable {
         self.stripListenPath = stripListenPath
         self.methods = methods
         self.targets = targets
+        self.healthCheck = healthCheck
         self.timeouts = timeouts
         self.auth = auth
         self.rateLimit = rateLimit
@@ -75,6 +79,42 @@ struct APIDefinition: Sendable, Hashable {
         self.requestHeaders = requestHeaders
         self.responseHeaders = responseHeaders
         self.active = active
+    }
+
+    /// Active health checks of an API's targets: every `intervalSeconds`, each engine sends `GET path`
+    /// to each target (the path on the target's host, not under its base path). `unhealthyThreshold`
+    /// failed checks in a row (a status outside `expectedStatus`, no answer within `timeoutMilliseconds`,
+    /// a refused connection) take a target out of rotation; `healthyThreshold` passed ones put it back. A
+    /// target starts healthy. When every target is unhealthy, all are tried.
+    struct HealthCheck: Sendable, Hashable, Codable {
+        var path: String
+        var intervalSeconds: Int = 5
+        var timeoutMilliseconds: Int = 1_000
+        var healthyThreshold: Int = 2
+        var unhealthyThreshold: Int = 3
+        /// `200`, `200-399`, `2xx`, or a comma-separated list of those.
+        var expectedStatus: String = "200-399"
+
+        init(
+            path: String, intervalSeconds: Int = 5, timeoutMilliseconds: Int = 1_000, healthyThreshold: Int = 2, unhealthyThreshold: Int = 3,
+            expectedStatus: String = "200-399"
+        ) {
+            self.path = path
+            self.intervalSeconds = intervalSeconds
+            self.timeoutMilliseconds = timeoutMilliseconds
+            self.healthyThreshold = healthyThreshold
+            self.unhealthyThreshold = unhealthyThreshold
+            self.expectedStatus = expectedStatus
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case path
+            case intervalSeconds = "interval_seconds"
+            case timeoutMilliseconds = "timeout_ms"
+            case healthyThreshold = "healthy_threshold"
+            case unhealthyThreshold = "unhealthy_threshold"
+            case expectedStatus = "expected_status"
+        }
     }
 
     /// Request fields the engine sets (replacing the client's) or removes before forwarding.
@@ -245,7 +285,9 @@ struct APIDefinition: Sendable, Hashable {
         case hosts
         case stripListenPath = "strip_listen_path"
         case methods
-        case targets, timeouts, auth
+        case targets
+        case healthCheck = "health_check"
+        case timeouts, auth
         case rateLimit = "rate_limit"
         case quota, cache
         case ipAccess = "ip_access"
@@ -458,6 +500,7 @@ extension APIDefinition: Codable {
         try c.encode(stripListenPath, forKey: .stripListenPath)
         try c.encodeIfPresent(methods, forKey: .methods)
         try c.encode(targets, forKey: .targets)
+        try c.encodeIfPresent(healthCheck, forKey: .healthCheck)
         try c.encode(timeouts, forKey: .timeouts)
         try c.encode(auth, forKey: .auth)
         try c.encodeIfPresent(rateLimit, forKey: .rateLimit)
@@ -505,6 +548,18 @@ extension APIDefinition: Codable {
             }
         } else if r.value("targets") == nil {
             problems.report("targets", nil, expected: "an array of at least one target")
+        }
+        var healthCheck: HealthCheck?
+        if let h = r.object(
+            "health_check", known: ["path", "interval_seconds", "timeout_ms", "healthy_threshold", "unhealthy_threshold", "expected_status"])
+        {
+            healthCheck = HealthCheck(
+                path: h.requiredString("path", expected: "a path such as /healthz") ?? "/",
+                intervalSeconds: h.int("interval_seconds", default: 5, in: 1...3600) ?? 5,
+                timeoutMilliseconds: h.int("timeout_ms", default: 1_000, in: 1...60_000) ?? 1_000,
+                healthyThreshold: h.int("healthy_threshold", default: 2, in: 1...100) ?? 2,
+                unhealthyThreshold: h.int("unhealthy_threshold", default: 3, in: 1...100) ?? 3,
+                expectedStatus: h.string("expected_status") ?? "200-399")
         }
         var timeouts = Timeouts()
         if let t = r.object("timeouts", known: ["connect_ms", "response_ms"]) {
@@ -596,6 +651,7 @@ extension APIDefinition: Codable {
         let active = r.bool("active", default: true)
         return APIDefinition(
             id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, methods: methods, targets: targets,
+            healthCheck: healthCheck,
             timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, cors: cors,
             requestHeaders: requestHeaders, responseHeaders: responseHeaders, active: active)
     }

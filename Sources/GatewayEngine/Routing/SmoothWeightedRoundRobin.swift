@@ -4,13 +4,16 @@
 /// subtracts the total eligible weight from it. Weights 5, 1, 1 give `a a b a c a a`, never a burst
 /// of five to the heaviest peer.
 ///
-/// A peer marked down is skipped until its retry time; if every weighted peer is down, all are eligible
+/// A peer marked down (passive health) is skipped until its retry time, and one its active health checks
+/// call unhealthy until they call it healthy again; if every weighted peer is down, all are eligible
 /// again (trying a peer that may have recovered beats failing every request).
 struct SmoothWeightedRoundRobin<Instant: Comparable & Sendable>: Sendable {
     struct Peer: Sendable {
         var weight: Int
         var current: Int = 0
         var downUntil: Instant?
+        /// Set by active health checks, apart from `downUntil`: neither undoes the other.
+        var unhealthy = false
     }
 
     private(set) var peers: [Peer]
@@ -50,11 +53,18 @@ struct SmoothWeightedRoundRobin<Instant: Comparable & Sendable>: Sendable {
         peers[index].downUntil = nil
     }
 
+    /// Marks the peer unhealthy (out of rotation) or healthy (by its active health checks).
+    mutating func setHealthy(_ index: Int, _ healthy: Bool) {
+        guard peers.indices.contains(index) else { return }
+        peers[index].unhealthy = !healthy
+    }
+
     func isDown(_ index: Int, now: Instant) -> Bool {
         peers.indices.contains(index) && !isUp(peers[index], now: now)
     }
 
     private func isUp(_ peer: Peer, now: Instant) -> Bool {
+        if peer.unhealthy { return false }
         guard let until = peer.downUntil else { return true }
         return until <= now
     }

@@ -1,7 +1,8 @@
 import NIOConcurrencyHelpers
 
 /// Picks the backend target for each request of one API: smooth weighted round robin, skipping targets
-/// that passive health marked down until their retry time.
+/// that passive health marked down until their retry time, and those active health checks call
+/// unhealthy.
 ///
 /// Shared by every request of the API, so picks are serialised by a lock held only for the pick itself.
 final class TargetBalancer: Sendable {
@@ -41,6 +42,11 @@ final class TargetBalancer: Sendable {
     /// Puts the target back at once (after it answered).
     func markUp(_ index: Int) {
         state.withLockedValue { $0.markUp(index) }
+    }
+
+    /// Takes the target out of rotation while its active health checks call it unhealthy.
+    func setHealthy(_ index: Int, _ healthy: Bool) {
+        state.withLockedValue { $0.setHealthy(index, healthy) }
     }
 
     func isDown(_ index: Int) -> Bool {

@@ -32,6 +32,7 @@ public final class GatewayEngine: Sendable {
     private let events: EngineEvents
     private let watcher: RouteTableWatcher
     private let monitor: RedisMonitor
+    private let healthChecker: TargetHealthChecker
 
     /// - Parameter tlsContext: the certificate of the TLS data listener (`configuration.tls`; made by the
     ///   caller, which reports a bad file); without it there is no TLS listener.
@@ -103,13 +104,14 @@ public final class GatewayEngine: Sendable {
         self.pools = pools
         self.events = events
         self.watcher = watcher
+        self.healthChecker = TargetHealthChecker(holder: holder, tls: backendTLS, logger: logger)
         self.monitor = RedisMonitor(
             redis: redis, state: state, metrics: metrics, holder: holder, store: store,
             seeder: Self.seeder(configuration, store: store, logger: logger), logger: logger)
     }
 
     /// The services to run, in start order.
-    public var services: [any Service] { [admin, events, watcher, monitor, front] + (tlsFront.map { [$0] } ?? []) }
+    public var services: [any Service] { [admin, events, watcher, monitor, healthChecker, front] + (tlsFront.map { [$0] } ?? []) }
 
     /// Reads the seed file now, so a bad file stops start-up with a clear message.
     public static func validateSeed(_ configuration: EngineConfiguration) throws -> Int {

@@ -8,6 +8,58 @@ import Testing
 extension EngineIntegration {
     /// Backends that refuse, stall or die.
     @Suite struct BackendFailures {
+        /// Active health checks (`health_check`): a target answering its check with 503 leaves the rotation
+        /// after `unhealthy_threshold` checks and rejoins after `healthy_threshold` passed ones; one too
+        /// slow for the check's timeout leaves it too. The checks go to the path on the target's host. Bad
+        /// check settings are refused by name.
+        @Test func unhealthyTargetsLeaveTheRotationAndRejoin() async throws {
+            try await withBackends(["good", "flaky"]) { backends in
+                try await withEngines { cluster in
+                    let engine = cluster.first
+                    let check =
+                        #""health_check":{"path":"/healthz","interval_seconds":1,"timeout_ms":300,"healthy_threshold":2,"unhealthy_threshold":1}"#
+                    try await cluster.putAPI(apiJSON("hc", path: "/hc", targets: [backends[0].port, backends[1].port], extra: check))
+                    func servedBy(_ count: Int) async throws -> Set<String> {
+                        var seen = Set<String>()
+                        for _ in 0..<count { seen.insert(try await engine.send(.GET, "/hc/x").backend ?? "?") }
+                        return seen
+                    }
+                    try await waitUntil("the first checks", timeout: .seconds(5), interval: .milliseconds(50)) {
+                        backends[1].seen.contains { $0.uri == "/healthz" }
+                    }
+                    #expect(try await servedBy(6) == ["good", "flaky"])
+
+                    backends[1].setStatus(.serviceUnavailable)
+                    try await waitUntil("the failing target to leave the rotation", timeout: .seconds(4), interval: .milliseconds(50)) {
+                        try await servedBy(4) == ["good"]
+                    }
+                    #expect(try await servedBy(10) == ["good"], "stays out while its checks fail")
+
+                    backends[1].setStatus(.ok)
+                    try await waitUntil("the target to rejoin after two passed checks", timeout: .seconds(5), interval: .milliseconds(50)) {
+                        try await servedBy(4).contains("flaky")
+                    }
+
+                    // Slower than the check's timeout counts as failed.
+                    backends[1].setDelay(.seconds(1))
+                    try await waitUntil("the slow target to leave the rotation", timeout: .seconds(5), interval: .milliseconds(100)) {
+                        try await servedBy(2) == ["good"]
+                    }
+                    backends[1].setDelay(.zero)
+
+                    let bad = try await engine.admin(
+                        .PUT, "/apis/bad",
+                        json: apiJSON(
+                            "bad", path: "/bad", targets: [backends[0].port],
+                            extra: #""health_check":{"path":"healthz","interval_seconds":1,"timeout_ms":2000,"expected_status":"abc"}"#))
+                    #expect(bad.status == 400)
+                    for key in ["health_check.path", "health_check.timeout_ms", "health_check.expected_status"] {
+                        #expect(bad.text.contains(key), "\(key): \(bad.text)")
+                    }
+                }
+            }
+        }
+
         /// A target that refuses connections gives a JSON 502 carrying the request id.
         @Test func refusedTargetGives502WithRequestID() async throws {
             let closedPort = try await LoopbackPort.free()

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import EdgeBalancer
+import GatewayCore
 
 @Suite struct ActiveHealthCheckTests {
     /// A healthy node turns unhealthy only after `fall` failures in a row.

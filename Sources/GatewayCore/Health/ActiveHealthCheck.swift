@@ -1,37 +1,38 @@
-/// The active health state of one node: HAProxy's rise and fall thresholds.
+/// The active health state of one node or backend target: HAProxy's rise and fall thresholds. The
+/// balancer keeps one per engine node, the engine one per API target with a `health_check`.
 ///
 /// A healthy node turns unhealthy after `fall` failed checks in a row; an unhealthy one turns healthy
 /// after `rise` passed checks in a row. A node starts healthy (optimistic: passive detection and retries
 /// cover a node that joins dead until its checks catch up).
-struct ActiveHealthCheck: Sendable, Equatable {
-    enum State: Sendable, Equatable {
+public struct ActiveHealthCheck: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
         case healthy(consecutiveFailures: Int)
         case unhealthy(consecutiveSuccesses: Int)
     }
 
-    enum Transition: Sendable, Equatable {
+    public enum Transition: Sendable, Equatable {
         case none
         case becameHealthy
         case becameUnhealthy
     }
 
-    let rise: Int
-    let fall: Int
-    private(set) var state: State
+    public let rise: Int
+    public let fall: Int
+    public private(set) var state: State
 
-    init(rise: Int, fall: Int, healthy: Bool = true) {
+    public init(rise: Int, fall: Int, healthy: Bool = true) {
         self.rise = max(1, rise)
         self.fall = max(1, fall)
         self.state = healthy ? .healthy(consecutiveFailures: 0) : .unhealthy(consecutiveSuccesses: 0)
     }
 
-    var isHealthy: Bool {
+    public var isHealthy: Bool {
         if case .healthy = state { return true }
         return false
     }
 
     /// Records one check's result.
-    mutating func record(passed: Bool) -> Transition {
+    public mutating func record(passed: Bool) -> Transition {
         switch (state, passed) {
         case (.healthy, true):
             state = .healthy(consecutiveFailures: 0)
