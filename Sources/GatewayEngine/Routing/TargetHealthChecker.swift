@@ -11,7 +11,8 @@ import ServiceLifecycle
 /// machine per (API, target, check settings) (``ActiveHealthCheck``). A target that turns unhealthy
 /// leaves its API's rotation (``TargetBalancer/setHealthy(_:_:)``) and one that turns healthy rejoins
 /// it; each pass also puts the state on the current table's balancers, so a route rebuilt with new
-/// targets learns at once which of them are down. State for targets no API names any more is dropped.
+/// targets learns at once which of them are down. State for targets no API checks any more is dropped,
+/// and such a target is put back in rotation (a route rebuilt without its check keeps its balancer).
 ///
 /// Transitions are logged (`warning` when a target turns unhealthy, `notice` when it recovers) and shown
 /// by `gc_engine_target_healthy{api,target}` (1 or 0).
@@ -81,7 +82,12 @@ final class TargetHealthChecker: Service, Sendable {
                             tracked[key] = entry
                         }
                     }
-                    for key in tracked.keys where !seen.contains(key) { tracked[key] = nil }
+                    // Checks no definition asks for any more (the API deleted, the target or the check removed or
+                    // changed): their verdict goes with them, even on a balancer a rebuilt route kept.
+                    for key in tracked.keys where !seen.contains(key) {
+                        tracked[key] = nil
+                        self.apply(key, healthy: true)
+                    }
 
                     for (key, passed, detail) in await self.probeAll(probes) {
                         guard var entry = tracked[key] else { continue }

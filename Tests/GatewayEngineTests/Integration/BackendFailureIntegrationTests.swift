@@ -10,8 +10,9 @@ extension EngineIntegration {
     @Suite struct BackendFailures {
         /// Active health checks (`health_check`): a target answering its check with 503 leaves the rotation
         /// after `unhealthy_threshold` checks and rejoins after `healthy_threshold` passed ones; one too
-        /// slow for the check's timeout leaves it too. The checks go to the path on the target's host. Bad
-        /// check settings are refused by name.
+        /// slow for the check's timeout leaves it too. The checks go to the path on the target's host. A
+        /// check removed from the definition takes its verdict with it. Bad check settings are refused by
+        /// name.
         @Test func unhealthyTargetsLeaveTheRotationAndRejoin() async throws {
             try await withBackends(["good", "flaky"]) { backends in
                 try await withEngines { cluster in
@@ -34,6 +35,15 @@ extension EngineIntegration {
                         try await servedBy(4) == ["good"]
                     }
                     #expect(try await servedBy(10) == ["good"], "stays out while its checks fail")
+                    // The check removed from the definition: its verdict goes with it.
+                    try await cluster.putAPI(apiJSON("hc", path: "/hc", targets: [backends[0].port, backends[1].port]))
+                    try await waitUntil("the target back without a check", timeout: .seconds(3), interval: .milliseconds(50)) {
+                        try await servedBy(4).contains("flaky")
+                    }
+                    try await cluster.putAPI(apiJSON("hc", path: "/hc", targets: [backends[0].port, backends[1].port], extra: check))
+                    try await waitUntil("the target out again under the check", timeout: .seconds(4), interval: .milliseconds(50)) {
+                        try await servedBy(4) == ["good"]
+                    }
 
                     backends[1].setStatus(.ok)
                     try await waitUntil("the target to rejoin after two passed checks", timeout: .seconds(5), interval: .milliseconds(50)) {

@@ -136,17 +136,19 @@ extension EngineIntegration {
 
 extension EngineIntegration.HeaderRules {
     /// `response_headers.remove` leaves the backend's fields out of proxied answers (the backend's head
-    /// relayed line by line), cached ones (a miss and a hit) and HTTP/2 answers; with `cors`, the engine's
-    /// CORS fields replace the backend's.
+    /// relayed line by line), cached ones (a miss and a hit) and HTTP/2 answers; `remove` and `add` of one
+    /// name replace the backend's value; with `cors`, the engine's CORS fields replace the backend's.
     @Test func backendResponseFieldsRemoved() async throws {
         try await withBackends(["b"]) { backends in
             backends[0].setResponseHeader("Server", "backend/1.2")
             backends[0].setResponseHeader("X-Powered-By", "php")
             backends[0].setResponseHeader("Access-Control-Allow-Origin", "*")
             backends[0].setResponseHeader("X-Kept", "yes")
+            backends[0].setResponseHeader("X-Replaced", "backend")
             try await withEngines { cluster in
                 let engine = cluster.first
-                let rules = #""response_headers":{"remove":["server","X-Powered-By"]},"cors":{"allow_origins":["https://app.test"]}"#
+                let rules =
+                    #""response_headers":{"remove":["server","X-Powered-By","X-Replaced"],"add":{"X-Replaced":"engine"}},"cors":{"allow_origins":["https://app.test"]}"#
                 try await cluster.putAPI(apiJSON("hidden", path: "/hidden", targets: [backends[0].port], extra: rules))
                 try await cluster.putAPI(
                     apiJSON("cached", path: "/cached", targets: [backends[0].port], extra: rules + #","cache":{"enabled":true}"#))
@@ -159,6 +161,7 @@ extension EngineIntegration.HeaderRules {
                     #expect(response.header("Server") == nil && response.header("X-Powered-By") == nil, "\(path): \(response)")
                     #expect(response.headers[canonicalForm: "Access-Control-Allow-Origin"] == ["https://app.test"], "\(path): \(response)")
                     #expect(response.header("X-Kept") == "yes")
+                    #expect(response.headers[canonicalForm: "X-Replaced"] == ["engine"], "remove and add replace: \(response)")
                 }
                 let h2 = try await runCurl(["-si", "--http2-prior-knowledge", "http://127.0.0.1:\(engine.port)/hidden/x"])
                 let h2Head = h2.output.lowercased()
