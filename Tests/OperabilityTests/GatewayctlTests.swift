@@ -167,6 +167,14 @@ struct GatewayctlTests {
             let unknown = try await cluster.ctl(["keys", "update", "000000000000", "--name", "x"])
             #expect(unknown.status == 1 && unknown.output.contains("no API key 000000000000"), "\(unknown.output)")
             #expect(try await cluster.ctl(["keys", "revoke", id]).output.contains("revoked \(id)"))
+            // A key clients already hold, read from a file (never the command line), is imported.
+            let legacyFile = cluster.directory + "/legacy-key"
+            try "legacy-key-0123456789abcdef\n".write(toFile: legacyFile, atomically: true, encoding: .utf8)
+            let imported = try await cluster.ctl(["keys", "create", "--name", "legacy", "--import-from", legacyFile])
+            #expect(imported.status == 0 && imported.output.contains("imported: id"), "\(imported.output)")
+            #expect(!imported.output.contains("legacy-key-0123456789abcdef"))
+            let twice = try await cluster.ctl(["keys", "create", "--name", "legacy", "--import-from", legacyFile])
+            #expect(twice.status == 1 && twice.output.contains("exists already"), "\(twice.output)")
             let again = try await cluster.ctl(["keys", "revoke", id])
             #expect(again.status == 1, "\(again.output)")
             try await waitUntil("the engine's audit lines", timeout: .seconds(5), interval: .milliseconds(50)) {

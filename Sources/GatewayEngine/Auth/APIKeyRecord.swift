@@ -73,16 +73,19 @@ struct APIKeyRequest: Sendable, Hashable {
     var allowedAPIs: [String] = []
     var rateLimit: RateLimitPolicy?
     var quota: QuotaPolicy?
+    /// A key clients already hold (from another gateway), stored like a generated one; nil generates one.
+    var importedKey: String?
 
     init(
         name: String, expiresAt: Date? = nil, allowedAPIs: [String] = [], rateLimit: RateLimitPolicy? = nil,
-        quota: QuotaPolicy? = nil
+        quota: QuotaPolicy? = nil, importedKey: String? = nil
     ) {
         self.name = name
         self.expiresAt = expiresAt
         self.allowedAPIs = allowedAPIs
         self.rateLimit = rateLimit
         self.quota = quota
+        self.importedKey = importedKey
     }
 }
 

@@ -72,11 +72,14 @@ final class APIKeyStore: Sendable {
     /// Why a create was refused.
     enum WriteError: Error, Sendable, CustomStringConvertible {
         case invalid([ConfigProblem])
+        /// An imported key that is stored already.
+        case conflict(String)
         case redis(RedisError)
 
         var description: String {
             switch self {
             case .invalid(let problems): return problems.map(\.description).joined(separator: "; ")
+            case .conflict(let message): return message
             case .redis(let error): return error.description
             }
         }
@@ -89,18 +92,27 @@ final class APIKeyStore: Sendable {
 
     // MARK: Admin
 
-    /// Creates a key and returns it in plain text (the only time it is available) with its record.
+    /// Creates a key and returns it in plain text (the only time it is available) with its record. With
+    /// ``APIKeyRequest/importedKey`` that key is stored instead of a new one (clients moving from another
+    /// gateway keep theirs); importing a key that exists is a ``WriteError/conflict(_:)``.
     func create(_ request: APIKeyRequest) async throws(WriteError) -> (key: String, record: APIKeyRecord) {
         let createdAt = wallClock()
-        let problems = Self.problems(request, now: createdAt, checkExpiry: true)
+        var problems = Self.problems(request, now: createdAt, checkExpiry: true)
+        if let imported = request.importedKey, !Self.isPresentable(imported) {
+            // Never the key itself in an error.
+            problems.append(
+                ConfigProblem(
+                    key: "key", value: "(\(imported.utf8.count) bytes)",
+                    expected: "an existing key of \(Self.importedLength.lowerBound)-\(Self.importedLength.upperBound) visible ASCII characters"))
+        }
         if !problems.isEmpty { throw .invalid(problems) }
         // Records keep whole seconds (ISO 8601 without fractions), so round here and the record handed
         // back equals the one read later. An expiry is rounded up, never cutting a key's life short.
         let created = Date(timeIntervalSince1970: createdAt.timeIntervalSince1970.rounded(.down))
         let expires = request.expiresAt.map(Self.roundedExpiry)
 
-        for _ in 0..<3 {
-            let key = Self.generateKey()
+        for _ in 0..<(request.importedKey == nil ? 3 : 1) {
+            let key = request.importedKey ?? Self.generateKey()
             let hash = Self.hash(of: key)
             let record = APIKeyRecord(
                 id: String(hash.prefix(Self.idLength)), name: request.name, createdAt: created,
@@ -125,6 +137,7 @@ final class APIKeyStore: Sendable {
             invalidate(hashPrefix: hash)
             return (key, record)
         }
+        if request.importedKey != nil { throw .conflict("that key exists already (id \(Self.hash(of: request.importedKey!).prefix(Self.idLength)))") }
         throw .redis(.unexpectedReply(command: "HSETNX", reply: "key id collided three times"))
     }
 
@@ -248,7 +261,7 @@ final class APIKeyStore: Sendable {
 
     /// Looks up a presented key.
     func lookup(_ presented: String) async throws(APIKeyLookupError) -> APIKeyLookup {
-        guard Self.isWellFormed(presented) else { return .unknown }
+        guard Self.isPresentable(presented) else { return .unknown }
         let hash = Self.hash(of: presented)
         let started = now()
         let cached = cache.withLockedValue { cache -> (hit: Entry?, generation: UInt64) in
@@ -344,6 +357,15 @@ final class APIKeyStore: Sendable {
     static func isWellFormed(_ key: String) -> Bool {
         key.utf8.count == keyPrefix.utf8.count + 43 && key.hasPrefix(keyPrefix)
             && key.utf8.dropFirst(keyPrefix.utf8.count).allSatisfy(Base64URL.isAlphabet)
+    }
+
+    /// How long an imported key may be: at least as long as the weakest keys other gateways hand out.
+    static let importedLength = 16...256
+
+    /// Whether a presented key may be one the store holds: a generated key, or an imported one (16–256
+    /// visible ASCII characters). Anything else is unknown without a Redis read.
+    static func isPresentable(_ key: String) -> Bool {
+        importedLength.contains(key.utf8.count) && key.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
     private static func json(_ value: some Encodable) -> String {

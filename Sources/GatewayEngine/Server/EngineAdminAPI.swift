@@ -147,8 +147,10 @@ struct EngineAdminAPI: Sendable {
         var allowedAPIs: [String]?
         var rateLimit: Rate?
         var quota: Quota?
+        /// To create: a key clients already hold, imported instead of a new one.
+        var key: String?
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, expiresAt = "expires_at", allowedAPIs = "allowed_apis", rateLimit = "rate_limit", quota
+            case name, expiresAt = "expires_at", allowedAPIs = "allowed_apis", rateLimit = "rate_limit", quota, key
         }
         var ratePolicy: RateLimitPolicy? { rateLimit.map { RateLimitPolicy(rate: $0.rate, periodSeconds: $0.periodSeconds, burst: $0.burst) } }
         var quotaPolicy: QuotaPolicy? { quota.map { QuotaPolicy(limit: $0.limit, periodSeconds: $0.periodSeconds) } }
@@ -158,24 +160,34 @@ struct EngineAdminAPI: Sendable {
         let (body, _) = try decodeKeyBody(request.body)
         guard let name = body.name else { throw HTTPError(.badRequest, "name: missing") }
         let keyRequest = APIKeyRequest(
-            name: name, expiresAt: body.expiresAt, allowedAPIs: body.allowedAPIs ?? [], rateLimit: body.ratePolicy, quota: body.quotaPolicy)
+            name: name, expiresAt: body.expiresAt, allowedAPIs: body.allowedAPIs ?? [], rateLimit: body.ratePolicy, quota: body.quotaPolicy,
+            importedKey: body.key)
         let created: (key: String, record: APIKeyRecord)
         do {
             created = try await keyStore.create(keyRequest)
-        } catch .invalid(let problems) {
-            throw HTTPError(.badRequest, problems.map(\.description).joined(separator: "; "))
-        } catch .redis(let error) {
-            throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
+        } catch {
+            throw Self.httpError(error)
         }
         logger.notice(
             "API key created",
             metadata: request.audit([
                 "key.id": "\(created.record.id)", "key.name": "\(created.record.name)",
-                "key.apis": "\(created.record.allowedAPIs.joined(separator: ","))",
+                "key.apis": "\(created.record.allowedAPIs.joined(separator: ","))", "key.imported": "\(body.key != nil)",
             ]))
         let json = String(decoding: try APIKeyRecord.encoder.encode(created.record), as: UTF8.self)
+        // An imported key is not sent back: its holder has it.
+        if body.key != nil { return .rawJSON("{\"imported\":true,\"record\":\(json)}", status: .created) }
         // The only time the key itself is shown.
         return .rawJSON("{\"key\":\(StructuredLogHandler.jsonString(created.key)),\"record\":\(json)}", status: .created)
+    }
+
+    /// The answer for a key store's refusal.
+    private static func httpError(_ error: APIKeyStore.WriteError) -> HTTPError {
+        switch error {
+        case .invalid(let problems): return HTTPError(.badRequest, problems.map(\.description).joined(separator: "; "))
+        case .conflict(let message): return HTTPError(.conflict, message)
+        case .redis(let error): return HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
+        }
     }
 
     /// The body's fields, and which of them it names (with `null` or a value). A field the API does not
@@ -213,6 +225,9 @@ struct EngineAdminAPI: Sendable {
         guard !named.isEmpty else {
             throw HTTPError(.badRequest, "body: nothing to change: expected some of name, expires_at, allowed_apis, rate_limit, quota")
         }
+        if named["key"] != nil {
+            throw HTTPError(.badRequest, "key: a key cannot be changed: create (or import) another and revoke this one")
+        }
         if named["name"] == true { throw HTTPError(.badRequest, "name: null: expected a name of 1-200 characters") }
         if named["allowed_apis"] == true { throw HTTPError(.badRequest, "allowed_apis: null: expected an array of API ids ([] for all)") }
         var patch = APIKeyPatch()
@@ -224,10 +239,8 @@ struct EngineAdminAPI: Sendable {
         let updated: APIKeyRecord?
         do {
             updated = try await keyStore.update(id: id, patch)
-        } catch .invalid(let problems) {
-            throw HTTPError(.badRequest, problems.map(\.description).joined(separator: "; "))
-        } catch .redis(let error) {
-            throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)")
+        } catch {
+            throw Self.httpError(error)
         }
         guard let updated else { throw HTTPError(.notFound, "no API key \(id) (never created, revoked, or expired)") }
         logger.notice(

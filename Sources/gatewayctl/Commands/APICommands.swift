@@ -108,10 +108,27 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Expiry as an ISO 8601 time, e.g. 2027-01-01T00:00:00Z.") var expires: String?
         @Option(help: "Requests allowed per quota period.") var quota: Int?
         @Option(help: "Quota period in seconds.") var quotaPeriod: Int = 86_400
+        @Option(
+            help: ArgumentHelp(
+                "Import the key clients already hold, read from this file (- for standard input) instead of making one.",
+                discussion: "Keeps clients moving from another gateway on their keys; never pass a key on the command line."))
+        var importFrom: String?
 
         func run() async throws {
             try await runReporting {
                 var body: [String: Any] = ["name": name]
+                if let importFrom {
+                    let data: Data?
+                    if importFrom == "-" {
+                        data = FileHandle.standardInput.readDataToEndOfFile()
+                    } else {
+                        data = FileManager.default.contents(atPath: importFrom)
+                    }
+                    guard let data else { throw ValidationError("--import-from: cannot read \(importFrom)") }
+                    let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    guard !key.isEmpty else { throw ValidationError("--import-from: \(importFrom) holds no key") }
+                    body["key"] = key
+                }
                 if let apis { body["allowed_apis"] = apis.split(separator: ",").map(String.init) }
                 if let rate { body["rate_limit"] = ["rate": rate, "period_seconds": period, "burst": burst ?? rate] }
                 if let expires { body["expires_at"] = expires }
@@ -120,6 +137,10 @@ struct Keys: AsyncParsableCommand {
                 if options.json { return printJSON(result) }
                 let object = result as? [String: Any] ?? [:]
                 let record = object["record"] as? [String: Any] ?? [:]
+                if object["imported"] as? Bool == true {
+                    print("imported: id \(cell(record["id"]))")
+                    return
+                }
                 print("key:    \(cell(object["key"]))")
                 print("id:     \(cell(record["id"]))")
                 print("Store the key now: it is not shown again.")

@@ -121,6 +121,46 @@ extension EngineIntegration {
             }
         }
 
+        /// A key clients already hold (from another gateway) is imported: stored as its hash, never sent
+        /// back, accepted by every engine like a generated one; importing it again is 409, a key too short
+        /// or with spaces 400 without the key in the message, and a PATCH cannot change a key.
+        @Test func anExistingKeyIsImported() async throws {
+            try await withBackends(["keyed"]) { backends in
+                try await withEngines(count: 2) { cluster in
+                    let (one, two) = (cluster.engines[0], cluster.engines[1])
+                    try await cluster.putAPI(apiJSON("keyed", path: "/keyed", targets: [backends[0].port], extra: #""auth":{"mode":"api_key"}"#))
+                    let legacy = "tyk-5f2c0d1e9a8b7c6d5e4f3a2b1c0d9e8f"
+                    let imported = try await one.admin(.POST, "/keys", json: #"{"name":"legacy partner","key":"\#(legacy)"}"#)
+                    #expect(imported.status == 201, "\(imported)")
+                    #expect(imported.json?["imported"] as? Bool == true)
+                    #expect(!imported.text.contains(legacy), "an imported key is not sent back")
+                    let id = try #require((imported.json?["record"] as? [String: any Sendable])?["id"] as? String)
+                    for engine in [one, two] {
+                        #expect(try await engine.send(.GET, "/keyed/x", headers: [("X-API-Key", legacy)]).status == 200)
+                        #expect(try await engine.send(.GET, "/keyed/x", headers: [("Authorization", "Bearer \(legacy)")]).status == 200)
+                    }
+                    #expect(try await two.send(.GET, "/keyed/x", headers: [("X-API-Key", legacy + "x")]).status == 401)
+
+                    let again = try await two.admin(.POST, "/keys", json: #"{"name":"twice","key":"\#(legacy)"}"#)
+                    #expect(again.status == 409)
+                    #expect(again.string("error")?.contains(id) == true, "\(again)")
+                    for bad in ["short-key", "has a space in the middle of it"] {
+                        let refused = try await one.admin(.POST, "/keys", json: #"{"name":"bad","key":"\#(bad)"}"#)
+                        #expect(refused.status == 400, "\(refused)")
+                        #expect(refused.string("error")?.hasPrefix("key:") == true && !refused.text.contains(bad), "\(refused)")
+                    }
+                    let change = try await one.admin(.PATCH, "/keys/\(id)", json: #"{"key":"another-key-0123456789"}"#)
+                    #expect(change.status == 400)
+                    #expect(change.string("error")?.hasPrefix("key: a key cannot be changed") == true)
+
+                    #expect(try await one.admin(.DELETE, "/keys/\(id)").status == 200)
+                    try await waitUntil("engine 2 to refuse the revoked imported key", timeout: .seconds(1), interval: .milliseconds(5)) {
+                        try await two.send(.GET, "/keyed/x", headers: [("X-API-Key", legacy)]).status == 401
+                    }
+                }
+            }
+        }
+
         /// Backends do not get the API key: its header (or the `Authorization` field it came in) is removed,
         /// and `X-Gateway-Client-ID` names the key instead, replacing one the client sent; an
         /// `Authorization` field beside a key in its own header is the backend's and stays. With
