@@ -241,6 +241,8 @@ struct GatewayctlTests {
             #expect(
                 missingConfig.status == 1 && missingConfig.output.contains("config file") && missingConfig.output.contains("does not exist"),
                 "\(missingConfig.output)")
+            let noAPI = try await cluster.ctl(["apis", "targets", "nope"])
+            #expect(noAPI.status == 1 && noAPI.output.contains("no API nope served by this engine"), "\(noAPI.output)")
             let badCluster = try await cluster.ctl(["status"], environment: ["GATEWAYCTL_REDIS_CLUSTER": "maybe"])
             #expect(badCluster.status == 1 && badCluster.output.contains("redis_cluster must be true or false"), "\(badCluster.output)")
         }

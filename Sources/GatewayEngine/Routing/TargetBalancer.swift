@@ -49,6 +49,17 @@ final class TargetBalancer: Sendable {
         state.withLockedValue { $0.setHealthy(index, healthy) }
     }
 
+    /// Each target's state now, for the admin API: its weight, whether active checks hold it out, and how
+    /// much longer passive health does.
+    func states() -> [(weight: Int, unhealthy: Bool, passiveDownFor: Duration?)] {
+        let now = self.now()
+        return state.withLockedValue { swrr in
+            swrr.peers.map { peer in
+                (peer.weight, peer.unhealthy, peer.downUntil.flatMap { $0 > now ? $0 - now : nil })
+            }
+        }
+    }
+
     func isDown(_ index: Int) -> Bool {
         let now = self.now()
         return state.withLockedValue { $0.isDown(index, now: now) }

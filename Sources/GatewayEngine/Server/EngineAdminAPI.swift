@@ -26,6 +26,7 @@ struct EngineAdminAPI: Sendable {
         StandardRoutes.add(to: &router, service: "gateway-engine", health: health, readiness: readiness)
         router.add(.GET, "/apis") { _ in try await listAPIs() }
         router.add(.GET, "/apis/:id") { request in try await getAPI(request) }
+        router.add(.GET, "/apis/:id/targets") { request in try apiTargets(request) }
         router.add(.PUT, "/apis/:id") { request in try await putAPI(request, id: request.parameters["id"]) }
         router.add(.POST, "/apis") { request in try await putAPI(request, id: nil) }
         router.add(.DELETE, "/apis/:id") { request in try await deleteAPI(request) }
@@ -92,6 +93,44 @@ struct EngineAdminAPI: Sendable {
         do { definition = try await store.get(id: id) } catch { throw HTTPError(.serviceUnavailable, "redis unavailable: \(error)") }
         guard let definition else { throw HTTPError(.notFound, "no API \(id)") }
         return .rawJSON(String(decoding: definition.redactingSecrets().canonicalJSON(), as: UTF8.self))
+    }
+
+    /// One target of a served API as this engine sees it (`GET /apis/:id/targets`).
+    private struct TargetState: Encodable {
+        var url: String
+        var weight: Int
+        /// Whether requests may go to it now: weight above 0, not held out by either kind of health.
+        var inRotation: Bool
+        /// Its active checks' verdict; nil for an API without `health_check`.
+        var healthy: Bool?
+        /// How much longer passive health holds it out (it refused a connection), when it does.
+        var passiveDownMilliseconds: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case url, weight, healthy
+            case inRotation = "in_rotation"
+            case passiveDownMilliseconds = "passive_down_ms"
+        }
+    }
+
+    /// The targets of an API this engine serves, with their health here (each engine checks its own).
+    private func apiTargets(_ request: HTTPRequest) throws -> HTTPResponse {
+        let id = request.parameters["id"] ?? ""
+        guard let route = holder.table.routes[id] else { throw HTTPError(.notFound, "no API \(id) served by this engine (absent or inactive)") }
+        let checked = route.definition.healthCheck != nil
+        let states = route.balancer.states()
+        let targets = zip(route.balancer.targets, states).map { url, state in
+            TargetState(
+                url: url.target.id, weight: state.weight, inRotation: state.weight > 0 && !state.unhealthy && state.passiveDownFor == nil,
+                healthy: checked ? !state.unhealthy : nil,
+                passiveDownMilliseconds: state.passiveDownFor.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+            )
+        }
+        struct Answer: Encodable {
+            var api: String
+            var targets: [TargetState]
+        }
+        return .json(Answer(api: id, targets: targets))
     }
 
     private func putAPI(_ request: HTTPRequest, id: String?) async throws -> HTTPResponse {

@@ -6,7 +6,7 @@ import NIOHTTP1
 struct APIs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apis", abstract: "Manage API definitions (stored in Redis, applied by every engine within a second).",
-        subcommands: [List.self, Get.self, Apply.self, Delete.self])
+        subcommands: [List.self, Get.self, Targets.self, Apply.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List API definitions.")
@@ -38,6 +38,28 @@ struct APIs: AsyncParsableCommand {
 
         func run() async throws {
             try await runReporting { printJSON(try await options.engineClient().call(.GET, "/apis/\(id)")) }
+        }
+    }
+
+    struct Targets: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an API's targets and their health on one engine (--engine; each engine checks its own).")
+        @OptionGroup var options: CtlOptions
+        @Argument(help: "API id.") var id: String
+
+        func run() async throws {
+            try await runReporting {
+                let result = try await options.engineClient().call(.GET, "/apis/\(id)/targets")
+                if options.json { return printJSON(result) }
+                let targets = (result as? [String: Any])?["targets"] as? [[String: Any]] ?? []
+                printTable(
+                    ["TARGET", "WEIGHT", "IN ROTATION", "CHECKS", "PASSIVE"],
+                    targets.map { t in
+                        let healthy = (t["healthy"] as? Bool).map { $0 ? "healthy" : "unhealthy" } ?? "-"
+                        let passive = (t["passive_down_ms"] as? Int).map { "out \($0) ms" } ?? "-"
+                        return [cell(t["url"]), cell(t["weight"]), (t["in_rotation"] as? Bool) == true ? "yes" : "no", healthy, passive]
+                    })
+            }
         }
     }
 

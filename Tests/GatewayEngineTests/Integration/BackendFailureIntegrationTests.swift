@@ -35,11 +35,19 @@ extension EngineIntegration {
                         try await servedBy(4) == ["good"]
                     }
                     #expect(try await servedBy(10) == ["good"], "stays out while its checks fail")
+                    let view = try await engine.admin(.GET, "/apis/hc/targets")
+                    let targets = try #require(view.json?["targets"] as? [[String: any Sendable]], "\(view)")
+                    #expect(targets.map { $0["url"] as? String } == backends.map { "http://127.0.0.1:\($0.port)" })
+                    #expect(targets.map { $0["healthy"] as? Bool } == [true, false])
+                    #expect(targets.map { $0["in_rotation"] as? Bool } == [true, false])
+                    #expect(try await engine.admin(.GET, "/apis/nope/targets").status == 404)
                     // The check removed from the definition: its verdict goes with it.
                     try await cluster.putAPI(apiJSON("hc", path: "/hc", targets: [backends[0].port, backends[1].port]))
                     try await waitUntil("the target back without a check", timeout: .seconds(3), interval: .milliseconds(50)) {
                         try await servedBy(4).contains("flaky")
                     }
+                    let unchecked = try await engine.admin(.GET, "/apis/hc/targets")
+                    #expect(unchecked.text.contains(#""in_rotation":true"#) && !unchecked.text.contains("healthy"), "\(unchecked)")
                     try await cluster.putAPI(apiJSON("hc", path: "/hc", targets: [backends[0].port, backends[1].port], extra: check))
                     try await waitUntil("the target out again under the check", timeout: .seconds(4), interval: .milliseconds(50)) {
                         try await servedBy(4) == ["good"]
@@ -100,7 +108,8 @@ extension EngineIntegration {
         }
 
         /// An API with two targets, one refusing connections: every request succeeds (retried on the
-        /// live target, and the dead one is then skipped), for plain and cached APIs alike.
+        /// live target, and the dead one is then skipped), for plain and cached APIs alike; the admin API's
+        /// target view shows it out of rotation for the rest of its 5 s.
         @Test func oneOfTwoTargetsDownAllRequestsSucceed() async throws {
             let closedPort = try await LoopbackPort.free()
             try await withBackends(["alive"]) { backends in
@@ -119,6 +128,13 @@ extension EngineIntegration {
                     }
                     #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
                     #expect(backends[0].requestCount == 30)
+                    // The refusing target is out for a while by passive health; the admin API says so.
+                    let view = try await cluster.first.admin(.GET, "/apis/pair/targets")
+                    let targets = try #require(view.json?["targets"] as? [[String: any Sendable]], "\(view)")
+                    #expect(targets.map { $0["in_rotation"] as? Bool } == [false, true])
+                    let out = try #require(targets[0]["passive_down_ms"] as? Int, "\(view)")
+                    #expect(out > 0 && out <= 5_000)
+                    #expect(targets[1]["passive_down_ms"] == nil && targets[0]["healthy"] == nil)
                 }
             }
         }
