@@ -89,6 +89,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         /// The body so far, kept while the request may be replayed on another backend; nil once too big.
         var replayBody: [ByteBuffer]?
         var bodyBytes = 0
+        /// The most body bytes taken: the listener's limit, or a plan's lower one once decided.
+        var maxBodyBytes: Int
         var requestEnded = false
         var wantsKeepAlive: Bool
         var requestIsChunked: Bool
@@ -106,10 +108,11 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         var attempts = 0
         var closeAfterResponse = false
 
-        init(request: ProxyRequest, wantsKeepAlive: Bool, requestIsChunked: Bool) {
+        init(request: ProxyRequest, wantsKeepAlive: Bool, requestIsChunked: Bool, maxBodyBytes: Int) {
             self.request = request
             self.wantsKeepAlive = wantsKeepAlive
             self.requestIsChunked = requestIsChunked
+            self.maxBodyBytes = maxBodyBytes
         }
     }
 
@@ -155,7 +158,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         let request = ProxyRequest(
             head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
             httpVersion: version, startedAt: .now(), forwardedClientIP: forwardedClientIP)
-        let exchange = Exchange(request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked)
+        let exchange = Exchange(
+            request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked,
+            maxBodyBytes: configuration.limits.maxBodyBytes)
         exchange.requestEnded = endsHere
         self.exchange = exchange
         if request.isIdempotent { exchange.replayBody = [] }
@@ -203,7 +208,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     func requestBody(_ chunk: ByteBuffer) {
         guard let exchange else { return }
         exchange.bodyBytes += chunk.readableBytes
-        if exchange.bodyBytes > configuration.limits.maxBodyBytes {
+        if exchange.bodyBytes > exchange.maxBodyBytes {
             if exchange.phase == .respondingLocally { return }
             if exchange.responseStarted {
                 abortClient()
@@ -213,11 +218,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                     report(exchange, failure: .clientClosed)
                 }
                 abandonUpstream(exchange)
-                respondLocally(
-                    exchange,
-                    .error(
-                        .payloadTooLarge, "request body larger than \(configuration.limits.maxBodyBytes) bytes", requestID: exchange.request.requestID
-                    ))
+                respondLocally(exchange, Self.tooLarge(exchange))
             }
             return
         }
@@ -292,9 +293,22 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         case .respond(let response):
             respondLocally(exchange, response)
         case .forward(let plan):
+            if let limit = plan.maxBodyBytes, limit < exchange.maxBodyBytes {
+                exchange.maxBodyBytes = limit
+                // A body declared, or already read, past the plan's limit is refused before any backend sees it.
+                let declared = exchange.request.head.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0
+                if declared > limit || exchange.bodyBytes > limit {
+                    respondLocally(exchange, Self.tooLarge(exchange))
+                    return
+                }
+            }
             exchange.plan = consume plan
             connect(exchange)
         }
+    }
+
+    private static func tooLarge(_ exchange: Exchange) -> HTTPResponse {
+        .error(.payloadTooLarge, "request body larger than \(exchange.maxBodyBytes) bytes", requestID: exchange.request.requestID)
     }
 
     private func connect(_ exchange: Exchange) {

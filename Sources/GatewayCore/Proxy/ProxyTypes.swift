@@ -51,6 +51,9 @@ public struct ForwardPlan: Sendable {
     /// Names (lowercased) of the backend's response fields the client does not get; nil for none (no
     /// array to retain per request).
     public var removedResponseFields: [String]?
+    /// A request body limit below the listener's (`limits.maxBodyBytes`), for this request's API: a body
+    /// declared or read past it gets 413 before any backend sees it; nil keeps the listener's.
+    public var maxBodyBytes: Int?
     /// Whether a failure before any response byte may be retried on another target (the request is
     /// idempotent and its body, if any, was small enough to keep).
     public var retryable: Bool
@@ -70,7 +73,7 @@ public struct ForwardPlan: Sendable {
     public init(
         target: UpstreamTarget, head: HTTPRequestHead, uri: String? = nil, host: String? = nil,
         connectTimeout: TimeAmount = .seconds(2), responseTimeout: TimeAmount = .seconds(30),
-        responseHeaders: HTTPHeaders = [:], removedResponseFields: [String]? = nil, retryable: Bool = false,
+        responseHeaders: HTTPHeaders = [:], removedResponseFields: [String]? = nil, maxBodyBytes: Int? = nil, retryable: Bool = false,
         onComplete: (@Sendable (ProxyOutcome) -> Void)? = nil, observer: (any ForwardObserver)? = nil, observerTag: Int = 0
     ) {
         self.target = target
@@ -81,6 +84,7 @@ public struct ForwardPlan: Sendable {
         self.responseTimeout = responseTimeout
         self.responseHeaders = responseHeaders
         self.removedResponseFields = removedResponseFields
+        self.maxBodyBytes = maxBodyBytes
         self.retryable = retryable
         self.onComplete = onComplete
         self.observer = observer

@@ -36,6 +36,9 @@ struct APIDefinition: Sendable, Hashable {
     /// The request methods the API takes (uppercase); nil takes every method. `HEAD` goes with `GET`.
     /// Others get 405 with `Allow`, before any credential is looked at.
     var methods: [String]?
+    /// A request body limit for the API below the listener's `limits.maxBodyBytes` (which stays the
+    /// ceiling); larger bodies get 413 before any backend sees them.
+    var maxBodyBytes: Int?
     var targets: [Target]
     /// Active health checks of the targets; nil leaves them to passive health alone.
     var healthCheck: HealthCheck?
@@ -56,7 +59,8 @@ struct APIDefinition: Sendable, Hashable {
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
-        methods: [String]? = nil, targets: [Target], healthCheck: HealthCheck? = nil, timeouts: Timeouts = Timeouts(), auth: Auth = Auth(),
+        methods: [String]? = nil, maxBodyBytes: Int? = nil, targets: [Target], healthCheck: HealthCheck? = nil, timeouts: Timeouts = Timeouts(),
+        auth: Auth = Auth(),
         rateLimit: RateLimit? = nil,
         quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, cors: CORS? = nil,
         requestHeaders: RequestHeaders? = nil, responseHeaders: ResponseHeaders? = nil, active: Bool = true
@@ -67,6 +71,7 @@ struct APIDefinition: Sendable, Hashable {
         self.hosts = hosts
         self.stripListenPath = stripListenPath
         self.methods = methods
+        self.maxBodyBytes = maxBodyBytes
         self.targets = targets
         self.healthCheck = healthCheck
         self.timeouts = timeouts
@@ -285,6 +290,7 @@ struct APIDefinition: Sendable, Hashable {
         case hosts
         case stripListenPath = "strip_listen_path"
         case methods
+        case maxBodyBytes = "max_body_bytes"
         case targets
         case healthCheck = "health_check"
         case timeouts, auth
@@ -499,6 +505,7 @@ extension APIDefinition: Codable {
         try c.encode(hosts, forKey: .hosts)
         try c.encode(stripListenPath, forKey: .stripListenPath)
         try c.encodeIfPresent(methods, forKey: .methods)
+        try c.encodeIfPresent(maxBodyBytes, forKey: .maxBodyBytes)
         try c.encode(targets, forKey: .targets)
         try c.encodeIfPresent(healthCheck, forKey: .healthCheck)
         try c.encode(timeouts, forKey: .timeouts)
@@ -538,6 +545,7 @@ extension APIDefinition: Codable {
         let hosts = (r.stringArray("hosts") ?? []).map { $0.lowercased() }
         let strip = r.bool("strip_listen_path", default: false)
         let methods = r.stringArray("methods")?.map { $0.uppercased() }
+        let maxBodyBytes = r.optionalInt("max_body_bytes", in: 0...(1 << 32))
         var targets: [Target] = []
         if let items = r.array("targets") {
             for (path, item) in items {
@@ -650,7 +658,8 @@ extension APIDefinition: Codable {
         }
         let active = r.bool("active", default: true)
         return APIDefinition(
-            id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, methods: methods, targets: targets,
+            id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, methods: methods, maxBodyBytes: maxBodyBytes,
+            targets: targets,
             healthCheck: healthCheck,
             timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, cors: cors,
             requestHeaders: requestHeaders, responseHeaders: responseHeaders, active: active)

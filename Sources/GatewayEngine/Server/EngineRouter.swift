@@ -379,7 +379,7 @@ final class EngineRouter: ProxyRouter {
             connectTimeout: .milliseconds(Int64(route.definition.timeouts.connectMilliseconds)),
             responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),
             responseHeaders: extraHeaders, removedResponseFields: route.removedResponseFields,
-            retryable: request.isIdempotent && balancer.targets.count > 1,
+            maxBodyBytes: route.definition.maxBodyBytes, retryable: request.isIdempotent && balancer.targets.count > 1,
             observer: route, observerTag: index)
     }
 

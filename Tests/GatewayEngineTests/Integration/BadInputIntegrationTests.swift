@@ -19,6 +19,52 @@ extension EngineIntegration {
             try await RawTCP.exchange(port: port, request: Array(request.utf8), timeout: timeout) { _ in false }
         }
 
+        /// An API's `max_body_bytes` below the listener's limit: bodies past it get 413 naming it, announced
+        /// (before the backend is called, keyless and keyed) or streamed chunked; other APIs keep the
+        /// listener's limit; a value above the listener's leaves the listener's in force.
+        @Test func anAPIsOwnBodyLimitGets413() async throws {
+            try await withBackends(["sink"]) { backends in
+                try await withEngines(settings: Self.limits) { cluster in
+                    try await cluster.putAPI(apiJSON("small", path: "/small", targets: [backends[0].port], extra: #""max_body_bytes":100"#))
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "smallkeyed", path: "/smallkeyed", targets: [backends[0].port], extra: #""max_body_bytes":100,"auth":{"mode":"api_key"}"#)
+                    )
+                    try await cluster.putAPI(apiJSON("wide", path: "/wide", targets: [backends[0].port], extra: #""max_body_bytes":100000"#))
+                    try await cluster.putAPI(apiJSON("plain", path: "/plain", targets: [backends[0].port]))
+                    let (key, _) = try await cluster.createKey(#"{"name":"k"}"#)
+                    let port = cluster.first.port
+
+                    #expect(try await cluster.first.send(.POST, "/small/x", body: String(repeating: "a", count: 100)).status == 200)
+                    let before = backends[0].requestCount
+                    let over = try await cluster.first.send(.POST, "/small/x", body: String(repeating: "a", count: 101))
+                    #expect(over.status == 413)
+                    #expect(over.string("error") == "request body larger than 100 bytes")
+                    #expect(over.string("request_id") == over.header("X-Request-ID"))
+                    let keyed = try await cluster.first.send(
+                        .POST, "/smallkeyed/x", headers: [("X-API-Key", key)], body: String(repeating: "a", count: 500))
+                    #expect(keyed.status == 413)
+                    let chunk = String(repeating: "x", count: 200)
+                    let streamed = parseRawResponses(
+                        try await Self.exchange(port, "POST /small/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nc8\r\n\(chunk)\r\n"))
+                    #expect(streamed.map(\.status) == [413])
+                    #expect(
+                        backends[0].seen.dropFirst(before).allSatisfy { $0.body.readableBytes <= 100 }, "no body past 100 bytes reached the backend")
+
+                    #expect(try await cluster.first.send(.POST, "/plain/x", body: String(repeating: "a", count: 1000)).status == 200)
+                    #expect(try await cluster.first.send(.POST, "/wide/x", body: String(repeating: "a", count: 1000)).status == 200)
+                    let wideOver = try await cluster.first.send(.POST, "/wide/x", body: String(repeating: "a", count: 2000))
+                    #expect(
+                        wideOver.status == 413 && wideOver.string("error") == "request body larger than 1024 bytes",
+                        "the listener's limit stays the ceiling")
+
+                    let bad = try await cluster.first.admin(
+                        .PUT, "/apis/bad", json: apiJSON("bad", path: "/bad", targets: [backends[0].port], extra: #""max_body_bytes":-1"#))
+                    #expect(bad.status == 400 && bad.text.contains("max_body_bytes"), "\(bad)")
+                }
+            }
+        }
+
         /// A body over `limits.maxBodyBytes` gets 413 (announced by `Content-Length`, or streamed chunked)
         /// and a closed connection; the backend sees nothing.
         @Test func oversizedBodyGets413() async throws {
