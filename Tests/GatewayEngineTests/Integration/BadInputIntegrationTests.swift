@@ -48,6 +48,12 @@ extension EngineIntegration {
                     let streamed = parseRawResponses(
                         try await Self.exchange(port, "POST /small/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nc8\r\n\(chunk)\r\n"))
                     #expect(streamed.map(\.status) == [413])
+                    // Over h2c: a body past the limit in DATA frames.
+                    let h2 = try await runCurl([
+                        "-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", "--data-binary", String(repeating: "b", count: 300),
+                        "http://127.0.0.1:\(port)/small/x",
+                    ])
+                    #expect(h2.output == "413", "\(h2.output)")
                     #expect(
                         backends[0].seen.dropFirst(before).allSatisfy { $0.body.readableBytes <= 100 }, "no body past 100 bytes reached the backend")
 
