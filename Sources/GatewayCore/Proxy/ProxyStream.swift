@@ -37,6 +37,8 @@ final class ProxyStreamConfiguration: Sendable {
     /// Clients whose `X-Forwarded-Proto`/`-Host` are kept (``AddressRanges``).
     let trustedProxies: AddressRanges
     let logger: Logger
+    /// ``ProxyRouter/recordsUpstream``, read once.
+    let recordsUpstream: Bool
 
     init(
         router: any ProxyRouter, pools: UpstreamPools, limits: ProxyLimits, scheme: String, isHTTP2: Bool, counters: FrontCounters,
@@ -50,6 +52,7 @@ final class ProxyStreamConfiguration: Sendable {
         self.counters = counters
         self.trustedProxies = trustedProxies
         self.logger = logger
+        self.recordsUpstream = router.recordsUpstream
     }
 
     /// The same, for HTTP/2 streams.
@@ -486,11 +489,12 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     private func report(_ exchange: Exchange, failure: ProxyOutcome.Failure?) {
         let observer = exchange.plan?.observer
         let onComplete = exchange.plan?.onComplete
-        guard observer != nil || onComplete != nil, let target = exchange.plan?.target else { return }
+        guard observer != nil || onComplete != nil || configuration.recordsUpstream, let target = exchange.plan?.target else { return }
         let ttfb: TimeAmount? = {
             guard let sent = exchange.requestSentAt, let first = exchange.firstByteAt else { return nil }
             return first - sent
         }()
+        if configuration.recordsUpstream { exchange.request.annotations.setUpstream(target.id, timeToFirstByte: ttfb) }
         let outcome = ProxyOutcome(
             target: target, status: exchange.responseStatus, failure: failure, timeToFirstByte: ttfb,
             total: Self.since(exchange.requestSentAt ?? exchange.request.startedAt), responseStarted: exchange.responseStarted)

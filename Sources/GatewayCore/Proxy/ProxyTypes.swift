@@ -155,10 +155,16 @@ public protocol ProxyRouter: Sendable {
     /// logs and metrics. No default: a router that means to ignore it says so (a default would hide a
     /// signature that no longer matches).
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount)
+
+    /// Whether each forward's target and time to first byte go into the request's annotations
+    /// (``RequestAnnotations/upstream``) for ``completed(_:status:bytesSent:duration:)``: a lock per
+    /// forwarded request, so only for a router that logs them. Read once per listener.
+    var recordsUpstream: Bool { get }
 }
 
 extension ProxyRouter {
     public func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? { nil }
+    public var recordsUpstream: Bool { false }
 }
 
 /// A request as the router sees it.
@@ -203,6 +209,8 @@ public final class RequestAnnotations: Sendable {
         var route: String?
         var client: String?
         var attachment: (any AnyObject & Sendable)?
+        var upstreamTarget: String?
+        var upstreamFirstByte: TimeAmount?
     }
 
     private let state = Mutex(Fields())
@@ -227,6 +235,19 @@ public final class RequestAnnotations: Sendable {
     public var attachment: (any AnyObject & Sendable)? {
         get { state.withLock { $0.attachment } }
         set { state.withLock { $0.attachment = newValue } }
+    }
+
+    /// The backend the last attempt went to (its target id) and its time to the response's first byte
+    /// (nil when none came), for a router that ``ProxyRouter/recordsUpstream``.
+    public var upstream: (target: String, timeToFirstByte: TimeAmount?)? {
+        state.withLock { fields in fields.upstreamTarget.map { ($0, fields.upstreamFirstByte) } }
+    }
+
+    public func setUpstream(_ target: String, timeToFirstByte: TimeAmount?) {
+        state.withLock {
+            $0.upstreamTarget = target
+            $0.upstreamFirstByte = timeToFirstByte
+        }
     }
 }
 

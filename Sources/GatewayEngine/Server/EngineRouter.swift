@@ -335,7 +335,10 @@ final class EngineRouter: ProxyRouter {
                         responseTimeout: .milliseconds(Int64(timeouts.responseMilliseconds)), maxResponseBytes: maxBytes,
                         on: eventLoop)
                 }.get()
-                metrics.backendResponded(apiMetrics(match.route), duration: NIODeadline.now() - started)
+                let took = NIODeadline.now() - started
+                metrics.backendResponded(apiMetrics(match.route), duration: took)
+                // A cache fill's time is to the whole response (the fetch reads it all).
+                if recordsUpstream { request.annotations.setUpstream(target.id, timeToFirstByte: took) }
                 var headers = response.headers
                 HopByHop.strip(&headers)
                 headers.remove(name: "Content-Length")
@@ -409,19 +412,29 @@ final class EngineRouter: ProxyRouter {
 
     // MARK: - Completion
 
+    /// The access log names the backend each request went to and how long it took to answer.
+    var recordsUpstream: Bool { accessLog != nil }
+
     func completed(_ request: ProxyRequest, status: HTTPResponseStatus, bytesSent: Int, duration: TimeAmount) {
         let api = request.annotations.route ?? "-"
         let perAPI = request.annotations.attachment as? EngineMetrics.API ?? metrics.api(api)
         metrics.requestFinished(perAPI, status: Int(status.code), duration: duration)
         guard let accessLog else { return }
+        let upstream = request.annotations.upstream
         accessLog.info(
             "request",
             metadata: [
                 "request.id": "\(request.requestID)", "api": "\(api)", "client": "\(request.annotations.client ?? "ip:" + request.remoteIP)",
                 "http.method": "\(request.head.method.rawValue)", "http.path": "\(Self.path(of: request.head.uri))",
                 "http.status": "\(status.code)", "http.bytes": "\(bytesSent)",
-                "duration_ms": "\(Double(duration.nanoseconds / 1000) / 1000)",
+                "duration_ms": "\(Self.milliseconds(duration))",
+                "upstream": "\(upstream?.target ?? "-")",
+                "upstream_ms": "\(upstream?.timeToFirstByte.map(Self.milliseconds) ?? "-")",
             ])
+    }
+
+    private static func milliseconds(_ amount: TimeAmount) -> String {
+        "\(Double(amount.nanoseconds / 1000) / 1000)"
     }
 
     // MARK: - Paths

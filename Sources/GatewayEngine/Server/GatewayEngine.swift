@@ -34,11 +34,14 @@ public final class GatewayEngine: Sendable {
     private let monitor: RedisMonitor
     private let healthChecker: TargetHealthChecker
 
-    /// - Parameter tlsContext: the certificate of the TLS data listener (`configuration.tls`; made by the
-    ///   caller, which reports a bad file); without it there is no TLS listener.
+    /// - Parameters:
+    ///   - tlsContext: the certificate of the TLS data listener (`configuration.tls`; made by the
+    ///     caller, which reports a bad file); without it there is no TLS listener.
+    ///   - accessLogger: where the access log goes with `log.access` on (default: `gateway-engine.access`
+    ///     through the logging system).
     public init(
         configuration: EngineConfiguration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        tlsContext: TLSContextBox? = nil, logger: Logger
+        tlsContext: TLSContextBox? = nil, logger: Logger, accessLogger: Logger? = nil
     ) {
         self.configuration = configuration
         let keys = EngineKeys(prefix: configuration.common.keyPrefix)
@@ -71,7 +74,7 @@ public final class GatewayEngine: Sendable {
         events.addHandler { event in keyStore.handle(event) }
         let router = EngineRouter(
             holder: holder, keyStore: keyStore, rateLimiter: rateLimiter, cache: cache, pools: pools, metrics: metrics,
-            accessLog: configuration.accessLog ? Logger(label: "gateway-engine.access") : nil,
+            accessLog: configuration.accessLog ? accessLogger ?? Logger(label: "gateway-engine.access") : nil,
             maxCachedResponseBytes: configuration.cacheMaxEntryBytes, healthPath: configuration.healthPath, state: state,
             logger: logger)
         var frontConfiguration = HTTPFrontServer.Configuration(

@@ -1,4 +1,5 @@
 import GatewayTesting
+import Logging
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -129,6 +130,52 @@ extension EngineIntegration {
                     let idA = try #require(a.header("X-Request-ID"))
                     #expect(a.echoedHeader("x-request-id") == idA)
                     #expect(idA != b.header("X-Request-ID"))
+                }
+            }
+        }
+
+        /// With `log.access`, one line per request names the API, the client (the key id, never the key),
+        /// the backend target that answered and its time to first byte; a cache fill names its target, a
+        /// hit and a local refusal `-`; no query string.
+        @Test func accessLogNamesTheUpstreamAndItsTime() async throws {
+            let logs = InMemoryLogHandler.Store()
+            try await withBackends(["slowish"]) { backends in
+                backends[0].setDelay(.milliseconds(60))
+                try await withEngines(settings: ["log.access": "true"], accessLogs: logs) { cluster in
+                    let engine = cluster.first
+                    try await cluster.putAPI(apiJSON("logged", path: "/logged", targets: [backends[0].port], extra: #""auth":{"mode":"api_key"}"#))
+                    try await cluster.putAPI(apiJSON("cached", path: "/cached", targets: [backends[0].port], extra: #""cache":{"enabled":true}"#))
+                    let (key, id) = try await cluster.createKey(#"{"name":"logs"}"#)
+                    let target = "http://127.0.0.1:\(backends[0].port)"
+                    let sent = [
+                        try await engine.send(.GET, "/logged/a?token=secret", headers: [("X-API-Key", key), ("X-Request-ID", "log-1")]),
+                        try await engine.send(.GET, "/logged/a", headers: [("X-Request-ID", "log-2")]),
+                        try await engine.send(.GET, "/cached/c", headers: [("X-Request-ID", "log-3")]),
+                        try await engine.send(.GET, "/cached/c", headers: [("X-Request-ID", "log-4")]),
+                    ]
+                    #expect(sent.map(\.status) == [200, 401, 200, 200])
+                    /// The fields of the access line of `requestID`, as text.
+                    func line(_ requestID: String) async throws -> [String: String] {
+                        let isIt = { (entry: InMemoryLogHandler.Entry) -> Bool in
+                            entry.message == "request" && entry.metadata["request.id"].map { "\($0)" } == requestID
+                        }
+                        try await waitUntil("the access line of \(requestID)", timeout: .seconds(5), interval: .milliseconds(10)) {
+                            logs.entries.contains(where: isIt)
+                        }
+                        return (logs.entries.first(where: isIt)?.metadata ?? [:]).mapValues { "\($0)" }
+                    }
+                    let forwarded = try await line("log-1")
+                    #expect(forwarded["api"] == "logged", "\(forwarded)")
+                    #expect(forwarded["client"] == "key:\(id)")
+                    #expect(forwarded["http.path"] == "/logged/a")
+                    #expect(forwarded["upstream"] == target)
+                    let upstreamMS = try #require(Double(forwarded["upstream_ms"] ?? "-"), "\(forwarded)")
+                    let totalMS = try #require(Double(forwarded["duration_ms"] ?? "-"))
+                    #expect(upstreamMS >= 50 && upstreamMS <= totalMS, "\(forwarded)")
+                    #expect(try await line("log-2")["upstream"] == "-", "refused at the engine")
+                    #expect(try await line("log-3")["upstream"] == target, "a cache fill")
+                    #expect(try await line("log-4")["upstream"] == "-", "a cache hit")
+                    #expect(!logs.entries.contains { "\($0.metadata)".contains("secret") || "\($0.metadata)".contains(key) })
                 }
             }
         }

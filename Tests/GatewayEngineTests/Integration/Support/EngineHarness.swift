@@ -143,11 +143,13 @@ func engineConfiguration(redisPort: Int, settings: [String: String] = [:]) async
 ///   - onRedisCluster: run on a fresh three-master Redis Cluster (``RedisClusterProcess``) instead of
 ///     one server; `EngineCluster.redis` is then its first node.
 func withEngines<T: Sendable>(
-    count: Int = 1, settings: [String: String] = [:], onRedisCluster: Bool = false, isolation: isolated (any Actor)? = #isolation,
-    _ body: (EngineCluster) async throws -> T
+    count: Int = 1, settings: [String: String] = [:], onRedisCluster: Bool = false, accessLogs: InMemoryLogHandler.Store? = nil,
+    isolation: isolated (any Actor)? = #isolation, _ body: (EngineCluster) async throws -> T
 ) async throws -> T {
     guard onRedisCluster else {
-        return try await withRedisServer { redis in try await runEngines(count: count, redis: redis, settings: settings, body) }
+        return try await withRedisServer { redis in
+            try await runEngines(count: count, redis: redis, settings: settings, accessLogs: accessLogs, body)
+        }
     }
     return try await withRedisCluster { cluster in
         var clusterSettings = settings
@@ -159,13 +161,15 @@ func withEngines<T: Sendable>(
 
 private func runEngines<T: Sendable>(
     count: Int, redis: RedisServerProcess, redisCluster: RedisClusterProcess? = nil, settings: [String: String],
-    isolation: isolated (any Actor)? = #isolation,
+    accessLogs: InMemoryLogHandler.Store? = nil, isolation: isolated (any Actor)? = #isolation,
     _ body: (EngineCluster) async throws -> T
 ) async throws -> T {
     var engines: [GatewayEngine] = []
     for _ in 0..<count {
         let configuration = try await engineConfiguration(redisPort: redis.port, settings: settings)
-        engines.append(GatewayEngine(configuration: configuration, logger: .forTesting("engine")))
+        engines.append(
+            GatewayEngine(
+                configuration: configuration, logger: .forTesting("engine"), accessLogger: accessLogs?.logger(label: "gateway-engine.access")))
     }
     defer { for engine in engines { engine.pools.closeAll() } }
     let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { group in
