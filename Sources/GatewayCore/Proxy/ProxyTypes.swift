@@ -211,6 +211,7 @@ public final class RequestAnnotations: Sendable {
         var attachment: (any AnyObject & Sendable)?
         var upstreamTarget: String?
         var upstreamFirstByte: TimeAmount?
+        var addedRequestFields: [(String, String)]?
     }
 
     private let state = Mutex(Fields())
@@ -235,6 +236,13 @@ public final class RequestAnnotations: Sendable {
     public var attachment: (any AnyObject & Sendable)? {
         get { state.withLock { $0.attachment } }
         set { state.withLock { $0.attachment = newValue } }
+    }
+
+    /// Request fields the router decided to send upstream with this request (the engine: a token's
+    /// claims), kept for every attempt; nil for none.
+    public var addedRequestFields: [(String, String)]? {
+        get { state.withLock { $0.addedRequestFields } }
+        set { state.withLock { $0.addedRequestFields = newValue } }
     }
 
     /// The backend the last attempt went to (its target id) and its time to the response's first byte

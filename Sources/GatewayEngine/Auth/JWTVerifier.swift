@@ -37,6 +37,13 @@ struct JWTIdentity: Sendable, Hashable {
     var clientID: String
     /// `exp`, when the token has one.
     var expiresAt: Date?
+    /// The API's `claims_to_headers` fields the token has, sorted by field name (empty without them).
+    var claimFields: [ClaimField] = []
+
+    struct ClaimField: Sendable, Hashable {
+        var name: String
+        var value: String
+    }
 }
 
 /// Verifies bearer JWTs for one API with jwt-kit: HS256/384/512, RS256/384/512, PS256/384/512,
@@ -155,7 +162,31 @@ final class JWTVerifier: Sendable {
             let granted = Self.grantedScopes(claims)
             guard required.allSatisfy(granted.contains) else { return .failure(.insufficientScope) }
         }
-        return .success(identity)
+        var found = identity
+        if let mapping = settings.claimsToHeaders {
+            found.claimFields = mapping.sorted { $0.value.lowercased() < $1.value.lowercased() }.compactMap { claim, field in
+                Self.fieldValue(claims[claim]).map { JWTIdentity.ClaimField(name: field, value: $0) }
+            }
+        }
+        return .success(found)
+    }
+
+    /// A claim's value as a request field's: strings as they are, numbers and booleans as JSON writes
+    /// them, arrays of those joined with `,`; nil for anything else (absent, null, objects).
+    static func fieldValue(_ claim: JSONValue?) -> String? {
+        func scalar(_ value: JSONValue) -> String? {
+            switch value {
+            case .string(let s): return s
+            case .number, .bool: return value.shown
+            default: return nil
+            }
+        }
+        guard let claim else { return nil }
+        if case .array(let items) = claim {
+            let parts = items.compactMap(scalar)
+            return parts.isEmpty ? nil : parts.joined(separator: ",")
+        }
+        return scalar(claim)
     }
 
     /// The scopes a token grants: its `scope` claim (a space-separated string) and its `scp` claim (an

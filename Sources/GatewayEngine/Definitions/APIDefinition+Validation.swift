@@ -279,6 +279,18 @@ extension JWTSettings {
                         expected: "a scope: visible characters other than \\ and \" (RFC 6749 §3.3), such as orders:read"))
             }
         }
+        if let claimsToHeaders {
+            var seen = Set<String>()
+            for (claim, field) in claimsToHeaders.sorted(by: { $0.key < $1.key }) {
+                if claim.isEmpty { problems.append(ConfigProblem(key: "\(path).claims_to_headers", value: "", expected: "claim names")) }
+                if let expected = APIDefinition.rewritableFieldProblem(field) {
+                    problems.append(ConfigProblem(key: "\(path).claims_to_headers.\(claim)", value: field, expected: expected))
+                } else if !seen.insert(field.lowercased()).inserted {
+                    problems.append(
+                        ConfigProblem(key: "\(path).claims_to_headers.\(claim)", value: field, expected: "a field no other claim is sent in"))
+                }
+            }
+        }
         for (i, key) in keys.enumerated() {
             let keyPath = "\(path).keys[\(i)]"
             if let problem = JWTVerifier.keyProblem(key) {

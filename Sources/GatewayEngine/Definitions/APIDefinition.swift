@@ -324,10 +324,15 @@ struct JWTSettings: Sendable, Hashable, Codable {
     /// When set, a token must grant every one of these scopes, in its `scope` claim (space-separated,
     /// RFC 9068) or its `scp` claim (an array or a space-separated string); else 403 `insufficient_scope`.
     var requiredScopes: [String]?
+    /// Claims sent to the backend as request fields (claim name → field name): a string as it is, a
+    /// number or boolean as JSON writes it, an array of those joined with `,`; bytes outside visible ASCII
+    /// percent-encoded. A field of these names from the client is always dropped, so a backend can
+    /// believe it; an absent claim sends none.
+    var claimsToHeaders: [String: String]?
 
     init(
         keys: [Key], identityClaim: String = "sub", leewaySeconds: Int = 30, issuer: String? = nil, audiences: [String]? = nil,
-        jwksURL: String? = nil, jwksRefreshSeconds: Int? = nil, requiredScopes: [String]? = nil
+        jwksURL: String? = nil, jwksRefreshSeconds: Int? = nil, requiredScopes: [String]? = nil, claimsToHeaders: [String: String]? = nil
     ) {
         self.keys = keys
         self.identityClaim = identityClaim
@@ -337,6 +342,7 @@ struct JWTSettings: Sendable, Hashable, Codable {
         self.jwksURL = jwksURL
         self.jwksRefreshSeconds = jwksRefreshSeconds
         self.requiredScopes = requiredScopes
+        self.claimsToHeaders = claimsToHeaders
     }
 
     static let defaultJWKSRefreshSeconds = 300
@@ -415,6 +421,7 @@ struct JWTSettings: Sendable, Hashable, Codable {
         case jwksURL = "jwks_url"
         case jwksRefreshSeconds = "jwks_refresh_seconds"
         case requiredScopes = "required_scopes"
+        case claimsToHeaders = "claims_to_headers"
     }
 }
 
@@ -583,6 +590,7 @@ extension APIDefinition: Codable {
                 "jwt",
                 known: [
                     "keys", "identity_claim", "leeway_seconds", "issuer", "audiences", "jwks_url", "jwks_refresh_seconds", "required_scopes",
+                    "claims_to_headers",
                 ])
             {
                 var keys: [JWTSettings.Key] = []
@@ -601,7 +609,8 @@ extension APIDefinition: Codable {
                     keys: keys, identityClaim: j.string("identity_claim") ?? "sub",
                     leewaySeconds: j.int("leeway_seconds", default: 30, in: 0...3600) ?? 30, issuer: j.string("issuer"),
                     audiences: j.stringArray("audiences"), jwksURL: j.string("jwks_url"),
-                    jwksRefreshSeconds: j.optionalInt("jwks_refresh_seconds", in: 10...86_400), requiredScopes: j.stringArray("required_scopes"))
+                    jwksRefreshSeconds: j.optionalInt("jwks_refresh_seconds", in: 10...86_400), requiredScopes: j.stringArray("required_scopes"),
+                    claimsToHeaders: j.stringMap("claims_to_headers"))
             }
         }
         var rateLimit: RateLimit?

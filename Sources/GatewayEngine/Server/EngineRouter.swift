@@ -159,6 +159,9 @@ final class EngineRouter: ProxyRouter {
             switch await verifier.verify(authorization: request.head.headers.first(name: "Authorization")) {
             case .success(let identity):
                 clientID = "jwt:" + identity.clientID
+                if !identity.claimFields.isEmpty {
+                    request.annotations.addedRequestFields = identity.claimFields.map { ($0.name, Self.headerSafe($0.value)) }
+                }
             case .failure(.insufficientScope):
                 var refusal = deny(.forbidden, "token lacks a required scope", reason: JWTFailure.insufficientScope.rawValue, request)
                 if case .respond(var response) = refusal, let scopes = verifier.settings.requiredScopes {
@@ -235,6 +238,11 @@ final class EngineRouter: ProxyRouter {
                 }
             }
             if let client = request.annotations.client { head.headers.add(name: clientIDHeader, value: headerSafe(client)) }
+            // A token's claims as fields: a client's fields of those names never pass.
+            if let mapping = route.definition.auth.jwt?.claimsToHeaders, mode == .jwt {
+                for field in mapping.values { head.headers.remove(name: field) }
+                for (name, value) in request.annotations.addedRequestFields ?? [] { head.headers.add(name: name, value: value) }
+            }
         }
         if let rules = route.definition.requestHeaders {
             for name in rules.remove ?? [] { head.headers.remove(name: name) }

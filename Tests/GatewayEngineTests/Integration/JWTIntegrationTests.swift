@@ -15,6 +15,8 @@ fileprivate struct Claims: JWTPayload {
     var iss: String?
     var aud: String?
     var scope: String?
+    var roles: [String]?
+    var tenant_id: Int?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
@@ -107,6 +109,44 @@ extension EngineIntegration {
                                 """))
                     #expect(bad.status == 400)
                     #expect(bad.text.contains("auth.jwt.required_scopes[1]"), "\(bad.text)")
+                }
+            }
+        }
+
+        /// `claims_to_headers`: the token's claims reach the backend as fields (an array joined with `,`, a
+        /// number as written), and a client's fields of those names never do, even for a claim the token
+        /// lacks; a reserved or doubly used field is refused by name.
+        @Test func claimsReachTheBackendAsFieldsAndClientsCannotForgeThem() async throws {
+            try await withBackends(["claims"]) { backends in
+                try await withEngines { cluster in
+                    let mapping = #"{"sub":"X-User-ID","roles":"X-User-Roles","tenant_id":"X-Tenant","email":"X-User-Email"}"#
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "claims", path: "/claims", targets: [backends[0].port],
+                            extra: """
+                                "auth":{"mode":"jwt","jwt":{"keys":[{"algorithm":"HS256","secret":"\(Self.secret)"}],"claims_to_headers":\(mapping)}}
+                                """))
+                    backends[0].setRecording(true)
+                    let token = try await Self.token(Claims(sub: "alice", exp: Self.now + 300, roles: ["admin", "ops"], tenant_id: 42))
+                    let response = try await cluster.first.send(
+                        .GET, "/claims/x",
+                        headers: [("Authorization", "Bearer \(token)"), ("X-User-ID", "mallory"), ("x-user-email", "mallory@evil.test")])
+                    #expect(response.status == 200)
+                    let seen = try #require(backends[0].seen.last)
+                    #expect(seen.headers[canonicalForm: "X-User-ID"] == ["alice"])
+                    #expect(seen.headers.first(name: "X-User-Roles") == "admin,ops")
+                    #expect(seen.headers.first(name: "X-Tenant") == "42")
+                    #expect(!seen.headers.contains(name: "X-User-Email"), "a claim the token lacks: the client's field is dropped, none sent")
+
+                    let bad = try await cluster.first.admin(
+                        .PUT, "/apis/bad",
+                        json: apiJSON(
+                            "bad", path: "/bad", targets: [backends[0].port],
+                            extra: """
+                                "auth":{"mode":"jwt","jwt":{"keys":[{"algorithm":"HS256","secret":"\(Self.secret)"}],"claims_to_headers":{"a":"Host","b":"X-Same","c":"x-same"}}}
+                                """))
+                    #expect(bad.status == 400)
+                    #expect(bad.text.contains("auth.jwt.claims_to_headers.a") && bad.text.contains("auth.jwt.claims_to_headers.c"), "\(bad.text)")
                 }
             }
         }
