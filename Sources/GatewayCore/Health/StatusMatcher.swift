@@ -11,7 +11,7 @@ public struct StatusMatcher: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: String) {
         var ranges: [ClosedRange<Int>] = []
         for part in text.split(separator: ",") {
-            let item = String(part).trimmingWhitespace().lowercased()
+            let item = part.trimmingWhitespace().lowercased()
             if item.count == 3, item.hasSuffix("xx"), let digit = Int(item.prefix(1)), (1...5).contains(digit) {
                 ranges.append(digit * 100...digit * 100 + 99)
             } else if let dash = item.firstIndex(of: "-"), let low = Int(item[..<dash]),

@@ -126,6 +126,11 @@ public enum HopByHop {
         return a.utf8.elementsEqual(y, by: sameIgnoringASCIICase)
     }
 
+    /// ``equalsIgnoringASCIICase(_:_:)`` for a name read off the wire (its bytes in place).
+    static func equalsIgnoringASCIICase(_ a: UnsafeBufferPointer<UInt8>, _ b: String) -> Bool {
+        a.count == b.utf8.count && a.elementsEqual(b.utf8, by: sameIgnoringASCIICase)
+    }
+
     @inline(__always)
     private static func sameIgnoringASCIICase(_ x: UInt8, _ y: UInt8) -> Bool {
         x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))

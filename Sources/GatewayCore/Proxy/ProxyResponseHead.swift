@@ -86,23 +86,15 @@ struct HTTP1WireFields {
         self.hasContentLength = hasContentLength
     }
 
-    /// These fields with the lines named one of `names` (lowercased) dropped as well. `Content-Length`
+    /// These fields with the lines named one of `names` (any letter case) dropped as well. `Content-Length`
     /// is never among them (definitions cannot remove framing fields).
     func dropping(_ names: [String]) -> HTTP1WireFields {
         var dropped = self.dropped
         forEveryLine(skipping: 0) { index, line, nameLength in
             let name = UnsafeBufferPointer(rebasing: line.bindMemory(to: UInt8.self)[0..<nameLength])
-            if names.contains(where: { Self.equalsIgnoringCase(name, $0) }) { dropped |= 1 << UInt64(index) }
+            if names.contains(where: { HopByHop.equalsIgnoringASCIICase(name, $0) }) { dropped |= 1 << UInt64(index) }
         }
         return HTTP1WireFields(lines: lines, dropped: dropped, hasContentLength: hasContentLength)
-    }
-
-    /// Whether `name` is `lowercased` in any letter case.
-    private static func equalsIgnoringCase(_ name: UnsafeBufferPointer<UInt8>, _ lowercased: String) -> Bool {
-        guard name.count == lowercased.utf8.count else { return false }
-        return zip(name, lowercased.utf8).allSatisfy { a, b in
-            a == b || (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") && a | 0x20 == b)
-        }
     }
 
     /// Calls `body` with each kept line, without its line ending, and the length of its name.

@@ -137,7 +137,7 @@ final class APIKeyStore: Sendable {
             invalidate(hashPrefix: hash)
             return (key, record)
         }
-        if request.importedKey != nil { throw .conflict("that key exists already (id \(Self.hash(of: request.importedKey!).prefix(Self.idLength)))") }
+        if let imported = request.importedKey { throw .conflict("that key exists already (id \(Self.hash(of: imported).prefix(Self.idLength)))") }
         throw .redis(.unexpectedReply(command: "HSETNX", reply: "key id collided three times"))
     }
 
@@ -354,11 +354,6 @@ final class APIKeyStore: Sendable {
     /// Whether `key` has the shape of a key we issue (cheap rejection of garbage without Redis).
     /// The prefix and 43 base64url characters (32 random bytes): checked byte by byte, without decoding,
     /// since it runs for every keyed request.
-    static func isWellFormed(_ key: String) -> Bool {
-        key.utf8.count == keyPrefix.utf8.count + 43 && key.hasPrefix(keyPrefix)
-            && key.utf8.dropFirst(keyPrefix.utf8.count).allSatisfy(Base64URL.isAlphabet)
-    }
-
     /// How long an imported key may be: at least as long as the weakest keys other gateways hand out.
     static let importedLength = 16...256
 

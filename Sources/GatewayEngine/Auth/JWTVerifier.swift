@@ -247,44 +247,43 @@ final class JWTVerifier: Sendable {
     /// Loads a key into a jwt-kit collection and returns its algorithm object.
     static func algorithm(for key: JWTSettings.Key) async throws -> any JWTAlgorithm {
         let collection = JWTKeyCollection()
-        let pem = key.publicKeyPEM ?? ""
-        switch key.algorithm {
-        case .hs256, .hs384, .hs512:
-            await collection.add(hmac: HMACKey(from: key.secret ?? ""), digestAlgorithm: digest(key.algorithm))
-        case .rs256, .rs384, .rs512:
-            await collection.add(rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: digest(key.algorithm))
-        case .ps256, .ps384, .ps512:
-            await collection.add(pss: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: digest(key.algorithm))
-        case .es256:
-            await collection.add(ecdsa: try ES256PublicKey(pem: pem))
-        case .es384:
-            await collection.add(ecdsa: try ES384PublicKey(pem: pem))
-        case .es512:
-            await collection.add(ecdsa: try ES512PublicKey(pem: pem))
-        case .eddsa:
-            await collection.add(eddsa: try EdDSA.PublicKey(pem: pem))
-        }
+        await (try loader(for: key))(collection)
         return try await collection.getKey()
     }
 
-    /// The hash of an HMAC, RSA or RSA-PSS algorithm.
-    private static func digest(_ algorithm: JWTSettings.Algorithm) -> DigestAlgorithm {
-        switch algorithm {
-        case .hs384, .rs384, .ps384, .es384: return .sha384
-        case .hs512, .rs512, .ps512, .es512: return .sha512
-        default: return .sha256
+    /// Reads a configured key for its algorithm (throwing when it is not a key of that kind); the result
+    /// adds it to a jwt-kit collection. The one place each algorithm's key type is named, for loading and
+    /// for ``keyProblem(_:)``.
+    private static func loader(for key: JWTSettings.Key) throws -> @Sendable (JWTKeyCollection) async -> Void {
+        let pem = key.publicKeyPEM ?? ""
+        let digest: DigestAlgorithm
+        switch key.algorithm {
+        case .hs384, .rs384, .ps384, .es384: digest = .sha384
+        case .hs512, .rs512, .ps512, .es512: digest = .sha512
+        default: digest = .sha256
         }
-    }
-
-    /// Whether `pem` is a public key of the kind `algorithm` needs.
-    private static func publicKeyParses(_ pem: String, for algorithm: JWTSettings.Algorithm) -> Bool {
-        switch algorithm.keyKind {
-        case .secret: return false
-        case .rsa: return (try? Insecure.RSA.PublicKey(pem: pem)) != nil
-        case .ecP256: return (try? ES256PublicKey(pem: pem)) != nil
-        case .ecP384: return (try? ES384PublicKey(pem: pem)) != nil
-        case .ecP521: return (try? ES512PublicKey(pem: pem)) != nil
-        case .ed25519: return (try? EdDSA.PublicKey(pem: pem)) != nil
+        switch key.algorithm {
+        case .hs256, .hs384, .hs512:
+            let secret = HMACKey(from: key.secret ?? "")
+            return { _ = await $0.add(hmac: secret, digestAlgorithm: digest) }
+        case .rs256, .rs384, .rs512:
+            let publicKey = try Insecure.RSA.PublicKey(pem: pem)
+            return { _ = await $0.add(rsa: publicKey, digestAlgorithm: digest) }
+        case .ps256, .ps384, .ps512:
+            let publicKey = try Insecure.RSA.PublicKey(pem: pem)
+            return { _ = await $0.add(pss: publicKey, digestAlgorithm: digest) }
+        case .es256:
+            let publicKey = try ES256PublicKey(pem: pem)
+            return { _ = await $0.add(ecdsa: publicKey) }
+        case .es384:
+            let publicKey = try ES384PublicKey(pem: pem)
+            return { _ = await $0.add(ecdsa: publicKey) }
+        case .es512:
+            let publicKey = try ES512PublicKey(pem: pem)
+            return { _ = await $0.add(ecdsa: publicKey) }
+        case .eddsa:
+            let publicKey = try EdDSA.PublicKey(pem: pem)
+            return { _ = await $0.add(eddsa: publicKey) }
         }
     }
 
@@ -303,7 +302,7 @@ final class JWTVerifier: Sendable {
             guard let pem = key.publicKeyPEM else {
                 return ("public_key_pem", nil, "a PEM public key (-----BEGIN PUBLIC KEY-----) for \(name)")
             }
-            if !publicKeyParses(pem, for: key.algorithm) {
+            if (try? loader(for: key)) == nil {
                 let expected: String
                 switch kind {
                 case .ecP256: expected = "a P-256 EC public key in PEM"

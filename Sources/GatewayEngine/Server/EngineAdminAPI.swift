@@ -123,7 +123,7 @@ struct EngineAdminAPI: Sendable {
             TargetState(
                 url: url.target.id, weight: state.weight, inRotation: state.weight > 0 && !state.unhealthy && state.passiveDownFor == nil,
                 healthy: checked ? !state.unhealthy : nil,
-                passiveDownMilliseconds: state.passiveDownFor.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+                passiveDownMilliseconds: state.passiveDownFor.map { $0.timeAmount.nanoseconds / 1_000_000 }
             )
         }
         struct Answer: Encodable {
