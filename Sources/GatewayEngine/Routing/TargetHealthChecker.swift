@@ -1,14 +1,16 @@
 import GatewayCore
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOHTTP1
 import ServiceLifecycle
 
 /// Active health checks of the targets of APIs with a `health_check` (``APIDefinition/HealthCheck``).
 ///
-/// One loop per engine: each pass reads the serving route table, probes the targets whose check is due
-/// (all in parallel, each bounded by its API's timeout), and feeds the results to one rise/fall state
-/// machine per (API, target, check settings) (``ActiveHealthCheck``). A target that turns unhealthy
+/// One loop per engine: each pass reads the serving route table, starts a probe of each target whose
+/// check is due (each on its own task, bounded by its API's timeout, one at a time per target), and
+/// feeds the probes that finished to one rise/fall state machine per (API, target, check settings)
+/// (``ActiveHealthCheck``). A target that turns unhealthy
 /// leaves its API's rotation (``TargetBalancer/setHealthy(_:_:)``) and one that turns healthy rejoins
 /// it; each pass also puts the state on the current table's balancers, so a route rebuilt with new
 /// targets learns at once which of them are down. State for targets no API checks any more is dropped,
@@ -42,6 +44,8 @@ final class TargetHealthChecker: Service, Sendable {
         var state: ActiveHealthCheck
         var due: ContinuousClock.Instant
         var gauge: Gauge
+        /// A probe of it is running (a target is never probed twice at once).
+        var probing = false
     }
 
     private struct Probe: Sendable {
@@ -51,68 +55,84 @@ final class TargetHealthChecker: Service, Sendable {
         var expected: StatusMatcher
     }
 
+    /// A finished probe: its key, whether it passed, and what was seen (for the log).
+    private typealias Result = (key: Key, passed: Bool, detail: String)
+
     func run() async throws {
         let clock = ContinuousClock()
+        // Probes run on their own and leave their results here for the next pass: a target slow to answer
+        // (up to its API's timeout, 60 s at most) holds up no other target's checks.
+        let finished = NIOLockedValueBox<[Result]>([])
         do {
             try await cancelWhenGracefulShutdown {
-                var tracked: [Key: Tracked] = [:]
-                while true {
-                    let now = clock.now
-                    var probes: [Probe] = []
-                    var seen = Set<Key>()
-                    for route in self.holder.table.routes.values {
-                        guard let check = route.definition.healthCheck, let expected = StatusMatcher(check.expectedStatus) else { continue }
-                        for (index, url) in route.balancer.targets.enumerated() {
-                            let key = Key(api: route.id, target: url.target.id, check: check)
-                            seen.insert(key)
-                            var entry =
-                                tracked[key]
-                                ?? Tracked(
-                                    state: ActiveHealthCheck(rise: check.healthyThreshold, fall: check.unhealthyThreshold), due: now,
-                                    gauge: Gauge(label: "gc_engine_target_healthy", dimensions: [("api", route.id), ("target", url.target.id)]))
-                            route.balancer.setHealthy(index, entry.state.isHealthy)
-                            if entry.due <= now {
-                                entry.due = now + .seconds(check.intervalSeconds)
-                                let scheme = url.tls ? "https" : "http"
-                                probes.append(
-                                    Probe(
-                                        key: key, url: "\(scheme)://\(url.authority)\(check.path)",
-                                        timeout: .milliseconds(check.timeoutMilliseconds), expected: expected))
+                try await withThrowingDiscardingTaskGroup { group in
+                    var tracked: [Key: Tracked] = [:]
+                    while true {
+                        for result in finished.withLockedValue({ results in
+                            defer { results.removeAll() }; return results
+                        }) {
+                            self.record(result, in: &tracked)
+                        }
+                        let now = clock.now
+                        var seen = Set<Key>()
+                        for route in self.holder.table.routes.values {
+                            guard let check = route.definition.healthCheck, let expected = StatusMatcher(check.expectedStatus) else { continue }
+                            for (index, url) in route.balancer.targets.enumerated() {
+                                let key = Key(api: route.id, target: url.target.id, check: check)
+                                seen.insert(key)
+                                var entry =
+                                    tracked[key]
+                                    ?? Tracked(
+                                        state: ActiveHealthCheck(rise: check.healthyThreshold, fall: check.unhealthyThreshold), due: now,
+                                        gauge: Gauge(label: "gc_engine_target_healthy", dimensions: [("api", route.id), ("target", url.target.id)]))
+                                route.balancer.setHealthy(index, entry.state.isHealthy)
+                                if entry.due <= now && !entry.probing {
+                                    entry.due = now + .seconds(check.intervalSeconds)
+                                    entry.probing = true
+                                    let probe = Probe(
+                                        key: key, url: "\(url.tls ? "https" : "http")://\(url.authority)\(check.path)",
+                                        timeout: .milliseconds(check.timeoutMilliseconds), expected: expected)
+                                    group.addTask {
+                                        let result = await self.probe(probe)
+                                        finished.withLockedValue { $0.append(result) }
+                                    }
+                                }
+                                tracked[key] = entry
                             }
-                            tracked[key] = entry
                         }
-                    }
-                    // Checks no definition asks for any more (the API deleted, the target or the check removed or
-                    // changed): their verdict goes with them, even on a balancer a rebuilt route kept.
-                    for key in tracked.keys where !seen.contains(key) {
-                        tracked[key] = nil
-                        self.apply(key, healthy: true)
-                    }
-
-                    for (key, passed, detail) in await self.probeAll(probes) {
-                        guard var entry = tracked[key] else { continue }
-                        let transition = entry.state.record(passed: passed)
-                        entry.gauge.record(entry.state.isHealthy ? 1 : 0)
-                        tracked[key] = entry
-                        self.apply(key, healthy: entry.state.isHealthy)
-                        switch transition {
-                        case .becameUnhealthy:
-                            self.logger.warning(
-                                "backend target unhealthy: out of rotation",
-                                metadata: ["api": "\(key.api)", "target": "\(key.target)", "check.detail": "\(detail)"])
-                        case .becameHealthy:
-                            self.logger.notice("backend target healthy again", metadata: ["api": "\(key.api)", "target": "\(key.target)"])
-                        case .none:
-                            break
+                        // Checks no definition asks for any more (the API deleted, the target or the check removed
+                        // or changed): their verdict goes with them, even on a balancer a rebuilt route kept.
+                        for key in tracked.keys where !seen.contains(key) {
+                            tracked[key] = nil
+                            self.apply(key, healthy: true)
                         }
+                        let next = tracked.values.filter { !$0.probing }.map(\.due).min() ?? clock.now + self.maxPause
+                        try await Task.sleep(for: min(max(next - clock.now, .milliseconds(10)), self.maxPause))
                     }
-                    let next = tracked.values.map(\.due).min() ?? clock.now + self.maxPause
-                    let pause = min(max(next - clock.now, .milliseconds(10)), self.maxPause)
-                    try await Task.sleep(for: pause)
                 }
             }
         } catch is CancellationError {
             // Shutting down.
+        }
+    }
+
+    /// Feeds a finished probe to its target's state machine, and its verdict to the serving route.
+    private func record(_ result: Result, in tracked: inout [Key: Tracked]) {
+        guard var entry = tracked[result.key] else { return }  // no longer checked
+        entry.probing = false
+        let transition = entry.state.record(passed: result.passed)
+        entry.gauge.record(entry.state.isHealthy ? 1 : 0)
+        tracked[result.key] = entry
+        apply(result.key, healthy: entry.state.isHealthy)
+        switch transition {
+        case .becameUnhealthy:
+            logger.warning(
+                "backend target unhealthy: out of rotation",
+                metadata: ["api": "\(result.key.api)", "target": "\(result.key.target)", "check.detail": "\(result.detail)"])
+        case .becameHealthy:
+            logger.notice("backend target healthy again", metadata: ["api": "\(result.key.api)", "target": "\(result.key.target)"])
+        case .none:
+            break
         }
     }
 
@@ -124,23 +144,15 @@ final class TargetHealthChecker: Service, Sendable {
         route.balancer.setHealthy(index, healthy)
     }
 
-    private func probeAll(_ probes: [Probe]) async -> [(Key, Bool, String)] {
-        await withTaskGroup(of: (Key, Bool, String).self) { group in
-            for probe in probes {
-                group.addTask {
-                    let client = AdminHTTPClient(timeout: probe.timeout, maxResponseBytes: 64 * 1024, tls: self.tls)
-                    do {
-                        let response = try await client.request(.GET, probe.url, headers: ["User-Agent": "gateway-engine-health-check"])
-                        let code = Int(response.status.code)
-                        return (probe.key, probe.expected.matches(code), "status \(code)")
-                    } catch {
-                        return (probe.key, false, "\(error)")
-                    }
-                }
-            }
-            var results: [(Key, Bool, String)] = []
-            for await result in group { results.append(result) }
-            return results
+    /// One check of one target.
+    private func probe(_ probe: Probe) async -> Result {
+        let client = AdminHTTPClient(timeout: probe.timeout, maxResponseBytes: 64 * 1024, tls: tls)
+        do {
+            let response = try await client.request(.GET, probe.url, headers: ["User-Agent": "gateway-engine-health-check"])
+            let code = Int(response.status.code)
+            return (probe.key, probe.expected.matches(code), "status \(code)")
+        } catch {
+            return (probe.key, false, "\(error)")
         }
     }
 }

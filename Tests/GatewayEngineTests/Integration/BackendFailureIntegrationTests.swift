@@ -11,12 +11,18 @@ extension EngineIntegration {
         /// Active health checks (`health_check`): a target answering its check with 503 leaves the rotation
         /// after `unhealthy_threshold` checks and rejoins after `healthy_threshold` passed ones; one too
         /// slow for the check's timeout leaves it too. The checks go to the path on the target's host. A
-        /// check removed from the definition takes its verdict with it. Bad check settings are refused by
-        /// name.
+        /// check removed from the definition takes its verdict with it, and a target slow to answer another
+        /// API's checks holds none of this up. Bad check settings are refused by name.
         @Test func unhealthyTargetsLeaveTheRotationAndRejoin() async throws {
-            try await withBackends(["good", "flaky"]) { backends in
+            try await withBackends(["good", "flaky", "stalled"]) { backends in
+                // Another API's target that takes 20 s to answer its 10 s checks: it holds up no one else's.
+                backends[2].setDelay(.seconds(20))
                 try await withEngines { cluster in
                     let engine = cluster.first
+                    try await cluster.putAPI(
+                        apiJSON(
+                            "stalled", path: "/stalled", targets: [backends[2].port],
+                            extra: #""health_check":{"path":"/healthz","interval_seconds":10,"timeout_ms":10000}"#))
                     let check =
                         #""health_check":{"path":"/healthz","interval_seconds":1,"timeout_ms":300,"healthy_threshold":2,"unhealthy_threshold":1}"#
                     try await cluster.putAPI(apiJSON("hc", path: "/hc", targets: [backends[0].port, backends[1].port], extra: check))
@@ -37,7 +43,7 @@ extension EngineIntegration {
                     #expect(try await servedBy(10) == ["good"], "stays out while its checks fail")
                     let view = try await engine.admin(.GET, "/apis/hc/targets")
                     let targets = try #require(view.json?["targets"] as? [[String: any Sendable]], "\(view)")
-                    #expect(targets.map { $0["url"] as? String } == backends.map { "http://127.0.0.1:\($0.port)" })
+                    #expect(targets.map { $0["url"] as? String } == backends.prefix(2).map { "http://127.0.0.1:\($0.port)" })
                     #expect(targets.map { $0["healthy"] as? Bool } == [true, false])
                     #expect(targets.map { $0["in_rotation"] as? Bool } == [true, false])
                     #expect(try await engine.admin(.GET, "/apis/nope/targets").status == 404)
