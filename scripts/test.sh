@@ -34,13 +34,14 @@ command -v h2load >/dev/null 2>&1 || missing+=(h2load)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd-analyze)
 /usr/bin/python3 -c "import seccomp" >/dev/null 2>&1 || missing+=(python3-seccomp)  # the sandbox test runs /usr/bin/python3
 /usr/bin/python3 -c "import h2" >/dev/null 2>&1 || missing+=(python3-h2)  # an independent HTTP/2 client for the front's tests
+/usr/bin/python3 -c "import websockets" >/dev/null 2>&1 || missing+=(python3-websockets)  # WebSocket client and backend for the tunnel tests
 [ -f /usr/include/hiredis/hiredis.h ] || missing+=(hiredis-headers)
 if [ ${#missing[@]} -gt 0 ]; then
     log "missing: ${missing[*]}; installing with apt-get"
     sudo=()
     if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
     "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server libhiredis-dev redis-tools curl openssl nghttp2-client systemd python3-seccomp python3-h2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server libhiredis-dev redis-tools curl openssl nghttp2-client systemd python3-seccomp python3-h2 python3-websockets
 fi
 
 # --- Cleanup, whatever happens next ----------------------------------------------------------------

@@ -37,6 +37,7 @@ import NIOCore
 /// | `limits.maxConnections`, `limits.maxHeaderBytes`, `limits.maxBodyBytes` | `10000`, `32KiB`, `10MiB` | |
 /// | `limits.maxReplayBodyBytes`, `limits.maxConcurrentStreams` | `64KiB`, `100` | |
 /// | `limits.headerReadTimeout`, `limits.bodyReadTimeout`, `limits.idleTimeout` | `10s`, `30s`, `60s` | |
+/// | `limits.tunnelIdleTimeout` | `10m` | a WebSocket (protocol-switched) connection with no byte either way for this long closes |
 /// | `accessLog.level` | `info` | `off`, `debug` or `info` |
 struct BalancerSettings: Sendable {
     var common: CommonSettings
@@ -86,6 +87,7 @@ struct BalancerSettings: Sendable {
         limits.headerReadTimeout = v.duration("limits.headerReadTimeout", default: .seconds(10), min: .milliseconds(10)).timeAmount
         limits.bodyReadTimeout = v.duration("limits.bodyReadTimeout", default: .seconds(30), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
+        limits.tunnelIdleTimeout = v.duration("limits.tunnelIdleTimeout", default: .seconds(600), min: .milliseconds(10)).timeAmount
         let maxIdlePerNode = v.int("upstream.maxIdlePerNode", default: 64, in: 0...10_000)
         let maxConnectionsPerNode = v.int("upstream.maxConnectionsPerNode", default: 1024, in: 1...1_000_000)
         let upstreamProtocol =

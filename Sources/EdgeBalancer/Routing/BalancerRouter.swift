@@ -112,6 +112,23 @@ final class BalancerRouter: ProxyRouter {
             ])
     }
 
+    /// A tunnel's end, as an access log line of its own (its request's line, status 101, names the node).
+    func tunnelClosed(_ request: ProxyRequest, closedBy: String, bytesFromClient: Int, bytesToClient: Int, duration: TimeAmount) {
+        guard let level = configuration.accessLogLevel else { return }
+        logger.log(
+            level: level, "tunnel closed",
+            metadata: [
+                "request.id": "\(request.requestID)",
+                "client.ip": "\(request.remoteIP)",
+                "http.path": "\(Self.path(of: request.head.uri))",
+                "tunnel.protocol": "\(request.upgrade ?? "-")",
+                "tunnel.closed_by": "\(closedBy)",
+                "tunnel.bytes_in": "\(bytesFromClient)",
+                "tunnel.bytes_out": "\(bytesToClient)",
+                "duration.ms": "\(Self.milliseconds(duration))",
+            ])
+    }
+
     // MARK: Attempts
 
     private func plan(for request: ProxyRequest, on candidate: Candidate, record: RequestRecord) -> ForwardPlan {

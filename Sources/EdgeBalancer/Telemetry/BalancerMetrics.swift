@@ -35,6 +35,8 @@ final class BalancerMetrics: Sendable {
     let activeConnections: Gauge
     /// Open HTTP/2 streams on client connections.
     let activeStreams: Gauge
+    /// Client connections switched to another protocol (WebSocket) by their node.
+    let activeTunnels: Gauge
     let redisPool = RedisPoolMetrics(prefix: "balancer")
 
     init() {
@@ -54,6 +56,7 @@ final class BalancerMetrics: Sendable {
         registryReachable = Gauge(label: "balancer_registry_reachable")
         activeConnections = Gauge(label: "balancer_active_connections")
         activeStreams = Gauge(label: "balancer_active_streams")
+        activeTunnels = Gauge(label: "balancer_active_tunnels")
     }
 
     func request(status: HTTPResponseStatus, duration: TimeAmount) {

@@ -2,7 +2,7 @@ import CoreMetrics
 import GatewayCore
 import ServiceLifecycle
 
-/// Samples the front's open connections and HTTP/2 streams, and the Redis client's connections, into
+/// Samples the front's open connections, HTTP/2 streams and tunnels, and the Redis client's connections, into
 /// gauges once a second.
 struct FrontGauges: Service {
     let front: HTTPFrontServer
@@ -16,6 +16,7 @@ struct FrontGauges: Service {
                 while true {
                     metrics.activeConnections.record(front.connectionCount + (tlsFront?.connectionCount ?? 0))
                     metrics.activeStreams.record(front.activeStreamCount + (tlsFront?.activeStreamCount ?? 0))
+                    metrics.activeTunnels.record(front.openTunnelCount + (tlsFront?.openTunnelCount ?? 0))
                     if let redis { metrics.redisPool.record(redis) }
                     try await Task.sleep(for: .seconds(1))
                 }

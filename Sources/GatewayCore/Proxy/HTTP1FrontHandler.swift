@@ -32,6 +32,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         case awaitingHead
         /// A head went to the stream and the response is not complete.
         case inRequest
+        /// The backend switched protocols (WebSocket): bytes are relayed as they are, both ways.
+        case tunneling
         /// The connection is closing; input is read and dropped.
         case closing
     }
@@ -80,6 +82,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         case header
         /// A request body is being read.
         case body
+        /// A tunnel is open (no byte either way for ``ProxyLimits/tunnelIdleTimeout`` closes it).
+        case tunnel
     }
 
     /// The clocks' timer; it may fire before ``deadline`` (then it is set again for the deadline) or find
@@ -213,6 +217,48 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         context?.close(promise: nil)
     }
 
+    func startTunnel() {
+        guard let context else { return }
+        state = .tunneling
+        responseInProgress = false
+        responseTimer.cancel()
+        writeOutbound(context)  // the 101
+        context.flush()
+        arm(after: limits.tunnelIdleTimeout, .tunnel)
+        if input.readableBytes > 0 {
+            // Bytes sent after the request and before the 101 are the new protocol's.
+            let early = input
+            input = noInput
+            stream?.clientTunnelBytes(early)
+            stream?.clientReadComplete()
+        }
+        if readPending && !bodyPaused {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func sendTunnelBytes(_ bytes: ByteBuffer) {
+        guard let context, case .tunneling = state else { return }
+        writeOutbound(context)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        tunnelActivity()
+    }
+
+    func closeTunnel() {
+        guard let context, case .tunneling = state else { return }
+        state = .closing
+        deadline = nil
+        let last = outbound ?? context.channel.allocator.buffer(capacity: 0)
+        outbound = nil
+        context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Bytes went through the tunnel: its idle clock starts again (the timer is moved when it fires).
+    private func tunnelActivity() {
+        if clock == .tunnel, deadline != nil { deadline = .now() + limits.tunnelIdleTimeout }
+    }
+
     // MARK: - Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -246,7 +292,16 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .closing = state { return }
+        switch state {
+        case .closing:
+            return
+        case .tunneling:
+            tunnelActivity()
+            stream?.clientTunnelBytes(unwrapInboundIn(data))
+            return
+        case .awaitingHead, .inRequest:
+            break
+        }
         if clock == .body, deadline != nil {
             // Body bytes arrived: the clock starts again (the timer is moved when it fires, not now).
             deadline = .now() + limits.bodyReadTimeout
@@ -283,6 +338,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case FrontServerEvent.drain = event {
             drainRequested = true
+            if case .tunneling = state {
+                // A tunnel has no end of its own: it closes now, so the listener's shutdown does not wait for it.
+                closeTunnel()
+                return
+            }
             if case .awaitingHead = state, input.readableBytes == 0 {
                 state = .closing
                 context.close(promise: nil)
@@ -311,7 +371,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
     private func process(_ context: ChannelHandlerContext) {
         while true {
             switch state {
-            case .closing:
+            case .closing, .tunneling:
                 return
             case .inRequest:
                 if requestEnded || bodyPaused { return }
@@ -474,6 +534,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
             return
         }
         self.deadline = nil
+        if clock == .tunnel {
+            if case .tunneling = state { closeTunnel() }
+            return
+        }
         if clock == .body {
             guard case .inRequest = state, !requestEnded else { return }
             if bodyPaused || readBlocked {

@@ -533,6 +533,14 @@ final class HTTP2FrontStream: ProxyClient {
         connection.flushIfNeeded()
     }
 
+    // An HTTP/2 request never asks to switch protocols (``HTTP1HeadInfo/upgrade`` stays nil): no tunnel
+    // starts on a stream, and should one, the stream is reset.
+    func startTunnel() { abortResponse() }
+
+    func sendTunnelBytes(_ bytes: ByteBuffer) {}
+
+    func closeTunnel() { abortResponse() }
+
     /// Writes what is held: the headers, then the held chunk (the last one with `endStream`).
     private func writePending(endStream: Bool, promise: EventLoopPromise<Void>? = nil) {
         guard let connection else {

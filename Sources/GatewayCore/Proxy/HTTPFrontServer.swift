@@ -67,6 +67,9 @@ public final class HTTPFrontServer: Service, Sendable {
     /// Open HTTP/2 streams over all client connections.
     public var activeStreamCount: Int { counters.streams.load(ordering: .relaxed) }
 
+    /// Open tunnels: client connections switched to another protocol (WebSocket) by their backend.
+    public var openTunnelCount: Int { counters.tunnels.load(ordering: .relaxed) }
+
     public func run() async throws {
         let limits = configuration.limits
         let tls = configuration.tls
@@ -301,6 +304,8 @@ extension ProtocolSniffer: Sendable {}
 final class FrontCounters: Sendable {
     /// HTTP/2 streams open on client connections (each is served by its own ``ProxyStream``).
     let streams = Atomic<Int>(0)
+    /// Protocol-switched (WebSocket) connections open.
+    let tunnels = Atomic<Int>(0)
 }
 
 /// Server-wide events sent down every open connection.

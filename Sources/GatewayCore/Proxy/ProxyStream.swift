@@ -23,6 +23,13 @@ protocol ProxyClient: AnyObject {
     func responseDeadlineSet(_ deadline: NIODeadline)
     /// The response cannot be completed: an HTTP/1.1 connection is closed, an HTTP/2 stream reset.
     func abortResponse()
+    /// The backend switched protocols (the 101 head was sent): from now on the connection carries bytes
+    /// both ways, each read going to ``ProxyStream/clientTunnelBytes(_:)`` (HTTP/1.1 only).
+    func startTunnel()
+    /// Bytes from the backend's side of a tunnel.
+    func sendTunnelBytes(_ bytes: ByteBuffer)
+    /// The backend's side of the tunnel closed: what was written goes out, then the connection closes.
+    func closeTunnel()
 }
 
 /// What every ``ProxyStream`` of a front listener shares. A class: an HTTP/2 stream takes it with one
@@ -82,6 +89,8 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         case forwarding
         /// A local answer is being written.
         case respondingLocally
+        /// The backend switched protocols: bytes go both ways until either side closes.
+        case tunneling
     }
 
     /// The state of the request in progress.
@@ -110,6 +119,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         var timedOut = false
         var attempts = 0
         var closeAfterResponse = false
+        /// A tunnel's bytes from the client; the backend's are counted on in ``bytesSent``.
+        var tunnelBytesIn = 0
+        var tunnelStartedAt: NIODeadline?
 
         init(request: ProxyRequest, wantsKeepAlive: Bool, requestIsChunked: Bool, maxBodyBytes: Int) {
             self.request = request
@@ -160,7 +172,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             clientTrusted && info.hasForwardedHeaders ? configuration.trustedProxies.originalClient(chain: forwarded.forwardedFor) : nil
         let request = ProxyRequest(
             head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
-            httpVersion: version, startedAt: .now(), forwardedClientIP: forwardedClientIP)
+            httpVersion: version, startedAt: .now(), forwardedClientIP: forwardedClientIP, upgrade: info.upgrade)
         let exchange = Exchange(
             request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked,
             maxBodyBytes: configuration.limits.maxBodyBytes)
@@ -266,7 +278,14 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     /// The end of one burst of request bytes: send what was relayed upstream.
     func clientReadComplete() {
-        if let exchange, exchange.phase == .forwarding { exchange.upstream?.flush() }
+        if let exchange, exchange.phase == .forwarding || exchange.phase == .tunneling { exchange.upstream?.flush() }
+    }
+
+    /// Bytes from the client's side of a tunnel (see ``ProxyClient/startTunnel()``).
+    func clientTunnelBytes(_ bytes: ByteBuffer) {
+        guard let exchange, exchange.phase == .tunneling, let upstream = exchange.upstream else { return }
+        exchange.tunnelBytesIn += bytes.readableBytes
+        upstream.writeTunnelBytes(bytes)
     }
 
     /// The client went away (connection closed, stream reset): the exchange in progress ends.
@@ -278,10 +297,27 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         if exchange.phase == .forwarding || exchange.phase == .connecting {
             report(exchange, failure: .clientClosed)
         }
+        if exchange.phase == .tunneling {
+            if let upstream = exchange.upstream {
+                // What the client sent last (a WebSocket close frame, say) still reaches the backend.
+                exchange.upstream = nil
+                upstream.delegate = nil
+                upstream.closeAfterWrites()
+            }
+            tunnelEnded(exchange, closedBy: "client")
+            return
+        }
         abandonUpstream(exchange)
         configuration.router.completed(
             exchange.request, status: exchange.responseStatus ?? HTTPResponseStatus(statusCode: 499),
             bytesSent: exchange.bytesSent, duration: Self.since(exchange.request.startedAt))
+    }
+
+    private func tunnelEnded(_ exchange: Exchange, closedBy side: String) {
+        configuration.counters.tunnels.subtract(1, ordering: .relaxed)
+        configuration.router.tunnelClosed(
+            exchange.request, closedBy: side, bytesFromClient: exchange.tunnelBytesIn, bytesToClient: exchange.bytesSent,
+            duration: Self.since(exchange.tunnelStartedAt ?? exchange.request.startedAt))
     }
 
     func clientWritabilityChanged(isWritable: Bool) {
@@ -320,12 +356,14 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         exchange.phase = .connecting
         exchange.attempts += 1
         let pool = loopPool
+        // A protocol switch needs a connection of its own: HTTP/1.1 even where requests go as HTTP/2 streams.
+        let http1Only = exchange.request.upgrade != nil
         // The usual case, an idle keep-alive connection, without a callback.
-        if let idle = pool.takeIdle(target) {
+        if let idle = pool.takeIdle(target, http1Only: http1Only) {
             startForwarding(exchange, on: idle, reused: true)
             return
         }
-        pool.acquire(target, connectTimeout: connectTimeout) { [self] result in
+        pool.acquire(target, connectTimeout: connectTimeout, http1Only: http1Only) { [self] result in
             guard exchange === self.exchange, exchange.phase == .connecting, self.client != nil else {
                 if case .success(let acquired) = result { pool.release(acquired.connection) }
                 return
@@ -352,7 +390,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             chunked = !head.headers.contains(name: "Content-Length")
         }
         exchange.requestSentAt = .now()
-        upstream.writeHead(head, uri: exchange.plan?.uri, host: exchange.plan?.host, forwarded: exchange.request.forwarded, chunked: chunked)
+        upstream.writeHead(
+            head, uri: exchange.plan?.uri, host: exchange.plan?.host, forwarded: exchange.request.forwarded, chunked: chunked,
+            upgrade: exchange.request.upgrade)
         // On a retry the pending body was consumed by the first attempt: replay what was kept.
         let body = exchange.attempts > 1 ? (exchange.replayBody ?? []) : exchange.pendingBody
         exchange.pendingBody = []
@@ -397,7 +437,11 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         if let removed = exchange.plan?.removedResponseFields { response.removeFields(named: removed) }
         var extras = ResponseHeadExtras(requestID: exchange.request.requestID)
         if let fields = exchange.plan?.responseHeaders, !fields.isEmpty { extras.fields = fields }
-        if !exchange.wantsKeepAlive && !configuration.isHTTP2 {
+        if response.status.code == 101 {
+            // Only after an upgrade the request asked for (the upstream handler refuses any other 101);
+            // its `Upgrade` field came with it.
+            extras.fields.add(name: "Connection", value: "upgrade")
+        } else if !exchange.wantsKeepAlive && !configuration.isHTTP2 {
             extras.close = true
             exchange.closeAfterResponse = true
         }
@@ -411,12 +455,34 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
         if !client.isWritable { exchange.upstream?.setReadingPaused(true) }
     }
 
+    func upstreamTunnelBytes(_ bytes: ByteBuffer) {
+        guard let exchange, exchange.phase == .tunneling, let client else { return }
+        exchange.bytesSent += bytes.readableBytes
+        client.sendTunnelBytes(bytes)
+        if !client.isWritable { exchange.upstream?.setReadingPaused(true) }
+    }
+
     func upstreamReadComplete() {
         client?.flushResponse()
     }
 
     func upstreamResponseEnd() {
-        guard let exchange, client != nil, exchange.plan != nil, let upstream = exchange.upstream else { return }
+        guard let exchange, let client, exchange.plan != nil, let upstream = exchange.upstream else { return }
+        if exchange.responseStatus?.code == 101 {
+            // The backend took the upgrade: the attempt is done (the router stops counting it as in
+            // flight), and the two connections carry bytes until either closes.
+            exchange.phase = .tunneling
+            exchange.tunnelStartedAt = .now()
+            upstream.reusable = false
+            configuration.counters.tunnels.add(1, ordering: .relaxed)
+            report(exchange, failure: nil)
+            // The request is done (its access log line and latency are the switch's); the tunnel's end is
+            // told through `tunnelClosed`.
+            configuration.router.completed(
+                exchange.request, status: .switchingProtocols, bytesSent: exchange.bytesSent, duration: Self.since(exchange.request.startedAt))
+            client.startTunnel()
+            return
+        }
         exchange.upstream = nil
         upstream.delegate = nil
         if exchange.requestEnded {
@@ -432,7 +498,15 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     func upstreamClosed() {
-        guard let exchange, client != nil, exchange.phase == .forwarding else { return }
+        guard let exchange, let client else { return }
+        if exchange.phase == .tunneling {
+            exchange.upstream = nil
+            self.exchange = nil
+            tunnelEnded(exchange, closedBy: "backend")
+            client.closeTunnel()
+            return
+        }
+        guard exchange.phase == .forwarding else { return }
         exchange.upstream = nil
         if exchange.responseStarted {
             // Part of the response went out: the client must learn it is incomplete.

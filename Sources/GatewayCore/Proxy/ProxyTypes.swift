@@ -160,11 +160,18 @@ public protocol ProxyRouter: Sendable {
     /// (``RequestAnnotations/upstream``) for ``completed(_:status:bytesSent:duration:)``: a lock per
     /// forwarded request, so only for a router that logs them. Read once per listener.
     var recordsUpstream: Bool { get }
+
+    /// A tunnel (the connection a request switched to another protocol, WebSocket) closed, `closedBy`
+    /// `client` or `backend` (or the tunnel's idle timeout, as `client`), after carrying these bytes
+    /// each way over `duration`. Its request was reported to ``completed(_:status:bytesSent:duration:)``
+    /// at the switch, with status 101.
+    func tunnelClosed(_ request: ProxyRequest, closedBy: String, bytesFromClient: Int, bytesToClient: Int, duration: TimeAmount)
 }
 
 extension ProxyRouter {
     public func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? { nil }
     public var recordsUpstream: Bool { false }
+    public func tunnelClosed(_ request: ProxyRequest, closedBy: String, bytesFromClient: Int, bytesToClient: Int, duration: TimeAmount) {}
 }
 
 /// A request as the router sees it.
@@ -188,6 +195,10 @@ public struct ProxyRequest: Sendable {
     /// The original client's address when the peer is a trusted proxy that forwarded the request (see
     /// ``AddressRanges/originalClient(chain:)``); nil otherwise.
     public var forwardedClientIP: String? = nil
+    /// The protocol an HTTP/1.1 client asks to switch to (`Upgrade: websocket`), forwarded with the
+    /// request; when the backend answers 101 the two connections become one byte tunnel. Nil for other
+    /// requests.
+    public var upgrade: String? = nil
     /// The client's address for per-client limits and logs: the original client behind trusted proxies,
     /// else the peer.
     public var remoteIP: String { forwardedClientIP ?? clientIP }
@@ -279,6 +290,9 @@ public struct ProxyLimits: Sendable, Hashable {
     public var maxReplayBodyBytes: Int = 64 * 1024
     /// HTTP/2: most concurrent streams per connection.
     public var maxConcurrentStreams: Int = 100
+    /// A protocol-switched connection (WebSocket) that carries no byte either way for this long is
+    /// closed on both sides.
+    public var tunnelIdleTimeout: TimeAmount = .seconds(600)
 
     public init() {}
 }

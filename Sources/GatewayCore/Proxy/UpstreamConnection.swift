@@ -9,6 +9,8 @@ protocol UpstreamExchangeDelegate: AnyObject {
     func upstreamResponseHead(_ head: consuming ProxyResponseHead)
     func upstreamResponseBody(_ chunk: ByteBuffer)
     func upstreamResponseEnd()
+    /// Bytes from the backend after it switched protocols (101).
+    func upstreamTunnelBytes(_ bytes: ByteBuffer)
     /// The end of one read burst: flush what was relayed.
     func upstreamReadComplete()
     func upstreamClosed()
@@ -69,11 +71,12 @@ final class UpstreamConnection {
 
     /// A request head with the plan's rewrites (see ``ForwardPlan/uri`` and ``ForwardPlan/host``), the
     /// request's forwarded fields and, when `chunked`, `Transfer-Encoding: chunked`. The HTTP/1.1
-    /// transport writes them as it serializes, without a copy of `head`.
-    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, forwarded: ForwardedFields?, chunked: Bool) {
+    /// transport writes them as it serializes, without a copy of `head`. `upgrade`: the protocol the
+    /// request asks to switch to (HTTP/1.1 connections only; see ``ProxyRequest/upgrade``).
+    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, forwarded: ForwardedFields?, chunked: Bool, upgrade: String? = nil) {
         switch transport {
         case .http1(let handler):
-            handler.writeHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked)
+            handler.writeHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked, upgrade: upgrade)
         case .h2Stream:
             var head = head.rewrittenForUpstream(uri: uri, host: host, forwarded: forwarded)
             if chunked { head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
@@ -104,6 +107,19 @@ final class UpstreamConnection {
     func close() {
         reusable = false
         channel.close(promise: nil)
+    }
+
+    /// Bytes of a tunnel (after the backend switched protocols), sent as they are.
+    func writeTunnelBytes(_ bytes: ByteBuffer) {
+        guard case .http1(let handler) = transport else { return }
+        handler.writeTunnelBytes(bytes)
+    }
+
+    /// Closes once what was written has gone out (the end of a tunnel: its last bytes still arrive).
+    func closeAfterWrites() {
+        reusable = false
+        let channel = self.channel
+        channel.writeAndFlush(channel.allocator.buffer(capacity: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     // MARK: - From the transport's handler
@@ -138,6 +154,11 @@ final class UpstreamConnection {
 
     func readComplete() {
         delegate?.upstreamReadComplete()
+    }
+
+    /// Bytes of a tunnel from the backend.
+    func receivedTunnelBytes(_ bytes: ByteBuffer) {
+        awaitingDelegate()?.upstreamTunnelBytes(bytes)
     }
 
     /// The channel went inactive: the pool and the exchange hear of it once.
@@ -202,6 +223,12 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
     /// The last such buffer, reused for the next request once the socket has taken it.
     private var headBuffers = ReusableBuffer()
     private var requestChunked = false
+    /// The request in progress asked to switch protocols: a 101 is its answer only then.
+    private var upgradeRequested = false
+    /// A 101 head arrived: the bytes after its end are the new protocol's.
+    private var switching = false
+    /// After a 101: every byte read goes to the exchange as it is, none is parsed.
+    private var tunneling = false
     var tickFlushQueued = false
     var tickFlushQueue: TickFlushQueue?
 
@@ -218,14 +245,20 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
 
     // MARK: Requests
 
-    /// See ``UpstreamConnection/writeHead(_:uri:host:forwarded:chunked:)``.
-    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, forwarded: ForwardedFields?, chunked: Bool) {
+    /// See ``UpstreamConnection/writeHead(_:uri:host:forwarded:chunked:upgrade:)``.
+    func writeHead(_ head: HTTPRequestHead, uri: String?, host: String?, forwarded: ForwardedFields?, chunked: Bool, upgrade: String? = nil) {
         guard let context else { return }
         parser.respondingToHEAD = head.method == .HEAD
         requestChunked = chunked || head.headers.contains(name: "Transfer-Encoding")
+        upgradeRequested = upgrade != nil
         var buffer = headBuffers.take(context, capacity: 1024)  // the serializer grows it for a larger head
-        HTTP1Serializer.writeRequestHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked, into: &buffer)
+        HTTP1Serializer.writeRequestHead(head, uri: uri, host: host, forwarded: forwarded, chunked: chunked, upgrade: upgrade, into: &buffer)
         outbound = buffer
+    }
+
+    func writeTunnelBytes(_ bytes: ByteBuffer) {
+        guard let context, tunneling else { return }
+        context.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func write(_ part: HTTPClientRequestPart) {
@@ -277,6 +310,10 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        if tunneling {
+            connection?.receivedTunnelBytes(bytes)
+            return
+        }
         if input.readableBytes == 0 {
             input = bytes
         } else {
@@ -296,11 +333,32 @@ final class UpstreamHTTP1Handler: ChannelDuplexHandler, TickFlushing {
             guard let part = consume next else { return }
             switch consume part {
             case .responseHead(let head, let keepAlive):
+                if head.status.code == 101 {
+                    // Switching protocols when the request did not ask to: not HTTP any more (502).
+                    guard upgradeRequested else {
+                        connection.reusable = false
+                        context.close(promise: nil)
+                        return
+                    }
+                    switching = true
+                    connection.reusable = false
+                }
                 if !keepAlive { connection.reusable = false }
                 connection.receivedHead(head)
             case .body(let chunk):
                 connection.received(.body(chunk))
             case .end:
+                if switching {
+                    tunneling = true
+                    connection.received(.end(nil))
+                    // The new protocol's first bytes may have come with the 101.
+                    if input.readableBytes > 0 {
+                        let rest = input
+                        input = noInput
+                        connection.receivedTunnelBytes(rest)
+                    }
+                    return
+                }
                 connection.received(.end(nil))
             case .requestHead:
                 preconditionFailure("a response parser produced a request head")

@@ -58,14 +58,15 @@ final class UpstreamLoopPool {
 
     /// An idle connection to `target`, or a new one, handed to `completion` on this loop. `reused` tells
     /// which (a reused connection may have been closed by the backend in the meantime, which makes a
-    /// failure on it safe to retry). With h2c, a new stream on a shared HTTP/2 connection.
+    /// failure on it safe to retry). With h2c, a new stream on a shared HTTP/2 connection, unless
+    /// `http1Only` (a request that switches protocols needs a connection of its own).
     func acquire(
-        _ target: UpstreamTarget, connectTimeout: TimeAmount,
+        _ target: UpstreamTarget, connectTimeout: TimeAmount, http1Only: Bool = false,
         completion: @escaping UpstreamWaiter.Completion
     ) {
         eventLoop.preconditionInEventLoop()
         let slot = self.slot(for: target)
-        if multiplexes(target) {
+        if !http1Only && multiplexes(target) {
             acquireStream(slot, connectTimeout: connectTimeout, completion: completion)
             return
         }
@@ -81,10 +82,10 @@ final class UpstreamLoopPool {
         connect(slot, connectTimeout: connectTimeout, completion: completion)
     }
 
-    /// An idle HTTP/1.1 connection to `target`, if one is open (nil with h2c: streams go through
-    /// ``acquire(_:connectTimeout:completion:)``).
-    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
-        guard !multiplexes(target) else { return nil }
+    /// An idle HTTP/1.1 connection to `target`, if one is open (nil with h2c, unless `http1Only`: streams
+    /// go through ``acquire(_:connectTimeout:http1Only:completion:)``).
+    func takeIdle(_ target: UpstreamTarget, http1Only: Bool = false) -> UpstreamConnection? {
+        guard http1Only || !multiplexes(target) else { return nil }
         return takeIdle(from: slot(for: target))
     }
 
@@ -221,7 +222,10 @@ final class UpstreamLoopPool {
             return
         }
         connection.uses += 1
-        guard connection.reusable, connection.isActive, connection.uses < configuration.maxUsesPerConnection else {
+        // An HTTP/1.1 connection to a target whose requests go as HTTP/2 streams was opened for one
+        // protocol switch (``acquire(_:connectTimeout:http1Only:completion:)``): it is not kept.
+        guard connection.reusable, connection.isActive, connection.uses < configuration.maxUsesPerConnection, !multiplexes(connection.target)
+        else {
             connection.close()  // `closed` frees the slot
             return
         }

@@ -96,6 +96,9 @@ private final class BufferedExchange: UpstreamExchangeDelegate {
         response = HTTPResponse(status: head.status, headers: head.headers)
     }
 
+    /// Never called: a fetch asks for no protocol switch, and a 101 to it closes the connection.
+    func upstreamTunnelBytes(_ bytes: ByteBuffer) { connection.close() }
+
     func upstreamResponseBody(_ chunk: ByteBuffer) {
         guard response != nil else { return }
         var chunk = chunk

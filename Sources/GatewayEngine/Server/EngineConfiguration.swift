@@ -53,6 +53,7 @@ public struct EngineConfiguration: Sendable {
         limits.headerReadTimeout = v.duration("limits.headerReadTimeout", default: .seconds(10), min: .milliseconds(10)).timeAmount
         limits.bodyReadTimeout = v.duration("limits.bodyReadTimeout", default: .seconds(30), min: .milliseconds(10)).timeAmount
         limits.idleTimeout = v.duration("limits.idleTimeout", default: .seconds(60), min: .milliseconds(10)).timeAmount
+        limits.tunnelIdleTimeout = v.duration("limits.tunnelIdleTimeout", default: .seconds(600), min: .milliseconds(10)).timeAmount
         limits.maxConcurrentStreams = v.int("limits.maxConcurrentStreams", default: 100, in: 1...10_000)
         let backendTLS = ClientTLSFiles.read(&v, prefix: "backends")
         var configuration = EngineConfiguration(

@@ -41,6 +41,8 @@ final class EngineMetrics: Sendable {
     let redisUp = Gauge(label: "gc_engine_redis_up")
     let redisPool = RedisPoolMetrics(prefix: "gc_engine")
     let draining = Gauge(label: "gc_engine_draining")
+    /// Client connections switched to another protocol (WebSocket) by their backend, sampled each second.
+    let activeTunnels = Gauge(label: "gc_engine_active_tunnels")
 
     /// Requests and errors so far, and a window of recent latencies, for `/health` (the node agent reads
     /// them to report load): one per ``ThreadShard``, so the event loops do not share a lock per request;

@@ -90,7 +90,9 @@ final class EngineRouter: ProxyRouter {
             refusal.headers.add(name: "Allow", value: methods.allow)
             return .decided(Self.adding(extraHeaders, to: .respond(refusal)))
         }
-        let cacheable = route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue)
+        // A protocol switch (WebSocket) goes to the backend: a cached answer is not one.
+        let cacheable =
+            route.definition.cache.enabled && route.definition.cache.methods.contains(request.head.method.rawValue) && request.upgrade == nil
         if route.definition.auth.mode == .keyless && route.definition.rateLimit == nil && route.definition.quota == nil {
             if !cacheable { return .decided(forward(match, request, extraHeaders: extraHeaders)) }
             // A hit needs no I/O: answered here, without a task.
@@ -438,6 +440,20 @@ final class EngineRouter: ProxyRouter {
                 "duration_ms": "\(Self.milliseconds(duration))",
                 "upstream": "\(upstream?.target ?? "-")",
                 "upstream_ms": "\(upstream?.timeToFirstByte.map(Self.milliseconds) ?? "-")",
+            ])
+    }
+
+    /// A tunnel's end, as an access log line of its own (its request's line, status 101, came at the switch).
+    func tunnelClosed(_ request: ProxyRequest, closedBy: String, bytesFromClient: Int, bytesToClient: Int, duration: TimeAmount) {
+        guard let accessLog else { return }
+        accessLog.info(
+            "tunnel closed",
+            metadata: [
+                "request.id": "\(request.requestID)", "api": "\(request.annotations.route ?? "-")",
+                "client": "\(request.annotations.client ?? "ip:" + request.remoteIP)",
+                "http.path": "\(Self.path(of: request.head.uri))", "tunnel.protocol": "\(request.upgrade ?? "-")",
+                "tunnel.closed_by": "\(closedBy)", "tunnel.bytes_in": "\(bytesFromClient)", "tunnel.bytes_out": "\(bytesToClient)",
+                "duration_ms": "\(Self.milliseconds(duration))",
             ])
     }
 

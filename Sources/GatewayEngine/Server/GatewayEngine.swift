@@ -110,7 +110,8 @@ public final class GatewayEngine: Sendable {
         self.healthChecker = TargetHealthChecker(holder: holder, tls: backendTLS, logger: logger)
         self.monitor = RedisMonitor(
             redis: redis, state: state, metrics: metrics, holder: holder, store: store,
-            seeder: Self.seeder(configuration, store: store, logger: logger), logger: logger)
+            seeder: Self.seeder(configuration, store: store, logger: logger),
+            tunnels: { [front, tlsFront] in front.openTunnelCount + (tlsFront?.openTunnelCount ?? 0) }, logger: logger)
     }
 
     /// The services to run, in start order.
@@ -186,12 +187,15 @@ final class RedisMonitor: Service, Sendable {
     let holder: RouteTableHolder
     let store: APIDefinitionStore
     let seeder: (@Sendable () async throws -> Int)?
+    /// Open tunnels on the data listeners, sampled into `gc_engine_active_tunnels` on each pass.
+    let tunnels: @Sendable () -> Int
     let logger: Logger
 
     init(
         redis: RedisClient, state: EngineState, metrics: EngineMetrics, holder: RouteTableHolder, store: APIDefinitionStore,
-        seeder: (@Sendable () async throws -> Int)?, logger: Logger
+        seeder: (@Sendable () async throws -> Int)?, tunnels: @escaping @Sendable () -> Int = { 0 }, logger: Logger
     ) {
+        self.tunnels = tunnels
         self.store = store
         self.redis = redis
         self.state = state
@@ -217,6 +221,7 @@ final class RedisMonitor: Service, Sendable {
             state.setRedisReachable(up)
             metrics.redisUp.record(up ? 1 : 0)
             metrics.redisPool.record(redis)
+            metrics.activeTunnels.record(tunnels())
             if up != wasUp {
                 if up { logger.notice("redis reachable again") } else { logger.warning("redis unreachable; serving with last-known definitions") }
                 wasUp = up

@@ -245,16 +245,7 @@ private struct ForwardAll: ProxyRouter {
         }
     }
 
-    static let pythonH2Available: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", "import h2"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
+    static let pythonH2Available = systemPythonHas(module: "h2")
 
     private static let h2Client = #"""
         import socket, sys

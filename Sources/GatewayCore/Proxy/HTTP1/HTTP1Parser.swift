@@ -61,6 +61,9 @@ struct HTTP1HeadInfo: Equatable, Sendable {
     /// Requests: the head's size, when the source measured it (the parser: its bytes on the wire;
     /// HTTP/2: names and values); nil makes the proxy count it.
     var headerBytes: Int?
+    /// Requests: the protocol a bodiless HTTP/1.1 request asks to switch to (`Upgrade`, named in
+    /// `Connection`), such as `websocket`; nil for every other request (`h2c` is not offered upstream).
+    var upgrade: String?
 }
 
 /// One piece of a parsed HTTP/1.1 message.
@@ -312,7 +315,9 @@ struct HTTP1Parser {
         var framing = Framing()
         while let line = lines.next(), !line.isEmpty {
             let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
+            let hadUpgrade = framing.upgrade != nil
             let disposition = framing.note(name: name, value: value, bytes: bytes)
+            if !hadUpgrade && framing.upgrade != nil { framing.upgradeLine = index }
             if buffer != nil {
                 if index == HTTP1WireFields.maxLines { return try parseHead(bytes, wireLinesOf: nil) }
                 if case .hopByHop = disposition { dropped |= 1 << UInt64(index) }
@@ -355,9 +360,15 @@ struct HTTP1Parser {
         case .request:
             let (method, uri, version) = try Self.parseRequestLine(startLine, bytes: bytes)
             if method == .CONNECT { throw .unsupportedMethod }
-            let info = HTTP1HeadInfo(
+            var info = HTTP1HeadInfo(
                 keepAlive: framing.keepAlive(version), chunked: framing.hasTransferEncoding, host: framing.host, requestID: framing.requestID,
                 hasForwardedHeaders: framing.hasForwardedHeaders, mayHaveContentLength: framing.contentLength != nil, headerBytes: bytes.count)
+            if framing.connectionUpgrade, let upgrade = framing.upgrade, version.minor >= 1, !framing.hasTransferEncoding,
+                (framing.contentLength ?? 0) == 0
+            {
+                let value = Self.string(bytes, upgrade)  // a field value, without surrounding whitespace
+                if !value.isEmpty && !HopByHop.equalsIgnoringASCIICase(value, "h2c") { info.upgrade = value }
+            }
             if framing.hasTransferEncoding {
                 guard framing.chunked, framing.contentLength == nil else { throw .invalidTransferEncoding }
                 state = .chunkSize
@@ -370,6 +381,14 @@ struct HTTP1Parser {
         case .response:
             let (version, status) = try Self.parseStatusLine(startLine, bytes: bytes)
             let keepAlive = try responseFraming(status, version: version, framing)
+            if status.code == 101, let upgrade = framing.upgrade {
+                // Switching protocols: the client must learn to what, so the `Upgrade` line stays.
+                if buffer == nil {
+                    headers.append(("Upgrade", Self.string(bytes, upgrade)))
+                } else {
+                    dropped &= ~(1 << UInt64(framing.upgradeLine))
+                }
+            }
             guard let buffer else {
                 return .responseHead(ProxyResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), keepAlive: keepAlive)
             }
@@ -427,6 +446,11 @@ struct HTTP1Parser {
         var host: String?
         var requestID: String?
         var hasForwardedHeaders = false
+        /// `Connection` names `upgrade`.
+        var connectionUpgrade = false
+        /// The `Upgrade` field's value, and its line's index among the field lines.
+        var upgrade: Range<Int>?
+        var upgradeLine = 0
 
         func keepAlive(_ version: HTTPVersion) -> Bool {
             if sawClose { return false }
@@ -437,7 +461,10 @@ struct HTTP1Parser {
             switch name.count {
             case 2 where HTTP1Parser.equalsLowercased(bytes, name, "te"): return .hopByHop
             case 4 where HTTP1Parser.equalsLowercased(bytes, name, "host"): return .host
-            case 7 where HTTP1Parser.equalsLowercased(bytes, name, "upgrade") || HTTP1Parser.equalsLowercased(bytes, name, "trailer"):
+            case 7 where HTTP1Parser.equalsLowercased(bytes, name, "upgrade"):
+                if upgrade == nil { upgrade = value }
+                return .hopByHop
+            case 7 where HTTP1Parser.equalsLowercased(bytes, name, "trailer"):
                 return .hopByHop
             case 10 where HTTP1Parser.equalsLowercased(bytes, name, "connection"):
                 noteConnection(value, bytes: bytes)
@@ -485,6 +512,8 @@ struct HTTP1Parser {
                     sawClose = true
                 } else if HTTP1Parser.equalsLowercased(bytes, a..<b, "keep-alive") {
                     sawKeepAlive = true
+                } else if HTTP1Parser.equalsLowercased(bytes, a..<b, "upgrade") {
+                    connectionUpgrade = true  // `Upgrade` is hop-by-hop already
                 } else if a < b && !HTTP1Parser.equalsLowercased(bytes, a..<b, "content-length") {
                     connectionTokens.append(HTTP1Parser.string(bytes, a..<b))
                 }

@@ -114,15 +114,17 @@ enum HTTP1Serializer {
     /// `METHOD target HTTP/1.1` and the headers, ending with the empty line. Always HTTP/1.1, whatever
     /// `head.version` says (the proxy speaks HTTP/1.1 to backends for HTTP/1.0 and HTTP/2 clients alike).
     /// `uri`: the target in place of `head.uri`; `host`: a `Host` field in place of the head's;
-    /// `forwarded`: those fields are added; `chunked`: a `Transfer-Encoding: chunked` field is added.
+    /// `forwarded`: those fields are added; `chunked`: a `Transfer-Encoding: chunked` field is added;
+    /// `upgrade`: `Connection: upgrade` and `Upgrade` with this value are added.
     static func writeRequestHead(
         _ head: HTTPRequestHead, uri: String? = nil, host: String? = nil, forwarded: ForwardedFields? = nil, chunked: Bool = false,
-        into buffer: inout ByteBuffer
+        upgrade: String? = nil, into buffer: inout ByteBuffer
     ) {
         let method = head.method.rawValue
         let target = uri ?? head.uri
         var size = method.utf8.count + 1 + target.utf8.count + 11 + fieldsSize(head.headers) + (chunked ? 28 : 0) + 2
         if let host { size += host.utf8.count + 8 }
+        if let upgrade { size += 21 + 11 + upgrade.utf8.count }
         forwarded?.forEach { size += $0.utf8.count + $1.utf8.count + 4 }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var w = RawWriter(out)
@@ -137,6 +139,10 @@ enum HTTP1Serializer {
             }
             forwarded?.forEach { w.putField($0, $1) }
             if chunked { w.put("Transfer-Encoding: chunked\r\n") }
+            if let upgrade {
+                w.put("Connection: upgrade\r\n")
+                w.putField("Upgrade", upgrade)
+            }
             w.put("\r\n")
             return w.count
         }
