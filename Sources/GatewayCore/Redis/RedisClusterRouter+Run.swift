@@ -6,7 +6,9 @@ extension RedisClusterRouter {
     /// redirections it throws:
     ///
     /// - `MOVED`: the slot is noted as the named node's, the layout is asked again, and the body runs
-    ///   there;
+    ///   there; from the second redirection of one command on, after a wait (10, 20, 40... ms): nodes
+    ///   that send each other's clients back and forth have not yet agreed who serves the slot (a
+    ///   resharding's last step reaches them one by one), and agree within moments;
     /// - `ASK`: the body runs once on the named node, on a leased connection after `ASKING` (which lets
     ///   the next command — or, inside `MULTI`, the whole transaction — reach a slot being imported);
     /// - `TRYAGAIN`, `CLUSTERDOWN`: it waits a little (10, 20, 40... ms) and runs the body again.
@@ -57,6 +59,7 @@ extension RedisClusterRouter {
                 switch redirect {
                 case .moved(let movedSlot, let address):
                     moved(slot: movedSlot, to: address)
+                    if attempt >= 2 { try? await Task.sleep(for: .milliseconds(5 << attempt)) }
                     target = pool(at: address)
                     asking = false
                 case .ask(_, let address):

@@ -232,11 +232,13 @@ public final class RedisClusterProcess: Sendable {
         }
     }
 
-    /// Ends a migration: every node learns that `slot` is `to`'s.
+    /// Ends a migration: every node learns that `slot` is `to`'s, `to` first (it claims the slot under a
+    /// new config epoch, which the others' gossip cannot undo), then the others, as the Redis manual
+    /// orders it.
     public func finishMigration(slot: Int, to: Int) async throws {
         let toID = try await nodeID(to)
-        for admin in admins {
-            try await admin.send("CLUSTER", "SETSLOT", .int(slot), "NODE", .string(toID))
+        for node in [to] + admins.indices.filter({ $0 != to }) {
+            try await admins[node].send("CLUSTER", "SETSLOT", .int(slot), "NODE", .string(toID))
         }
     }
 
