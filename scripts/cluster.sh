@@ -205,6 +205,9 @@ Try:
   curl -si -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' http://127.0.0.1:8080/orders/1
                                                                      # CORS preflight, answered by the engine
   curl -si http://127.0.0.1:8080/catalog/items | grep -i x-cache     # cached (run twice)
+  curl -si --max-time 2 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+       -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' http://127.0.0.1:8080/hello/ws
+                                                                     # a WebSocket handshake: 101, then an echoing socket
   export GATEWAYCTL_TOKEN_FILE=$TOKEN_FILE GATEWAYCTL_REDIS=redis://127.0.0.1:$REDIS_PORT$( [ "$REDIS_MODE" = cluster ] && echo " GATEWAYCTL_REDIS_CLUSTER=true") \\
          GATEWAYCTL_BALANCER=http://127.0.0.1:9311 GATEWAYCTL_ENGINE=http://127.0.0.1:9111 PATH=$BIN:\$PATH
   gatewayctl nodes

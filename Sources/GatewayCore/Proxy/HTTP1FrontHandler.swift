@@ -398,7 +398,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
                     deadline = nil  // no clock while a request waits for its response
                 }
                 let expectsContinue = parser.isBodyPending && head.version == .http1_1 && Self.takeExpectContinue(&head)
-                stream.requestHead(head, info: info, endsHere: !parser.isBodyPending)
+                stream.requestHead(head, info: info, endsHere: !parser.isBodyPending, upgrade: parser.upgrade)
                 // Not when the request was answered at once (413 for a declared length past the limit, say).
                 if expectsContinue, case .inRequest = state, !responseInProgress { sendContinue(context) }
             case .body(let chunk):

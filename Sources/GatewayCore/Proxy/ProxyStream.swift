@@ -156,8 +156,9 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     /// A request begins. `head` comes without hop-by-hop headers; `info` says what they said.
     /// `endsHere`: the request has no body (its end may still be reported, and is then ignored), so an
-    /// answer given at once does not have to close an HTTP/1.1 connection for unread bytes.
-    func requestHead(_ head: consuming HTTPRequestHead, info: HTTP1HeadInfo, endsHere: Bool) {
+    /// answer given at once does not have to close an HTTP/1.1 connection for unread bytes. `upgrade`:
+    /// the protocol an HTTP/1.1 request asks to switch to (``ProxyRequest/upgrade``).
+    func requestHead(_ head: consuming HTTPRequestHead, info: HTTP1HeadInfo, endsHere: Bool, upgrade: String? = nil) {
         let requestID = RequestID.accept(info.requestID)
         let host = info.host ?? ""
         let version = head.version
@@ -172,7 +173,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             clientTrusted && info.hasForwardedHeaders ? configuration.trustedProxies.originalClient(chain: forwarded.forwardedFor) : nil
         let request = ProxyRequest(
             head: head, forwarded: forwarded, requestID: requestID, clientIP: clientIP, scheme: configuration.scheme, host: host,
-            httpVersion: version, startedAt: .now(), forwardedClientIP: forwardedClientIP, upgrade: info.upgrade)
+            httpVersion: version, startedAt: .now(), forwardedClientIP: forwardedClientIP, upgrade: upgrade)
         let exchange = Exchange(
             request: request, wantsKeepAlive: info.keepAlive || configuration.isHTTP2, requestIsChunked: info.chunked,
             maxBodyBytes: configuration.limits.maxBodyBytes)
@@ -467,7 +468,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     func upstreamResponseEnd() {
-        guard let exchange, let client, exchange.plan != nil, let upstream = exchange.upstream else { return }
+        guard let exchange, client != nil, exchange.plan != nil, let upstream = exchange.upstream else { return }
         if exchange.responseStatus?.code == 101 {
             // The backend took the upgrade: the attempt is done (the router stops counting it as in
             // flight), and the two connections carry bytes until either closes.
@@ -480,7 +481,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             // told through `tunnelClosed`.
             configuration.router.completed(
                 exchange.request, status: .switchingProtocols, bytesSent: exchange.bytesSent, duration: Self.since(exchange.request.startedAt))
-            client.startTunnel()
+            client?.startTunnel()
             return
         }
         exchange.upstream = nil

@@ -224,7 +224,8 @@ final class UpstreamLoopPool {
         connection.uses += 1
         // An HTTP/1.1 connection to a target whose requests go as HTTP/2 streams was opened for one
         // protocol switch (``acquire(_:connectTimeout:http1Only:completion:)``): it is not kept.
-        guard connection.reusable, connection.isActive, connection.uses < configuration.maxUsesPerConnection, !multiplexes(connection.target)
+        guard connection.reusable, connection.isActive, connection.uses < configuration.maxUsesPerConnection,
+            configuration.upstreamProtocol == .http1 || !multiplexes(connection.target)
         else {
             connection.close()  // `closed` frees the slot
             return

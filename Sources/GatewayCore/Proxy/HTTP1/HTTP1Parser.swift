@@ -61,9 +61,6 @@ struct HTTP1HeadInfo: Equatable, Sendable {
     /// Requests: the head's size, when the source measured it (the parser: its bytes on the wire;
     /// HTTP/2: names and values); nil makes the proxy count it.
     var headerBytes: Int?
-    /// Requests: the protocol a bodiless HTTP/1.1 request asks to switch to (`Upgrade`, named in
-    /// `Connection`), such as `websocket`; nil for every other request (`h2c` is not offered upstream).
-    var upgrade: String?
 }
 
 /// One piece of a parsed HTTP/1.1 message.
@@ -129,6 +126,11 @@ struct HTTP1Parser {
     private(set) var readsUntilClose = false
     /// Responses: the head just parsed is informational (1xx but 101), not relayed.
     private var informational = false
+    /// Requests: the protocol the last request head asked to switch to (`Upgrade`, named in
+    /// `Connection`, on a bodiless HTTP/1.1 request), such as `websocket`; nil for every other request
+    /// (`h2c` is not offered upstream). Kept here rather than in the part: parts are copied as they
+    /// come out, and one more field in the largest of them costs every request.
+    private(set) var upgrade: String?
 
     init(kind: Kind, maxHeadBytes: Int, fieldsOnWire: Bool = false) {
         self.kind = kind
@@ -360,14 +362,15 @@ struct HTTP1Parser {
         case .request:
             let (method, uri, version) = try Self.parseRequestLine(startLine, bytes: bytes)
             if method == .CONNECT { throw .unsupportedMethod }
-            var info = HTTP1HeadInfo(
+            let info = HTTP1HeadInfo(
                 keepAlive: framing.keepAlive(version), chunked: framing.hasTransferEncoding, host: framing.host, requestID: framing.requestID,
                 hasForwardedHeaders: framing.hasForwardedHeaders, mayHaveContentLength: framing.contentLength != nil, headerBytes: bytes.count)
+            upgrade = nil
             if framing.connectionUpgrade, let upgrade = framing.upgrade, version.minor >= 1, !framing.hasTransferEncoding,
                 (framing.contentLength ?? 0) == 0
             {
                 let value = Self.string(bytes, upgrade)  // a field value, without surrounding whitespace
-                if !value.isEmpty && !HopByHop.equalsIgnoringASCIICase(value, "h2c") { info.upgrade = value }
+                if !value.isEmpty && !HopByHop.equalsIgnoringASCIICase(value, "h2c") { self.upgrade = value }
             }
             if framing.hasTransferEncoding {
                 guard framing.chunked, framing.contentLength == nil else { throw .invalidTransferEncoding }
