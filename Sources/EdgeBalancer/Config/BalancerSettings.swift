@@ -13,7 +13,8 @@ import NIOCore
 /// | `listen.host`, `listen.port` | `127.0.0.1`, `8080` | plain listener: HTTP/1.1 and h2c |
 /// | `tls.host`, `tls.port`, `tls.certFile`, `tls.keyFile` | `listen.host`, `8443`, none, none | TLS listener (h2 + http/1.1 by ALPN); both files or neither; reread on SIGHUP |
 /// | `region` | empty (locality off) | this balancer's region |
-/// | `policy` | `weighted` | `round_robin`, `weighted`, `least_request`, `peak_ewma` (an operator's runtime switch in Redis wins) |
+/// | `policy` | `weighted` | `round_robin`, `weighted`, `least_request`, `peak_ewma`, `consistent_hash` (an operator's runtime switch in Redis wins) |
+/// | `hash.key`, `hash.balanceFactor` | `ip`, `1.25` | `consistent_hash`: what a request is hashed by (`ip`, `header:<name>`, `cookie:<name>`) and the load bound |
 /// | `nodes.static` | none | `id=a,host=…,port=…,weight=…,region=…,zone=…` entries, `;`-separated or a list |
 /// | `discovery.redis` | `true` | read nodes, weights, drains, policy from Redis |
 /// | `discovery.resyncInterval` | `1s` | full reread of the registry, besides events |
@@ -106,12 +107,19 @@ struct BalancerSettings: Sendable {
         case "debug": router.accessLogLevel = .debug
         default: router.accessLogLevel = .info
         }
+        let hashKey = v.string("hash.key", default: "ip")
+        if let key = HashKey(parsing: hashKey) {
+            router.hashKey = key
+        } else {
+            v.report("hash.key", value: hashKey, expected: "ip, header:<field name> or cookie:<cookie name>")
+        }
 
         var controller = BalancerController.Configuration()
         controller.region = v.string("region", default: "")
         controller.policy =
             PolicyKind(
                 rawValue: v.choice("policy", default: PolicyKind.weighted.rawValue, allowed: PolicyKind.allCases.map(\.rawValue))) ?? .weighted
+        controller.hashBalanceFactor = v.double("hash.balanceFactor", default: ConsistentHashPolicy.defaultBalanceFactor, in: 1...100)
         controller.locality = v.bool("locality.enabled", default: true)
         controller.overprovisioningFactor = v.double("locality.overprovisioningFactor", default: 1.4, in: 1...10)
         controller.panicThreshold = Double(v.int("health.panicThresholdPercent", default: 50, in: 0...100)) / 100

@@ -15,6 +15,8 @@ actor BalancerController: Service {
         var region = ""
         /// The policy when no operator switched it at runtime.
         var policy: PolicyKind = .weighted
+        /// ``ConsistentHashPolicy``'s load bound.
+        var hashBalanceFactor = ConsistentHashPolicy.defaultBalanceFactor
         var locality = true
         var overprovisioningFactor = 1.4
         /// Panic when fewer than this fraction of eligible nodes are usable.
@@ -252,7 +254,7 @@ actor BalancerController: Service {
             ? LocalityPlanner(localRegion: configuration.region, overprovisioningFactor: configuration.overprovisioningFactor) : nil
         let next = RoutingPlan.make(
             nodes: statuses, policy: policy, locality: locality, panicThreshold: configuration.panicThreshold,
-            regionLatency: regionLatency())
+            regionLatency: regionLatency(), hashBalanceFactor: configuration.hashBalanceFactor)
         guard next != plan || generation == 0 else { return }
         if next.panic != plan.panic {
             if next.panic {

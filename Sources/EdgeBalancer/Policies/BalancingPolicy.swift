@@ -15,8 +15,16 @@ protocol BalancingPolicy: Sendable {
     /// The index in `candidates` (never empty) of the node to use.
     ///
     /// `candidates` is the tier's full list, or a subset of it (a retry excludes the node that failed);
-    /// either way each candidate keeps its ``Candidate/slot``.
-    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, random: inout R) -> Int
+    /// either way each candidate keeps its ``Candidate/slot``. `hash`: the request's key, for a policy
+    /// that keeps keys on nodes (``ConsistentHashPolicy``); the others ignore it.
+    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, hash: UInt64?, random: inout R) -> Int
+}
+
+extension BalancingPolicy {
+    /// A pick for a request without a key.
+    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, random: inout R) -> Int {
+        pick(from: candidates, now: now, hash: nil, random: &random)
+    }
 }
 
 extension RandomNumberGenerator {

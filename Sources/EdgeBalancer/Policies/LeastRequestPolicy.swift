@@ -4,7 +4,7 @@
 struct LeastRequestPolicy: BalancingPolicy {
     var kind: PolicyKind { .leastRequest }
 
-    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, random: inout R) -> Int {
+    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, hash: UInt64?, random: inout R) -> Int {
         guard candidates.count > 1 else { return 0 }
         let (a, b) = random.twoDistinct(below: candidates.count)
         let costA = Double(candidates[a].load.inFlight + 1) / candidates[a].weight(at: now)

@@ -7,7 +7,7 @@
 struct PeakEWMAPolicy: BalancingPolicy {
     var kind: PolicyKind { .peakEWMA }
 
-    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, random: inout R) -> Int {
+    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, hash: UInt64?, random: inout R) -> Int {
         guard candidates.count > 1 else { return 0 }
         let (a, b) = random.twoDistinct(below: candidates.count)
         let costA = Self.cost(candidates[a], now: now)

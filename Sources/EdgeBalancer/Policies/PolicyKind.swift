@@ -8,14 +8,18 @@ enum PolicyKind: String, Sendable, CaseIterable, Codable {
     case leastRequest = "least_request"
     /// Power of two choices on peak-EWMA latency × (in-flight + 1) / weight.
     case peakEWMA = "peak_ewma"
+    /// Consistent hashing of a request key (`hash.key`) with bounded loads: a key stays on its node.
+    case consistentHash = "consistent_hash"
 
-    /// A fresh policy for a tier of `count` candidates.
-    func makePolicy(count: Int) -> any BalancingPolicy {
+    /// A fresh policy for a tier of `candidates`; `balanceFactor` bounds a node's load under
+    /// consistent hashing.
+    func makePolicy(candidates: [Candidate], balanceFactor: Double = ConsistentHashPolicy.defaultBalanceFactor) -> any BalancingPolicy {
         switch self {
         case .roundRobin: return RoundRobinPolicy()
-        case .weighted: return SmoothWeightedPolicy(count: count)
+        case .weighted: return SmoothWeightedPolicy(count: candidates.count)
         case .leastRequest: return LeastRequestPolicy()
         case .peakEWMA: return PeakEWMAPolicy()
+        case .consistentHash: return ConsistentHashPolicy(candidates: candidates, balanceFactor: balanceFactor)
         }
     }
 }

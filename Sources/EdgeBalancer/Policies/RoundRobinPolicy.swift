@@ -5,7 +5,7 @@ struct RoundRobinPolicy: BalancingPolicy {
     var kind: PolicyKind { .roundRobin }
     private var position: UInt = 0
 
-    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, random: inout R) -> Int {
+    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, hash: UInt64?, random: inout R) -> Int {
         let count = UInt(candidates.count)
         var index = 0
         for _ in 0..<count {

@@ -13,7 +13,7 @@ struct SmoothWeightedPolicy: BalancingPolicy {
         scores = Array(repeating: 0, count: max(count, 0))
     }
 
-    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, random: inout R) -> Int {
+    mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, hash: UInt64?, random: inout R) -> Int {
         var total = 0.0
         var best = 0
         var bestScore = -Double.infinity

@@ -25,6 +25,8 @@ final class BalancerRouter: ProxyRouter {
         var retryBudget = RetryBudget.Configuration()
         /// The level of the per-request access log line, nil for none.
         var accessLogLevel: Logger.Level? = .info
+        /// What a request is hashed by under the `consistent_hash` policy.
+        var hashKey = HashKey.clientIP
     }
 
     let configuration: Configuration
@@ -58,7 +60,8 @@ final class BalancerRouter: ProxyRouter {
     func decide(_ request: ProxyRequest, eventLoop: any EventLoop) -> ProxyDecisionResult {
         let now = self.now()
         if configuration.retries { budget.recordRequest(now: now) }
-        guard let candidate = tables.table.pick(now: now) else {
+        let table = tables.table
+        guard let candidate = table.pick(now: now, hash: hash(request, under: table)) else {
             metrics.noUsableNode.increment()
             var response = HTTPResponse.error(.serviceUnavailable, "no usable node", requestID: request.requestID)
             response.headers.add(name: "Retry-After", value: "1")
@@ -74,7 +77,9 @@ final class BalancerRouter: ProxyRouter {
         guard configuration.retries, let record = request.annotations.attachment as? RequestRecord else { return nil }
         guard let tried = record.triedNodes(ifRetriesBelow: configuration.maxRetries) else { return nil }
         let now = self.now()
-        guard let candidate = tables.table.pick(now: now, excluding: tried) else { return nil }
+        let table = tables.table
+        // Under consistent hashing the retry goes to the key's next node along the ring.
+        guard let candidate = table.pick(now: now, excluding: tried, hash: hash(request, under: table)) else { return nil }
         guard budget.tryRetry(now: now) else {
             metrics.retriesRefusedByBudget.increment()
             logger.debug("retry refused: budget spent", metadata: ["request.id": "\(request.requestID)", "node": "\(failed.target.id)"])
@@ -127,6 +132,11 @@ final class BalancerRouter: ProxyRouter {
                 "tunnel.bytes_out": "\(bytesToClient)",
                 "duration.ms": "\(Self.milliseconds(duration))",
             ])
+    }
+
+    /// The request's key under the `consistent_hash` policy; nil under the others.
+    private func hash(_ request: ProxyRequest, under table: RoutingTable) -> UInt64? {
+        table.plan.policy == .consistentHash ? configuration.hashKey.hash(request) : nil
     }
 
     // MARK: Attempts

@@ -19,6 +19,8 @@ struct RoutingPlan: Sendable, Equatable {
     }
 
     var policy: PolicyKind
+    /// ``ConsistentHashPolicy``'s load bound (`hash.balanceFactor`).
+    var hashBalanceFactor = ConsistentHashPolicy.defaultBalanceFactor
     var tiers: [Tier] = []
     /// Fewer than the panic threshold of eligible nodes are usable: routing spreads over all eligible
     /// nodes rather than overload the few healthy ones.
@@ -35,11 +37,12 @@ struct RoutingPlan: Sendable, Equatable {
     ///   - regionLatency: measured latency to each region, for spill order.
     static func make(
         nodes: [NodeStatus], policy: PolicyKind, locality: LocalityPlanner?, panicThreshold: Double,
-        regionLatency: [String: Duration] = [:]
+        regionLatency: [String: Duration] = [:], hashBalanceFactor: Double = ConsistentHashPolicy.defaultBalanceFactor
     ) -> RoutingPlan {
         let eligible = nodes.filter(\.isEligible).sorted { $0.id < $1.id }
         let usable = eligible.filter(\.isUsable)
         var plan = RoutingPlan(policy: policy, usableCount: usable.count, eligibleCount: eligible.count)
+        plan.hashBalanceFactor = hashBalanceFactor
         plan.panic = !eligible.isEmpty && Double(usable.count) < panicThreshold * Double(eligible.count)
 
         if plan.panic {

@@ -34,7 +34,9 @@ final class RoutingTable: Sendable {
                     load: loads(member.target.id))
             }
             let tierSeed = seed.map { $0 &+ UInt64(index) &* 0x9E37_79B9 }
-            tiers.append(RoutingTier(region: tier.region, policy: plan.policy, candidates: candidates, seed: tierSeed))
+            tiers.append(
+                RoutingTier(
+                    region: tier.region, policy: plan.policy, candidates: candidates, seed: tierSeed, balanceFactor: plan.hashBalanceFactor))
             total += tier.share
             cumulative.append(total)
         }
@@ -47,16 +49,20 @@ final class RoutingTable: Sendable {
 
     /// A node for a request: a tier by its share, then the policy's choice in it. Nodes in `excluding`
     /// (already tried) are skipped; when a tier has nothing left, the other tiers are tried in order.
-    func pick(now: Instant, excluding: [String] = []) -> Candidate? {
+    /// `hash`: the request's key (consistent hashing), which also picks the tier, so a key spilled to
+    /// another region goes there every time.
+    func pick(now: Instant, excluding: [String] = [], hash: UInt64? = nil) -> Candidate? {
         guard !tiers.isEmpty else { return nil }
         var first = 0
         if tiers.count > 1 {
-            let u = tierRandom.withLock { Double.random(in: 0..<1, using: &$0) }
+            let u =
+                hash.map { Double(StableHash.mix($0 ^ 0x7469_6572) >> 11) / Double(1 << 53) }
+                ?? tierRandom.withLock { Double.random(in: 0..<1, using: &$0) }
             first = cumulativeShares.firstIndex { u < $0 } ?? tiers.count - 1
         }
-        if let candidate = tiers[first].pick(now: now, excluding: excluding) { return candidate }
+        if let candidate = tiers[first].pick(now: now, excluding: excluding, hash: hash) { return candidate }
         for index in tiers.indices where index != first {
-            if let candidate = tiers[index].pick(now: now, excluding: excluding) { return candidate }
+            if let candidate = tiers[index].pick(now: now, excluding: excluding, hash: hash) { return candidate }
         }
         return nil
     }

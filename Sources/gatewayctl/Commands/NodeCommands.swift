@@ -122,13 +122,13 @@ struct Undrain: AsyncParsableCommand {
 /// `gatewayctl policy set|get`.
 struct Policy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show or switch the balancing policy (round_robin, weighted, least_request, peak_ewma).",
+        abstract: "Show or switch the balancing policy (round_robin, weighted, least_request, peak_ewma, consistent_hash).",
         subcommands: [Set.self, Get.self])
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Switch every balancer's policy.")
         @OptionGroup var options: CtlOptions
-        @Argument(help: "round_robin, weighted, least_request or peak_ewma.") var policy: String
+        @Argument(help: "round_robin, weighted, least_request, peak_ewma or consistent_hash.") var policy: String
 
         func run() async throws {
             try await runReporting {

@@ -79,11 +79,12 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
             _ = try await balancerSettings([
                 "admin.token": "0123456789abcdef", "policy": "random", "listen.port": "70000",
                 "nodes.static": "id=a,host=h", "tls.certFile": "/nonexistent.pem", "discovery.redis": "false",
+                "hash.key": "query:user", "hash.balanceFactor": "0.5",
             ])
             Issue.record("accepted an invalid configuration")
         } catch let error as ConfigValidationError {
             let keys = Set(error.problems.map(\.key))
-            #expect(keys.isSuperset(of: ["policy", "listen.port", "nodes.static", "tls.keyFile"]))
+            #expect(keys.isSuperset(of: ["policy", "listen.port", "nodes.static", "tls.keyFile", "hash.key", "hash.balanceFactor"]))
         }
     }
 

@@ -25,6 +25,32 @@ extension IntegrationTests {
             }
         }
 
+        /// `consistent_hash` on `header:X-User`: two balancers with the same nodes send each user's requests
+        /// to one backend, the same from both, and the users spread over all three backends.
+        @Test func consistentHashKeepsAUserOnOneBackendAcrossBalancers() async throws {
+            try await withBackends(["a", "b", "c"]) { backends in
+                let nodes = backends.map { $0.staticEntry() }.joined(separator: ";")
+                let settings = ["discovery.redis": "false", "nodes.static": nodes, "policy": "consistent_hash", "hash.key": "header:X-User"]
+                try await withBalancer(settings) { first in
+                    try await withBalancer(settings) { second in
+                        var backendOf: [String: String] = [:]
+                        for user in (0..<30).map({ "user-\($0)" }) {
+                            var answers: [String] = []
+                            for balancer in [first, second] {
+                                let url = "http://127.0.0.1:\(balancer.port)/x"
+                                let run = try await runCurl(["-H", "X-User: \(user)", "-w", "\n", url, url, url])
+                                #expect(run.status == 0)
+                                answers += run.output.split(separator: "\n").map(String.init)
+                            }
+                            #expect(answers.count == 6 && Set(answers).count == 1, "\(user): \(answers)")
+                            backendOf[user] = answers.first
+                        }
+                        #expect(Set(backendOf.values) == ["a", "b", "c"], "\(backendOf)")
+                    }
+                }
+            }
+        }
+
         /// Smooth weighted round-robin with weights 3:1 sends 75% ±3% of 4,000 requests to the heavy node.
         @Test func weightsThreeToOneGiveSeventyFivePercent() async throws {
             try await withBackends(["heavy", "light"]) { backends in

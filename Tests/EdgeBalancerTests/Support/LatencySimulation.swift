@@ -15,7 +15,7 @@ struct LatencySimulation {
     /// How many requests each node got.
     func run(policy: PolicyKind, candidates: [Candidate], start: ContinuousClock.Instant) -> [Int] {
         var random = FastRandom(seed: seed)
-        var policyState = policy.makePolicy(count: candidates.count)
+        var policyState = policy.makePolicy(candidates: candidates)
         var counts = Array(repeating: 0, count: candidates.count)
         // (completion time, node, latency)
         var pending: [(ContinuousClock.Instant, Int, Duration)] = []
