@@ -122,7 +122,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         } else {
             framing = .untilClose
         }
-        if framing == .untilClose || drainRequested { extras.close = true }
+        // A 101 switches the connection to a tunnel: no `Connection: close` beside its `Connection: upgrade`.
+        if (framing == .untilClose || drainRequested) && code != 101 { extras.close = true }
         if extras.close { closeAfterResponse = true }
         var buffer = headBuffers.take(context, capacity: 1024)  // the serializer grows it for a larger head
         HTTP1Serializer.writeResponseHead(head, extras: extras, into: &buffer)
@@ -225,6 +226,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         writeOutbound(context)  // the 101
         context.flush()
         arm(after: limits.tunnelIdleTimeout, .tunnel)
+        if drainRequested {
+            // The listener is shutting down: the client learns the switch, then the tunnel closes.
+            closeTunnel()
+            return
+        }
         if input.readableBytes > 0 {
             // Bytes sent after the request and before the 101 are the new protocol's.
             let early = input
