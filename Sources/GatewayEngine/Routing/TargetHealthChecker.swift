@@ -103,8 +103,10 @@ final class TargetHealthChecker: Service, Sendable {
                         // Checks no definition asks for any more (the API deleted, the target or the check removed
                         // or changed): their verdict goes with them, even on a balancer a rebuilt route kept.
                         for key in tracked.keys where !seen.contains(key) {
-                            tracked[key] = nil
+                            let gauge = tracked.removeValue(forKey: key)?.gauge
                             self.apply(key, healthy: true)
+                            // Its series goes too, unless a changed check of the same target still reports it.
+                            if !tracked.keys.contains(where: { $0.api == key.api && $0.target == key.target }) { gauge?.destroy() }
                         }
                         let next = tracked.values.filter { !$0.probing }.map(\.due).min() ?? clock.now + self.maxPause
                         try await Task.sleep(for: min(max(next - clock.now, .milliseconds(10)), self.maxPause))
