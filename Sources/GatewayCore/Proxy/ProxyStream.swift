@@ -429,6 +429,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
 
     func upstreamResponseHead(_ head: consuming ProxyResponseHead) {
         guard let exchange, let client, exchange.plan != nil else { return }
+        if exchange.plan?.retryOnStatus.isEmpty == false, retryAfterStatus(exchange, head.status) { return }
         exchange.responseDeadline = nil
         exchange.responseStarted = true
         exchange.responseStatus = head.status
@@ -537,12 +538,7 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
                 connect(exchange)
                 return
             }
-            if plan.retryable, var next = configuration.router.retry(after: plan, failure: failure, request: exchange.request) {
-                if next.onComplete == nil && next.observer == nil {
-                    next.onComplete = plan.onComplete
-                    next.observer = plan.observer
-                    next.observerTag = plan.observerTag
-                }
+            if let next = nextPlan(exchange, after: plan, failure: failure) {
                 exchange.plan = next
                 connect(exchange)
                 return
@@ -558,6 +554,43 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
             response = .error(.badGateway, "backend \(plan.target) is unavailable", requestID: exchange.request.requestID)
         }
         respondLocally(exchange, response)
+    }
+
+    /// The router's plan for another attempt after `failure`, if the plan may be retried; it keeps the
+    /// first plan's observer when the router sets none.
+    private func nextPlan(_ exchange: Exchange, after plan: ForwardPlan, failure: ProxyOutcome.Failure) -> ForwardPlan? {
+        guard plan.retryable, var next = configuration.router.retry(after: plan, failure: failure, request: exchange.request) else { return nil }
+        if next.onComplete == nil && next.observer == nil {
+            next.onComplete = plan.onComplete
+            next.observer = plan.observer
+            next.observerTag = plan.observerTag
+        }
+        return next
+    }
+
+    /// A backend answer the plan retries (``ForwardPlan/retryOnStatus``): when the request may be sent
+    /// again (idempotent, sent whole, its body kept, fewer than three attempts) and the router has
+    /// another target, the answer is dropped unread with its connection, and the request goes there.
+    /// Returns whether it did; if not, the answer goes to the client as it is.
+    private func retryAfterStatus(_ exchange: Exchange, _ status: HTTPResponseStatus) -> Bool {
+        guard let plan = exchange.plan, plan.retryOnStatus.contains(Int(status.code)), exchange.request.isIdempotent,
+            exchange.requestEnded, exchange.replayBody != nil, exchange.attempts < 3, exchange.request.upgrade == nil,
+            let next = nextPlan(exchange, after: plan, failure: .retriedStatus)
+        else { return false }
+        exchange.responseDeadline = nil
+        exchange.responseStatus = status
+        exchange.firstByteAt = .now()
+        report(exchange, failure: .retriedStatus)
+        exchange.responseStatus = nil
+        exchange.firstByteAt = nil
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            upstream.delegate = nil
+            upstream.close()  // the rest of the answer is not read
+        }
+        exchange.plan = next
+        connect(exchange)
+        return true
     }
 
     /// Tells the plan's observer or `onComplete` how the attempt in progress ended (nothing without a plan).

@@ -57,6 +57,9 @@ public struct ForwardPlan: Sendable {
     /// Whether a failure before any response byte may be retried on another target (the request is
     /// idempotent and its body, if any, was small enough to keep).
     public var retryable: Bool
+    /// Backend answers that are retried like a failure when ``retryable``: the response is dropped
+    /// unread (its connection closed) and the request goes to another target.
+    public var retryOnStatus: ServerErrorStatuses
     /// Told how the exchange ended (metrics, passive health, latency estimates).
     public var onComplete: (@Sendable (ProxyOutcome) -> Void)?
     /// Told how the exchange ended, with ``observerTag``: for an observer that lives longer than the
@@ -74,6 +77,7 @@ public struct ForwardPlan: Sendable {
         target: UpstreamTarget, head: HTTPRequestHead, uri: String? = nil, host: String? = nil,
         connectTimeout: TimeAmount = .seconds(2), responseTimeout: TimeAmount = .seconds(30),
         responseHeaders: HTTPHeaders = [:], removedResponseFields: [String]? = nil, maxBodyBytes: Int? = nil, retryable: Bool = false,
+        retryOnStatus: ServerErrorStatuses = ServerErrorStatuses(),
         onComplete: (@Sendable (ProxyOutcome) -> Void)? = nil, observer: (any ForwardObserver)? = nil, observerTag: Int = 0
     ) {
         self.target = target
@@ -86,9 +90,35 @@ public struct ForwardPlan: Sendable {
         self.removedResponseFields = removedResponseFields
         self.maxBodyBytes = maxBodyBytes
         self.retryable = retryable
+        self.retryOnStatus = retryOnStatus
         self.onComplete = onComplete
         self.observer = observer
         self.observerTag = observerTag
+    }
+}
+
+/// A set of server-error statuses (500–599) as bits: a plan carries it by value, with nothing to
+/// retain or allocate per request.
+public struct ServerErrorStatuses: Sendable, Hashable {
+    private var low: UInt64 = 0  // 500...563
+    private var high: UInt64 = 0  // 564...599
+
+    public init() {}
+
+    /// The codes of `codes` in 500...599 (others are left out).
+    public init(_ codes: some Sequence<Int>) {
+        for code in codes where (500...599).contains(code) {
+            let bit = code - 500
+            if bit < 64 { low |= 1 << UInt64(bit) } else { high |= 1 << UInt64(bit - 64) }
+        }
+    }
+
+    public var isEmpty: Bool { low == 0 && high == 0 }
+
+    public func contains(_ code: Int) -> Bool {
+        guard (500...599).contains(code) else { return false }
+        let bit = code - 500
+        return bit < 64 ? low & (1 << UInt64(bit)) != 0 : high & (1 << UInt64(bit - 64)) != 0
     }
 }
 
@@ -110,6 +140,9 @@ public struct ProxyOutcome: Sendable {
         /// The target was at its upstream connection limit for the whole connect timeout; the request
         /// never reached it (our own limit, not a sign the backend is failing).
         case poolExhausted
+        /// The backend answered with a status its route retries on another target
+        /// (``ForwardPlan/retryOnStatus``); the answer was dropped (``ProxyOutcome/status`` names it).
+        case retriedStatus
 
         /// The failure an upstream connection request ended with.
         init(acquireError error: any Error) {

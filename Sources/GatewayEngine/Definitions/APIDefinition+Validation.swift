@@ -141,6 +141,9 @@ extension APIDefinition {
         }
         if cache.enabled && cache.methods.isEmpty { report("cache.methods", nil, "at least one of GET, HEAD") }
         if cache.ttlSeconds < 1 { report("cache.ttl_seconds", String(cache.ttlSeconds), "an integer of at least 1") }
+        for (i, status) in (retryOnStatus ?? []).enumerated() where !(500...599).contains(status) {
+            report("retry_on_status[\(i)]", String(status), "a server error status in 500...599")
+        }
         for (i, status) in cache.statusCodes.enumerated() where !(200...599).contains(status) {
             report("cache.status_codes[\(i)]", String(status), "an HTTP status code in 200...599")
         }

@@ -40,6 +40,9 @@ struct APIDefinition: Sendable, Hashable {
     /// ceiling); larger bodies get 413 before any backend sees them.
     var maxBodyBytes: Int?
     var targets: [Target]
+    /// Server errors (500–599) that send an idempotent request to another target, as a failed
+    /// connection does; nil or empty: answers go to the client whatever their status.
+    var retryOnStatus: [Int]?
     /// Active health checks of the targets; nil leaves them to passive health alone.
     var healthCheck: HealthCheck?
     var timeouts: Timeouts = Timeouts()
@@ -59,7 +62,8 @@ struct APIDefinition: Sendable, Hashable {
 
     init(
         id: String, name: String, listenPath: String? = nil, hosts: [String] = [], stripListenPath: Bool = false,
-        methods: [String]? = nil, maxBodyBytes: Int? = nil, targets: [Target], healthCheck: HealthCheck? = nil, timeouts: Timeouts = Timeouts(),
+        methods: [String]? = nil, maxBodyBytes: Int? = nil, targets: [Target], retryOnStatus: [Int]? = nil, healthCheck: HealthCheck? = nil,
+        timeouts: Timeouts = Timeouts(),
         auth: Auth = Auth(),
         rateLimit: RateLimit? = nil,
         quota: QuotaPolicy? = nil, cache: CachePolicy = CachePolicy(), ipAccess: IPAccess? = nil, cors: CORS? = nil,
@@ -73,6 +77,7 @@ struct APIDefinition: Sendable, Hashable {
         self.methods = methods
         self.maxBodyBytes = maxBodyBytes
         self.targets = targets
+        self.retryOnStatus = retryOnStatus
         self.healthCheck = healthCheck
         self.timeouts = timeouts
         self.auth = auth
@@ -292,6 +297,7 @@ struct APIDefinition: Sendable, Hashable {
         case methods
         case maxBodyBytes = "max_body_bytes"
         case targets
+        case retryOnStatus = "retry_on_status"
         case healthCheck = "health_check"
         case timeouts, auth
         case rateLimit = "rate_limit"
@@ -514,6 +520,7 @@ extension APIDefinition: Codable {
         try c.encodeIfPresent(methods, forKey: .methods)
         try c.encodeIfPresent(maxBodyBytes, forKey: .maxBodyBytes)
         try c.encode(targets, forKey: .targets)
+        try c.encodeIfPresent(retryOnStatus, forKey: .retryOnStatus)
         try c.encodeIfPresent(healthCheck, forKey: .healthCheck)
         try c.encode(timeouts, forKey: .timeouts)
         try c.encode(auth, forKey: .auth)
@@ -563,6 +570,13 @@ extension APIDefinition: Codable {
             }
         } else if r.value("targets") == nil {
             problems.report("targets", nil, expected: "an array of at least one target")
+        }
+        let retryOnStatus = r.array("retry_on_status")?.compactMap { path, item -> Int? in
+            guard case .number(let n) = item, n.rounded() == n, (500...599).contains(n) else {
+                problems.report(path, item, expected: "a server error status in 500...599")
+                return nil
+            }
+            return Int(n)
         }
         var healthCheck: HealthCheck?
         if let h = r.object(
@@ -668,7 +682,7 @@ extension APIDefinition: Codable {
         let active = r.bool("active", default: true)
         return APIDefinition(
             id: id, name: name, listenPath: listenPath, hosts: hosts, stripListenPath: strip, methods: methods, maxBodyBytes: maxBodyBytes,
-            targets: targets,
+            targets: targets, retryOnStatus: retryOnStatus,
             healthCheck: healthCheck,
             timeouts: timeouts, auth: auth, rateLimit: rateLimit, quota: quota, cache: cache, ipAccess: ipAccess, cors: cors,
             requestHeaders: requestHeaders, responseHeaders: responseHeaders, active: active)

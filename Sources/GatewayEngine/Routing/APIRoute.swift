@@ -30,6 +30,8 @@ final class APIRoute: Sendable {
     /// Backend response fields left out (lowercased): `response_headers.remove`, and with `cors` the
     /// backend's own CORS fields; nil when none are.
     let removedResponseFields: [String]?
+    /// `retry_on_status`, as the plans carry it.
+    let retryOnStatus: ServerErrorStatuses
 
     /// How long a target that refused a connection is left out of its API's rotation.
     static let targetRetryAfter: Duration = .seconds(5)
@@ -59,6 +61,7 @@ final class APIRoute: Sendable {
         var seen = Set<String>()
         removed = removed.filter { seen.insert($0).inserted }
         self.removedResponseFields = removed.isEmpty ? nil : removed
+        self.retryOnStatus = ServerErrorStatuses(definition.retryOnStatus ?? [])
     }
 
     var id: String { definition.id }
@@ -99,6 +102,8 @@ extension APIRoute: ForwardObserver {
             engineMetrics?.count("backend_failures", "closed")
         case .poolExhausted?:
             engineMetrics?.count("backend_failures", "pool_exhausted")
+        case .retriedStatus?:
+            engineMetrics?.count("backend_failures", "retried_status")
         case .clientClosed?, nil:
             if let ttfb = outcome.timeToFirstByte, let metrics { engineMetrics?.backendResponded(metrics, duration: ttfb) }
         }

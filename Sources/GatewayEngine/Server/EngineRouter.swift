@@ -393,7 +393,7 @@ final class EngineRouter: ProxyRouter {
             responseTimeout: .milliseconds(Int64(route.definition.timeouts.responseMilliseconds)),
             responseHeaders: extraHeaders, removedResponseFields: route.removedResponseFields,
             maxBodyBytes: route.definition.maxBodyBytes, retryable: request.isIdempotent && balancer.targets.count > 1,
-            observer: route, observerTag: index)
+            retryOnStatus: route.retryOnStatus, observer: route, observerTag: index)
     }
 
     func retry(after failed: ForwardPlan, failure: ProxyOutcome.Failure, request: ProxyRequest) -> ForwardPlan? {

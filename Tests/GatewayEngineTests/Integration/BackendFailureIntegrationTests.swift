@@ -144,5 +144,33 @@ extension EngineIntegration {
                 }
             }
         }
+
+        /// `retry_on_status`: a target answering 503 sends GETs to the other target (every GET gets 200,
+        /// and the failing one was asked), while a POST (not idempotent) gets the 503 as it is; without
+        /// the setting the 503s reach the client. A status outside 500–599 is refused by name.
+        @Test func retryOnStatusSendsIdempotentRequestsToAnotherTarget() async throws {
+            try await withBackends(["busy", "fine"]) { backends in
+                backends[0].setStatus(.serviceUnavailable)
+                try await withEngines { cluster in
+                    let targets = [backends[0].port, backends[1].port]
+                    try await cluster.putAPI(apiJSON("retrying", path: "/retrying", targets: targets, extra: #""retry_on_status":[502,503]"#))
+                    try await cluster.putAPI(apiJSON("plain", path: "/plain", targets: targets))
+                    var retried: [Int] = []
+                    for i in 0..<20 { retried.append(try await cluster.first.send(.GET, "/retrying/\(i)").status) }
+                    #expect(retried.allSatisfy { $0 == 200 }, "\(retried)")
+                    #expect(backends[0].requestCount >= 5, "the 503 target was asked, then passed over: \(backends[0].requestCount)")
+                    var posts: [Int] = []
+                    for i in 0..<10 { posts.append(try await cluster.first.send(.POST, "/retrying/\(i)", body: "x").status) }
+                    #expect(posts.contains(503) && posts.contains(200), "POSTs are not retried: \(posts)")
+                    var plain: [Int] = []
+                    for i in 0..<10 { plain.append(try await cluster.first.send(.GET, "/plain/\(i)").status) }
+                    #expect(plain.contains(503), "\(plain)")
+
+                    let refused = try await cluster.first.admin(
+                        .PUT, "/apis/bad", json: apiJSON("bad", path: "/bad", targets: targets, extra: #""retry_on_status":[404]"#))
+                    #expect(refused.status == 400 && refused.text.contains("retry_on_status[0]"), "\(refused)")
+                }
+            }
+        }
     }
 }
