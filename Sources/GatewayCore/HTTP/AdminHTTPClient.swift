@@ -115,9 +115,13 @@ public struct AdminHTTPClient: Sendable {
                 head.headers.replaceOrAdd(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
                 head.headers.replaceOrAdd(name: "Connection", value: "close")
                 head.headers.replaceOrAdd(name: "Content-Length", value: String(body?.readableBytes ?? 0))
-                try await outbound.write(.head(head))
-                if let body { try await outbound.write(.body(.byteBuffer(body))) }
-                try await outbound.write(.end(nil))
+                // One write for the whole request: a server that answers as soon as it has the head (no
+                // body, `Connection: close`) may close before a separate write of the end, which would then
+                // fail with the answer on its way.
+                var parts: [HTTPClientRequestPart] = [.head(head)]
+                if let body { parts.append(.body(.byteBuffer(body))) }
+                parts.append(.end(nil))
+                try await outbound.write(contentsOf: parts)
                 var response: HTTPResponse?
                 for try await part in inbound {
                     switch part {
