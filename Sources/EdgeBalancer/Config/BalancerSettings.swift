@@ -31,6 +31,7 @@ import NIOCore
 /// | `ewma.decay`, `ewma.initialLatency` | `10s`, `1ms` | peak-EWMA τ and a new node's estimate |
 /// | `locality.enabled`, `locality.overprovisioningFactor` | `true`, `1.4` | |
 /// | `retry.enabled`, `retry.budgetPercent`, `retry.minPerSecond` | `true`, `20`, `10` | one retry of idempotent requests |
+/// | `retry.onStatus` | none | node answers (500–599) retried like a failure, e.g. `502,503,504` |
 /// | `upstream.connectTimeout`, `upstream.responseTimeout` | `2s`, `30s` | |
 /// | `upstream.maxIdlePerNode` | `64` | idle keep-alive connections kept per node and event loop; more stay open while they are reused, those above it unused for 5 s are closed |
 /// | `upstream.maxConnectionsPerNode` | `1024` | open connections (http1) or concurrent streams (h2c, h2) per node, split evenly over the event loops (at least 1 each); requests past it wait up to `upstream.connectTimeout`, then 503 |
@@ -102,6 +103,15 @@ struct BalancerSettings: Sendable {
         router.retries = v.bool("retry.enabled", default: true)
         router.retryBudget.ratio = Double(v.int("retry.budgetPercent", default: 20, in: 0...100)) / 100
         router.retryBudget.minimumPerSecond = v.int("retry.minPerSecond", default: 10, in: 0...100_000)
+        var retried: [Int] = []
+        for text in v.stringList("retry.onStatus", default: []) {
+            if let code = Int(text), (500...599).contains(code) {
+                retried.append(code)
+            } else {
+                v.report("retry.onStatus", value: text, expected: "server error statuses in 500...599, comma-separated")
+            }
+        }
+        router.retryOnStatus = ServerErrorStatuses(retried)
         switch v.choice("accessLog.level", default: "info", allowed: ["off", "debug", "info"]) {
         case "off": router.accessLogLevel = nil
         case "debug": router.accessLogLevel = .debug

@@ -27,6 +27,8 @@ final class BalancerRouter: ProxyRouter {
         var accessLogLevel: Logger.Level? = .info
         /// What a request is hashed by under the `consistent_hash` policy.
         var hashKey = HashKey.clientIP
+        /// Node answers retried like a failure (`retry.onStatus`), within the same retry and budget.
+        var retryOnStatus = ServerErrorStatuses()
     }
 
     let configuration: Configuration
@@ -149,7 +151,7 @@ final class BalancerRouter: ProxyRouter {
         return ForwardPlan(
             target: candidate.target, head: request.head,
             connectTimeout: configuration.connectTimeout, responseTimeout: configuration.responseTimeout,
-            retryable: configuration.retries && request.isIdempotent,
+            retryable: configuration.retries && request.isIdempotent, retryOnStatus: configuration.retryOnStatus,
             onComplete: { [self] outcome in self.attemptEnded(attempt, outcome: outcome, record: record) })
     }
 

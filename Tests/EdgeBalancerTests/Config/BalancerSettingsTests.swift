@@ -79,12 +79,13 @@ func balancerSettings(_ overrides: [String: String]) async throws -> BalancerSet
             _ = try await balancerSettings([
                 "admin.token": "0123456789abcdef", "policy": "random", "listen.port": "70000",
                 "nodes.static": "id=a,host=h", "tls.certFile": "/nonexistent.pem", "discovery.redis": "false",
-                "hash.key": "query:user", "hash.balanceFactor": "0.5",
+                "hash.key": "query:user", "hash.balanceFactor": "0.5", "retry.onStatus": "503,404",
             ])
             Issue.record("accepted an invalid configuration")
         } catch let error as ConfigValidationError {
             let keys = Set(error.problems.map(\.key))
-            #expect(keys.isSuperset(of: ["policy", "listen.port", "nodes.static", "tls.keyFile", "hash.key", "hash.balanceFactor"]))
+            #expect(
+                keys.isSuperset(of: ["policy", "listen.port", "nodes.static", "tls.keyFile", "hash.key", "hash.balanceFactor", "retry.onStatus"]))
         }
     }
 

@@ -51,6 +51,28 @@ extension IntegrationTests {
             }
         }
 
+        /// `retry.onStatus: 503`: GETs answered 503 by one node go to the other (every GET gets 200, and
+        /// the failing node was asked); without it the 503s reach the client.
+        @Test func retryOnStatusSendsAGetToAnotherNode() async throws {
+            try await withBackends(["busy", "fine"]) { backends in
+                backends[0].status = .serviceUnavailable
+                let nodes = backends.map { $0.staticEntry() }.joined(separator: ";")
+                let base = ["discovery.redis": "false", "nodes.static": nodes, "policy": "round_robin", "health.enabled": "false"]
+                try await withBalancer(base.merging(["retry.onStatus": "502,503"]) { _, new in new }) { balancer in
+                    let url = "http://127.0.0.1:\(balancer.port)/x"
+                    let run = try await runCurl(["-w", "%{http_code}\\n"] + (0..<20).flatMap { _ in ["-o", "/dev/null", url] })
+                    let codes = run.output.split(separator: "\n").map(String.init)
+                    #expect(codes.count == 20 && codes.allSatisfy { $0 == "200" }, "\(codes)")
+                    #expect(backends[0].served >= 1, "the 503 node was asked")
+                }
+                try await withBalancer(base) { balancer in
+                    let url = "http://127.0.0.1:\(balancer.port)/x"
+                    let run = try await runCurl(["-w", "%{http_code}\\n"] + (0..<20).flatMap { _ in ["-o", "/dev/null", url] })
+                    #expect(run.output.contains("503"), "\(run.output)")
+                }
+            }
+        }
+
         /// Smooth weighted round-robin with weights 3:1 sends 75% ±3% of 4,000 requests to the heavy node.
         @Test func weightsThreeToOneGiveSeventyFivePercent() async throws {
             try await withBackends(["heavy", "light"]) { backends in

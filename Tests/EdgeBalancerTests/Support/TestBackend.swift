@@ -19,6 +19,8 @@ final class TestBackend: Sendable {
     struct State {
         var delay: Duration = .zero
         var healthStatus: HTTPResponseStatus = .ok
+        /// What requests other than health checks get.
+        var status: HTTPResponseStatus = .ok
         var served = 0
         var inFlight = 0
         var peakInFlight = 0
@@ -81,6 +83,12 @@ final class TestBackend: Sendable {
         set { state.withLock { $0.healthStatus = newValue } }
     }
 
+    /// What requests other than health checks get.
+    var status: HTTPResponseStatus {
+        get { state.withLock { $0.status } }
+        set { state.withLock { $0.status = newValue } }
+    }
+
     /// Requests answered (or in progress), health checks apart.
     var served: Int { state.withLock { $0.served } }
     /// The most requests in progress at once (health checks apart).
@@ -109,7 +117,7 @@ final class TestBackend: Sendable {
                 state.inFlight += 1
                 state.peakInFlight = max(state.peakInFlight, state.inFlight)
             }
-            return (state.delay, health ? state.healthStatus : .ok)
+            return (state.delay, health ? state.healthStatus : state.status)
         }
     }
 
