@@ -35,5 +35,34 @@ extension IntegrationTests {
                 }
             }
         }
+
+        /// A balancer shutting down closes its open tunnels at once: its shutdown does not wait for them
+        /// (a tunnel has no end of its own), and the client has had the 101 and the backend's bytes.
+        @Test func shutdownClosesOpenTunnels() async throws {
+            let switching = Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nHELLO".utf8)
+            let upgrade = Array(
+                "GET /socket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                    .utf8)
+            try await withFakeTCPServer(.reply(switching)) { backend in
+                let (tunnel, shutdownBegan) = try await withTimeout(.seconds(10), "the balancer's shutdown with a tunnel open") {
+                    try await withBalancer([
+                        "discovery.redis": "false", "nodes.static": "id=ws,host=127.0.0.1,port=\(backend.port)", "health.enabled": "false",
+                    ]) { balancer in
+                        let tunnel = Task {
+                            // Reads until the balancer closes the connection.
+                            try await RawTCP.exchange(port: balancer.port, request: upgrade, timeout: .seconds(20)) { _ in false }
+                        }
+                        try await waitUntil("the tunnel to open", timeout: .seconds(5), interval: .milliseconds(10)) {
+                            balancer.app.front.openTunnelCount == 1
+                        }
+                        return (tunnel, ContinuousClock.now)
+                    }
+                }
+                let shutdown = ContinuousClock.now - shutdownBegan
+                #expect(shutdown < .seconds(3), "\(shutdown)")
+                let text = String(decoding: try await tunnel.value, as: UTF8.self)
+                #expect(text.hasPrefix("HTTP/1.1 101 ") && text.hasSuffix("HELLO"), "\(text)")
+            }
+        }
     }
 }
