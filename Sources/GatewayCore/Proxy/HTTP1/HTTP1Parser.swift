@@ -317,9 +317,7 @@ struct HTTP1Parser {
         var framing = Framing()
         while let line = lines.next(), !line.isEmpty {
             let (name, value) = try Self.parseHeaderLine(line, bytes: bytes)
-            let hadUpgrade = framing.upgrade != nil
             let disposition = framing.note(name: name, value: value, bytes: bytes)
-            if !hadUpgrade && framing.upgrade != nil { framing.upgradeLine = index }
             if buffer != nil {
                 if index == HTTP1WireFields.maxLines { return try parseHead(bytes, wireLinesOf: nil) }
                 if case .hopByHop = disposition { dropped |= 1 << UInt64(index) }
@@ -346,14 +344,7 @@ struct HTTP1Parser {
             let tokens = framing.connectionTokens
             func named(_ name: String) -> Bool { tokens.contains { HopByHop.equalsIgnoringASCIICase($0, name) } }
             if buffer != nil {
-                var again = LineReader(bytes: bytes)
-                again.position = fieldsStart
-                index = 0
-                while let line = again.next(), !line.isEmpty {
-                    let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.upperBound
-                    if named(Self.string(bytes, line.lowerBound..<colon)) { dropped |= 1 << UInt64(index) }
-                    index += 1
-                }
+                dropped |= Self.fieldLines(bytes, from: fieldsStart) { named(Self.string(bytes, $0)) }
             } else {
                 headers.removeAll { named($0.0) }
             }
@@ -389,7 +380,7 @@ struct HTTP1Parser {
                 if buffer == nil {
                     headers.append(("Upgrade", Self.string(bytes, upgrade)))
                 } else {
-                    dropped &= ~(1 << UInt64(framing.upgradeLine))
+                    dropped &= ~Self.fieldLines(bytes, from: fieldsStart) { $0.count == 7 && Self.equalsLowercased(bytes, $0, "upgrade") }
                 }
             }
             guard let buffer else {
@@ -426,6 +417,23 @@ struct HTTP1Parser {
         return !readsUntilClose && framing.keepAlive(version)
     }
 
+    /// Bit `i` set for each field line `i` (counted from `fieldsStart`, lines already checked) whose name
+    /// `matches`: which wire lines a rule about names keeps or drops, looked for only when one applies.
+    private static func fieldLines(
+        _ bytes: UnsafeBufferPointer<UInt8>, from fieldsStart: Int, where matches: (Range<Int>) -> Bool
+    ) -> UInt64 {
+        var lines = LineReader(bytes: bytes)
+        lines.position = fieldsStart
+        var bits: UInt64 = 0
+        var index = 0
+        while let line = lines.next(), !line.isEmpty {
+            let colon = bytes.firstIndex(of: UInt8(ascii: ":"), in: line) ?? line.upperBound
+            if matches(line.lowerBound..<colon) { bits |= 1 << UInt64(index) }
+            index += 1
+        }
+        return bits
+    }
+
     /// What a header line means to the parser.
     private enum Disposition {
         case keep
@@ -451,9 +459,8 @@ struct HTTP1Parser {
         var hasForwardedHeaders = false
         /// `Connection` names `upgrade`.
         var connectionUpgrade = false
-        /// The `Upgrade` field's value, and its line's index among the field lines.
+        /// The first `Upgrade` field's value.
         var upgrade: Range<Int>?
-        var upgradeLine = 0
 
         func keepAlive(_ version: HTTPVersion) -> Bool {
             if sawClose { return false }
