@@ -257,7 +257,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, ProxyClient, TickFlushing {
         deadline = nil
         let last = outbound ?? context.channel.allocator.buffer(capacity: 0)
         outbound = nil
-        context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        ChannelClosing.close(context.channel, after: context.writeAndFlush(wrapOutboundOut(last)))
     }
 
     /// Bytes went through the tunnel: its idle clock starts again (the timer is moved when it fires).

@@ -115,11 +115,11 @@ final class UpstreamConnection {
         handler.writeTunnelBytes(bytes)
     }
 
-    /// Closes once what was written has gone out (the end of a tunnel: its last bytes still arrive).
+    /// Closes once what was written has gone out (the end of a tunnel: its last bytes still arrive), or
+    /// after ``ChannelClosing/flushTimeout`` if the backend does not read them.
     func closeAfterWrites() {
         reusable = false
-        let channel = self.channel
-        channel.writeAndFlush(channel.allocator.buffer(capacity: 0)).whenComplete { _ in channel.close(promise: nil) }
+        ChannelClosing.close(channel, after: channel.writeAndFlush(channel.allocator.buffer(capacity: 0)))
     }
 
     // MARK: - From the transport's handler
