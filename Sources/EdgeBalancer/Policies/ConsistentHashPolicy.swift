@@ -47,12 +47,16 @@ struct ConsistentHashPolicy: BalancingPolicy {
     mutating func pick<R: RandomNumberGenerator>(from candidates: [Candidate], now: Instant, hash: UInt64?, random: inout R) -> Int {
         guard candidates.count > 1 else { return 0 }
         guard let hash, !ring.isEmpty else { return Int.random(in: 0..<candidates.count, using: &random) }
-        // Where each slot is in `candidates` (a retry passes a subset), and the load bound of each.
-        var index = [Int](repeating: -1, count: slotCount)
+        // The tier's whole list is indexed by slot; a retry's subset needs a map from slot to index.
+        var subset: [Int]?
+        if candidates.count != slotCount {
+            var index = [Int](repeating: -1, count: slotCount)
+            for (i, candidate) in candidates.enumerated() where candidate.slot < slotCount { index[candidate.slot] = i }
+            subset = index
+        }
         var totalInFlight = 0
         var totalWeight = 0.0
-        for (i, candidate) in candidates.enumerated() where candidate.slot < slotCount {
-            index[candidate.slot] = i
+        for candidate in candidates {
             totalInFlight += candidate.load.inFlight
             totalWeight += candidate.weight(at: now)
         }
@@ -60,7 +64,7 @@ struct ConsistentHashPolicy: BalancingPolicy {
         var fallback: Int?
         for step in 0..<ring.count {
             let slot = ring[(first + step) % ring.count].slot
-            let i = index[slot]
+            let i = subset?[slot] ?? slot
             guard i >= 0 else { continue }
             if fallback == nil { fallback = i }
             let candidate = candidates[i]

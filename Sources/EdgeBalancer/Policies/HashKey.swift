@@ -46,8 +46,9 @@ enum HashKey: Sendable, Equatable, CustomStringConvertible {
         case .header(let name):
             return request.head.headers.first(name: name)
         case .cookie(let name):
-            // Every Cookie field (HTTP/2 sends one per cookie): `a=1; b=2`.
-            for field in request.head.headers[canonicalForm: "Cookie"] {
+            // Every Cookie field (HTTP/2 sends one per cookie), as sent: `a=1; b=2` (no splitting at commas,
+            // which a cookie's value may hold).
+            for field in request.head.headers["Cookie"] {
                 for pair in field.split(separator: ";") {
                     let pair = pair.drop { $0 == " " }
                     guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { continue }

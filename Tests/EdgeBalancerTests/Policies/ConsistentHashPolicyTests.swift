@@ -91,7 +91,7 @@ import Testing
 
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
         head.headers.add(name: "x-user", value: "alice")
-        head.headers.add(name: "Cookie", value: "theme=dark; sid=s-42")
+        head.headers.add(name: "Cookie", value: "theme=dark; list=a,b; sid=s-42")
         let request = ProxyRequest(
             head: head, forwarded: ForwardedFields(forwardedFor: "10.0.0.9", proto: "http", host: "h", requestID: "r"), requestID: "r",
             clientIP: "10.0.0.9", scheme: "http", host: "h", httpVersion: .http1_1,
@@ -99,6 +99,7 @@ import Testing
         #expect(HashKey.header("X-User").value(of: request) == "alice")
         #expect(HashKey.cookie("sid").value(of: request) == "s-42")
         #expect(HashKey.cookie("theme").value(of: request) == "dark")
+        #expect(HashKey.cookie("list").value(of: request) == "a,b", "a comma inside a cookie's value")
         #expect(HashKey.cookie("missing").value(of: request) == nil)
         #expect(HashKey.cookie("missing").hash(request) == StableHash.of("10.0.0.9"))
         #expect(HashKey.clientIP.hash(request) == StableHash.of("10.0.0.9"))
