@@ -569,12 +569,13 @@ final class ProxyStream<Client: ProxyClient>: UpstreamExchangeDelegate {
     }
 
     /// A backend answer the plan retries (``ForwardPlan/retryOnStatus``): when the request may be sent
-    /// again (idempotent, sent whole, its body kept, fewer than three attempts) and the router has
-    /// another target, the answer is dropped unread with its connection, and the request goes there.
-    /// Returns whether it did; if not, the answer goes to the client as it is.
+    /// again (the plan is retryable — an idempotent request —, the request sent whole, its body kept,
+    /// fewer than three attempts) and the router has another target, the answer is dropped unread with
+    /// its connection, and the request goes there. Returns whether it did; if not, the answer goes to
+    /// the client as it is.
     private func retryAfterStatus(_ exchange: Exchange, _ status: HTTPResponseStatus) -> Bool {
-        guard let plan = exchange.plan, plan.retryOnStatus.contains(Int(status.code)), exchange.request.isIdempotent,
-            exchange.requestEnded, exchange.replayBody != nil, exchange.attempts < 3, exchange.request.upgrade == nil,
+        guard let plan = exchange.plan, plan.retryable, plan.retryOnStatus.contains(Int(status.code)), exchange.requestEnded,
+            exchange.replayBody != nil, exchange.attempts < 3, exchange.request.upgrade == nil,
             let next = nextPlan(exchange, after: plan, failure: .retriedStatus)
         else { return false }
         exchange.responseDeadline = nil
